@@ -1,0 +1,44 @@
+"""omnivec: multimodal embeddings, reranking and search.
+
+Heavy dependencies (torch, transformers) load on first use of a public name, so that
+``import omnivec`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from omnivec._version import __version__
+
+if TYPE_CHECKING:
+    from omnivec.models.embedder import Embedder
+    from omnivec.modules import Dense, Normalize, Pooling, Transformer
+
+# Public name -> module that defines it, imported on first attribute access (PEP 562).
+_LAZY = {
+    "Embedder": "omnivec.models.embedder",
+    "SentenceTransformer": "omnivec.models.embedder",
+    "Transformer": "omnivec.modules.transformer",
+    "Pooling": "omnivec.modules.pooling",
+    "Dense": "omnivec.modules.dense",
+    "Normalize": "omnivec.modules.normalize",
+    "similarity": "omnivec.similarity",
+    "quantize_embeddings": "omnivec.runtime.precision",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'omnivec' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(_LAZY[name])
+    value = module if name == "similarity" else getattr(module, "Embedder" if name == "SentenceTransformer" else name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

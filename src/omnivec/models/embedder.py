@@ -1,0 +1,290 @@
+"""Embedder: inputs -> vectors. A drop-in for sentence-transformers' SentenceTransformer."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+
+from omnivec import similarity as sim
+from omnivec.inputs.text import check_texts
+from omnivec.models.hub import HubOptions
+from omnivec.models.pipeline import Pipeline, default_device
+from omnivec.modules.base import Module
+from omnivec.modules.pooling import Pooling
+from omnivec.modules.transformer import Transformer
+from omnivec.runtime.batching import plan_batches, progress, restore_order
+from omnivec.runtime.precision import PRECISIONS, Precision, quantize_embeddings
+
+logger = logging.getLogger(__name__)
+
+OutputValue = Literal["sentence_embedding", "token_embeddings"]
+
+
+class Embedder(Pipeline):
+    """Embeds inputs into vectors; loads and saves sentence-transformers model folders.
+
+    Args:
+        model_name_or_path: a local folder or Hub id (sentence-transformers layout, or a plain Hugging
+            Face checkpoint, which gets mean pooling, or last-token pooling for causal LMs).
+        modules: build a model from modules instead of loading one.
+        device: ``"cpu"``, ``"cuda"``, ... (default: the fastest available).
+        prompts / default_prompt_name: named prompts prepended to inputs; they override the saved ones.
+        similarity_fn_name: ``cosine`` (default), ``dot``, ``euclidean`` or ``manhattan``.
+        truncate_dim: keep only the first dimensions of each embedding (Matryoshka models).
+        dtype: ``float32``, ``float16``, ``bfloat16`` or ``auto`` (the checkpoint's own).
+        cache_folder / revision / token / local_files_only: Hub options (``HF_HUB_OFFLINE`` is honoured).
+        model_kwargs / processor_kwargs / config_kwargs: passed to transformers' ``from_pretrained``.
+    """
+
+    model_type = "SentenceTransformer"
+
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike | None = None,
+        modules: Sequence[Module] | None = None,
+        *,
+        device: str | torch.device | None = None,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
+        similarity_fn_name: str | None = None,
+        truncate_dim: int | None = None,
+        dtype: str | torch.dtype | None = None,
+        cache_folder: str | None = None,
+        revision: str | None = None,
+        token: bool | str | None = None,
+        local_files_only: bool = False,
+        trust_remote_code: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        model_config: dict[str, Any] = {}
+        if model_name_or_path is not None and modules is not None:
+            raise ValueError("Pass either model_name_or_path or modules, not both.")
+        if model_name_or_path is not None:
+            hub = HubOptions(revision=revision, token=token, cache_folder=cache_folder, local_files_only=local_files_only)
+            remote = {"trust_remote_code": True} if trust_remote_code else {}
+            options = {
+                "dtype": dtype,
+                "model_kwargs": {**remote, **(model_kwargs or {})},
+                "tokenizer_kwargs": {**remote, **(tokenizer_kwargs or {}), **(processor_kwargs or {})},
+                "config_kwargs": {**remote, **(config_kwargs or {})},
+            }
+            folder, loaded, model_config = self.read_folder(model_name_or_path, hub, options)
+            modules = loaded if loaded is not None else _default_modules(folder, options)
+        super().__init__(*(modules or []))
+
+        self.prompts: dict[str, str] = {**(model_config.get("prompts") or {}), **(prompts or {})}
+        self.default_prompt_name = default_prompt_name or model_config.get("default_prompt_name")
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise ValueError(f"default_prompt_name {self.default_prompt_name!r} is not among the prompts "
+                             f"{sorted(self.prompts)}.")
+        self.similarity_fn_name = similarity_fn_name or model_config.get("similarity_fn_name") or "cosine"
+        self.truncate_dim = truncate_dim if truncate_dim is not None else model_config.get("truncate_dim")
+        self.to(device or default_device())
+        self.eval()
+
+    # -- properties -------------------------------------------------------------------------------
+    @property
+    def similarity_fn_name(self) -> str:
+        return self._similarity_fn_name
+
+    @similarity_fn_name.setter
+    def similarity_fn_name(self, name: str) -> None:
+        sim.get(name)  # validates
+        self._similarity_fn_name = name
+
+    @property
+    def transformer(self) -> Transformer:
+        first = self[0] if len(self) else None
+        if not isinstance(first, Transformer):
+            raise TypeError("This model does not start with a Transformer module.")
+        return first
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.transformer.tokenizer
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.transformer.max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        self.transformer.max_seq_length = int(value)
+
+    @property
+    def modalities(self) -> list[str]:
+        return ["text"]
+
+    def supports(self, modality: str) -> bool:
+        return modality in self.modalities
+
+    def get_sentence_embedding_dimension(self) -> int | None:
+        """Length of the vectors ``encode`` returns (after ``truncate_dim``)."""
+        dim = None
+        for module in reversed(list(self)):
+            if hasattr(module, "get_embedding_dimension"):
+                dim = module.get_embedding_dimension()
+                break
+        if self.truncate_dim is not None:
+            return self.truncate_dim if dim is None else min(dim, self.truncate_dim)
+        return dim
+
+    get_embedding_dimension = get_sentence_embedding_dimension
+
+    # -- encoding ---------------------------------------------------------------------------------
+    def encode(
+        self,
+        inputs: str | Sequence[str],
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        output_value: OutputValue = "sentence_embedding",
+        precision: Precision = "float32",
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        normalize_embeddings: bool = False,
+        truncate_dim: int | None = None,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+        device: str | torch.device | None = None,
+        max_tokens_per_batch: int | None = None,
+    ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
+        """Embed one input or a list of inputs.
+
+        Returns an array of shape (n, dim) (a single vector for a single input), a tensor with
+        ``convert_to_tensor``, a list of tensors with neither, or for ``output_value="token_embeddings"``
+        a list of (tokens, hidden) tensors. ``max_tokens_per_batch`` also bounds each batch's padded size.
+        """
+        if output_value not in ("sentence_embedding", "token_embeddings"):
+            raise ValueError(f"output_value {output_value!r} must be 'sentence_embedding' or 'token_embeddings'.")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}.")
+        single = isinstance(inputs, str)
+        texts = check_texts([inputs] if single else inputs, self.modalities)
+        prompt = self._resolve_prompt(prompt, prompt_name)
+        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+        if device is not None:
+            self.to(device)
+        if not texts:
+            return self._empty(output_value, precision, convert_to_numpy, convert_to_tensor, truncate_dim)
+
+        rows = self._embed(texts, prompt, batch_size, max_tokens_per_batch, show_progress_bar, output_value)
+        if output_value == "token_embeddings":
+            return rows[0] if single else rows
+
+        embeddings = torch.stack(rows)
+        if truncate_dim is not None:
+            embeddings = embeddings[:, :truncate_dim]
+        if normalize_embeddings:
+            embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=1)
+        result: Any = embeddings
+        if precision != "float32":
+            result = torch.from_numpy(quantize_embeddings(_to_numpy(embeddings), precision))
+        if convert_to_tensor:
+            pass
+        elif convert_to_numpy:
+            result = _to_numpy(result)
+        else:
+            result = list(result)
+        return result[0] if single else result
+
+    def encode_query(self, inputs: str | Sequence[str], prompt_name: str | None = None, prompt: str | None = None,
+                     **encode_kwargs: Any) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
+        """``encode`` with the model's "query" prompt (when it has one and no other prompt is given)."""
+        if prompt is None and prompt_name is None and "query" in self.prompts:
+            prompt_name = "query"
+        return self.encode(inputs, prompt=prompt, prompt_name=prompt_name, **encode_kwargs)
+
+    def encode_document(self, inputs: str | Sequence[str], prompt_name: str | None = None, prompt: str | None = None,
+                        **encode_kwargs: Any) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
+        """``encode`` with the model's "document" prompt (also found as "passage" or "corpus")."""
+        if prompt is None and prompt_name is None:
+            prompt_name = next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
+        return self.encode(inputs, prompt=prompt, prompt_name=prompt_name, **encode_kwargs)
+
+    @torch.inference_mode()
+    def _embed(self, texts: list[str], prompt: str | None, batch_size: int, max_tokens: int | None,
+               show_progress_bar: bool | None, output_value: str) -> list[torch.Tensor]:
+        transformer = self.transformer
+        if prompt:
+            texts = [prompt + text for text in texts]
+        # Tokenize once up front: exact token lengths make tighter batches than character counts.
+        encoded = transformer.tokenize_unpadded(texts)
+        batches = plan_batches([len(ids) for ids in encoded["input_ids"]], batch_size, max_tokens)
+        device = self.device
+        results: list[torch.Tensor] = []
+        for indices in progress(batches, len(batches), show_progress_bar, "Encoding"):
+            features: dict[str, Any] = {k: v.to(device) for k, v in transformer.collate(encoded, indices).items()}
+            if prompt:
+                features["prompt_length"] = transformer.prompt_length(prompt)
+            features = self(features)
+            if output_value == "token_embeddings":
+                for row, mask in zip(features["token_embeddings"], features["attention_mask"]):
+                    results.append(row[mask.bool()].cpu())
+            else:
+                results.extend(features["sentence_embedding"].cpu())
+        return restore_order(batches, results)
+
+    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
+        if prompt is not None:
+            return prompt
+        name = prompt_name if prompt_name is not None else self.default_prompt_name
+        if name is None:
+            return None
+        if name not in self.prompts:
+            raise ValueError(f"prompt_name {name!r} is not among this model's prompts {sorted(self.prompts)}.")
+        return self.prompts[name]
+
+    def _empty(self, output_value: str, precision: str, to_numpy: bool, to_tensor: bool, truncate_dim: int | None):
+        if output_value == "token_embeddings":
+            return []
+        dim = self.get_sentence_embedding_dimension() or 0
+        if truncate_dim is not None:
+            dim = min(dim, truncate_dim)
+        dtype = {"float32": np.float32, "int8": np.int8, "uint8": np.uint8, "binary": np.int8, "ubinary": np.uint8}[precision]
+        width = (dim + 7) // 8 if precision.endswith("binary") else dim
+        empty = np.zeros((0, width), dtype=dtype)
+        if to_tensor:
+            return torch.from_numpy(empty)
+        return empty if to_numpy else []
+
+    # -- similarity -------------------------------------------------------------------------------
+    def similarity(self, a: Any, b: Any) -> torch.Tensor:
+        """Matrix of ``similarity_fn_name`` scores between every row of ``a`` and every row of ``b``."""
+        return sim.get(self.similarity_fn_name)(a, b)
+
+    def similarity_pairwise(self, a: Any, b: Any) -> torch.Tensor:
+        """Score of ``a[i]`` against ``b[i]`` for each i."""
+        return sim.get(self.similarity_fn_name, pairwise=True)(a, b)
+
+    # -- saving -----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Save in the sentence-transformers layout (loadable by sentence-transformers and omnivec)."""
+        config: dict[str, Any] = {"prompts": self.prompts, "default_prompt_name": self.default_prompt_name,
+                                  "similarity_fn_name": self.similarity_fn_name}
+        if self.truncate_dim is not None:
+            config["truncate_dim"] = self.truncate_dim
+        self.save_modules(path, config)
+
+    save_pretrained = save
+
+
+def _default_modules(folder: Any, options: dict[str, Any]) -> list[Module]:
+    """A plain Hugging Face checkpoint: Transformer + mean pooling (last-token pooling for causal LMs)."""
+    transformer = Transformer(folder, dtype=options["dtype"], model_kwargs=options["model_kwargs"],
+                              tokenizer_kwargs=options["tokenizer_kwargs"], config_kwargs=options["config_kwargs"])
+    architectures = getattr(transformer.config, "architectures", None) or []
+    causal = bool(architectures) and architectures[0].endswith("ForCausalLM") and getattr(transformer.config, "is_causal", True)
+    return [transformer, Pooling(transformer.get_embedding_dimension(), "lasttoken" if causal else "mean")]
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    return tensor.detach().cpu().numpy()

@@ -1,0 +1,110 @@
+"""Turn a local path or a Hugging Face Hub id into a local folder (cache, revision, token, offline)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from omnivec.errors import ModelNotFoundError
+
+# Files a sentence-transformers folder or a plain Hugging Face checkpoint is recognised by.
+MODEL_MARKER_FILES = ("modules.json", "config.json")
+
+# Other frameworks' weights and exports: never needed by the torch backend, often gigabytes.
+_IGNORE_PATTERNS = [
+    "*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot", "*.tflite",
+    "flax_model*", "tf_model*", "rust_model*", "coreml/*", "*.gguf",
+]
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    """Where and how to fetch a model that is not a local folder."""
+
+    revision: str | None = None
+    token: bool | str | None = None
+    cache_folder: str | None = None
+    local_files_only: bool = False
+
+
+def _looks_local(name: str) -> bool:
+    return os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name or name.count("/") > 1
+
+
+def resolve_model_dir(name_or_path: str | os.PathLike, options: HubOptions | None = None) -> Path:
+    """Return a local folder holding the model: the path itself, or a Hub snapshot in the cache.
+
+    ``HF_HUB_OFFLINE=1`` (read by huggingface_hub) and ``local_files_only`` restrict the lookup to the cache.
+    """
+    options = options or HubOptions()
+    name = os.fspath(name_or_path)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ModelNotFoundError(f"Model path {str(path)!r} is a file; expected a model folder containing one of "
+                                 f"{', '.join(MODEL_MARKER_FILES)}.")
+    if _looks_local(name):
+        raise ModelNotFoundError(
+            f"Model path {name!r} does not exist. Expected a folder with {' or '.join(MODEL_MARKER_FILES)} "
+            "(a sentence-transformers or Hugging Face model folder)."
+        )
+    return _download_snapshot(name, options)
+
+
+def _download_snapshot(repo_id: str, options: HubOptions) -> Path:
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    # The env var is read here too: huggingface_hub reads it only once, at import.
+    offline = options.local_files_only or constants.HF_HUB_OFFLINE or _env_flag("HF_HUB_OFFLINE")
+    try:
+        folder = snapshot_download(
+            repo_id,
+            revision=options.revision,
+            token=options.token,
+            cache_dir=options.cache_folder,
+            local_files_only=offline,
+            ignore_patterns=_IGNORE_PATTERNS,
+        )
+    except HFValidationError as exc:
+        raise ModelNotFoundError(
+            f"Model {repo_id!r} is neither an existing local folder nor a valid Hub id ({exc})."
+        ) from None
+    except LocalEntryNotFoundError:
+        where = options.cache_folder or constants.HF_HUB_CACHE
+        why = "offline mode (HF_HUB_OFFLINE or local_files_only)" if offline else "the Hub could not be reached"
+        raise ModelNotFoundError(
+            f"Model {repo_id!r} is not a local folder and is not in the Hugging Face cache at {where!r}, "
+            f"and {why}. Download it once while online, or pass a local folder path."
+        ) from None
+    except (RepositoryNotFoundError, GatedRepoError) as exc:
+        raise ModelNotFoundError(
+            f"Model {repo_id!r} is not a local folder and the Hub has no accessible repository of that name "
+            f"({type(exc).__name__}); check the id, or pass token= for a private or gated model."
+        ) from None
+    except RevisionNotFoundError:
+        raise ModelNotFoundError(f"Model {repo_id!r} has no revision {options.revision!r} on the Hub.") from None
+    except OSError as exc:  # network failures surface as requests/httpx OSErrors
+        raise ModelNotFoundError(f"Model {repo_id!r} could not be fetched from the Hub: {exc}") from None
+    return Path(folder)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def find_file(folder: Path, *names: str) -> Path | None:
+    """The first of ``names`` that exists in ``folder``."""
+    for name in names:
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    return None

@@ -1,0 +1,86 @@
+"""Dense: a linear layer plus activation on the sentence embedding (projection or score head)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from omnivec.errors import ModelLoadError
+from omnivec.modules.base import Module
+
+
+class Dense(Module):
+    """``activation(linear(x))`` applied to ``features[module_input_name]``.
+
+    Args:
+        in_features / out_features / bias: the linear layer's shape.
+        activation_function: a torch module (default ``Tanh``; ``None`` for identity).
+        module_input_name / module_output_name: feature keys read and written.
+    """
+
+    config_keys = ("in_features", "out_features", "bias", "activation_function", "module_input_name", "module_output_name")
+    st_type = "sentence_transformers.models.Dense"
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        activation_function: torch.nn.Module | None = torch.nn.Tanh(),
+        module_input_name: str = "sentence_embedding",
+        module_output_name: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_features, self.out_features, self.bias = in_features, out_features, bias
+        self.activation_function = activation_function if activation_function is not None else torch.nn.Identity()
+        self.linear = torch.nn.Linear(in_features, out_features, bias=bias)
+        self.module_input_name = module_input_name
+        self.module_output_name = module_output_name or module_input_name
+
+    def forward(self, features: dict[str, Any]) -> dict[str, Any]:
+        features[self.module_output_name] = self.activation_function(self.linear(features[self.module_input_name]))
+        return features
+
+    def get_embedding_dimension(self) -> int:
+        return self.out_features
+
+    def get_config_dict(self) -> dict[str, Any]:
+        config = super().get_config_dict()
+        activation = type(self.activation_function)
+        config["activation_function"] = f"{activation.__module__}.{activation.__qualname__}"
+        return config
+
+    def save(self, folder: Path) -> None:
+        self.save_config(folder)
+        self.save_weights(folder)
+
+    @classmethod
+    def load(cls, folder: Path, **options: Any) -> Dense:
+        config = cls.split_config(cls.read_config(folder), folder)
+        if "activation_function" in config:
+            config["activation_function"] = _activation(config["activation_function"], folder)
+        module = cls(**config)
+        module.load_weights(folder)  # keys as sentence-transformers writes them: linear.*, activation_function.*
+        return module
+
+
+def _activation(path: str | None, folder: Path) -> torch.nn.Module:
+    """Instantiate a ``torch.*`` activation class named in a config; nothing else is imported."""
+    if path is None:
+        return torch.nn.Identity()
+    if not path.startswith("torch."):
+        raise ModelLoadError(
+            f"Dense config in {str(folder)!r} names activation {path!r}; only torch.* activation modules "
+            "are loaded (a config file never runs custom code)."
+        )
+    module_path, _, name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_path), name)
+    except (ImportError, AttributeError):
+        raise ModelLoadError(f"Dense config in {str(folder)!r} names unknown activation {path!r}.") from None
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise ModelLoadError(f"Dense activation {path!r} in {str(folder)!r} is not a torch.nn.Module class.")
+    return cls()

@@ -1,0 +1,247 @@
+"""Transformer: a Hugging Face backbone plus its tokenizer, producing token embeddings or logits."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from omnivec.errors import ModelLoadError
+from omnivec.models.hub import HubOptions, resolve_model_dir
+from omnivec.modules.base import Module
+
+logger = logging.getLogger(__name__)
+
+# transformer_task -> (transformers Auto class name, model output field, feature key written)
+TASKS: dict[str, tuple[str, str, str]] = {
+    "feature-extraction": ("AutoModel", "last_hidden_state", "token_embeddings"),
+    "sequence-classification": ("AutoModelForSequenceClassification", "logits", "scores"),
+    "text-generation": ("AutoModelForCausalLM", "logits", "causal_logits"),
+}
+
+# Keys sentence-transformers may write that only steer its own machinery (unpadding, ColBERT expansion).
+_ST_ONLY_KEYS = frozenset({"unpad_inputs", "query_length", "document_length", "query_expansion", "backend"})
+# Old and new names of the kwargs dicts a saved config may carry.
+_KWARG_KEYS = {
+    "model_args": "model_kwargs", "model_kwargs": "model_kwargs",
+    "tokenizer_args": "tokenizer_kwargs", "processor_kwargs": "tokenizer_kwargs",
+    "config_args": "config_kwargs", "config_kwargs": "config_kwargs",
+}
+
+
+class Transformer(Module):
+    """A Hugging Face model and tokenizer loaded from a folder or Hub id.
+
+    Args:
+        model_name_or_path: local folder or Hub id.
+        max_seq_length: longer inputs are truncated; default: the tokenizer's limit, capped at the
+            model's position embeddings.
+        do_lower_case: lowercase inputs in the tokenizer's normalizer.
+        transformer_task: ``feature-extraction`` (token embeddings), ``sequence-classification``
+            (scores) or ``text-generation`` (causal LM logits).
+        model_kwargs / tokenizer_kwargs / config_kwargs: passed to the matching ``from_pretrained``.
+        dtype: weights dtype (``"float32"``, ``"float16"``, ``"bfloat16"``, a ``torch.dtype`` or ``"auto"``).
+        hub: revision, token, cache folder and offline switch for Hub ids.
+    """
+
+    config_file_name = "sentence_bert_config.json"
+    config_keys = ("max_seq_length", "do_lower_case", "transformer_task", "modality_config", "module_output_name")
+    ignored_config_keys = _ST_ONLY_KEYS | frozenset(_KWARG_KEYS) | {"processing_kwargs"}
+    save_in_root = True
+    st_type = "sentence_transformers.models.Transformer"
+
+    def __init__(
+        self,
+        model_name_or_path: str | Path,
+        *,
+        max_seq_length: int | None = None,
+        do_lower_case: bool = False,
+        transformer_task: str = "feature-extraction",
+        modality_config: dict[str, Any] | None = None,
+        module_output_name: str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        dtype: str | torch.dtype | None = None,
+        hub: HubOptions | None = None,
+    ) -> None:
+        super().__init__()
+        if transformer_task not in TASKS:
+            raise ValueError(f"transformer_task {transformer_task!r} is not supported; choose one of {list(TASKS)}.")
+        self.transformer_task = transformer_task
+        auto_class, self._output_field, default_output = TASKS[transformer_task]
+        self.module_output_name = module_output_name or default_output
+        self.modality_config = modality_config or {"text": {"method": "forward", "method_output_name": self._output_field}}
+        self.do_lower_case = do_lower_case
+
+        folder = resolve_model_dir(model_name_or_path, hub)
+        self.config = _load_hf_config(folder, config_kwargs or {})
+        if hasattr(self.config, "use_cache"):
+            self.config.use_cache = False  # no KV cache is needed to embed or score
+        self.model = _load_hf_model(folder, auto_class, self.config, dtype, model_kwargs or {})
+        self.tokenizer = _load_tokenizer(folder, tokenizer_kwargs or {})
+        if do_lower_case:
+            _add_lowercase(self.tokenizer)
+        if max_seq_length is None:
+            max_seq_length = self.tokenizer.model_max_length
+            max_positions = getattr(self.config, "max_position_embeddings", None)
+            if max_positions is not None and max_positions > 0:
+                max_seq_length = min(max_seq_length, max_positions)
+        self.max_seq_length = int(max_seq_length)
+        self._forward_params = set(inspect.signature(self.model.forward).parameters)
+        self._prompt_lengths: dict[str, int] = {}
+
+    # -- tokenization ---------------------------------------------------------------------------
+    def tokenize_unpadded(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, list[list[int]]]:
+        """Token ids (and masks, type ids) for each text or text pair, truncated, not yet padded."""
+        if texts and isinstance(texts[0], tuple):
+            firsts, seconds = [t[0] for t in texts], [t[1] for t in texts]
+            enc = self.tokenizer(firsts, seconds, padding=False, truncation="longest_first", max_length=self.max_seq_length)
+        else:
+            enc = self.tokenizer(list(texts), padding=False, truncation="longest_first", max_length=self.max_seq_length)
+        return dict(enc)
+
+    def collate(self, encoded: dict[str, list[list[int]]], indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Pad the selected rows of ``encoded`` to their longest, on the tokenizer's padding side."""
+        rows = [encoded["input_ids"][i] for i in indices]
+        # Width >= 1: a batch of only empty inputs (no special tokens) still needs a tensor to run.
+        width = max(max((len(r) for r in rows), default=0), 1)
+        left = self.tokenizer.padding_side == "left"
+        pad_values = {"input_ids": self.tokenizer.pad_token_id or 0, "attention_mask": 0,
+                      "token_type_ids": getattr(self.tokenizer, "pad_token_type_id", 0)}
+        out: dict[str, torch.Tensor] = {}
+        for key, pad in pad_values.items():
+            if key not in encoded:
+                continue
+            tensor = torch.full((len(rows), width), pad, dtype=torch.long)
+            for row, i in enumerate(indices):
+                values = encoded[key][i]
+                if values:
+                    target = tensor[row, width - len(values):] if left else tensor[row, : len(values)]
+                    target.copy_(torch.as_tensor(values, dtype=torch.long))
+            out[key] = tensor
+        return out
+
+    def tokenize(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, torch.Tensor]:
+        """Tokenize and pad a batch in one step."""
+        encoded = self.tokenize_unpadded(texts)
+        return self.collate(encoded, range(len(texts)))
+
+    def prompt_length(self, prompt: str) -> int:
+        """Tokens the prompt occupies at the start of an input (a trailing special token excluded)."""
+        if prompt not in self._prompt_lengths:
+            ids = self.tokenize_unpadded([prompt])["input_ids"][0]
+            length = len(ids)
+            if ids and ids[-1] in set(self.tokenizer.all_special_ids):
+                length -= 1
+            self._prompt_lengths[prompt] = length
+        return self._prompt_lengths[prompt]
+
+    # -- compute --------------------------------------------------------------------------------
+    def forward(self, features: dict[str, Any]) -> dict[str, Any]:
+        inputs = {k: v for k, v in features.items() if k in self._forward_params and isinstance(v, torch.Tensor)}
+        if self.transformer_task == "text-generation" and "logits_to_keep" in self._forward_params:
+            inputs["logits_to_keep"] = features.get("logits_to_keep", 1)
+        output = self.model(**inputs, return_dict=True)
+        features[self.module_output_name] = output[self._output_field]
+        return features
+
+    def get_embedding_dimension(self) -> int:
+        config = self.config
+        for candidate in (config, getattr(config, "text_config", None)):
+            if candidate is not None and getattr(candidate, "hidden_size", None):
+                return int(candidate.hidden_size)
+        raise ModelLoadError(f"Cannot tell the hidden size of a {type(config).__name__}.")
+
+    # -- save / load ----------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        self.model.save_pretrained(str(folder))
+        self.tokenizer.save_pretrained(str(folder))
+        self.save_config(folder)
+
+    @classmethod
+    def load(cls, folder: Path, **options: Any) -> Transformer:
+        raw = cls.read_config(folder)
+        init = cls.split_config(raw, folder)
+        kwargs: dict[str, dict[str, Any]] = {"model_kwargs": {}, "tokenizer_kwargs": {}, "config_kwargs": {}}
+        for key, target in _KWARG_KEYS.items():
+            saved = dict(raw.get(key) or {})
+            saved.pop("trust_remote_code", None)  # a config file never grants code execution
+            kwargs[target].update(saved)
+        for target in kwargs:
+            kwargs[target].update(options.get(target) or {})
+        if options.get("max_seq_length") is not None:
+            init["max_seq_length"] = options["max_seq_length"]
+        return cls(folder, **init, **kwargs, dtype=options.get("dtype"))
+
+    def __repr__(self) -> str:
+        return (f"Transformer({type(self.model).__name__}, task={self.transformer_task}, "
+                f"max_seq_length={self.max_seq_length}, do_lower_case={self.do_lower_case})")
+
+
+def _load_hf_config(folder: Path, config_kwargs: dict[str, Any]) -> Any:
+    from transformers import AutoConfig
+
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"Model folder {str(folder)!r} has no config.json (a Hugging Face model config).")
+    try:
+        return AutoConfig.from_pretrained(str(folder), **config_kwargs)
+    except (ValueError, OSError, KeyError) as exc:
+        raise ModelLoadError(f"config.json in {str(folder)!r} could not be read: {exc}") from None
+
+
+def _load_hf_model(folder: Path, auto_class: str, config: Any, dtype: Any, model_kwargs: dict[str, Any]) -> Any:
+    import transformers
+
+    weights = [p.name for p in folder.glob("*.safetensors")] + [p.name for p in folder.glob("pytorch_model*.bin")]
+    if not weights:
+        raise ModelLoadError(
+            f"Model folder {str(folder)!r} has no weights: looked for model.safetensors, "
+            "model-*-of-*.safetensors and pytorch_model.bin."
+        )
+    kwargs = dict(model_kwargs)
+    if dtype is not None:
+        kwargs["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
+    from transformers.utils import logging as hf_logging
+
+    # transformers draws a per-tensor "Loading weights" bar; a model load is not long work worth a bar.
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return getattr(transformers, auto_class).from_pretrained(str(folder), config=config, **kwargs)
+    except Exception as exc:  # safetensors/pickle/transformers raise many types for a damaged file
+        raise ModelLoadError(
+            f"Could not load the weights in {str(folder)!r} ({', '.join(sorted(weights))}) as {auto_class}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
+
+
+def _load_tokenizer(folder: Path, tokenizer_kwargs: dict[str, Any]) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), **tokenizer_kwargs)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"Could not load a tokenizer from {str(folder)!r} (looked for tokenizer.json, tokenizer_config.json, "
+            f"vocab files): {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _add_lowercase(tokenizer: Any) -> None:
+    from tokenizers import normalizers
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ModelLoadError("do_lower_case=True needs a fast (tokenizers-backed) tokenizer.")
+    current = backend.normalizer
+    if "Lowercase" in repr(current) or "lowercase=True" in repr(current):
+        return
+    parts = [normalizers.Lowercase()] + ([current] if current is not None else [])
+    backend.normalizer = normalizers.Sequence(parts)

@@ -1,0 +1,51 @@
+"""Embedding precision: Matryoshka truncation and int8/uint8/binary quantization."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
+PRECISIONS: tuple[str, ...] = ("float32", "int8", "uint8", "binary", "ubinary")
+
+
+def quantize_embeddings(
+    embeddings: np.ndarray,
+    precision: Precision,
+    ranges: np.ndarray | None = None,
+    calibration_embeddings: np.ndarray | None = None,
+) -> np.ndarray:
+    """Quantize float embeddings.
+
+    int8/uint8 map each dimension's [min, max] (from ``ranges``, ``calibration_embeddings`` or the
+    embeddings themselves) onto 256 buckets; binary/ubinary pack the sign bits, 8 dimensions a byte.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}.")
+    embeddings = np.asarray(embeddings)
+    if embeddings.dtype in (np.int8, np.uint8):
+        raise ValueError("Embeddings to quantize must be floats, not already int8/uint8.")
+    if precision == "float32":
+        return embeddings.astype(np.float32)
+    if precision in ("binary", "ubinary"):
+        packed = np.packbits(embeddings > 0, axis=-1)
+        return packed if precision == "ubinary" else (packed - 128).astype(np.int8)
+    if ranges is None:
+        calibration = embeddings if calibration_embeddings is None else np.asarray(calibration_embeddings)
+        if calibration.ndim == 1 or calibration.shape[0] < 2:
+            raise ValueError(f"{precision} quantization needs ranges from at least 2 embeddings; "
+                             "pass ranges= or calibration_embeddings=.")
+        if calibration_embeddings is None and calibration.shape[0] < 100:
+            logger.warning("%s quantization ranges computed from only %d embeddings; pass calibration_embeddings "
+                           "for stable buckets.", precision, calibration.shape[0])
+        ranges = np.vstack((calibration.min(axis=0), calibration.max(axis=0)))
+    ranges = np.asarray(ranges, dtype=np.float32)
+    starts = ranges[0]
+    steps = (ranges[1] - starts) / 255
+    steps = np.where(steps == 0, 1, steps)
+    buckets = np.clip(np.floor((embeddings - starts) / steps), 0, 255)
+    return buckets.astype(np.uint8) if precision == "uint8" else (buckets - 128).astype(np.int8)
