@@ -41,3 +41,13 @@ def test_restore_order_inverts_the_plan():
 def test_invalid_bounds(bad):
     with pytest.raises(ValueError):
         plan_batches([1, 2, 3], **bad)
+
+
+def test_progress_bar_on_request(minilm_dir, capsys):
+    import omnivec
+
+    model = omnivec.Embedder(minilm_dir, device="cpu")
+    model.encode(["a", "b", "c"], batch_size=1, show_progress_bar=True)
+    assert "Encoding" in capsys.readouterr().err
+    model.encode(["a", "b", "c"], batch_size=1, show_progress_bar=False)
+    assert capsys.readouterr().err == ""
