@@ -10,14 +10,17 @@ import numpy as np
 import torch
 
 from omnivec import similarity as sim
-from omnivec.inputs.text import check_texts
+from omnivec.inputs.modality import tag_inputs
+from omnivec.inputs.video import VideoSampling
 from omnivec.models.hub import HubOptions
 from omnivec.models.pipeline import Pipeline, default_device
 from omnivec.modules.base import Module
 from omnivec.modules.pooling import Pooling
+from omnivec.modules.router import Router
 from omnivec.modules.transformer import Transformer
-from omnivec.runtime.batching import plan_batches, progress, restore_order
+from omnivec.runtime.execute import RunOptions, embed_units
 from omnivec.runtime.precision import PRECISIONS, Precision, quantize_embeddings
+from omnivec.runtime.units import DecodeOptions, combine_vectors, expand, supported_modalities
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +89,7 @@ class Embedder(Pipeline):
                              f"{sorted(self.prompts)}.")
         self.similarity_fn_name = similarity_fn_name or model_config.get("similarity_fn_name") or "cosine"
         self.truncate_dim = truncate_dim if truncate_dim is not None else model_config.get("truncate_dim")
+        self.video_sampling = VideoSampling()
         self.to(device or default_device())
         self.eval()
 
@@ -101,10 +105,18 @@ class Embedder(Pipeline):
 
     @property
     def transformer(self) -> Transformer:
+        """The input Transformer (for a Router: the default route's)."""
         first = self[0] if len(self) else None
+        if isinstance(first, Router):
+            first = first.route(None, None)[0]
         if not isinstance(first, Transformer):
             raise TypeError("This model does not start with a Transformer module.")
         return first
+
+    def _input_modules(self) -> list[Transformer]:
+        first = self[0]
+        chains = list(first.sub_modules.values()) if isinstance(first, Router) else [[first]]
+        return [chain[0] for chain in chains if isinstance(chain[0], Transformer)]
 
     @property
     def tokenizer(self) -> Any:
@@ -120,7 +132,28 @@ class Embedder(Pipeline):
 
     @property
     def modalities(self) -> list[str]:
-        return ["text"]
+        """Input modalities ``encode`` accepts: text, image, audio, video, multimodal (dicts)."""
+        return supported_modalities(self._model_modalities())
+
+    def _model_modalities(self) -> list[str]:
+        found: list[str] = []
+        for module in self._input_modules():
+            found.extend(m for m in module.modalities if m not in found)
+        return found
+
+    def _stages(self, modality: str, task: str | None) -> tuple[Transformer, list[Module]]:
+        """The module that prepares ``modality`` and the modules its features then run through."""
+        first, rest = self[0], list(self)[1:]
+        if isinstance(first, Router):
+            chain = first.route(task, modality)
+            return chain[0], chain + rest
+        return first, [first, *rest]
+
+    def _decode_options(self) -> DecodeOptions:
+        processors = [m.processor for m in self._input_modules()]
+        side = next((s for s in map(_image_side, processors) if s), None)
+        rate = next((r for r in map(_sampling_rate, processors) if r), None)
+        return DecodeOptions(image_side=side, sampling_rate=rate, video=self.video_sampling)
 
     def supports(self, modality: str) -> bool:
         return modality in self.modalities
@@ -141,7 +174,7 @@ class Embedder(Pipeline):
     # -- encoding ---------------------------------------------------------------------------------
     def encode(
         self,
-        inputs: str | Sequence[str],
+        inputs: Any,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
         output_value: OutputValue = "sentence_embedding",
@@ -153,32 +186,51 @@ class Embedder(Pipeline):
         prompt: str | None = None,
         prompt_name: str | None = None,
         device: str | torch.device | None = None,
+        modality: str | None = None,
+        task: str | None = None,
         max_tokens_per_batch: int | None = None,
     ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
-        """Embed one input or a list of inputs.
+        """Embed one input or a list of inputs of any modalities the model accepts, in any order.
+
+        Inputs: ``str`` text; images (PIL, path, URL, ``data:`` URI, bytes, HxWxC uint8 array); audio
+        (path, bytes, ``{"array", "sampling_rate"}``); video (path, bytes, ``{"frames", "fps"}``); or a dict
+        with ``text``/``image``/``audio``/``video`` keys for one multimodal input. ``modality=`` forces how
+        every input is read; ``task`` ("query" / "document") picks a Router's route. Mixed lists are grouped by modality, batched, and returned in input order.
 
         Returns an array of shape (n, dim) (a single vector for a single input), a tensor with
         ``convert_to_tensor``, a list of tensors with neither, or for ``output_value="token_embeddings"``
-        a list of (tokens, hidden) tensors. ``max_tokens_per_batch`` also bounds each batch's padded size.
+        a list of (tokens, hidden) tensors. ``max_tokens_per_batch`` also bounds each text batch's padded size.
         """
         if output_value not in ("sentence_embedding", "token_embeddings"):
             raise ValueError(f"output_value {output_value!r} must be 'sentence_embedding' or 'token_embeddings'.")
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}.")
-        single = isinstance(inputs, str)
-        texts = check_texts([inputs] if single else inputs, self.modalities)
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        single = not isinstance(inputs, (list, tuple))
+        items = tag_inputs([inputs] if single else inputs, modality)
         prompt = self._resolve_prompt(prompt, prompt_name)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         if device is not None:
             self.to(device)
-        if not texts:
+        if not items:
             return self._empty(output_value, precision, convert_to_numpy, convert_to_tensor, truncate_dim)
 
-        rows = self._embed(texts, prompt, batch_size, max_tokens_per_batch, show_progress_bar, output_value)
+        decode_options = self._decode_options()
+        units, rules = expand(items, self._model_modalities(), decode_options)
+        options = RunOptions(prompt=prompt, batch_size=batch_size, max_tokens=max_tokens_per_batch,
+                             show_progress_bar=show_progress_bar, output_value=output_value, device=self.device,
+                             decode=decode_options)
+        with torch.inference_mode():
+            vectors = embed_units(units, items, lambda modality_: self._stages(modality_, task), options)
+        per_item: list[list[torch.Tensor]] = [[] for _ in items]
+        for unit, vector in zip(units, vectors):
+            per_item[unit.item].append(vector)
         if output_value == "token_embeddings":
+            rows = [parts[0] for parts in per_item]
             return rows[0] if single else rows
 
-        embeddings = torch.stack(rows)
+        embeddings = torch.stack([combine_vectors(parts, rule) for parts, rule in zip(per_item, rules)])
         if truncate_dim is not None:
             embeddings = embeddings[:, :truncate_dim]
         if normalize_embeddings:
@@ -199,37 +251,14 @@ class Embedder(Pipeline):
         """``encode`` with the model's "query" prompt (when it has one and no other prompt is given)."""
         if prompt is None and prompt_name is None and "query" in self.prompts:
             prompt_name = "query"
-        return self.encode(inputs, prompt=prompt, prompt_name=prompt_name, **encode_kwargs)
+        return self.encode(inputs, prompt=prompt, prompt_name=prompt_name, task="query", **encode_kwargs)
 
     def encode_document(self, inputs: str | Sequence[str], prompt_name: str | None = None, prompt: str | None = None,
                         **encode_kwargs: Any) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
         """``encode`` with the model's "document" prompt (also found as "passage" or "corpus")."""
         if prompt is None and prompt_name is None:
             prompt_name = next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
-        return self.encode(inputs, prompt=prompt, prompt_name=prompt_name, **encode_kwargs)
-
-    @torch.inference_mode()
-    def _embed(self, texts: list[str], prompt: str | None, batch_size: int, max_tokens: int | None,
-               show_progress_bar: bool | None, output_value: str) -> list[torch.Tensor]:
-        transformer = self.transformer
-        if prompt:
-            texts = [prompt + text for text in texts]
-        # Tokenize once up front: exact token lengths make tighter batches than character counts.
-        encoded = transformer.tokenize_unpadded(texts)
-        batches = plan_batches([len(ids) for ids in encoded["input_ids"]], batch_size, max_tokens)
-        device = self.device
-        results: list[torch.Tensor] = []
-        for indices in progress(batches, len(batches), show_progress_bar, "Encoding"):
-            features: dict[str, Any] = {k: v.to(device) for k, v in transformer.collate(encoded, indices).items()}
-            if prompt:
-                features["prompt_length"] = transformer.prompt_length(prompt)
-            features = self(features)
-            if output_value == "token_embeddings":
-                for row, mask in zip(features["token_embeddings"], features["attention_mask"]):
-                    results.append(row[mask.bool()].cpu())
-            else:
-                results.extend(features["sentence_embedding"].cpu())
-        return restore_order(batches, results)
+        return self.encode(inputs, prompt=prompt, prompt_name=prompt_name, task="document", **encode_kwargs)
 
     def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
         if prompt is not None:
@@ -282,6 +311,28 @@ def _default_modules(folder: Any, options: dict[str, Any]) -> list[Module]:
     architectures = getattr(transformer.config, "architectures", None) or []
     causal = bool(architectures) and architectures[0].endswith("ForCausalLM") and getattr(transformer.config, "is_causal", True)
     return [transformer, Pooling(transformer.get_embedding_dimension(), "lasttoken" if causal else "mean")]
+
+
+def _image_side(processor: Any) -> int | None:
+    """The side length a model's image processor resizes to (for reduced-scale JPEG decoding)."""
+    image_processor = getattr(processor, "image_processor", None)
+    if image_processor is None:
+        return None
+    for attribute in ("crop_size", "size"):
+        size = getattr(image_processor, attribute, None)
+        if isinstance(size, dict):
+            side = size.get("shortest_edge") or size.get("height")
+            if side:
+                return int(side)
+        elif isinstance(size, int):
+            return size
+    return None
+
+
+def _sampling_rate(processor: Any) -> int | None:
+    extractor = getattr(processor, "feature_extractor", processor)
+    rate = getattr(extractor, "sampling_rate", None)
+    return int(rate) if rate else None
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -1,9 +1,11 @@
 """Building blocks: each owns its JSON config and its save/load (sentence-transformers layout)."""
 
 from omnivec.modules.base import Module, module_class_for, register_module
+from omnivec.modules.clip_model import CLIPModel
 from omnivec.modules.dense import Dense
 from omnivec.modules.normalize import Normalize
 from omnivec.modules.pooling import Pooling
+from omnivec.modules.router import Router
 from omnivec.modules.transformer import Transformer
 
-__all__ = ["Module", "Transformer", "Pooling", "Dense", "Normalize", "module_class_for", "register_module"]
+__all__ = ["Module", "Transformer", "CLIPModel", "Pooling", "Dense", "Normalize", "Router", "module_class_for", "register_module"]

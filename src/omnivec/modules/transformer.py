@@ -12,6 +12,7 @@ import torch
 from omnivec.errors import ModelLoadError
 from omnivec.models.hub import HubOptions, resolve_model_dir
 from omnivec.modules.base import Module
+from omnivec.modules.processing import call_processor, chat_features, infer_modality_config
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +74,6 @@ class Transformer(Module):
             raise ValueError(f"transformer_task {transformer_task!r} is not supported; choose one of {list(TASKS)}.")
         self.transformer_task = transformer_task
         auto_class, self._output_field, default_output = TASKS[transformer_task]
-        self.module_output_name = module_output_name or default_output
-        self.modality_config = modality_config or {"text": {"method": "forward", "method_output_name": self._output_field}}
         self.do_lower_case = do_lower_case
 
         folder = resolve_model_dir(model_name_or_path, hub)
@@ -82,17 +81,34 @@ class Transformer(Module):
         if hasattr(self.config, "use_cache"):
             self.config.use_cache = False  # no KV cache is needed to embed or score
         self.model = _load_hf_model(folder, auto_class, self.config, dtype, model_kwargs or {})
-        self.tokenizer = _load_tokenizer(folder, tokenizer_kwargs or {})
+        self.processor = _load_processor(folder, tokenizer_kwargs or {})
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        if modality_config is None:
+            modality_config, inferred_output = self.default_modality_config()
+            module_output_name = module_output_name or inferred_output
+        self.modality_config = modality_config
+        self.module_output_name = module_output_name or default_output
         if do_lower_case:
             _add_lowercase(self.tokenizer)
         if max_seq_length is None:
             max_seq_length = self.tokenizer.model_max_length
-            max_positions = getattr(self.config, "max_position_embeddings", None)
+            text_config = getattr(self.config, "text_config", None)
+            max_positions = getattr(self.config, "max_position_embeddings", getattr(text_config, "max_position_embeddings", None))
             if max_positions is not None and max_positions > 0:
                 max_seq_length = min(max_seq_length, max_positions)
         self.max_seq_length = int(max_seq_length)
-        self._forward_params = set(inspect.signature(self.model.forward).parameters)
         self._prompt_lengths: dict[str, int] = {}
+        self._params_cache: dict[str, set[str]] = {}
+
+    def default_modality_config(self) -> tuple[dict[str, dict[str, Any]], str | None]:
+        """The modality config used when the saved config has none (inferred from model and processor)."""
+        if self.transformer_task != "feature-extraction":
+            return {"text": {"method": "forward", "method_output_name": self._output_field}}, None
+        return infer_modality_config(self.model, self.processor, self._output_field)
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.modality_config)
 
     # -- tokenization ---------------------------------------------------------------------------
     def tokenize_unpadded(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, list[list[int]]]:
@@ -141,16 +157,38 @@ class Transformer(Module):
         return self._prompt_lengths[prompt]
 
     # -- compute --------------------------------------------------------------------------------
+    def preprocess(self, modality: str, values: Sequence[Any]) -> dict[str, Any]:
+        """Features for decoded images / audio (float32 at the processor's rate) / chat conversations."""
+        if modality == "message":
+            return chat_features(self.processor, values, self.max_seq_length)
+        return call_processor(self.processor, modality, values)
+
     def forward(self, features: dict[str, Any]) -> dict[str, Any]:
-        inputs = {k: v for k, v in features.items() if k in self._forward_params and isinstance(v, torch.Tensor)}
-        if self.transformer_task == "text-generation" and "logits_to_keep" in self._forward_params:
+        modality = features.get("modality", "text")
+        spec = self.modality_config[modality]
+        method = getattr(self.model, spec["method"])
+        accepted = self._accepted_params(spec["method"], method)
+        inputs = {k: v for k, v in features.items() if k in accepted and isinstance(v, torch.Tensor)}
+        if self.transformer_task == "text-generation" and "logits_to_keep" in accepted:
             inputs["logits_to_keep"] = features.get("logits_to_keep", 1)
-        output = self.model(**inputs, return_dict=True)
-        features[self.module_output_name] = output[self._output_field]
+        output = method(**inputs, return_dict=True)
+        name = spec.get("method_output_name")
+        for key in ([name] if isinstance(name, str) else (name or [])):
+            output = output[key]
+        if isinstance(output, torch.Tensor) and output.dim() == 4:  # (B, C, H, W) feature maps -> tokens
+            output = output.flatten(2).transpose(1, 2)
+        features[self.module_output_name] = output
         return features
+
+    def _accepted_params(self, name: str, method: Any) -> set[str]:
+        if name not in self._params_cache:
+            self._params_cache[name] = set(inspect.signature(method).parameters)
+        return self._params_cache[name]
 
     def get_embedding_dimension(self) -> int:
         config = self.config
+        if self.module_output_name == "sentence_embedding" and getattr(config, "projection_dim", None):
+            return int(config.projection_dim)  # dual encoders emit projected vectors
         for candidate in (config, getattr(config, "text_config", None)):
             if candidate is not None and getattr(candidate, "hidden_size", None):
                 return int(candidate.hidden_size)
@@ -159,7 +197,7 @@ class Transformer(Module):
     # -- save / load ----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         self.model.save_pretrained(str(folder))
-        self.tokenizer.save_pretrained(str(folder))
+        self.processor.save_pretrained(str(folder))
         self.save_config(folder)
 
     @classmethod
@@ -222,15 +260,16 @@ def _load_hf_model(folder: Path, auto_class: str, config: Any, dtype: Any, model
             hf_logging.enable_progress_bar()
 
 
-def _load_tokenizer(folder: Path, tokenizer_kwargs: dict[str, Any]) -> Any:
-    from transformers import AutoTokenizer
+def _load_processor(folder: Path, tokenizer_kwargs: dict[str, Any]) -> Any:
+    """AutoProcessor: a tokenizer for text models, a multimodal processor for CLIP, CLAP, VLMs..."""
+    from transformers import AutoProcessor
 
     try:
-        return AutoTokenizer.from_pretrained(str(folder), **tokenizer_kwargs)
+        return AutoProcessor.from_pretrained(str(folder), **tokenizer_kwargs)
     except Exception as exc:
         raise ModelLoadError(
-            f"Could not load a tokenizer from {str(folder)!r} (looked for tokenizer.json, tokenizer_config.json, "
-            f"vocab files): {type(exc).__name__}: {exc}"
+            f"Could not load a tokenizer/processor from {str(folder)!r} (looked for tokenizer.json, "
+            f"tokenizer_config.json, preprocessor_config.json, vocab files): {type(exc).__name__}: {exc}"
         ) from None
 
 

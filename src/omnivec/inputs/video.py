@@ -1,0 +1,134 @@
+"""Decode video with PyAV: uniform frame sampling (a frame count or a rate) streamed, never the whole file
+in memory; the audio track is there for audio models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from omnivec.errors import InputError
+from omnivec.inputs.audio import _require_av, decode_audio_track
+from omnivec.inputs.image import load_image
+from omnivec.inputs.sources import DEFAULT_POLICY, FetchPolicy, SourceError, open_source
+
+
+@dataclass(frozen=True)
+class VideoSampling:
+    """Which frames of a video are embedded: ``num_frames`` spread evenly, or one every ``1/fps`` seconds
+    (capped at ``max_frames``)."""
+
+    num_frames: int = 8
+    fps: float | None = None
+    max_frames: int = 64
+
+    def timestamps(self, duration: float) -> list[float]:
+        if self.fps:
+            count = max(1, min(self.max_frames, int(duration * self.fps)))
+            return [(i + 0.5) / self.fps for i in range(count)]
+        count = max(1, self.num_frames)
+        return [duration * (i + 0.5) / count for i in range(count)]
+
+
+@dataclass
+class Video:
+    """Sampled frames (PIL RGB) with their times in seconds."""
+
+    frames: list[Any]
+    times: list[float]
+    duration: float
+    source: Any = field(default=None, repr=False)  # kept to read the audio track on demand
+
+
+def load_video(value: Any, *, index: int, sampling: VideoSampling, policy: FetchPolicy = DEFAULT_POLICY) -> Video:
+    """Sample frames from a path/URL/bytes, or from ``{"frames": [...], "fps": f}`` already in memory."""
+    if isinstance(value, dict):
+        return _from_frames(value, index, sampling)
+    if isinstance(value, (list, tuple)):
+        return _from_frames({"frames": value}, index, sampling)
+    try:
+        source, described = open_source(value, policy)
+    except SourceError as exc:
+        raise InputError(f"Input at index {index}: {exc}") from None
+    av = _require_av()
+    try:
+        with av.open(source) as container:
+            if not container.streams.video:
+                raise InputError(f"Input at index {index} ({described}): the file has no video stream.")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            duration = _duration(container, stream)
+            targets = sampling.timestamps(duration)
+            frames, times = _pick_frames(container, stream, targets)
+    except InputError:
+        raise
+    except Exception as exc:  # av.error.* for damaged containers and streams
+        raise InputError(f"Input at index {index} ({described}): cannot decode as video: {exc}") from None
+    if not frames:
+        raise InputError(f"Input at index {index} ({described}): the video stream holds no decodable frame.")
+    if hasattr(source, "seek"):
+        source.seek(0)
+    return Video(frames, times, duration, source=source)
+
+
+def video_audio(video_value: Any, *, index: int, policy: FetchPolicy = DEFAULT_POLICY) -> tuple[np.ndarray, int]:
+    """The audio track of a video file, mono, with its rate."""
+    try:
+        source, described = open_source(video_value, policy)
+        return decode_audio_track(source)
+    except SourceError as exc:
+        raise InputError(f"Input at index {index}: {exc}") from None
+    except Exception as exc:
+        raise InputError(f"Input at index {index}: cannot read the video's audio track: {exc}") from None
+
+
+def _duration(container: Any, stream: Any) -> float:
+    """The video stream's own duration (the container's may include a longer audio track)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    tag = (stream.metadata or {}).get("DURATION")  # Matroska/WebM keep it as a per-track tag
+    try:
+        hours, minutes, seconds = tag.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except (AttributeError, ValueError):
+        pass
+    if container.duration is not None:
+        return container.duration / 1_000_000
+    if stream.frames and stream.average_rate:
+        return float(stream.frames / stream.average_rate)
+    return 0.0
+
+
+def _pick_frames(container: Any, stream: Any, targets: list[float]) -> tuple[list[Any], list[float]]:
+    """For each target time, the frame on screen then (the last one starting at or before it). Frames are
+    decoded in order and only the picked ones are kept in memory."""
+    frames, times = [], []
+    pending = list(targets)
+    previous = None
+    for frame in container.decode(stream):
+        if frame.time is None:
+            continue
+        while pending and frame.time > pending[0] + 1e-6:
+            shown = previous if previous is not None else frame
+            frames.append(shown.to_image())
+            times.append(float(shown.time))
+            pending.pop(0)
+        if not pending:
+            break
+        previous = frame
+    if pending and previous is not None:  # targets past the last frame's start: the last frame is on screen
+        image = previous.to_image()
+        frames.extend(image for _ in pending)
+        times.extend(float(previous.time) for _ in pending)
+    return frames, times
+
+
+def _from_frames(value: dict, index: int, sampling: VideoSampling) -> Video:
+    raw = list(value["frames"])
+    fps = float(value.get("fps") or 1.0)
+    duration = len(raw) / fps
+    targets = sampling.timestamps(duration)
+    picks = [min(len(raw) - 1, int(t * fps)) for t in targets]
+    frames = [load_image(raw[i], index=index) for i in picks]
+    return Video(frames, [i / fps for i in picks], duration)

@@ -1,0 +1,98 @@
+"""Run units through a model: grouped by modality, batched, media decoded ahead of compute, order restored."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from omnivec.inputs.modality import Item
+from omnivec.runtime.batching import plan_batches, progress, restore_order
+from omnivec.runtime.prefetch import prefetched
+from omnivec.runtime.units import DecodeOptions, Unit, decode
+
+# (modality) -> (input module that prepares features, modules to run in order)
+Stages = Callable[[str], tuple[Any, Sequence[torch.nn.Module]]]
+
+
+@dataclass
+class RunOptions:
+    prompt: str | None
+    batch_size: int
+    max_tokens: int | None
+    show_progress_bar: bool | None
+    output_value: str
+    device: torch.device
+    decode: DecodeOptions
+
+
+def embed_units(units: Sequence[Unit], items: Sequence[Item], stages: Stages, opts: RunOptions) -> list[torch.Tensor]:
+    """One output tensor per unit, in the units' order."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for position, unit in enumerate(units):
+        groups[unit.modality].append(position)
+    out: list[torch.Tensor | None] = [None] * len(units)
+    for modality, positions in groups.items():
+        subset = [units[p] for p in positions]
+        if modality == "text":
+            vectors = _embed_texts([u.value for u in subset], stages, opts)
+        else:
+            vectors = _embed_media(modality, subset, items, stages, opts)
+        for position, vector in zip(positions, vectors):
+            out[position] = vector
+    return out  # type: ignore[return-value]
+
+
+def _embed_texts(texts: list[str], stages: Stages, opts: RunOptions) -> list[torch.Tensor]:
+    transformer, modules = stages("text")
+    if opts.prompt:
+        texts = [opts.prompt + text for text in texts]
+    # Tokenize once up front: exact token lengths make tighter batches than character counts.
+    encoded = transformer.tokenize_unpadded(texts)
+    batches = plan_batches([len(ids) for ids in encoded["input_ids"]], opts.batch_size, opts.max_tokens)
+    results: list[torch.Tensor] = []
+    for indices in progress(batches, len(batches), opts.show_progress_bar, "Encoding"):
+        features: dict[str, Any] = {k: v.to(opts.device) for k, v in transformer.collate(encoded, indices).items()}
+        features["modality"] = "text"
+        if opts.prompt:
+            features["prompt_length"] = transformer.prompt_length(opts.prompt)
+        results.extend(_outputs(_run(modules, features), opts.output_value))
+    return restore_order(batches, results)
+
+
+def _embed_media(modality: str, units: list[Unit], items: Sequence[Item], stages: Stages,
+                 opts: RunOptions) -> list[torch.Tensor]:
+    transformer, modules = stages(modality)
+    batches = [np.arange(start, min(start + opts.batch_size, len(units))) for start in range(0, len(units), opts.batch_size)]
+
+    def prepare(indices: np.ndarray) -> dict[str, Any]:
+        values = [decode(units[i], items[units[i].item].index, opts.decode) for i in indices]
+        if modality == "message" and opts.prompt:
+            values = [[{"role": "system", "content": [{"type": "text", "text": opts.prompt}]}, *v] for v in values]
+        return transformer.preprocess(modality, values)
+
+    results: list[torch.Tensor] = []
+    jobs = (lambda indices=indices: prepare(indices) for indices in batches)
+    for features in progress(prefetched(jobs), len(batches), opts.show_progress_bar, f"Encoding {modality}"):
+        features = {k: v.to(opts.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+        features["modality"] = modality
+        results.extend(_outputs(_run(modules, features), opts.output_value))
+    return results
+
+
+def _run(modules: Sequence[torch.nn.Module], features: dict[str, Any]) -> dict[str, Any]:
+    for module in modules:
+        features = module(features)
+    return features
+
+
+def _outputs(features: dict[str, Any], output_value: str) -> list[torch.Tensor]:
+    if output_value == "token_embeddings":
+        if "token_embeddings" not in features or "attention_mask" not in features:
+            raise ValueError("output_value='token_embeddings' needs a model that produces token embeddings; "
+                             "this one outputs pooled vectors directly.")
+        return [row[mask.bool()].cpu() for row, mask in zip(features["token_embeddings"], features["attention_mask"])]
+    return list(features["sentence_embedding"].cpu())
