@@ -65,3 +65,38 @@ def qwen3_st_dir(tmp_path_factory, qwen3_dir, st) -> str:
     out = tmp_path_factory.mktemp("qwen3-st")
     model.save(str(out))
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory) -> str:
+    from tests.fixtures.multimodal_checkpoints import build_clip
+
+    return str(build_clip(tmp_path_factory.mktemp("clip")))
+
+
+@pytest.fixture(scope="session")
+def siglip_dir(tmp_path_factory) -> str:
+    from tests.fixtures.multimodal_checkpoints import build_siglip
+
+    return str(build_siglip(tmp_path_factory.mktemp("siglip")))
+
+
+@pytest.fixture(scope="session")
+def clap_dir(tmp_path_factory) -> str:
+    from tests.fixtures.multimodal_checkpoints import build_clap
+
+    return str(build_clap(tmp_path_factory.mktemp("clap")))
+
+
+@pytest.fixture(scope="session")
+def qwen2_vl_dir(tmp_path_factory) -> str:
+    from tests.fixtures.multimodal_checkpoints import build_qwen2_vl
+
+    return str(build_qwen2_vl(tmp_path_factory.mktemp("qwen2vl")))
+
+
+@pytest.fixture(scope="session")
+def coco_photos(shared_data) -> list[Path]:
+    photos = sorted((shared_data / "coco-mini" / "val2017").glob("*.jpg"))
+    assert len(photos) >= 20
+    return photos

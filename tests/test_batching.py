@@ -51,3 +51,17 @@ def test_progress_bar_on_request(minilm_dir, capsys):
     assert "Encoding" in capsys.readouterr().err
     model.encode(["a", "b", "c"], batch_size=1, show_progress_bar=False)
     assert capsys.readouterr().err == ""
+
+
+def test_prefetch_keeps_order_and_surfaces_errors_in_place():
+    from omnivec.runtime.prefetch import prefetched
+
+    assert list(prefetched((lambda i=i: i * i) for i in range(7))) == [0, 1, 4, 9, 16, 25, 36]
+
+    def boom():
+        raise RuntimeError("bad batch")
+
+    results = prefetched([lambda: 1, boom, lambda: 3])
+    assert next(results) == 1
+    with pytest.raises(RuntimeError, match="bad batch"):
+        next(results)

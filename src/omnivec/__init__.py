@@ -12,7 +12,8 @@ from omnivec._version import __version__
 
 if TYPE_CHECKING:
     from omnivec.models.embedder import Embedder
-    from omnivec.modules import Dense, Normalize, Pooling, Transformer
+    from omnivec.inputs.video import VideoSampling
+    from omnivec.modules import CLIPModel, Dense, Normalize, Pooling, Router, Transformer
 
 # Public name -> module that defines it, imported on first attribute access (PEP 562).
 _LAZY = {
@@ -22,6 +23,9 @@ _LAZY = {
     "Pooling": "omnivec.modules.pooling",
     "Dense": "omnivec.modules.dense",
     "Normalize": "omnivec.modules.normalize",
+    "Router": "omnivec.modules.router",
+    "CLIPModel": "omnivec.modules.clip_model",
+    "VideoSampling": "omnivec.inputs.video",
     "similarity": "omnivec.similarity",
     "quantize_embeddings": "omnivec.runtime.precision",
 }

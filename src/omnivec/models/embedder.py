@@ -90,6 +90,9 @@ class Embedder(Pipeline):
         self.similarity_fn_name = similarity_fn_name or model_config.get("similarity_fn_name") or "cosine"
         self.truncate_dim = truncate_dim if truncate_dim is not None else model_config.get("truncate_dim")
         self.video_sampling = VideoSampling()
+        # Decode big JPEG files at reduced scale (>= 2x the model's input side). Off: full decode, the
+        # numbers sentence-transformers gets from the same file paths.
+        self.fast_image_decode = True
         self.to(device or default_device())
         self.eval()
 
@@ -153,7 +156,8 @@ class Embedder(Pipeline):
         processors = [m.processor for m in self._input_modules()]
         side = next((s for s in map(_image_side, processors) if s), None)
         rate = next((r for r in map(_sampling_rate, processors) if r), None)
-        return DecodeOptions(image_side=side, sampling_rate=rate, video=self.video_sampling)
+        return DecodeOptions(image_side=side if self.fast_image_decode else None, sampling_rate=rate,
+                             video=self.video_sampling)
 
     def supports(self, modality: str) -> bool:
         return modality in self.modalities
@@ -308,6 +312,8 @@ def _default_modules(folder: Any, options: dict[str, Any]) -> list[Module]:
     """A plain Hugging Face checkpoint: Transformer + mean pooling (last-token pooling for causal LMs)."""
     transformer = Transformer(folder, dtype=options["dtype"], model_kwargs=options["model_kwargs"],
                               tokenizer_kwargs=options["tokenizer_kwargs"], config_kwargs=options["config_kwargs"])
+    if transformer.module_output_name != "token_embeddings":  # dual encoders emit pooled vectors themselves
+        return [transformer]
     architectures = getattr(transformer.config, "architectures", None) or []
     causal = bool(architectures) and architectures[0].endswith("ForCausalLM") and getattr(transformer.config, "is_causal", True)
     return [transformer, Pooling(transformer.get_embedding_dimension(), "lasttoken" if causal else "mean")]

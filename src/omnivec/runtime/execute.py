@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -63,20 +65,31 @@ def _embed_texts(texts: list[str], stages: Stages, opts: RunOptions) -> list[tor
     return restore_order(batches, results)
 
 
+def decode_workers() -> int:
+    """Threads that decode media: the cores torch's own threads leave free (at least one)."""
+    return max(1, min(8, (os.cpu_count() or 1) - torch.get_num_threads()))
+
+
 def _embed_media(modality: str, units: list[Unit], items: Sequence[Item], stages: Stages,
                  opts: RunOptions) -> list[torch.Tensor]:
     transformer, modules = stages(modality)
     batches = [np.arange(start, min(start + opts.batch_size, len(units))) for start in range(0, len(units), opts.batch_size)]
+    with ThreadPoolExecutor(max_workers=decode_workers(), thread_name_prefix="omnivec-decode") as pool:
+        return _run_media_batches(modality, units, items, transformer, modules, batches, pool, opts)
 
+
+def _run_media_batches(modality: str, units: list[Unit], items: Sequence[Item], transformer: Any,
+                       modules: Sequence[torch.nn.Module], batches: list[np.ndarray], pool: ThreadPoolExecutor,
+                       opts: RunOptions) -> list[torch.Tensor]:
     def prepare(indices: np.ndarray) -> dict[str, Any]:
-        values = [decode(units[i], items[units[i].item].index, opts.decode) for i in indices]
+        values = list(pool.map(lambda i: decode(units[i], items[units[i].item].index, opts.decode), indices))
         if modality == "message" and opts.prompt:
             values = [[{"role": "system", "content": [{"type": "text", "text": opts.prompt}]}, *v] for v in values]
         return transformer.preprocess(modality, values)
 
     results: list[torch.Tensor] = []
     jobs = (lambda indices=indices: prepare(indices) for indices in batches)
-    for features in progress(prefetched(jobs), len(batches), opts.show_progress_bar, f"Encoding {modality}"):
+    for features in progress(prefetched(jobs, depth=1), len(batches), opts.show_progress_bar, f"Encoding {modality}"):
         features = {k: v.to(opts.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
         features["modality"] = modality
         results.extend(_outputs(_run(modules, features), opts.output_value))
