@@ -13,7 +13,7 @@ from omnivec import similarity as sim
 from omnivec.inputs.modality import tag_inputs
 from omnivec.inputs.video import VideoSampling
 from omnivec.models.hub import HubOptions
-from omnivec.models.pipeline import Pipeline, default_device
+from omnivec.models.pipeline import Pipeline, default_device, load_options
 from omnivec.modules.base import Module
 from omnivec.modules.pooling import Pooling
 from omnivec.modules.router import Router
@@ -71,22 +71,13 @@ class Embedder(Pipeline):
             raise ValueError("Pass either model_name_or_path or modules, not both.")
         if model_name_or_path is not None:
             hub = HubOptions(revision=revision, token=token, cache_folder=cache_folder, local_files_only=local_files_only)
-            remote = {"trust_remote_code": True} if trust_remote_code else {}
-            options = {
-                "dtype": dtype,
-                "model_kwargs": {**remote, **(model_kwargs or {})},
-                "tokenizer_kwargs": {**remote, **(tokenizer_kwargs or {}), **(processor_kwargs or {})},
-                "config_kwargs": {**remote, **(config_kwargs or {})},
-            }
+            options = load_options(dtype=dtype, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs,
+                                   tokenizer_kwargs={**(tokenizer_kwargs or {}), **(processor_kwargs or {})},
+                                   config_kwargs=config_kwargs)
             folder, loaded, model_config = self.read_folder(model_name_or_path, hub, options)
             modules = loaded if loaded is not None else _default_modules(folder, options)
         super().__init__(*(modules or []))
-
-        self.prompts: dict[str, str] = {**(model_config.get("prompts") or {}), **(prompts or {})}
-        self.default_prompt_name = default_prompt_name or model_config.get("default_prompt_name")
-        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
-            raise ValueError(f"default_prompt_name {self.default_prompt_name!r} is not among the prompts "
-                             f"{sorted(self.prompts)}.")
+        self._set_prompts(model_config, prompts, default_prompt_name)
         self.similarity_fn_name = similarity_fn_name or model_config.get("similarity_fn_name") or "cosine"
         self.truncate_dim = truncate_dim if truncate_dim is not None else model_config.get("truncate_dim")
         self.video_sampling = VideoSampling()
@@ -263,16 +254,6 @@ class Embedder(Pipeline):
         if prompt is None and prompt_name is None:
             prompt_name = next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
         return self.encode(inputs, prompt=prompt, prompt_name=prompt_name, task="document", **encode_kwargs)
-
-    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
-        if prompt is not None:
-            return prompt
-        name = prompt_name if prompt_name is not None else self.default_prompt_name
-        if name is None:
-            return None
-        if name not in self.prompts:
-            raise ValueError(f"prompt_name {name!r} is not among this model's prompts {sorted(self.prompts)}.")
-        return self.prompts[name]
 
     def _empty(self, output_value: str, precision: str, to_numpy: bool, to_tensor: bool, truncate_dim: int | None):
         if output_value == "token_embeddings":

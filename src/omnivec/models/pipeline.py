@@ -20,10 +20,43 @@ logger = logging.getLogger(__name__)
 MODEL_CONFIG_FILE = "config_sentence_transformers.json"
 
 
+def load_options(
+    *, dtype: Any, trust_remote_code: bool, model_kwargs: dict[str, Any] | None,
+    tokenizer_kwargs: dict[str, Any] | None, config_kwargs: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The model-wide options every module's ``load`` receives."""
+    remote = {"trust_remote_code": True} if trust_remote_code else {}
+    return {
+        "dtype": dtype,
+        "model_kwargs": {**remote, **(model_kwargs or {})},
+        "tokenizer_kwargs": {**remote, **(tokenizer_kwargs or {})},
+        "config_kwargs": {**remote, **(config_kwargs or {})},
+    }
+
+
 class Pipeline(torch.nn.Sequential):
     """Modules applied in order to a features dict; base of Embedder and CrossEncoder."""
 
     model_type = "SentenceTransformer"
+
+    def _set_prompts(self, model_config: dict[str, Any], prompts: dict[str, str] | None,
+                     default_prompt_name: str | None) -> None:
+        """Saved prompts, overridden by the caller's."""
+        self.prompts: dict[str, str] = {**(model_config.get("prompts") or {}), **(prompts or {})}
+        self.default_prompt_name = default_prompt_name or model_config.get("default_prompt_name")
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise ValueError(f"default_prompt_name {self.default_prompt_name!r} is not among the prompts "
+                             f"{sorted(self.prompts)}.")
+
+    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
+        if prompt is not None:
+            return prompt
+        name = prompt_name if prompt_name is not None else self.default_prompt_name
+        if name is None:
+            return None
+        if name not in self.prompts:
+            raise ValueError(f"prompt_name {name!r} is not among this model's prompts {sorted(self.prompts)}.")
+        return self.prompts[name]
 
     def forward(self, features: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]
         for module in self:
