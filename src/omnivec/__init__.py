@@ -11,14 +11,19 @@ from typing import TYPE_CHECKING, Any
 from omnivec._version import __version__
 
 if TYPE_CHECKING:
+    from omnivec.models.cross_encoder import CrossEncoder
     from omnivec.models.embedder import Embedder
+    from omnivec.models.templates import RerankTemplate
     from omnivec.inputs.video import VideoSampling
-    from omnivec.modules import CLIPModel, Dense, Normalize, Pooling, Router, Transformer
+    from omnivec.modules import CLIPModel, Dense, LogitScore, Normalize, Pooling, Router, Transformer
 
 # Public name -> module that defines it, imported on first attribute access (PEP 562).
 _LAZY = {
     "Embedder": "omnivec.models.embedder",
     "SentenceTransformer": "omnivec.models.embedder",
+    "CrossEncoder": "omnivec.models.cross_encoder",
+    "RerankTemplate": "omnivec.models.templates",
+    "LogitScore": "omnivec.modules.logit_score",
     "Transformer": "omnivec.modules.transformer",
     "Pooling": "omnivec.modules.pooling",
     "Dense": "omnivec.modules.dense",

@@ -88,6 +88,8 @@ class Transformer(Module):
             module_output_name = module_output_name or inferred_output
         self.modality_config = modality_config
         self.module_output_name = module_output_name or default_output
+        if transformer_task == "text-generation":
+            self.tokenizer.padding_side = "left"  # the last position is then every row's last real token
         if do_lower_case:
             _add_lowercase(self.tokenizer)
         if max_seq_length is None:

@@ -1,0 +1,317 @@
+"""CrossEncoder: scores (query, document) pairs. A drop-in for sentence-transformers' CrossEncoder that also
+runs generative (LLM yes/no-logit) rerankers, with the query prefix computed once per ``rank`` call."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from omnivec.errors import InputError, ModelLoadError
+from omnivec.models.hub import HubOptions
+from omnivec.models.pipeline import Pipeline, default_device, load_options
+from omnivec.models.templates import RerankTemplate, resolve_template
+from omnivec.modules.base import Module
+from omnivec.modules.logit_score import LogitScore, token_id
+from omnivec.modules.transformer import Transformer
+from omnivec.runtime.batching import plan_batches, progress, restore_order
+from omnivec.runtime.prefix_cache import common_prefix_length, last_token_logits_with_prefix
+
+Pair = Sequence[str]
+
+
+class CrossEncoder(Pipeline):
+    """Scores pairs with a ``*ForSequenceClassification`` model, or a causal LM through a ``LogitScore`` head.
+
+    Args:
+        model_name_or_path: folder or Hub id: a sentence-transformers CrossEncoder (either layout), a plain
+            sequence-classification checkpoint, or a causal LM (loaded as a yes/no LogitScore reranker).
+        modules: build from modules instead (e.g. ``[Transformer(..., transformer_task="text-generation"),
+            LogitScore(...)]``).
+        template: for causal LMs: a preset name (``qwen3-reranker``, ``bge-reranker-v2-gemma``,
+            ``mxbai-rerank-v2``), a ``RerankTemplate`` or a string with ``{query}`` and ``{document}``;
+            without one, the tokenizer's chat template gets ``query``/``document`` messages.
+        num_labels / max_length / activation_fn: as in sentence-transformers (activation default: Sigmoid for
+            one label, Identity otherwise; a template's own activation for generative rerankers).
+        prompts / default_prompt_name: for generative rerankers the prompt fills ``{instruction}``.
+    """
+
+    model_type = "CrossEncoder"
+
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike | None = None,
+        *,
+        modules: Sequence[Module] | None = None,
+        template: RerankTemplate | str | None = None,
+        device: str | torch.device | None = None,
+        num_labels: int | None = None,
+        max_length: int | None = None,
+        activation_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
+        dtype: str | torch.dtype | None = None,
+        cache_folder: str | None = None,
+        revision: str | None = None,
+        token: bool | str | None = None,
+        local_files_only: bool = False,
+        trust_remote_code: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if (model_name_or_path is None) == (modules is None):
+            raise ValueError("Pass exactly one of model_name_or_path or modules.")
+        model_config: dict[str, Any] = {}
+        if model_name_or_path is not None:
+            hub = HubOptions(revision=revision, token=token, cache_folder=cache_folder, local_files_only=local_files_only)
+            config_kwargs = {**(config_kwargs or {}), **({"num_labels": num_labels} if num_labels else {})}
+            options = load_options(dtype=dtype, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs,
+                                   tokenizer_kwargs=processor_kwargs, config_kwargs=config_kwargs)
+            options["max_seq_length"] = max_length
+            folder, loaded, model_config = self.read_folder(model_name_or_path, hub, options)
+            template = resolve_template(template if template is not None else model_config.get("rerank_template"))
+            if loaded is None:
+                loaded, model_config = _default_modules(folder, options, max_length, template)
+            modules = loaded
+        super().__init__(*modules)
+        if max_length is not None:
+            self.transformer.max_seq_length = max_length
+        self._set_prompts(model_config, prompts, default_prompt_name)
+        self.template = resolve_template(template)
+        self._chat_templates: dict[str | None, RerankTemplate] = {}
+        if self.template is not None:
+            self._check_template_tokens(self.template)
+        self.activation_fn = activation_fn or self._default_activation(model_config.get("activation_fn"))
+        self.to(device or default_device())
+        self.eval()
+
+    # -- properties -------------------------------------------------------------------------------
+    @property
+    def transformer(self) -> Transformer:
+        first = self[0]
+        if not isinstance(first, Transformer):
+            raise TypeError("This CrossEncoder does not start with a Transformer module.")
+        return first
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.transformer.tokenizer
+
+    @property
+    def max_length(self) -> int:
+        return self.transformer.max_seq_length
+
+    @max_length.setter
+    def max_length(self, value: int) -> None:
+        self.transformer.max_seq_length = int(value)
+
+    @property
+    def num_labels(self) -> int:
+        for module in reversed(list(self)):
+            if isinstance(module, LogitScore):
+                return 1
+            if isinstance(module, Transformer):
+                return int(module.config.num_labels)
+            if getattr(module, "module_output_name", None) == "scores":
+                return int(module.get_embedding_dimension())
+        return 1
+
+    @property
+    def activation_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        return self._activation_fn
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "activation_fn":  # a torch module, but no pipeline step: keep it out of the Sequential
+            object.__setattr__(self, "_activation_fn", value)
+        else:
+            super().__setattr__(name, value)
+
+    @property
+    def logit_score(self) -> LogitScore | None:
+        return next(self.modules_of(LogitScore), None)  # type: ignore[arg-type]
+
+    def _default_activation(self, saved: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
+        if saved is not None:
+            return _activation_from_path(saved)
+        if self.template is not None and self.template.activation == "identity":
+            return torch.nn.Identity()
+        return torch.nn.Sigmoid() if self.num_labels == 1 else torch.nn.Identity()
+
+    def _check_template_tokens(self, template: RerankTemplate) -> None:
+        head = self.logit_score
+        if head is None:
+            raise ModelLoadError(f"Template {template.name!r} needs a LogitScore head (a causal LM reranker).")
+        head.true_token_id = token_id(self.tokenizer, template.true_token)
+        head.false_token_id = None if template.false_token is None else token_id(self.tokenizer, template.false_token)
+
+    # -- scoring ----------------------------------------------------------------------------------
+    def predict(
+        self,
+        pairs: Pair | Sequence[Pair],
+        batch_size: int = 32,
+        activation_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        apply_softmax: bool = False,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        show_progress_bar: bool | None = None,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+    ) -> np.ndarray | torch.Tensor | list[torch.Tensor] | float:
+        """Scores of (query, document) pairs: one per pair (or ``num_labels`` per pair), in input order."""
+        single = len(pairs) == 2 and all(isinstance(p, str) for p in pairs)
+        checked = _check_pairs([pairs] if single else pairs)
+        prompt = self._resolve_prompt(prompt, prompt_name)
+        scores = self._score(checked, batch_size, prompt, show_progress_bar, share_prefix=False)
+        scores = self._finish(scores, activation_fn, apply_softmax)
+        if convert_to_tensor:
+            result: Any = scores
+        elif convert_to_numpy:
+            result = scores.numpy()
+        else:
+            result = list(scores)
+        return result[0] if single else result
+
+    def rank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_k: int | None = None,
+        return_documents: bool = False,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        activation_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """``[{"corpus_id", "score", "text"?}]`` sorted by score, best first (a generative reranker computes
+        the shared instruction + query prefix once)."""
+        if self.num_labels != 1:
+            raise ValueError("rank() needs a model with one label; use predict() for multi-label models.")
+        pairs = _check_pairs([(query, d) for d in documents]) if documents else []
+        prompt = self._resolve_prompt(prompt, prompt_name)
+        scores = self._finish(self._score(pairs, batch_size, prompt, show_progress_bar, share_prefix=True), activation_fn, False)
+        results = [{"corpus_id": i, "score": float(s)} for i, s in enumerate(scores.tolist())]
+        if return_documents:
+            for result in results:
+                result["text"] = documents[result["corpus_id"]]
+        results.sort(key=lambda r: r["score"], reverse=True)
+        return results[:top_k] if top_k is not None else results
+
+    def _finish(self, scores: torch.Tensor, activation_fn: Any, apply_softmax: bool) -> torch.Tensor:
+        scores = (activation_fn or self.activation_fn)(scores.float())
+        if scores.ndim > 1 and scores.shape[1] == 1:
+            scores = scores.squeeze(1)
+        if apply_softmax and scores.ndim > 1:
+            scores = torch.nn.functional.softmax(scores, dim=1)
+        return scores
+
+    @torch.inference_mode()
+    def _score(self, pairs: list[tuple[str, str]], batch_size: int, prompt: str | None,
+               show_progress_bar: bool | None, share_prefix: bool) -> torch.Tensor:
+        if not pairs:
+            return torch.zeros((0, self.num_labels))
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        encoded = self._encode_pairs(pairs, prompt)
+        head = self.logit_score
+        if share_prefix and head is not None and len(pairs) > 1:
+            prefix = common_prefix_length(encoded["input_ids"])
+            if prefix > 0:
+                ids = [head.true_token_id] + ([head.false_token_id] if head.false_token_id is not None else [])
+                logits = last_token_logits_with_prefix(self.transformer.model, encoded["input_ids"], prefix, batch_size,
+                                                       ids, self.tokenizer.pad_token_id or 0)
+                return (logits[:, :1] - logits[:, 1:2]) if len(ids) == 2 else logits[:, :1]
+        batches = plan_batches([len(r) for r in encoded["input_ids"]], batch_size)
+        out: list[torch.Tensor] = []
+        for indices in progress(batches, len(batches), show_progress_bar, "Scoring"):
+            features = {k: v.to(self.device) for k, v in self.transformer.collate(encoded, indices).items()}
+            out.extend(self(features)["scores"].float().cpu())
+        return torch.stack(restore_order(batches, out))
+
+    def _encode_pairs(self, pairs: list[tuple[str, str]], prompt: str | None) -> dict[str, list[list[int]]]:
+        transformer = self.transformer
+        if self.template is not None:
+            rows = [self.template.encode(self.tokenizer, q, d, prompt, transformer.max_seq_length, i)
+                    for i, (q, d) in enumerate(pairs)]
+            return {"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]}
+        if self.logit_score is not None and getattr(self.tokenizer, "chat_template", None):
+            template = self._chat_as_template(prompt)
+            rows = [template.encode(self.tokenizer, q, d, None, transformer.max_seq_length, i)
+                    for i, (q, d) in enumerate(pairs)]
+            return {"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]}
+        if prompt:
+            pairs = [(prompt + q, d) for q, d in pairs]
+        return transformer.tokenize_unpadded(pairs)
+
+    def _chat_as_template(self, prompt: str | None) -> RerankTemplate:
+        """The tokenizer's chat template, rendered once with query/document messages (and the prompt as a system
+        message), as a one-segment template: truncation can then spare its fixed parts."""
+        if prompt not in self._chat_templates:
+            marks = {"query": "\x00OMNIVEC_QUERY\x00", "document": "\x00OMNIVEC_DOCUMENT\x00"}
+            messages = ([{"role": "system", "content": prompt}] if prompt else []) + [
+                {"role": "query", "content": marks["query"]}, {"role": "document", "content": marks["document"]}]
+            rendered = self.tokenizer.apply_chat_template(messages, tokenize=False)
+            for slot, mark in marks.items():
+                if rendered.count(mark) != 1:
+                    raise ModelLoadError(f"The tokenizer's chat template does not place the {slot} message exactly once; "
+                                         "pass template= to describe the reranker's prompt.")
+                rendered = rendered.replace(mark, "{" + slot + "}")
+            self._chat_templates[prompt] = RerankTemplate.from_string(rendered, name="chat template")
+        return self._chat_templates[prompt]
+
+    # -- saving -----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Save in the sentence-transformers layout (plus the reranker template, which it ignores)."""
+        activation = type(self.activation_fn)
+        config: dict[str, Any] = {"prompts": self.prompts, "default_prompt_name": self.default_prompt_name,
+                                  "activation_fn": f"{activation.__module__}.{activation.__qualname__}"}
+        if self.template is not None:
+            config["rerank_template"] = self.template.to_config()
+        self.save_modules(path, config)
+
+    save_pretrained = save
+
+
+def _check_pairs(pairs: Sequence[Any]) -> list[tuple[str, str]]:
+    checked = []
+    for index, pair in enumerate(pairs):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            size = len(pair) if isinstance(pair, (list, tuple)) else type(pair).__name__
+            raise InputError(f"Pair at index {index} must be a (query, document) pair of 2 texts, got {size!r}.")
+        if not all(isinstance(x, str) for x in pair):
+            raise InputError(f"Pair at index {index} must hold two str, got ({type(pair[0]).__name__}, "
+                             f"{type(pair[1]).__name__}).")
+        checked.append((pair[0], pair[1]))
+    return checked
+
+
+def _activation_from_path(path: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    if not path.startswith("torch."):
+        raise ModelLoadError(f"activation_fn {path!r} is not a torch.* activation; only those load from a config.")
+    module_path, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module_path), name)()
+
+
+def _default_modules(folder: Path, options: dict[str, Any], max_length: int | None,
+                     template: RerankTemplate | None) -> tuple[list[Module], dict[str, Any]]:
+    """A plain checkpoint: sequence classification, or a causal LM as a yes/no LogitScore reranker. An old
+    sentence-transformers CrossEncoder keeps its activation under config.json's "sentence_transformers" key."""
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    architectures = config.get("architectures") or []
+    kwargs = dict(dtype=options["dtype"], model_kwargs=options["model_kwargs"], tokenizer_kwargs=options["tokenizer_kwargs"],
+                  config_kwargs=options["config_kwargs"], max_seq_length=max_length)
+    if architectures and architectures[0].endswith("ForCausalLM"):
+        transformer = Transformer(folder, transformer_task="text-generation", **kwargs)
+        tokens = (template.true_token, template.false_token) if template is not None else ("yes", "no")
+        return [transformer, LogitScore.from_tokens(transformer.tokenizer, *tokens)], {}
+    kwargs["config_kwargs"] = {"num_labels": 1, **kwargs["config_kwargs"]} if not any(
+        a.endswith("ForSequenceClassification") for a in architectures) else kwargs["config_kwargs"]
+    transformer = Transformer(folder, transformer_task="sequence-classification", **kwargs)
+    saved = config.get("sentence_transformers", {}).get("activation_fn") or config.get("sbert_ce_default_activation_function")
+    return [transformer], ({"activation_fn": saved} if saved else {})
