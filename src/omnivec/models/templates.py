@@ -67,7 +67,8 @@ class RerankTemplate:
                 pieces.append(([tokenizer.bos_token_id], [""]))
                 continue
             text, spans = _fill(segment, values)
-            encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            # Untruncated on purpose (verbose=False: no "longer than max length" warning): cut below, by slot.
+            encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
             owners = [_owner(start, end, spans) for start, end in encoded["offset_mapping"]]
             pieces.append((list(encoded["input_ids"]), owners))
         ids = [i for piece_ids, _ in pieces for i in piece_ids]

@@ -14,6 +14,8 @@ from typing import Any, Sequence
 
 import torch
 
+from omnivec.runtime.batching import plan_batches, restore_order
+
 
 def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
     """Length of the longest common prefix, leaving every row at least one token of its own."""
@@ -44,8 +46,9 @@ def last_token_logits_with_prefix(
     prefix_cache = _cache_of(prefix_out)
     wanted = torch.tensor(list(token_ids), device=device)
     results = []
-    for start in range(0, len(rows), batch_size):
-        suffixes = [list(r[prefix_length:]) for r in rows[start : start + batch_size]]
+    batches = plan_batches([len(r) - prefix_length for r in rows], batch_size)  # similar lengths: little padding
+    for indices in batches:
+        suffixes = [list(rows[i][prefix_length:]) for i in indices]
         width = max(len(s) for s in suffixes)
         ids = torch.full((len(suffixes), width), pad_id, dtype=torch.long, device=device)
         mask = torch.zeros((len(suffixes), prefix_length + width), dtype=torch.long, device=device)
@@ -60,8 +63,8 @@ def last_token_logits_with_prefix(
                           **{cache_arg: cache}).last_hidden_state
         last = torch.tensor([len(s) - 1 for s in suffixes], device=device)
         picked = hidden[torch.arange(len(suffixes), device=device), last]
-        results.append(head(picked)[:, wanted].float())
-    return torch.cat(results)
+        results.extend(head(picked)[:, wanted].float())
+    return torch.stack(restore_order(batches, results))
 
 
 def _cache_of(output: Any) -> Any:
