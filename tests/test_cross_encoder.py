@@ -236,3 +236,37 @@ def test_tokenizer_without_yes_no_tokens_names_the_token(qwen3_dir, qwen3_lm):
     with pytest.raises(ModelLoadError, match="no single token 'Oui'"):
         omnivec.CrossEncoder(qwen3_lm, template=RerankTemplate.from_string("{query} {document}", true_token="Oui"),
                              device="cpu")
+
+
+# -- a vision-language reranker: images as documents or queries -------------------------------------------
+def test_vision_language_reranker_scores_image_pairs_like_transformers(qwen2_vl_dir, coco_photos):
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    template = RerankTemplate.from_string(
+        "<|im_start|>user\nQuery: {query}\nDocument: {document}\nRelevant (1 or 0)?<|im_end|>\n<|im_start|>assistant\n",
+        true_token="1", false_token="0", activation="identity")
+    model = omnivec.CrossEncoder(qwen2_vl_dir, template=template, device="cpu")
+    photo = Image.open(coco_photos[0]).convert("RGB")
+    pairs = [("a plane over a lake", photo), ("two dogs", "a text document"), (str(coco_photos[1]), "a bus")]
+
+    processor, reference = AutoProcessor.from_pretrained(qwen2_vl_dir), AutoModelForImageTextToText.from_pretrained(qwen2_vl_dir)
+    image = "<|vision_start|><|image_pad|><|vision_end|>"
+    one, zero = processor.tokenizer.convert_tokens_to_ids("1"), processor.tokenizer.convert_tokens_to_ids("0")
+    expected = []
+    for query, document, images in (("a plane over a lake", image, [photo]), ("two dogs", "a text document", None),
+                                     (image, "a bus", [Image.open(coco_photos[1]).convert("RGB")])):
+        features = processor(text=[template.segments[0].format(query=query, document=document)], images=images,
+                             return_tensors="pt")
+        with torch.no_grad():
+            logits = reference(**features).logits[0, -1]
+        expected.append((logits[one] - logits[zero]).item())
+    np.testing.assert_allclose(model.predict(pairs, batch_size=1), expected, atol=ATOL)
+    np.testing.assert_allclose(model.predict(pairs, batch_size=3), expected, atol=1e-4)  # left-padded together
+    ranked = model.rank("a plane over a lake", [photo, "a text document"])
+    assert {r["corpus_id"] for r in ranked} == {0, 1}
+
+
+def test_images_need_a_vision_language_reranker(bert_dir, coco_photos):
+    with pytest.raises(InputError, match="index 0 must hold two str.*vision-language"):
+        omnivec.CrossEncoder(bert_dir, device="cpu").predict([("q", str(coco_photos[0]).encode())])

@@ -16,6 +16,7 @@ from omnivec.errors import InputError, ModelLoadError
 from omnivec.models.hub import HubOptions
 from omnivec.models.pipeline import Pipeline, default_device, load_options
 from omnivec.models.templates import RerankTemplate, resolve_template
+from omnivec.models.vision_pairs import image_placeholder, pair_has_image, prompts_with_images
 from omnivec.modules.base import Module
 from omnivec.modules.logit_score import LogitScore, token_id
 from omnivec.modules.transformer import Transformer
@@ -133,6 +134,10 @@ class CrossEncoder(Pipeline):
             super().__setattr__(name, value)
 
     @property
+    def _takes_images(self) -> bool:
+        return self.transformer.transformer_task == "any-to-any"
+
+    @property
     def logit_score(self) -> LogitScore | None:
         return next(self.modules_of(LogitScore), None)  # type: ignore[arg-type]
 
@@ -164,8 +169,8 @@ class CrossEncoder(Pipeline):
         prompt_name: str | None = None,
     ) -> np.ndarray | torch.Tensor | list[torch.Tensor] | float:
         """Scores of (query, document) pairs: one per pair (or ``num_labels`` per pair), in input order."""
-        single = len(pairs) == 2 and all(isinstance(p, str) for p in pairs)
-        checked = _check_pairs([pairs] if single else pairs)
+        single = len(pairs) == 2 and not any(isinstance(p, (list, tuple)) for p in pairs)
+        checked = _check_pairs([pairs] if single else pairs, self._takes_images)
         prompt = self._resolve_prompt(prompt, prompt_name)
         scores = self._score(checked, batch_size, prompt, show_progress_bar, share_prefix=False)
         scores = self._finish(scores, activation_fn, apply_softmax)
@@ -193,7 +198,7 @@ class CrossEncoder(Pipeline):
         the shared instruction + query prefix once)."""
         if self.num_labels != 1:
             raise ValueError("rank() needs a model with one label; use predict() for multi-label models.")
-        pairs = _check_pairs([(query, d) for d in documents]) if documents else []
+        pairs = _check_pairs([(query, d) for d in documents], self._takes_images) if documents else []
         prompt = self._resolve_prompt(prompt, prompt_name)
         scores = self._finish(self._score(pairs, batch_size, prompt, show_progress_bar, share_prefix=True), activation_fn, False)
         results = [{"corpus_id": i, "score": float(s)} for i, s in enumerate(scores.tolist())]
@@ -218,6 +223,8 @@ class CrossEncoder(Pipeline):
             return torch.zeros((0, self.num_labels))
         if batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        if self._takes_images and any(pair_has_image(p) for p in pairs):
+            return self._score_with_images(pairs, batch_size, prompt, show_progress_bar)
         encoded = self._encode_pairs(pairs, prompt)
         head = self.logit_score
         if share_prefix and head is not None and len(pairs) > 1:
@@ -233,6 +240,24 @@ class CrossEncoder(Pipeline):
             features = {k: v.to(self.device) for k, v in self.transformer.collate(encoded, indices).items()}
             out.extend(self(features)["scores"].float().cpu())
         return torch.stack(restore_order(batches, out))
+
+    def _score_with_images(self, pairs: list[tuple[Any, Any]], batch_size: int, prompt: str | None,
+                           show_progress_bar: bool | None) -> torch.Tensor:
+        processor = self.transformer.processor
+        template = self.template or self._chat_as_template(prompt)
+        placeholder = image_placeholder(processor)
+        starts = range(0, len(pairs), batch_size)
+        scores: list[torch.Tensor] = []
+        for start in progress(starts, len(starts), show_progress_bar, "Scoring"):
+            texts, images = prompts_with_images(template, pairs[start : start + batch_size], prompt, placeholder, start)
+            features = dict(processor(text=texts, images=images or None, padding=True, return_tensors="pt"))
+            if features["input_ids"].shape[1] > self.max_length:
+                raise InputError(f"Pairs at index {start}..{start + len(texts) - 1}: a prompt with images takes "
+                                 f"{features['input_ids'].shape[1]} tokens, more than max_length={self.max_length} "
+                                 "(image prompts are not truncated).")
+            features = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+            scores.extend(self(features)["scores"].float().cpu())
+        return torch.stack(scores)
 
     def _encode_pairs(self, pairs: list[tuple[str, str]], prompt: str | None) -> dict[str, list[list[int]]]:
         transformer = self.transformer
@@ -278,15 +303,15 @@ class CrossEncoder(Pipeline):
     save_pretrained = save
 
 
-def _check_pairs(pairs: Sequence[Any]) -> list[tuple[str, str]]:
+def _check_pairs(pairs: Sequence[Any], allow_images: bool) -> list[tuple[Any, Any]]:
     checked = []
     for index, pair in enumerate(pairs):
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
             size = len(pair) if isinstance(pair, (list, tuple)) else type(pair).__name__
             raise InputError(f"Pair at index {index} must be a (query, document) pair of 2 texts, got {size!r}.")
-        if not all(isinstance(x, str) for x in pair):
+        if not allow_images and not all(isinstance(x, str) for x in pair):
             raise InputError(f"Pair at index {index} must hold two str, got ({type(pair[0]).__name__}, "
-                             f"{type(pair[1]).__name__}).")
+                             f"{type(pair[1]).__name__}); only vision-language rerankers take images.")
         checked.append((pair[0], pair[1]))
     return checked
 
@@ -306,8 +331,10 @@ def _default_modules(folder: Path, options: dict[str, Any], max_length: int | No
     architectures = config.get("architectures") or []
     kwargs = dict(dtype=options["dtype"], model_kwargs=options["model_kwargs"], tokenizer_kwargs=options["tokenizer_kwargs"],
                   config_kwargs=options["config_kwargs"], max_seq_length=max_length)
-    if architectures and architectures[0].endswith("ForCausalLM"):
-        transformer = Transformer(folder, transformer_task="text-generation", **kwargs)
+    vision_lm = bool(architectures) and architectures[0].endswith("ForConditionalGeneration") and "vision_config" in config
+    if architectures and (architectures[0].endswith("ForCausalLM") or vision_lm):
+        task = "any-to-any" if vision_lm else "text-generation"
+        transformer = Transformer(folder, transformer_task=task, **kwargs)
         tokens = (template.true_token, template.false_token) if template is not None else ("yes", "no")
         return [transformer, LogitScore.from_tokens(transformer.tokenizer, *tokens)], {}
     kwargs["config_kwargs"] = {"num_labels": 1, **kwargs["config_kwargs"]} if not any(

@@ -21,6 +21,7 @@ TASKS: dict[str, tuple[str, str, str]] = {
     "feature-extraction": ("AutoModel", "last_hidden_state", "token_embeddings"),
     "sequence-classification": ("AutoModelForSequenceClassification", "logits", "scores"),
     "text-generation": ("AutoModelForCausalLM", "logits", "causal_logits"),
+    "any-to-any": ("AutoModelForImageTextToText", "logits", "causal_logits"),  # vision-language LMs
 }
 
 # Keys sentence-transformers may write that only steer its own machinery (unpadding, ColBERT expansion).
@@ -88,7 +89,7 @@ class Transformer(Module):
             module_output_name = module_output_name or inferred_output
         self.modality_config = modality_config
         self.module_output_name = module_output_name or default_output
-        if transformer_task == "text-generation":
+        if transformer_task in ("text-generation", "any-to-any"):
             self.tokenizer.padding_side = "left"  # the last position is then every row's last real token
         if do_lower_case:
             _add_lowercase(self.tokenizer)
@@ -171,7 +172,7 @@ class Transformer(Module):
         method = getattr(self.model, spec["method"])
         accepted = self._accepted_params(spec["method"], method)
         inputs = {k: v for k, v in features.items() if k in accepted and isinstance(v, torch.Tensor)}
-        if self.transformer_task == "text-generation" and "logits_to_keep" in accepted:
+        if self.transformer_task in ("text-generation", "any-to-any") and "logits_to_keep" in accepted:
             inputs["logits_to_keep"] = features.get("logits_to_keep", 1)
         output = method(**inputs, return_dict=True)
         name = spec.get("method_output_name")
