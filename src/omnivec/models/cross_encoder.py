@@ -20,7 +20,7 @@ from omnivec.models.vision_pairs import image_placeholder, pair_has_image, promp
 from omnivec.modules.base import Module
 from omnivec.modules.logit_score import LogitScore, token_id
 from omnivec.modules.transformer import Transformer
-from omnivec.runtime.batching import plan_batches, progress, restore_order
+from omnivec.runtime.batching import default_token_budget, plan_batches, progress, restore_order
 from omnivec.runtime.prefix_cache import common_prefix_length, last_token_logits_with_prefix
 
 Pair = Sequence[str]
@@ -94,23 +94,13 @@ class CrossEncoder(Pipeline):
 
     # -- properties -------------------------------------------------------------------------------
     @property
-    def transformer(self) -> Transformer:
-        first = self[0]
-        if not isinstance(first, Transformer):
-            raise TypeError("This CrossEncoder does not start with a Transformer module.")
-        return first
-
-    @property
-    def tokenizer(self) -> Any:
-        return self.transformer.tokenizer
-
-    @property
     def max_length(self) -> int:
-        return self.transformer.max_seq_length
+        """Pairs are truncated to this many tokens (sentence-transformers' name for max_seq_length)."""
+        return self.max_seq_length
 
     @max_length.setter
     def max_length(self, value: int) -> None:
-        self.transformer.max_seq_length = int(value)
+        self.max_seq_length = value
 
     @property
     def num_labels(self) -> int:
@@ -167,12 +157,16 @@ class CrossEncoder(Pipeline):
         show_progress_bar: bool | None = None,
         prompt: str | None = None,
         prompt_name: str | None = None,
+        max_tokens_per_batch: int | None = None,
     ) -> np.ndarray | torch.Tensor | list[torch.Tensor] | float:
-        """Scores of (query, document) pairs: one per pair (or ``num_labels`` per pair), in input order."""
+        """Scores of (query, document) pairs: one per pair (or ``num_labels`` per pair), in input order.
+
+        A batch holds at most ``batch_size`` pairs and ``max_tokens_per_batch`` padded tokens (default: 2,048
+        on CPU, where smaller batches run faster; none on GPU)."""
         single = len(pairs) == 2 and not any(isinstance(p, (list, tuple)) for p in pairs)
         checked = _check_pairs([pairs] if single else pairs, self._takes_images)
         prompt = self._resolve_prompt(prompt, prompt_name)
-        scores = self._score(checked, batch_size, prompt, show_progress_bar, share_prefix=False)
+        scores = self._score(checked, batch_size, prompt, show_progress_bar, False, max_tokens_per_batch)
         scores = self._finish(scores, activation_fn, apply_softmax)
         if convert_to_tensor:
             result: Any = scores
@@ -193,6 +187,7 @@ class CrossEncoder(Pipeline):
         activation_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
         prompt: str | None = None,
         prompt_name: str | None = None,
+        max_tokens_per_batch: int | None = None,
     ) -> list[dict[str, Any]]:
         """``[{"corpus_id", "score", "text"?}]`` sorted by score, best first (a generative reranker computes
         the shared instruction + query prefix once)."""
@@ -200,7 +195,8 @@ class CrossEncoder(Pipeline):
             raise ValueError("rank() needs a model with one label; use predict() for multi-label models.")
         pairs = _check_pairs([(query, d) for d in documents], self._takes_images) if documents else []
         prompt = self._resolve_prompt(prompt, prompt_name)
-        scores = self._finish(self._score(pairs, batch_size, prompt, show_progress_bar, share_prefix=True), activation_fn, False)
+        scores = self._score(pairs, batch_size, prompt, show_progress_bar, True, max_tokens_per_batch)
+        scores = self._finish(scores, activation_fn, False)
         results = [{"corpus_id": i, "score": float(s)} for i, s in enumerate(scores.tolist())]
         if return_documents:
             for result in results:
@@ -218,7 +214,7 @@ class CrossEncoder(Pipeline):
 
     @torch.inference_mode()
     def _score(self, pairs: list[tuple[str, str]], batch_size: int, prompt: str | None,
-               show_progress_bar: bool | None, share_prefix: bool) -> torch.Tensor:
+               show_progress_bar: bool | None, share_prefix: bool, max_tokens: int | None) -> torch.Tensor:
         if not pairs:
             return torch.zeros((0, self.num_labels))
         if batch_size <= 0:
@@ -226,15 +222,16 @@ class CrossEncoder(Pipeline):
         if self._takes_images and any(pair_has_image(p) for p in pairs):
             return self._score_with_images(pairs, batch_size, prompt, show_progress_bar)
         encoded = self._encode_pairs(pairs, prompt)
+        budget = max_tokens if max_tokens is not None else default_token_budget(self.device)
         head = self.logit_score
         if share_prefix and head is not None and len(pairs) > 1:
             prefix = common_prefix_length(encoded["input_ids"])
             if prefix > 0:
                 ids = [head.true_token_id] + ([head.false_token_id] if head.false_token_id is not None else [])
                 logits = last_token_logits_with_prefix(self.transformer.model, encoded["input_ids"], prefix, batch_size,
-                                                       ids, self.tokenizer.pad_token_id or 0)
+                                                       ids, self.tokenizer.pad_token_id or 0, budget)
                 return (logits[:, :1] - logits[:, 1:2]) if len(ids) == 2 else logits[:, :1]
-        batches = plan_batches([len(r) for r in encoded["input_ids"]], batch_size)
+        batches = plan_batches([len(r) for r in encoded["input_ids"]], batch_size, budget)
         out: list[torch.Tensor] = []
         for indices in progress(batches, len(batches), show_progress_bar, "Scoring"):
             features = {k: v.to(self.device) for k, v in self.transformer.collate(encoded, indices).items()}

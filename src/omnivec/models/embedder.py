@@ -18,6 +18,7 @@ from omnivec.modules.base import Module
 from omnivec.modules.pooling import Pooling
 from omnivec.modules.router import Router
 from omnivec.modules.transformer import Transformer
+from omnivec.runtime.batching import default_token_budget
 from omnivec.runtime.execute import RunOptions, embed_units
 from omnivec.runtime.precision import PRECISIONS, Precision, quantize_embeddings
 from omnivec.runtime.units import DecodeOptions, combine_vectors, expand, supported_modalities
@@ -97,32 +98,10 @@ class Embedder(Pipeline):
         sim.get(name)  # validates
         self._similarity_fn_name = name
 
-    @property
-    def transformer(self) -> Transformer:
-        """The input Transformer (for a Router: the default route's)."""
-        first = self[0] if len(self) else None
-        if isinstance(first, Router):
-            first = first.route(None, None)[0]
-        if not isinstance(first, Transformer):
-            raise TypeError("This model does not start with a Transformer module.")
-        return first
-
     def _input_modules(self) -> list[Transformer]:
         first = self[0]
         chains = list(first.sub_modules.values()) if isinstance(first, Router) else [[first]]
         return [chain[0] for chain in chains if isinstance(chain[0], Transformer)]
-
-    @property
-    def tokenizer(self) -> Any:
-        return self.transformer.tokenizer
-
-    @property
-    def max_seq_length(self) -> int:
-        return self.transformer.max_seq_length
-
-    @max_seq_length.setter
-    def max_seq_length(self, value: int) -> None:
-        self.transformer.max_seq_length = int(value)
 
     @property
     def modalities(self) -> list[str]:
@@ -194,7 +173,8 @@ class Embedder(Pipeline):
 
         Returns an array of shape (n, dim) (a single vector for a single input), a tensor with
         ``convert_to_tensor``, a list of tensors with neither, or for ``output_value="token_embeddings"``
-        a list of (tokens, hidden) tensors. ``max_tokens_per_batch`` also bounds each text batch's padded size.
+        a list of (tokens, hidden) tensors. ``max_tokens_per_batch`` also bounds each text batch's padded size
+        (default: 2,048 on CPU, where smaller batches run faster; none on GPU).
         """
         if output_value not in ("sentence_embedding", "token_embeddings"):
             raise ValueError(f"output_value {output_value!r} must be 'sentence_embedding' or 'token_embeddings'.")
@@ -213,7 +193,8 @@ class Embedder(Pipeline):
 
         decode_options = self._decode_options()
         units, rules = expand(items, self._model_modalities(), decode_options)
-        options = RunOptions(prompt=prompt, batch_size=batch_size, max_tokens=max_tokens_per_batch,
+        budget = max_tokens_per_batch if max_tokens_per_batch is not None else default_token_budget(self.device)
+        options = RunOptions(prompt=prompt, batch_size=batch_size, max_tokens=budget,
                              show_progress_bar=show_progress_bar, output_value=output_value, device=self.device,
                              decode=decode_options)
         with torch.inference_mode():

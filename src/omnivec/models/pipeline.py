@@ -14,6 +14,8 @@ from omnivec._version import __version__
 from omnivec.errors import ModelLoadError, ModelNotFoundError
 from omnivec.models.hub import MODEL_MARKER_FILES, HubOptions, resolve_model_dir
 from omnivec.modules.base import Module, module_class_for
+from omnivec.modules.router import Router
+from omnivec.modules.transformer import Transformer
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +115,28 @@ class Pipeline(torch.nn.Sequential):
             json.dump(config, f, indent=2, sort_keys=True)
 
     # -- shared helpers -------------------------------------------------------------------------
+    @property
+    def transformer(self) -> Transformer:
+        """The input Transformer (for a Router: the default route's)."""
+        first = self[0] if len(self) else None
+        if isinstance(first, Router):
+            first = first.route(None, None)[0]
+        if not isinstance(first, Transformer):
+            raise TypeError(f"This {type(self).__name__} does not start with a Transformer module.")
+        return first
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.transformer.tokenizer
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.transformer.max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        self.transformer.max_seq_length = int(value)
+
     def modules_of(self, cls: type[Module]) -> Iterable[Module]:
         return (m for m in self if isinstance(m, cls))
 

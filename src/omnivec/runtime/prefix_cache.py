@@ -32,7 +32,7 @@ def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
 @torch.inference_mode()
 def last_token_logits_with_prefix(
     causal_lm: torch.nn.Module, rows: Sequence[Sequence[int]], prefix_length: int, batch_size: int,
-    token_ids: Sequence[int], pad_id: int,
+    token_ids: Sequence[int], pad_id: int, max_tokens: int | None = None,
 ) -> torch.Tensor:
     """Logits of ``token_ids`` at each row's last position, shape (len(rows), len(token_ids)).
 
@@ -46,7 +46,9 @@ def last_token_logits_with_prefix(
     prefix_cache = _cache_of(prefix_out)
     wanted = torch.tensor(list(token_ids), device=device)
     results = []
-    batches = plan_batches([len(r) - prefix_length for r in rows], batch_size)  # similar lengths: little padding
+    # Suffixes of similar length batch together (little padding); the budget counts the cached prefix too.
+    budget = None if max_tokens is None else max(1, max_tokens - prefix_length)
+    batches = plan_batches([len(r) - prefix_length for r in rows], batch_size, budget)
     for indices in batches:
         suffixes = [list(rows[i][prefix_length:]) for i in indices]
         width = max(len(s) for s in suffixes)
