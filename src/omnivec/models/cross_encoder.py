@@ -113,13 +113,9 @@ class CrossEncoder(Pipeline):
                 return int(module.get_embedding_dimension())
         return 1
 
-    @property
-    def activation_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        return self._activation_fn
-
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "activation_fn":  # a torch module, but no pipeline step: keep it out of the Sequential
-            object.__setattr__(self, "_activation_fn", value)
+            object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
 
