@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from omnivec.errors import ModelLoadError
 from omnivec.modules.base import Module
 
