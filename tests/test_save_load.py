@@ -36,7 +36,8 @@ def test_sentence_transformers_save_then_omnivec_load(bert_dir, st, tmp_path):
     from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer
 
     torch.manual_seed(3)
-    modules = [Transformer(bert_dir, max_seq_length=20), Pooling(32, "cls"), Dense(32, 8, activation_function=torch.nn.GELU()), Normalize()]
+    modules = [Transformer(bert_dir, max_seq_length=20), Pooling(32, "cls"),
+               Dense(32, 8, activation_function=torch.nn.GELU()), Normalize()]
     peer = st.SentenceTransformer(modules=modules, device="cpu", prompts={"query": "q: "}, default_prompt_name="query",
                                   similarity_fn_name="euclidean")
     peer.save(str(tmp_path))

@@ -169,7 +169,8 @@ class Embedder(Pipeline):
         Inputs: ``str`` text; images (PIL, path, URL, ``data:`` URI, bytes, HxWxC uint8 array); audio
         (path, bytes, ``{"array", "sampling_rate"}``); video (path, bytes, ``{"frames", "fps"}``); or a dict
         with ``text``/``image``/``audio``/``video`` keys for one multimodal input. ``modality=`` forces how
-        every input is read; ``task`` ("query" / "document") picks a Router's route. Mixed lists are grouped by modality, batched, and returned in input order.
+        every input is read; ``task`` ("query" / "document") picks a Router's route. Mixed lists are grouped
+        by modality, batched, and returned in input order.
 
         Returns an array of shape (n, dim) (a single vector for a single input), a tensor with
         ``convert_to_tensor``, a list of tensors with neither, or for ``output_value="token_embeddings"``

@@ -63,7 +63,8 @@ class RerankTemplate:
         for segment in self.segments:
             if segment == "{bos}":
                 if tokenizer.bos_token_id is None:
-                    raise ModelLoadError(f"Reranker template {self.name!r} starts with {{bos}} but the tokenizer has no BOS token.")
+                    raise ModelLoadError(f"Reranker template {self.name!r} starts with {{bos}}, but the tokenizer "
+                                         "has no BOS token.")
                 pieces.append(([tokenizer.bos_token_id], [""]))
                 continue
             text, spans = _fill(segment, values)

@@ -9,4 +9,7 @@ from omnivec.modules.pooling import Pooling
 from omnivec.modules.router import Router
 from omnivec.modules.transformer import Transformer
 
-__all__ = ["Module", "Transformer", "CLIPModel", "Pooling", "Dense", "LogitScore", "Normalize", "Router", "module_class_for", "register_module"]
+__all__ = [
+    "Module", "Transformer", "CLIPModel", "Pooling", "Dense", "LogitScore", "Normalize", "Router",
+    "module_class_for", "register_module",
+]
