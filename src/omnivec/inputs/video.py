@@ -3,7 +3,7 @@ in memory; the audio track is there for audio models."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,6 @@ class Video:
     frames: list[Any]
     times: list[float]
     duration: float
-    source: Any = field(default=None, repr=False)  # kept to read the audio track on demand
 
 
 def load_video(value: Any, *, index: int, sampling: VideoSampling, policy: FetchPolicy = DEFAULT_POLICY) -> Video:
@@ -67,9 +66,7 @@ def load_video(value: Any, *, index: int, sampling: VideoSampling, policy: Fetch
         raise InputError(f"Input at index {index} ({described}): cannot decode as video: {exc}") from None
     if not frames:
         raise InputError(f"Input at index {index} ({described}): the video stream holds no decodable frame.")
-    if hasattr(source, "seek"):
-        source.seek(0)
-    return Video(frames, times, duration, source=source)
+    return Video(frames, times, duration)
 
 
 def video_audio(video_value: Any, *, index: int, policy: FetchPolicy = DEFAULT_POLICY) -> tuple[np.ndarray, int]:

@@ -8,7 +8,7 @@ token. Truncation removes document tokens first, then query tokens, and never th
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from omnivec.errors import InputError, ModelLoadError
@@ -26,7 +26,6 @@ class RerankTemplate:
     false_token: str | None = "no"
     activation: str = "sigmoid"  # applied to the score by predict/rank: "sigmoid" or "identity"
     name: str = "custom"
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         text = "".join(self.segments)
@@ -46,12 +45,11 @@ class RerankTemplate:
     def to_config(self) -> dict[str, Any]:
         config = asdict(self)
         config["segments"] = list(self.segments)
-        config.pop("extra")
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> RerankTemplate:
-        known = {k: v for k, v in config.items() if k in cls.__dataclass_fields__ and k != "extra"}
+        known = {k: v for k, v in config.items() if k in cls.__dataclass_fields__}
         known["segments"] = tuple(known.get("segments") or ())
         return cls(**known)
 

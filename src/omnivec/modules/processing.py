@@ -73,11 +73,11 @@ def _output_fields(method: Any) -> list[str] | None:
     return None
 
 
-def call_processor(processor: Any, modality: str, values: Sequence[Any], **extra: Any) -> dict[str, Any]:
+def call_processor(processor: Any, modality: str, values: Sequence[Any]) -> dict[str, Any]:
     """Run the processor on one modality's decoded values; returns tensors."""
     from transformers import ProcessorMixin
 
-    options = {**CALL_OPTIONS[modality], **extra}
+    options = dict(CALL_OPTIONS[modality])  # a copy: the processor may fill in its defaults
     if isinstance(processor, ProcessorMixin):
         arg = PROCESSOR_ARG[modality]
         return dict(processor(**{arg: list(values), f"{arg}_kwargs": options}, common_kwargs={"return_tensors": "pt"}))

@@ -55,12 +55,13 @@ def _embed_texts(texts: list[str], stages: Stages, opts: RunOptions) -> list[tor
     # Tokenize once up front: exact token lengths make tighter batches than character counts.
     encoded = transformer.tokenize_unpadded(texts)
     batches = plan_batches([len(ids) for ids in encoded["input_ids"]], opts.batch_size, opts.max_tokens)
+    prompt_length = transformer.prompt_length(opts.prompt) if opts.prompt else None
     results: list[torch.Tensor] = []
     for indices in progress(batches, len(batches), opts.show_progress_bar, "Encoding"):
         features: dict[str, Any] = {k: v.to(opts.device) for k, v in transformer.collate(encoded, indices).items()}
         features["modality"] = "text"
-        if opts.prompt:
-            features["prompt_length"] = transformer.prompt_length(opts.prompt)
+        if prompt_length:
+            features["prompt_length"] = prompt_length
         results.extend(_outputs(_run(modules, features), opts.output_value))
     return restore_order(batches, results)
 
