@@ -3,7 +3,6 @@ runs generative (LLM yes/no-logit) rerankers, with the query prefix computed onc
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ from omnivec.models.pipeline import Pipeline, default_device, load_options
 from omnivec.models.templates import RerankTemplate, resolve_template
 from omnivec.models.vision_pairs import image_placeholder, pair_has_image, prompts_with_images
 from omnivec.modules.base import Module
+from omnivec.modules.dense import activation_from_path, activation_path
 from omnivec.modules.logit_score import LogitScore, token_id
 from omnivec.modules.transformer import Transformer
 from omnivec.runtime.batching import default_token_budget, plan_batches, progress, restore_order
@@ -129,7 +129,7 @@ class CrossEncoder(Pipeline):
 
     def _default_activation(self, saved: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
         if saved is not None:
-            return _activation_from_path(saved)
+            return activation_from_path(saved, "The CrossEncoder config")
         if self.template is not None and self.template.activation == "identity":
             return torch.nn.Identity()
         return torch.nn.Sigmoid() if self.num_labels == 1 else torch.nn.Identity()
@@ -286,9 +286,8 @@ class CrossEncoder(Pipeline):
     # -- saving -----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
         """Save in the sentence-transformers layout (plus the reranker template, which it ignores)."""
-        activation = type(self.activation_fn)
         config: dict[str, Any] = {"prompts": self.prompts, "default_prompt_name": self.default_prompt_name,
-                                  "activation_fn": f"{activation.__module__}.{activation.__qualname__}"}
+                                  "activation_fn": activation_path(self.activation_fn)}
         if self.template is not None:
             config["rerank_template"] = self.template.to_config()
         self.save_modules(path, config)
@@ -307,13 +306,6 @@ def _check_pairs(pairs: Sequence[Any], allow_images: bool) -> list[tuple[Any, An
                              f"{type(pair[1]).__name__}); only vision-language rerankers take images.")
         checked.append((pair[0], pair[1]))
     return checked
-
-
-def _activation_from_path(path: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    if not path.startswith("torch."):
-        raise ModelLoadError(f"activation_fn {path!r} is not a torch.* activation; only those load from a config.")
-    module_path, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module_path), name)()
 
 
 def _default_modules(folder: Path, options: dict[str, Any], max_length: int | None,

@@ -49,8 +49,7 @@ class Dense(Module):
 
     def get_config_dict(self) -> dict[str, Any]:
         config = super().get_config_dict()
-        activation = type(self.activation_function)
-        config["activation_function"] = f"{activation.__module__}.{activation.__qualname__}"
+        config["activation_function"] = activation_path(self.activation_function)
         return config
 
     def save(self, folder: Path) -> None:
@@ -61,26 +60,32 @@ class Dense(Module):
     def load(cls, folder: Path, **options: Any) -> Dense:
         config = cls.split_config(cls.read_config(folder), folder)
         if "activation_function" in config:
-            config["activation_function"] = _activation(config["activation_function"], folder)
+            config["activation_function"] = activation_from_path(config["activation_function"],
+                                                                 f"Dense config in {str(folder)!r}")
         module = cls(**config)
         module.load_weights(folder)  # keys as sentence-transformers writes them: linear.*, activation_function.*
         return module
 
 
-def _activation(path: str | None, folder: Path) -> torch.nn.Module:
-    """Instantiate a ``torch.*`` activation class named in a config; nothing else is imported."""
+def activation_path(activation: torch.nn.Module) -> str:
+    """The class path a config stores for an activation module (as sentence-transformers writes it)."""
+    cls = type(activation)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def activation_from_path(path: str | None, where: str) -> torch.nn.Module:
+    """Instantiate a ``torch.*`` activation class named in a config (``where`` says which); nothing else is
+    imported, so a config file never runs custom code."""
     if path is None:
         return torch.nn.Identity()
     if not path.startswith("torch."):
-        raise ModelLoadError(
-            f"Dense config in {str(folder)!r} names activation {path!r}; only torch.* activation modules "
-            "are loaded (a config file never runs custom code)."
-        )
+        raise ModelLoadError(f"{where} names activation {path!r}; only torch.* activation modules are loaded "
+                             "(a config file never runs custom code).")
     module_path, _, name = path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_path), name)
     except (ImportError, AttributeError):
-        raise ModelLoadError(f"Dense config in {str(folder)!r} names unknown activation {path!r}.") from None
+        raise ModelLoadError(f"{where} names unknown activation {path!r}.") from None
     if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
-        raise ModelLoadError(f"Dense activation {path!r} in {str(folder)!r} is not a torch.nn.Module class.")
+        raise ModelLoadError(f"{where}: activation {path!r} is not a torch.nn.Module class.")
     return cls()
