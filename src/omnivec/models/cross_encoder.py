@@ -252,20 +252,25 @@ class CrossEncoder(Pipeline):
             scores.extend(self(features)["scores"].float().cpu())
         return torch.stack(scores)
 
+    def _prompt_template(self, prompt: str | None) -> RerankTemplate | None:
+        """The template a generative reranker fills: its own, or its chat template (None: plain text pairs)."""
+        if self.template is not None:
+            return self.template
+        if self.logit_score is not None and getattr(self.tokenizer, "chat_template", None):
+            return self._chat_as_template(prompt)
+        return None
+
     def _encode_pairs(self, pairs: list[tuple[str, str]], prompt: str | None) -> dict[str, list[list[int]]]:
         transformer = self.transformer
-        if self.template is not None:
-            rows = [self.template.encode(self.tokenizer, q, d, prompt, transformer.max_seq_length, i)
-                    for i, (q, d) in enumerate(pairs)]
-            return {"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]}
-        if self.logit_score is not None and getattr(self.tokenizer, "chat_template", None):
-            template = self._chat_as_template(prompt)
-            rows = [template.encode(self.tokenizer, q, d, None, transformer.max_seq_length, i)
-                    for i, (q, d) in enumerate(pairs)]
-            return {"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]}
-        if prompt:
-            pairs = [(prompt + q, d) for q, d in pairs]
-        return transformer.tokenize_unpadded(pairs)
+        template = self._prompt_template(prompt)
+        if template is None:
+            pairs = [(prompt + q, d) for q, d in pairs] if prompt else pairs
+            return transformer.tokenize_unpadded(pairs)
+        # A chat template has the prompt rendered in already; a template's {instruction} slot takes it.
+        instruction = prompt if template is self.template else None
+        rows = [template.encode(self.tokenizer, q, d, instruction, transformer.max_seq_length, i)
+                for i, (q, d) in enumerate(pairs)]
+        return {"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]}
 
     def _chat_as_template(self, prompt: str | None) -> RerankTemplate:
         """The tokenizer's chat template, rendered once with query/document messages (and the prompt as a system

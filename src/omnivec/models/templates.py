@@ -65,7 +65,7 @@ class RerankTemplate:
                                          "has no BOS token.")
                 pieces.append(([tokenizer.bos_token_id], [""]))
                 continue
-            text, spans = _fill(segment, values)
+            text, spans = fill_slots(segment, values)
             # Untruncated on purpose (verbose=False: no "longer than max length" warning): cut below, by slot.
             encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
             owners = [_owner(start, end, spans) for start, end in encoded["offset_mapping"]]
@@ -84,7 +84,7 @@ class RerankTemplate:
         return ids
 
 
-def _fill(segment: str, values: dict[str, str]) -> tuple[str, list[tuple[int, int, str]]]:
+def fill_slots(segment: str, values: dict[str, str]) -> tuple[str, list[tuple[int, int, str]]]:
     """The segment with its slots filled, and the character span of each filled slot."""
     out, spans, cursor = [], [], 0
     length = 0

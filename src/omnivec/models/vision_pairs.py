@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from omnivec.errors import InputError, ModelLoadError
 from omnivec.inputs.image import load_image
 from omnivec.inputs.modality import tag_inputs
-from omnivec.models.templates import RerankTemplate, _fill
+from omnivec.models.templates import RerankTemplate, fill_slots
 
 _MARKS = ("\x00OMNIVEC_BEFORE\x00", "\x00OMNIVEC_AFTER\x00")
 
@@ -52,7 +52,7 @@ def prompts_with_images(template: RerankTemplate, pairs: Sequence[Sequence[Any]]
         for segment in template.segments:
             if segment == "{bos}":
                 raise InputError(f"Pair at index {index}: templates with {{bos}} are not supported with images.")
-            filled, spans = _fill(segment, values)
+            filled, spans = fill_slots(segment, values)
             text += filled
             images.extend(shown[slot] for _, _, slot in spans if slot in shown)
         texts.append(text)
