@@ -21,6 +21,7 @@ from omnivec.modules.dense import activation_from_path, activation_path
 from omnivec.modules.logit_score import LogitScore, token_id
 from omnivec.modules.transformer import Transformer
 from omnivec.runtime.batching import default_token_budget, plan_batches, progress, restore_order
+from omnivec.runtime.execute import to_device
 from omnivec.runtime.prefix_cache import common_prefix_length, last_token_logits_with_prefix
 
 Pair = Sequence[str]
@@ -230,7 +231,7 @@ class CrossEncoder(Pipeline):
         batches = plan_batches([len(r) for r in encoded["input_ids"]], batch_size, budget)
         out: list[torch.Tensor] = []
         for indices in progress(batches, len(batches), show_progress_bar, "Scoring"):
-            features = {k: v.to(self.device) for k, v in self.transformer.collate(encoded, indices).items()}
+            features = to_device(self.transformer.collate(encoded, indices), self.device)
             out.extend(self(features)["scores"].float().cpu())
         return torch.stack(restore_order(batches, out))
 
@@ -248,7 +249,7 @@ class CrossEncoder(Pipeline):
                 raise InputError(f"Pairs at index {start}..{start + len(texts) - 1}: a prompt with images takes "
                                  f"{features['input_ids'].shape[1]} tokens, more than max_length={self.max_length} "
                                  "(image prompts are not truncated).")
-            features = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+            features = to_device(features, self.device)
             scores.extend(self(features)["scores"].float().cpu())
         return torch.stack(scores)
 

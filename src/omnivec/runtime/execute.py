@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 
 from omnivec.inputs.modality import Item
@@ -58,7 +57,7 @@ def _embed_texts(texts: list[str], stages: Stages, opts: RunOptions) -> list[tor
     prompt_length = transformer.prompt_length(opts.prompt) if opts.prompt else None
     results: list[torch.Tensor] = []
     for indices in progress(batches, len(batches), opts.show_progress_bar, "Encoding"):
-        features: dict[str, Any] = {k: v.to(opts.device) for k, v in transformer.collate(encoded, indices).items()}
+        features = to_device(transformer.collate(encoded, indices), opts.device)
         features["modality"] = "text"
         if prompt_length:
             features["prompt_length"] = prompt_length
@@ -74,27 +73,28 @@ def decode_workers() -> int:
 def _embed_media(modality: str, units: list[Unit], items: Sequence[Item], stages: Stages,
                  opts: RunOptions) -> list[torch.Tensor]:
     transformer, modules = stages(modality)
-    batches = [np.arange(start, min(start + opts.batch_size, len(units))) for start in range(0, len(units), opts.batch_size)]
-    with ThreadPoolExecutor(max_workers=decode_workers(), thread_name_prefix="omnivec-decode") as pool:
-        return _run_media_batches(modality, units, items, transformer, modules, batches, pool, opts)
-
-
-def _run_media_batches(modality: str, units: list[Unit], items: Sequence[Item], transformer: Any,
-                       modules: Sequence[torch.nn.Module], batches: list[np.ndarray], pool: ThreadPoolExecutor,
-                       opts: RunOptions) -> list[torch.Tensor]:
-    def prepare(indices: np.ndarray) -> dict[str, Any]:
-        values = list(pool.map(lambda i: decode(units[i], items[units[i].item].index, opts.decode), indices))
-        if modality == "message" and opts.prompt:
-            values = [[{"role": "system", "content": [{"type": "text", "text": opts.prompt}]}, *v] for v in values]
-        return transformer.preprocess(modality, values)
-
+    batches = [range(start, min(start + opts.batch_size, len(units))) for start in range(0, len(units), opts.batch_size)]
+    system = [{"role": "system", "content": [{"type": "text", "text": opts.prompt}]}] if opts.prompt else []
     results: list[torch.Tensor] = []
-    jobs = (lambda indices=indices: prepare(indices) for indices in batches)
-    for features in progress(prefetched(jobs, depth=1), len(batches), opts.show_progress_bar, f"Encoding {modality}"):
-        features = {k: v.to(opts.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
-        features["modality"] = modality
-        results.extend(_outputs(_run(modules, features), opts.output_value))
+    with ThreadPoolExecutor(max_workers=decode_workers(), thread_name_prefix="omnivec-decode") as pool:
+
+        def prepare(indices: range) -> dict[str, Any]:
+            values = list(pool.map(lambda i: decode(units[i], items[units[i].item].index, opts.decode), indices))
+            if modality == "message":
+                values = [system + value for value in values]
+            return transformer.preprocess(modality, values)
+
+        jobs = (lambda indices=indices: prepare(indices) for indices in batches)
+        for features in progress(prefetched(jobs, depth=1), len(batches), opts.show_progress_bar, f"Encoding {modality}"):
+            features = to_device(features, opts.device)
+            features["modality"] = modality
+            results.extend(_outputs(_run(modules, features), opts.output_value))
     return results
+
+
+def to_device(features: dict[str, Any], device: torch.device | str) -> dict[str, Any]:
+    """The features with every tensor moved to ``device`` (other values kept as they are)."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
 
 
 def _run(modules: Sequence[torch.nn.Module], features: dict[str, Any]) -> dict[str, Any]:

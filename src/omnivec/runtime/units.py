@@ -67,7 +67,7 @@ def expand(items: Sequence[Item], model_modalities: Sequence[str], options: Deco
             raise InputError(f"Input at index {item.index} is {_describe(item)}, which this model does not accept; "
                              f"it accepts: {', '.join(accepted)}.")
         if chat:
-            units.append(Unit(position, "message", _conversation(item, options)))
+            units.append(Unit(position, "message", _conversation(item)))
             combine.append("single")
         elif kind == "multimodal":
             for part, value in item.value.items():
@@ -104,6 +104,8 @@ def decode(unit: Unit, index: int, options: DecodeOptions) -> Any:
         if options.sampling_rate is None:
             raise InputError(f"Input at index {index}: the model's processor has no audio sampling rate.")
         return load_audio(unit.value, index=index, sampling_rate=options.sampling_rate, policy=options.policy)
+    if unit.modality == "message":
+        return [{**turn, "content": _decoded_content(turn["content"], index, options)} for turn in unit.value]
     return unit.value
 
 
@@ -117,21 +119,27 @@ def combine_vectors(vectors: list[torch.Tensor], rule: Combine) -> torch.Tensor:
     return stacked.mean(dim=0).to(vectors[0].dtype)
 
 
-def _conversation(item: Item, options: DecodeOptions) -> list[dict[str, Any]]:
-    """A one-turn user conversation holding the input's images (first) and text."""
+def _conversation(item: Item) -> list[dict[str, Any]]:
+    """A one-turn user conversation holding the input's images and videos (first) and text, not yet decoded."""
     parts = item.value if isinstance(item.modality, tuple) else {item.modality: item.value}
-    content: list[dict[str, Any]] = []
-    for kind in ("image", "video", "text"):
-        if kind not in parts:
-            continue
-        if kind == "text":
-            content.append({"type": "text", "text": parts[kind]})
-        elif kind == "image":
-            content.append({"type": "image", "image": load_image(parts[kind], index=item.index, policy=options.policy)})
-        else:
-            video = load_video(parts[kind], index=item.index, sampling=options.video, policy=options.policy)
-            content.extend({"type": "image", "image": frame} for frame in video.frames)
+    content = [{"type": kind, kind: parts[kind]} for kind in ("image", "video") if kind in parts]
+    if "text" in parts:
+        content.append({"type": "text", "text": parts["text"]})
     return [{"role": "user", "content": content}]
+
+
+def _decoded_content(content: list[dict[str, Any]], index: int, options: DecodeOptions) -> list[dict[str, Any]]:
+    """Images decoded, a video replaced by its sampled frames (as images)."""
+    out: list[dict[str, Any]] = []
+    for part in content:
+        if part["type"] == "image":
+            out.append({"type": "image", "image": load_image(part["image"], index=index, policy=options.policy)})
+        elif part["type"] == "video":
+            video = load_video(part["video"], index=index, sampling=options.video, policy=options.policy)
+            out.extend({"type": "image", "image": frame} for frame in video.frames)
+        else:
+            out.append(part)
+    return out
 
 
 def _describe(item: Item) -> str:
