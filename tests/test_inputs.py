@@ -14,15 +14,15 @@ from omnivec.inputs.audio import load_audio
 from omnivec.inputs.image import load_image
 from omnivec.inputs.modality import tag_inputs
 from omnivec.inputs.video import VideoSampling, load_video, video_audio
-from tests.fixtures import media
+from tests.fixtures import images, media
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("media")
-    out = {"jpg": media.write_image(root / "photo.jpg"), "png": media.write_image(root / "photo.png")}
-    out["big_jpg"] = media.write_image(root / "big.jpg", size=(2000, 1500))
-    out["rotated"] = media.write_image(root / "rotated.jpg", exif_orientation=6)
+    out = {"jpg": images.write_image(root / "photo.jpg"), "png": images.write_image(root / "photo.png")}
+    out["big_jpg"] = images.write_image(root / "big.jpg", size=(2000, 1500))
+    out["rotated"] = images.write_image(root / "rotated.jpg", exif_orientation=6)
     for ext in media.AUDIO_EXTENSIONS:
         out[ext] = media.write_audio(root / f"tone{ext}", media.sine(1.5, 16000, channels=2), 16000)
     for ext in media.VIDEO_EXTENSIONS:
@@ -73,16 +73,16 @@ def test_bad_dicts_name_index_and_keys():
 
 
 # -- images ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("ext", media.IMAGE_EXTENSIONS)
+@pytest.mark.parametrize("ext", images.IMAGE_EXTENSIONS)
 def test_every_image_format(ext, tmp_path):
-    image = load_image(str(media.write_image(tmp_path / f"x{ext}")), index=0)
+    image = load_image(str(images.write_image(tmp_path / f"x{ext}")), index=0)
     assert image.mode == "RGB" and image.size == (640, 480)
-    assert media.corner_colors(image) == media.UPRIGHT_CORNERS
+    assert images.corner_colors(image) == images.UPRIGHT_CORNERS
 
 
 def test_exif_orientation_is_applied(files):
     image = load_image(str(files["rotated"]), index=0)
-    assert image.size == (640, 480) and media.corner_colors(image) == media.UPRIGHT_CORNERS
+    assert image.size == (640, 480) and images.corner_colors(image) == images.UPRIGHT_CORNERS
 
 
 def test_all_image_sources_agree(files):
@@ -98,7 +98,7 @@ def test_draft_decoding_keeps_twice_the_model_size(files):
     drafted = load_image(str(files["big_jpg"]), index=0, min_side=224)
     assert full.size == (2000, 1500)
     assert drafted.size == (1000, 750) and min(drafted.size) >= 2 * 224
-    assert media.corner_colors(drafted) == media.UPRIGHT_CORNERS
+    assert images.corner_colors(drafted) == images.UPRIGHT_CORNERS
     small = load_image(str(files["jpg"]), index=0, min_side=224)  # 640x480 < 4 x 224: decoded whole
     assert small.size == (640, 480)
 
