@@ -42,6 +42,8 @@ def _checkpoint(name: str, builder: Callable[[Path], Path]):
 bert_dir = _checkpoint("bert_dir", checkpoints.build_bert)
 xlmr_dir = _checkpoint("xlmr_dir", checkpoints.build_xlmr)
 qwen3_dir = _checkpoint("qwen3_dir", checkpoints.build_qwen3)
+# A causal LM whose tokenizer has the reranker answer tokens (yes/no, Yes, 1/0) as single tokens.
+qwen3_lm = _checkpoint("qwen3_lm", lambda folder: checkpoints.build_qwen3(folder, rerank_tokens=True, seed=5))
 clip_dir = _checkpoint("clip_dir", multimodal_checkpoints.build_clip)
 siglip_dir = _checkpoint("siglip_dir", multimodal_checkpoints.build_siglip)
 clap_dir = _checkpoint("clap_dir", multimodal_checkpoints.build_clap)

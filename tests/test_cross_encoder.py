@@ -13,7 +13,7 @@ import torch
 import omnivec
 from omnivec.errors import InputError, ModelLoadError
 from omnivec.models.templates import PRESETS, RerankTemplate
-from tests.fixtures.checkpoints import build_gemma, build_qwen3
+from tests.fixtures.checkpoints import build_gemma
 
 ATOL = 1e-5
 QUERY = "what is the capital of france"
@@ -34,11 +34,6 @@ QWEN3_CHAT_TEMPLATE = (
     " Note that the answer can only be \"yes\" or \"no\".<|im_end|>\n<|im_start|>user\n<Instruct>: {{ ns.instruction }}\n"
     "<Query>: {{ ns.query }}\n<Document>: {{ ns.document }}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
 )
-
-
-@pytest.fixture(scope="module")
-def qwen3_lm(tmp_path_factory):
-    return str(build_qwen3(tmp_path_factory.mktemp("qwen3-lm"), rerank_tokens=True, seed=5))
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +142,7 @@ def test_qwen3_reranker_preset_equals_reference(qwen3_lm):
     enc = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     logits = _reference_logits(qwen3_lm, [enc(prefix) + enc(b) + enc(suffix) for b in bodies])
     yes, no = tok.convert_tokens_to_ids("yes"), tok.convert_tokens_to_ids("no")
-    expected = [torch.softmax(torch.stack([l[no], l[yes]]), dim=0)[1].item() for l in logits]
+    expected = [torch.softmax(torch.stack([logit[no], logit[yes]]), dim=0)[1].item() for logit in logits]
     ours = omnivec.CrossEncoder(qwen3_lm, template="qwen3-reranker", device="cpu")
     np.testing.assert_allclose(ours.predict(PAIRS, batch_size=3), expected, atol=ATOL)
 
@@ -161,7 +156,7 @@ def test_bge_reranker_v2_gemma_preset_equals_reference(gemma_lm):
     prompt = PRESETS["bge-reranker-v2-gemma"].instruction
     sequences = [[tok.bos_token_id] + enc(f"A: {q}") + enc("\n") + enc(f"B: {d}") + enc("\n") + enc(prompt) for q, d in PAIRS]
     yes = tok("Yes", add_special_tokens=False)["input_ids"][0]
-    expected = [l[yes].item() for l in _reference_logits(gemma_lm, sequences)]
+    expected = [logit[yes].item() for logit in _reference_logits(gemma_lm, sequences)]
     ours = omnivec.CrossEncoder(gemma_lm, template="bge-reranker-v2-gemma", device="cpu")
     assert isinstance(ours.activation_fn, torch.nn.Identity)
     np.testing.assert_allclose(ours.predict(PAIRS, batch_size=3), expected, atol=ATOL)
@@ -178,7 +173,7 @@ def test_mxbai_rerank_v2_preset_equals_reference(qwen3_lm):
     sequences = [enc(prefix) + enc(f"query: {q}") + enc("\n") + enc(f"document: {d}") + enc("\n") + enc(task) + enc(suffix)
                  for q, d in PAIRS]
     one, zero = enc("1")[0], enc("0")[0]
-    expected = [(l[one] - l[zero]).item() for l in _reference_logits(qwen3_lm, sequences)]
+    expected = [(logit[one] - logit[zero]).item() for logit in _reference_logits(qwen3_lm, sequences)]
     ours = omnivec.CrossEncoder(qwen3_lm, template="mxbai-rerank-v2", device="cpu")
     np.testing.assert_allclose(ours.predict(PAIRS, batch_size=3), expected, atol=ATOL)
 

@@ -82,6 +82,7 @@ class CrossEncoder(Pipeline):
                 loaded, model_config = _default_modules(folder, options, max_length, template)
             modules = loaded
         super().__init__(*modules)
+        self.name_or_path = str(model_name_or_path) if model_name_or_path is not None else None
         if max_length is not None:
             self.transformer.max_seq_length = max_length
         self._set_prompts(model_config, prompts, default_prompt_name)
@@ -237,21 +238,36 @@ class CrossEncoder(Pipeline):
 
     def _score_with_images(self, pairs: list[tuple[Any, Any]], batch_size: int, prompt: str | None,
                            show_progress_bar: bool | None) -> torch.Tensor:
-        processor = self.transformer.processor
-        template = self.template or self._chat_as_template(prompt)
-        placeholder = image_placeholder(processor)
         starts = range(0, len(pairs), batch_size)
         scores: list[torch.Tensor] = []
         for start in progress(starts, len(starts), show_progress_bar, "Scoring"):
-            texts, images = prompts_with_images(template, pairs[start : start + batch_size], prompt, placeholder, start)
-            features = dict(processor(text=texts, images=images or None, padding=True, return_tensors="pt"))
-            if features["input_ids"].shape[1] > self.max_length:
-                raise InputError(f"Pairs at index {start}..{start + len(texts) - 1}: a prompt with images takes "
-                                 f"{features['input_ids'].shape[1]} tokens, more than max_length={self.max_length} "
-                                 "(image prompts are not truncated).")
-            features = to_device(features, self.device)
+            features = self._image_pair_features(pairs[start : start + batch_size], prompt, start)
             scores.extend(self(features)["scores"].float().cpu())
         return torch.stack(scores)
+
+    def _image_pair_features(self, pairs: Sequence[tuple[Any, Any]], prompt: str | None, start: int) -> dict[str, Any]:
+        template = self.template or self._chat_as_template(prompt)
+        placeholder = image_placeholder(self.transformer.processor)
+        texts, images = prompts_with_images(template, pairs, prompt, placeholder, start)
+        features = dict(self.transformer.processor(text=texts, images=images or None, padding=True, return_tensors="pt"))
+        if features["input_ids"].shape[1] > self.max_length:
+            raise InputError(f"Pairs at index {start}..{start + len(texts) - 1}: a prompt with images takes "
+                             f"{features['input_ids'].shape[1]} tokens, more than max_length={self.max_length} "
+                             "(image prompts are not truncated).")
+        return to_device(features, self.device)
+
+    def logits(self, pairs: Sequence[Pair], prompt: str | None = None) -> torch.Tensor:
+        """Raw scores of (query, document) pairs, shape (n, num_labels), in one forward pass with gradients:
+        what training losses call. No activation is applied (a LogitScore head gives logit(yes) - logit(no))."""
+        checked = _check_pairs(pairs, self._takes_images)
+        if not checked:
+            return torch.zeros((0, self.num_labels), device=self.device)
+        if self._takes_images and any(pair_has_image(p) for p in checked):
+            features = self._image_pair_features(checked, prompt, 0)
+        else:
+            encoded = self._encode_pairs(checked, prompt)
+            features = to_device(self.transformer.collate(encoded, range(len(checked))), self.device)
+        return self(features)["scores"]
 
     def _prompt_template(self, prompt: str | None) -> RerankTemplate | None:
         """The template a generative reranker fills: its own, or its chat template (None: plain text pairs)."""

@@ -19,9 +19,10 @@ from omnivec.modules.pooling import Pooling
 from omnivec.modules.router import Router
 from omnivec.modules.transformer import Transformer
 from omnivec.runtime.batching import default_token_budget
-from omnivec.runtime.execute import RunOptions, embed_units
+from omnivec.runtime.execute import RunOptions, embed_units, forward_units
 from omnivec.runtime.precision import PRECISIONS, Precision, quantize_embeddings
-from omnivec.runtime.units import DecodeOptions, combine_vectors, expand, supported_modalities
+from omnivec.runtime.units import (DecodeOptions, PreparedInputs, combine_units, decode, expand,
+                                  supported_modalities)
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Embedder(Pipeline):
             folder, loaded, model_config = self.read_folder(model_name_or_path, hub, options)
             modules = loaded if loaded is not None else _default_modules(folder, options)
         super().__init__(*(modules or []))
+        self.name_or_path = str(model_name_or_path) if model_name_or_path is not None else None
         self._set_prompts(model_config, prompts, default_prompt_name)
         self.similarity_fn_name = similarity_fn_name or model_config.get("similarity_fn_name") or "cosine"
         self.truncate_dim = truncate_dim if truncate_dim is not None else model_config.get("truncate_dim")
@@ -200,14 +202,11 @@ class Embedder(Pipeline):
                              decode=decode_options)
         with torch.inference_mode():
             vectors = embed_units(units, items, lambda modality_: self._stages(modality_, task), options)
-        per_item: list[list[torch.Tensor]] = [[] for _ in items]
-        for unit, vector in zip(units, vectors):
-            per_item[unit.item].append(vector)
         if output_value == "token_embeddings":
-            rows = [parts[0] for parts in per_item]
+            rows = [vectors[next(i for i, u in enumerate(units) if u.item == item)] for item in range(len(items))]
             return rows[0] if single else rows
 
-        embeddings = torch.stack([combine_vectors(parts, rule) for parts, rule in zip(per_item, rules)])
+        embeddings = combine_units(units, vectors, rules)
         if truncate_dim is not None:
             embeddings = embeddings[:, :truncate_dim]
         if normalize_embeddings:
@@ -222,6 +221,28 @@ class Embedder(Pipeline):
         else:
             result = list(result)
         return result[0] if single else result
+
+    # -- training --------------------------------------------------------------------------------------
+    def prepare(self, inputs: Sequence[Any], *, prompt: str | None = None, task: str | None = None,
+                modality: str | None = None) -> PreparedInputs:
+        """Decode a column of inputs into units for ``embed`` (the CPU half of a training step)."""
+        items = tag_inputs(list(inputs), modality)
+        options = self._decode_options()
+        units, rules = expand(items, self._model_modalities(), options)
+        for unit in units:
+            unit.value = decode(unit, items[unit.item].index, options)
+        return PreparedInputs(units, rules, prompt, task)
+
+    def embed(self, inputs: PreparedInputs | Sequence[Any]) -> torch.Tensor:
+        """Embeddings of one column, shape (n, dim), with gradients: what training losses call.
+
+        Unlike ``encode`` there is no batching, no inference mode and no truncation or normalisation beyond
+        the model's own modules."""
+        prepared = inputs if isinstance(inputs, PreparedInputs) else self.prepare(inputs)
+        if not prepared.units:
+            return torch.zeros((0, self.get_sentence_embedding_dimension() or 0), device=self.device)
+        vectors = forward_units(prepared.units, lambda m: self._stages(m, prepared.task), prepared.prompt, self.device)
+        return combine_units(prepared.units, vectors, prepared.rules)
 
     def encode_query(self, inputs: str | Sequence[str], prompt_name: str | None = None, prompt: str | None = None,
                      **encode_kwargs: Any) -> np.ndarray | torch.Tensor | list[torch.Tensor]:

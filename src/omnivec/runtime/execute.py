@@ -49,20 +49,53 @@ def embed_units(units: Sequence[Unit], items: Sequence[Item], stages: Stages, op
 
 def _embed_texts(texts: list[str], stages: Stages, opts: RunOptions) -> list[torch.Tensor]:
     transformer, modules = stages("text")
-    if opts.prompt:
-        texts = [opts.prompt + text for text in texts]
     # Tokenize once up front: exact token lengths make tighter batches than character counts.
-    encoded = transformer.tokenize_unpadded(texts)
+    encoded = _tokenize(transformer, texts, opts.prompt)
     batches = plan_batches([len(ids) for ids in encoded["input_ids"]], opts.batch_size, opts.max_tokens)
-    prompt_length = transformer.prompt_length(opts.prompt) if opts.prompt else None
     results: list[torch.Tensor] = []
     for indices in progress(batches, len(batches), opts.show_progress_bar, "Encoding"):
-        features = to_device(transformer.collate(encoded, indices), opts.device)
-        features["modality"] = "text"
-        if prompt_length:
-            features["prompt_length"] = prompt_length
+        features = _text_batch(transformer, encoded, indices, opts.prompt, opts.device)
         results.extend(_outputs(_run(modules, features), opts.output_value))
     return restore_order(batches, results)
+
+
+def _tokenize(transformer: Any, texts: Sequence[str], prompt: str | None) -> dict[str, list[list[int]]]:
+    return transformer.tokenize_unpadded([prompt + text for text in texts] if prompt else texts)
+
+
+def _text_batch(transformer: Any, encoded: dict[str, list[list[int]]], indices: Sequence[int], prompt: str | None,
+                device: torch.device | str) -> dict[str, Any]:
+    features = to_device(transformer.collate(encoded, indices), device)
+    features["modality"] = "text"
+    if prompt:  # lets Pooling leave the prompt's tokens out (include_prompt=False)
+        features["prompt_length"] = transformer.prompt_length(prompt)
+    return features
+
+
+def _media_batch(transformer: Any, modality: str, values: list[Any], prompt: str | None) -> dict[str, Any]:
+    if modality == "message" and prompt:
+        system = [{"role": "system", "content": [{"type": "text", "text": prompt}]}]
+        values = [system + value for value in values]
+    return transformer.preprocess(modality, values)
+
+
+def forward_units(units: Sequence[Unit], stages: Stages, prompt: str | None, device: torch.device) -> list[torch.Tensor]:
+    """Sentence embeddings of already decoded units, one forward pass per modality, gradients kept (training)."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for position, unit in enumerate(units):
+        groups[unit.modality].append(position)
+    out: list[torch.Tensor | None] = [None] * len(units)
+    for modality, positions in groups.items():
+        transformer, modules = stages(modality)
+        values = [units[p].value for p in positions]
+        if modality == "text":
+            features = _text_batch(transformer, _tokenize(transformer, values, prompt), range(len(values)), prompt, device)
+        else:
+            features = to_device(_media_batch(transformer, modality, values, prompt), device)
+            features["modality"] = modality
+        for position, vector in zip(positions, _run(modules, features)["sentence_embedding"]):
+            out[position] = vector
+    return out  # type: ignore[return-value]
 
 
 def decode_workers() -> int:
@@ -74,15 +107,12 @@ def _embed_media(modality: str, units: list[Unit], items: Sequence[Item], stages
                  opts: RunOptions) -> list[torch.Tensor]:
     transformer, modules = stages(modality)
     batches = [range(start, min(start + opts.batch_size, len(units))) for start in range(0, len(units), opts.batch_size)]
-    system = [{"role": "system", "content": [{"type": "text", "text": opts.prompt}]}] if opts.prompt else []
     results: list[torch.Tensor] = []
     with ThreadPoolExecutor(max_workers=decode_workers(), thread_name_prefix="omnivec-decode") as pool:
 
         def prepare(indices: range) -> dict[str, Any]:
             values = list(pool.map(lambda i: decode(units[i], items[units[i].item].index, opts.decode), indices))
-            if modality == "message":
-                values = [system + value for value in values]
-            return transformer.preprocess(modality, values)
+            return _media_batch(transformer, modality, values, opts.prompt)
 
         jobs = (lambda indices=indices: prepare(indices) for indices in batches)
         for features in progress(prefetched(jobs, depth=1), len(batches), opts.show_progress_bar, f"Encoding {modality}"):

@@ -42,6 +42,45 @@ class DecodeOptions:
     policy: FetchPolicy = DEFAULT_POLICY
 
 
+@dataclass
+class PreparedInputs:
+    """A column of inputs split into decoded units, ready for a forward pass with gradients (training).
+
+    ``prompt`` and ``task`` travel with the column, so each training column keeps its own prompt and route.
+    """
+
+    units: list[Unit]
+    rules: list[Combine]
+    prompt: str | None = None
+    task: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def select(self, start: int, stop: int) -> PreparedInputs:
+        """Inputs ``start:stop`` (for mini-batches), units renumbered from 0."""
+        units = [Unit(u.item - start, u.modality, u.value) for u in self.units if start <= u.item < stop]
+        return PreparedInputs(units, self.rules[start:stop], self.prompt, self.task)
+
+
+def concat_prepared(columns: Sequence[PreparedInputs]) -> PreparedInputs:
+    """Columns sharing a prompt and task, joined into one (one forward pass for all of them)."""
+    units: list[Unit] = []
+    rules: list[Combine] = []
+    for column in columns:
+        units.extend(Unit(u.item + len(rules), u.modality, u.value) for u in column.units)
+        rules.extend(column.rules)
+    return PreparedInputs(units, rules, columns[0].prompt, columns[0].task)
+
+
+def combine_units(units: Sequence[Unit], vectors: Sequence[torch.Tensor], rules: Sequence[Combine]) -> torch.Tensor:
+    """One vector per input, from its units' vectors (stacked, in input order)."""
+    per_item: list[list[torch.Tensor]] = [[] for _ in rules]
+    for unit, vector in zip(units, vectors):
+        per_item[unit.item].append(vector)
+    return torch.stack([combine_vectors(parts, rule) for parts, rule in zip(per_item, rules)])
+
+
 def supported_modalities(model_modalities: Sequence[str]) -> list[str]:
     """Input modalities a model accepts, given the modalities its towers or chat template handle."""
     got = set(model_modalities)

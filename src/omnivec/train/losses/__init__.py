@@ -1,0 +1,12 @@
+"""Embedder losses. Each is called as ``loss(model, inputs, labels)``; see ``omnivec.train.losses.base.Loss``."""
+
+from omnivec.train.losses.base import EmbeddingLoss, Loss, LossSpec, embed_columns
+from omnivec.train.losses.contrastive import CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss
+from omnivec.train.losses.distillation import MarginMSELoss
+from omnivec.train.losses.matryoshka import MatryoshkaLoss
+from omnivec.train.losses.similarity import CoSENTLoss, CosineSimilarityLoss
+
+__all__ = [
+    "CachedMultipleNegativesRankingLoss", "CoSENTLoss", "CosineSimilarityLoss", "EmbeddingLoss", "Loss", "LossSpec",
+    "MarginMSELoss", "MatryoshkaLoss", "MultipleNegativesRankingLoss", "embed_columns",
+]

@@ -1,0 +1,47 @@
+"""Knowledge distillation from a teacher's scores: Margin-MSE (Hofstätter et al., 2020)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from omnivec.errors import InputError
+from omnivec.train.losses.base import EmbeddingLoss, LossSpec, similarity_function
+
+
+def margin_labels(labels: torch.Tensor, rows: int, negatives: int, loss_name: str) -> torch.Tensor:
+    """Teacher margins, shape (rows, negatives): given as the margins themselves (one per negative) or as the
+    teacher's scores (positive first, then each negative)."""
+    labels = labels.float()
+    if labels.shape == (rows, negatives + 1):
+        labels = labels[:, :1] - labels[:, 1:]
+    elif labels.shape == (rows,):
+        labels = labels.unsqueeze(1)
+    if labels.shape != (rows, negatives):
+        raise InputError(f"{loss_name} labels have shape {tuple(labels.shape)}; expected one teacher margin per "
+                         f"negative ({rows}, {negatives}) or the teacher's scores for positive and negatives "
+                         f"({rows}, {negatives + 1}).")
+    return labels
+
+
+class MarginMSELoss(EmbeddingLoss):
+    """Matches the student's margin ``sim(q, pos) - sim(q, neg)`` to a teacher's margin, by mean squared error.
+    Columns: (query, positive, negative...); label: the teacher's margin(s), or its scores."""
+
+    spec = LossSpec(inputs=("query", "positive", "negative"), more_inputs="negative", label="float_list")
+
+    def __init__(self, similarity: str = "dot") -> None:
+        super().__init__()
+        self.similarity = similarity
+        self._sim = similarity_function(similarity, pairwise=True)
+
+    def config(self) -> dict[str, Any]:
+        return {"similarity": self.similarity}
+
+    def compute(self, embeddings: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        query, positive, negatives = embeddings[0], embeddings[1], embeddings[2:]
+        target = margin_labels(labels, query.shape[0], len(negatives), type(self).__name__).to(query.device)
+        positive_scores = self._sim(query, positive)
+        margins = torch.stack([positive_scores - self._sim(query, negative) for negative in negatives], dim=1)
+        return torch.nn.functional.mse_loss(margins, target)
