@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import random
 
 import numpy as np
 import pytest
+import torch
 
 import omnivec
 from omnivec.errors import InputError
@@ -21,7 +23,7 @@ def scifact(shared_data):
     """40 (query, relevant doc) pairs from the SciFact test qrels, and 300 other docs as extra corpus."""
     folder = shared_data / "scifact"
     queries = {r["_id"]: r["text"] for r in map(json.loads, open(folder / "queries.jsonl"))}
-    docs = {r["_id"]: (r["title"] + ". " + r["text"])[:250] for r in map(json.loads, open(folder / "corpus.jsonl"))}
+    docs = {r["_id"]: (r["title"] + ". " + r["text"])[:200] for r in map(json.loads, open(folder / "corpus.jsonl"))}
     with open(folder / "qrels-test.tsv") as f:
         qrels = list(csv.reader(f, delimiter="\t"))[1:41]
     pairs = [{"query": queries[q], "answer": docs[d]} for q, d, _ in qrels]
@@ -30,9 +32,29 @@ def scifact(shared_data):
     return pairs, [text for key, text in docs.items() if key not in used][:300]
 
 
+class _Memo:
+    """An Embedder that embeds each (text list, options) once: these tests check mining, and the CPU is slow."""
+
+    def __init__(self, model):
+        self.model, self.seen = model, {}
+        self.similarity, self.similarity_pairwise = model.similarity, model.similarity_pairwise
+
+    def _run(self, name, texts, **kwargs):
+        key = (name, tuple(texts), tuple(sorted(kwargs.items())))
+        if key not in self.seen:
+            self.seen[key] = getattr(self.model, name)(texts, **kwargs)
+        return self.seen[key]
+
+    def encode_query(self, texts, **kwargs):
+        return self._run("encode_query", texts, **kwargs)
+
+    def encode_document(self, texts, **kwargs):
+        return self._run("encode_document", texts, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def models(minilm_dir, st):
-    return omnivec.Embedder(minilm_dir, device="cpu"), st.SentenceTransformer(minilm_dir, device="cpu")
+    return _Memo(omnivec.Embedder(minilm_dir, device="cpu")), st.SentenceTransformer(minilm_dir, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +72,15 @@ def peer_mine(st, tmp_path_factory):
 @pytest.fixture(scope="module")
 def cross_encoders(bert_dir, st, tmp_path_factory):
     # The tiny BERT's classifier head is random on load: save it once so both libraries read the same weights.
+    # Its default init scores every pair within ~1e-5 (ranks would tie), so widen the weights first.
+    peer = st.CrossEncoder(bert_dir, num_labels=1, max_length=64, device="cpu")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, weight in peer.model.named_parameters():
+            if "LayerNorm" not in name:
+                weight.normal_(std=0.2)
     folder = str(tmp_path_factory.mktemp("ce"))
-    st.CrossEncoder(bert_dir, num_labels=1, max_length=64, device="cpu").save(folder)
+    peer.save(folder)
     return omnivec.CrossEncoder(folder, device="cpu"), st.CrossEncoder(folder, device="cpu")
 
 
@@ -63,11 +92,12 @@ def cross_encoders(bert_dir, st, tmp_path_factory):
     {"relative_margin": 0.1, "max_score": 0.6},
     {"output_format": "labeled-pair", "min_score": 0.3},
     {"output_format": "labeled-list", "output_scores": True},
-    {"include_positives": True, "use_corpus": False},
+    {"include_positives": True, "use_corpus": False, "range_max": 60},  # a pool beyond the corpus is padded
 ])
-def test_rows_match_sentence_transformers(kwargs, scifact, models, peer_mine, monkeypatch):
+def test_rows_match_sentence_transformers(kwargs, scifact, models, peer_mine, monkeypatch, caplog):
     from datasets import Dataset
 
+    caplog.set_level(logging.INFO, logger="omnivec.train.mining")
     pairs, others = scifact
     kwargs = dict(kwargs)
     if kwargs.pop("chunked", False):  # force many corpus chunks and anchor blocks through the top-k merge
@@ -83,6 +113,9 @@ def test_rows_match_sentence_transformers(kwargs, scifact, models, peer_mine, mo
         np.testing.assert_allclose([s for r in ours for s in r.pop("scores")],
                                    [s for r in peer for s in r.pop("scores")], atol=1e-5)
     assert len(ours) > 20 and ours == peer
+    assert "Mean score: positives" in caplog.text
+    if kwargs.get("output_format") == "n-tuple" and len(ours) < len(pairs):
+        assert f"Dropped {len(pairs) - len(ours)} (anchor, positive) rows" in caplog.text
 
 
 def test_random_sampling_is_seeded_and_matches_sentence_transformers(scifact, models, peer_mine):

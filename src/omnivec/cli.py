@@ -1,4 +1,4 @@
-"""omnivec command line: ``omnivec demo | encode``. Heavy imports wait until a command runs."""
+"""omnivec command line: ``omnivec demo | encode | train``. Heavy imports wait until a command runs."""
 
 from __future__ import annotations
 
@@ -54,6 +54,17 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import logging
+
+    from omnivec.train.config import run_config
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    result = run_config(args.config)
+    print(json.dumps(result))  # one line, last: the trainer's own logs go to stdout before it
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omnivec", description="Multimodal embeddings, reranking and search.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -71,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--prompt-name", help="a prompt stored with the model, e.g. query")
     encode.add_argument("--output", "-o", help="write a .npy file instead of JSON lines on stdout")
     encode.set_defaults(func=_cmd_encode)
+
+    train = commands.add_parser("train", help="fine-tune a model as a YAML config describes (needs omnivec[train])")
+    train.add_argument("config", help="YAML file: model, data, loss, evaluator, args, output")
+    train.set_defaults(func=_cmd_train)
     return parser
 
 

@@ -258,8 +258,10 @@ class CrossEncoder(Pipeline):
 
     def logits(self, pairs: Sequence[Pair], prompt: str | None = None) -> torch.Tensor:
         """Raw scores of (query, document) pairs, shape (n, num_labels), in one forward pass with gradients:
-        what training losses call. No activation is applied (a LogitScore head gives logit(yes) - logit(no))."""
+        what training losses call. No activation is applied (a LogitScore head gives logit(yes) - logit(no)).
+        ``prompt`` defaults to the model's default prompt, as in ``predict``."""
         checked = _check_pairs(pairs, self._takes_images)
+        prompt = self._resolve_prompt(prompt, None)
         if not checked:
             return torch.zeros((0, self.num_labels), device=self.device)
         if self._takes_images and any(pair_has_image(p) for p in checked):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 import transformers
 
 BATCH_SAMPLERS = ("default", "no_duplicates")
@@ -31,6 +32,8 @@ class TrainingArguments(transformers.TrainingArguments):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not torch.cuda.is_available():
+            self.dataloader_pin_memory = False  # pinned memory only helps copies to a GPU
         if self.batch_sampler not in BATCH_SAMPLERS:
             raise ValueError(f"batch_sampler {self.batch_sampler!r} is not one of {BATCH_SAMPLERS}.")
         if self.prompts is not None and not isinstance(self.prompts, (str, dict)):

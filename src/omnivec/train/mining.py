@@ -24,25 +24,13 @@ _NEG_INF = float("-inf")
 
 
 def mine_hard_negatives(
-    dataset: Any,
-    model: Any,
-    anchor_column_name: str | None = None,
-    positive_column_name: str | None = None,
-    corpus: Sequence[str] | None = None,
-    cross_encoder: Any | None = None,
-    range_min: int = 0,
-    range_max: int | None = None,
-    max_score: float | None = None,
-    min_score: float | None = None,
-    absolute_margin: float | None = None,
-    relative_margin: float | None = None,
-    num_negatives: int = 3,
+    dataset: Any, model: Any, anchor_column_name: str | None = None, positive_column_name: str | None = None,
+    corpus: Sequence[str] | None = None, cross_encoder: Any | None = None, range_min: int = 0,
+    range_max: int | None = None, max_score: float | None = None, min_score: float | None = None,
+    absolute_margin: float | None = None, relative_margin: float | None = None, num_negatives: int = 3,
     sampling_strategy: Literal["top", "random"] = "top",
-    output_format: Literal["triplet", "n-tuple", "labeled-pair", "labeled-list"] = "triplet",
-    batch_size: int = 32,
-    include_positives: bool = False,
-    show_progress_bar: bool | None = None,
-    seed: int | None = None,
+    output_format: Literal["triplet", "n-tuple", "labeled-pair", "labeled-list"] = "triplet", batch_size: int = 32,
+    include_positives: bool = False, show_progress_bar: bool | None = None, seed: int | None = None,
     output_scores: bool = False,
 ) -> Any:
     """Add mined hard negatives to a ``datasets.Dataset`` (or list of dicts) of (anchor, positive) pairs.
@@ -64,7 +52,7 @@ def mine_hard_negatives(
     columns = _column_names(dataset, is_list)
     anchor_col, positive_col = _pick_columns(columns, anchor_column_name, positive_column_name)
     anchors, positives = _texts(dataset, anchor_col, is_list), _texts(dataset, positive_col, is_list)
-    extra = _strings(list(corpus) if corpus is not None and not isinstance(corpus, str) else corpus, "corpus")
+    extra = [] if corpus is None else _strings(corpus if isinstance(corpus, str) else list(corpus), "corpus")
     if output_format not in OUTPUT_FORMATS:
         raise InputError(f"output_format {output_format!r} is not one of {', '.join(map(repr, OUTPUT_FORMATS))}.")
     if sampling_strategy not in ("top", "random"):
@@ -139,18 +127,11 @@ def mine_hard_negatives(
 
 
 def _column_names(dataset: Any, is_list: bool) -> list[str]:
-    if is_list:
-        if dataset and not isinstance(dataset[0], dict):
-            raise InputError(f"Row 0 is a {type(dataset[0]).__name__}; expected a dict of column name -> text.")
-        columns = list(dataset[0]) if dataset else []
-    else:
-        try:
-            from datasets import Dataset
-        except ImportError:  # then it cannot be a Dataset either
-            Dataset = None  # noqa: N806
-        if Dataset is None or not isinstance(dataset, Dataset):
-            raise InputError(f"dataset is a {type(dataset).__name__}; expected a datasets.Dataset or a list of dicts.")
-        columns = list(dataset.column_names)
+    if is_list and dataset and not isinstance(dataset[0], dict):
+        raise InputError(f"Row 0 is a {type(dataset[0]).__name__}; expected a dict of column name -> text.")
+    columns = (list(dataset[0]) if dataset else []) if is_list else getattr(dataset, "column_names", None)
+    if not isinstance(columns, list) or not hasattr(dataset, "__len__"):  # e.g. a DatasetDict or IterableDataset
+        raise InputError(f"dataset is a {type(dataset).__name__}; expected a datasets.Dataset or a list of dicts.")
     if len(dataset) == 0:
         raise InputError("The dataset is empty; expected (anchor, positive) rows.")
     if len(columns) < 2:
@@ -170,23 +151,20 @@ def _pick_columns(columns: list[str], anchor: str | None, positive: str | None) 
 
 
 def _texts(dataset: Any, column: str, is_list: bool) -> list[str]:
-    if not is_list:
-        return _strings(list(dataset[column]), f"column {column!r}")
-    for i, row in enumerate(dataset):
-        if not isinstance(row, dict) or column not in row:
-            found = list(row) if isinstance(row, dict) else type(row).__name__
-            raise InputError(f"Row {i} has no column {column!r} (it has {found}); expected every row to have it.")
-    return _strings([row[column] for row in dataset], f"column {column!r}")
+    if is_list:
+        for i, row in enumerate(dataset):
+            if not isinstance(row, dict) or column not in row:
+                found = list(row) if isinstance(row, dict) else type(row).__name__
+                raise InputError(f"Row {i} has no column {column!r} (it has {found}); expected every row to have it.")
+    return _strings([row[column] for row in dataset] if is_list else list(dataset[column]), f"column {column!r}")
 
 
 def _strings(values: Any, where: str) -> list[str]:
-    if values is None:
-        return []
     if not isinstance(values, list):
         raise InputError(f"{where} is a {type(values).__name__}; expected a list of strings.")
     for i, value in enumerate(values):
         if not isinstance(value, str):
-            place = f"corpus[{i}]" if where == "corpus" else f"Row {i}, {where}"
+            place = f"{where}[{i}]" if where == "corpus" else f"Row {i}, {where}"
             raise InputError(f"{place}: expected a string, got {type(value).__name__}.")
     return values
 
@@ -316,27 +294,24 @@ def _build_columns(header: list[str], output_format: str, output_scores: bool, q
 
     dropped, pair, n = 0, 0, neg_ids.shape[1]
     for q, query in enumerate(queries):
-        negatives = [(corpus[i], s) for i, s in zip(neg_ids[q].tolist(), neg_scores[q].tolist()) if s != _NEG_INF]
-        texts, scores = [t for t, _ in negatives], [s for _, s in negatives]
-        if output_format == "labeled-pair":
-            for d in positive_ids[q]:
-                add(query, corpus[d], positive_scores[pair] if output_scores else 1)
-                pair += 1
-            for text, score in negatives:
-                add(query, text, score if output_scores else 0)
-            continue
+        kept = [(corpus[i], s) for i, s in zip(neg_ids[q].tolist(), neg_scores[q].tolist()) if s != _NEG_INF]
+        texts, scores = [t for t, _ in kept], [s for _, s in kept]
         for d in positive_ids[q]:
-            positive, pos_score = corpus[d], positive_scores[pair]
-            pair += 1
-            if output_format == "triplet":
-                for text, score in negatives:
+            positive, pos_score, pair = corpus[d], positive_scores[pair], pair + 1
+            if output_format == "labeled-pair":
+                add(query, positive, pos_score if output_scores else 1)
+            elif output_format == "triplet":
+                for text, score in kept:
                     add(query, positive, text, *([[pos_score, score]] if output_scores else []))
             elif output_format == "n-tuple" and len(texts) == n:
                 add(query, positive, *texts, *([[pos_score, *scores]] if output_scores else []))
             elif output_format == "labeled-list" and texts:
                 add(query, [positive, *texts], [pos_score, *scores] if output_scores else [1] + [0] * len(texts))
-            elif output_format != "triplet":
+            else:
                 dropped += 1
+        if output_format == "labeled-pair":  # the anchor's positives first, then its negatives
+            for text, score in kept:
+                add(query, text, score if output_scores else 0)
     return data, dropped
 
 

@@ -12,7 +12,7 @@ import torch
 import transformers
 
 from omnivec.train.args import TrainingArguments
-from omnivec.train.data import Collator, ColumnPlan, Rows, check_rows, plan_columns
+from omnivec.train.data import LABEL_COLUMNS, Collator, ColumnPlan, Rows, check_rows, column_names, plan_columns
 from omnivec.train.model_card import write_model_card
 from omnivec.train.sampler import NoDuplicatesBatchSampler
 
@@ -74,6 +74,15 @@ class _Trainer(transformers.Trainer):
         return plan
 
     def default_loss(self, data: Any, label_column: str | None) -> torch.nn.Module:
+        """The loss for data without one: a pairwise loss with a label column, in-batch negatives without."""
+        with_labels, without_labels = self.default_losses()
+        labelled = label_column is not None or any(c in LABEL_COLUMNS for c in column_names(data, "training data"))
+        loss = with_labels() if labelled else without_labels()
+        logger.info("No loss given: training with %s.", type(loss).__name__)
+        return loss
+
+    @staticmethod
+    def default_losses() -> tuple[type, type]:
         raise NotImplementedError
 
     # -- loss ---------------------------------------------------------------------------------------
@@ -165,14 +174,11 @@ class EmbedderTrainer(_Trainer):
 
     prepares_inputs = True
 
-    def default_loss(self, data: Any, label_column: str | None) -> torch.nn.Module:
-        from omnivec.train.data import LABEL_COLUMNS, column_names
+    @staticmethod
+    def default_losses() -> tuple[type, type]:
         from omnivec.train.losses import CoSENTLoss, MultipleNegativesRankingLoss
 
-        labelled = label_column is not None or any(c in LABEL_COLUMNS for c in column_names(data, "training data"))
-        loss = CoSENTLoss() if labelled else MultipleNegativesRankingLoss()
-        logger.info("No loss given: training with %s.", type(loss).__name__)
-        return loss
+        return CoSENTLoss, MultipleNegativesRankingLoss
 
 
 class CrossEncoderTrainer(_Trainer):
@@ -184,11 +190,8 @@ class CrossEncoderTrainer(_Trainer):
 
     prepares_inputs = False
 
-    def default_loss(self, data: Any, label_column: str | None) -> torch.nn.Module:
+    @staticmethod
+    def default_losses() -> tuple[type, type]:
         from omnivec.train.cross_encoder_losses import BinaryCrossEntropyLoss, MultipleNegativesRankingLoss
-        from omnivec.train.data import LABEL_COLUMNS, column_names
 
-        labelled = label_column is not None or any(c in LABEL_COLUMNS for c in column_names(data, "training data"))
-        loss = BinaryCrossEntropyLoss() if labelled else MultipleNegativesRankingLoss()
-        logger.info("No loss given: training with %s.", type(loss).__name__)
-        return loss
+        return BinaryCrossEntropyLoss, MultipleNegativesRankingLoss
