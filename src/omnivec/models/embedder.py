@@ -203,7 +203,10 @@ class Embedder(Pipeline):
         with torch.inference_mode():
             vectors = embed_units(units, items, lambda modality_: self._stages(modality_, task), options)
         if output_value == "token_embeddings":
-            rows = [vectors[next(i for i, u in enumerate(units) if u.item == item)] for item in range(len(items))]
+            first: dict[int, int] = {}
+            for position, unit in enumerate(units):
+                first.setdefault(unit.item, position)
+            rows = [vectors[first[item]] for item in range(len(items))]
             return rows[0] if single else rows
 
         embeddings = combine_units(units, vectors, rules)
