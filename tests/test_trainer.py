@@ -114,6 +114,27 @@ def test_checkpoint_resume_reaches_the_same_weights(tmp_path, bert_dir):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
 
 
+def test_gradcache_in_the_trainer_with_accumulation_matches_the_full_batch(tmp_path, bert_dir):
+    """Inside transformers.Trainer (its backward, gradient accumulation over 2 steps), CachedMNRL in mini-batches
+    of 2 ends at the weights plain MNRL reaches."""
+    rows = [{"q": r["query"], "d": r["document"]} for r in _topic_pairs(16, seed=6)]
+    trained = []
+    for loss in (losses.MultipleNegativesRankingLoss(), losses.CachedMultipleNegativesRankingLoss(mini_batch_size=2)):
+        model = omnivec.Embedder(bert_dir, device="cpu")
+        for module in model.modules():  # no dropout: both runs must see the same network
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        # SGD: updates linear in the gradients (Adam's first steps turn float noise on ~0 gradients into +-lr).
+        args = _args(tmp_path, max_steps=2, gradient_accumulation_steps=2, per_device_train_batch_size=4,
+                     learning_rate=0.1, optim="sgd")
+        EmbedderTrainer(model, args, train_dataset=rows, loss=loss).train()
+        trained.append(model.state_dict())
+    for name, weight in trained[0].items():
+        torch.testing.assert_close(trained[1][name], weight, atol=1e-5, rtol=1e-4, msg=name)
+    initial = omnivec.Embedder(bert_dir, device="cpu").state_dict()
+    assert any(not torch.equal(initial[name], weight) for name, weight in trained[0].items())
+
+
 def test_evaluator_runs_during_training_and_lands_in_the_model_card(tmp_path, bert_dir):
     from omnivec.train.evaluation import EmbeddingSimilarityEvaluator
 
