@@ -253,3 +253,13 @@ def test_datasets_dataset_input_works_like_a_list(tmp_path, tiny):
     rows = [{"s1": r["query"], "s2": r["document"], "score": r["label"]} for r in _topic_pairs(16, seed=5)]
     trainer = EmbedderTrainer(tiny[0], _args(tmp_path, max_steps=1), train_dataset=datasets.Dataset.from_list(rows))
     assert trainer.train().global_step == 1
+
+
+def test_bf16_mixed_precision_trains(tmp_path, tiny):
+    model = omnivec.Embedder(tiny[0].name_or_path, device="cpu")
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    rows = [{"s1": r["query"], "s2": r["document"], "score": r["label"]} for r in _topic_pairs(16, seed=7)]
+    result = EmbedderTrainer(model, _args(tmp_path, max_steps=2, bf16=True, use_cpu=True), train_dataset=rows).train()
+    assert torch.isfinite(torch.tensor(result.training_loss))
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast: weights stay float32
+    assert any(not torch.equal(p, before[n]) for n, p in model.named_parameters())
