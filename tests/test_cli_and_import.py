@@ -43,7 +43,7 @@ def test_lazy_public_names():
 
 
 def test_demo_prints_similarity_matrix(minilm_dir):
-    out = subprocess.run([sys.executable, "-m", "omnivec.cli", "demo", "--model", minilm_dir],
+    out = subprocess.run([sys.executable, "-m", "omnivec.cli", "demo", "--sentences", "--model", minilm_dir],
                          capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}).stdout
     assert "384-d vectors" in out
     assert "most similar pair: [0] and [1]" in out  # the two sentences about a man eating

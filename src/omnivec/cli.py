@@ -1,4 +1,4 @@
-"""omnivec command line: ``omnivec demo | encode | train``. Heavy imports wait until a command runs."""
+"""omnivec command line: ``omnivec demo | encode | index | search | train``. Heavy imports wait until a command runs."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ DEMO_SENTENCES = [
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if not args.sentences:
+        from omnivec.kb.demo import run_demo
+
+        return run_demo(args.out, args.config)
     from omnivec import Embedder
     from omnivec.models.defaults import default_text_model
 
@@ -65,13 +69,34 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_index(args: argparse.Namespace) -> int:
+    from omnivec.kb.commands import run_index
+
+    return run_index(args.paths, args.kb, args.config)
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from omnivec.kb.commands import run_search
+    from omnivec.kb.stores.base import Filter
+
+    where = None
+    if args.path_prefix or args.modality or args.file_type:
+        where = Filter(path_prefix=args.path_prefix, modalities=tuple(args.modality or ()) or None,
+                       file_types=tuple(t.lower().lstrip(".") for t in args.file_type or ()) or None)
+    return run_search(args.query, args.image, args.kb, args.config, args.k, args.rerank, args.json, args.queries,
+                      where, args.fusion)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omnivec", description="Multimodal embeddings, reranking and search.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="embed a few sentences offline and print their similarity matrix")
-    demo.add_argument("--model", help="model folder or Hub id (default: all-MiniLM-L6-v2)")
+    demo = commands.add_parser("demo", help="index a generated sample folder and search it, offline")
+    demo.add_argument("--out", help="folder for the sample files and the KB (default: a new temporary folder)")
+    demo.add_argument("--config", help="kb.toml for the demo KB (default: the default models)")
+    demo.add_argument("--sentences", action="store_true", help="instead: embed a few sentences, print similarities")
+    demo.add_argument("--model", help="with --sentences: model folder or Hub id (default: all-MiniLM-L6-v2)")
     demo.set_defaults(func=_cmd_demo)
 
     encode = commands.add_parser("encode", help="embed texts (arguments, or one per line on stdin)")
@@ -82,6 +107,27 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--prompt-name", help="a prompt stored with the model, e.g. query")
     encode.add_argument("--output", "-o", help="write a .npy file instead of JSON lines on stdout")
     encode.set_defaults(func=_cmd_encode)
+
+    index = commands.add_parser("index", help="index files and folders into a knowledge base")
+    index.add_argument("paths", nargs="+", help="files and folders (txt md html pdf jsonl, images, audio, video)")
+    index.add_argument("--kb", help="KB folder (default ./omnivec-kb), or a Qdrant URI (qdrant://path, http(s)://...)")
+    index.add_argument("--config", help="kb.toml: spaces (models), store, chunking (default: <kb>/kb.toml)")
+    index.set_defaults(func=_cmd_index)
+
+    search = commands.add_parser("search", help="search a knowledge base with text and/or an image")
+    search.add_argument("query", nargs="?", help="text query")
+    search.add_argument("--image", help="an image query (path or URL), alone or with the text")
+    search.add_argument("--kb", help="KB folder or Qdrant URI (as for index)")
+    search.add_argument("--config", help="kb.toml (default: <kb>/kb.toml)")
+    search.add_argument("-k", type=int, default=10, help="results to return (default 10)")
+    search.add_argument("--rerank", help="a CrossEncoder model, or 'none' (default: the config's reranker)")
+    search.add_argument("--fusion", choices=["rrf", "score"], default="rrf", help="how spaces' results merge")
+    search.add_argument("--path-prefix", help="only files under this path")
+    search.add_argument("--modality", action="append", choices=["text", "image", "audio"], help="only this modality")
+    search.add_argument("--file-type", action="append", help="only this file type (pdf, md, jpg, ...)")
+    search.add_argument("--queries", help="a file of queries (.jsonl with text, or one per line): JSON lines out")
+    search.add_argument("--json", action="store_true", help="print results as JSON")
+    search.set_defaults(func=_cmd_search)
 
     train = commands.add_parser("train", help="fine-tune a model as a YAML config describes (needs omnivec[train])")
     train.add_argument("config", help="YAML file: model, data, loss, evaluator, args, output")

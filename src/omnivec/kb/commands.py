@@ -1,0 +1,100 @@
+"""The ``omnivec index`` and ``omnivec search`` commands, on top of ``Indexer`` and ``Searcher``."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from omnivec.errors import InputError
+
+DEFAULT_KB = "omnivec-kb"
+
+
+def kb_location(kb: str | None) -> tuple[Path, str | None]:
+    """The local KB folder (manifest, thumbnails) and, when ``kb`` is a Qdrant URI, the store URI.
+
+    ``--kb DIR`` keeps everything in DIR; ``--kb http(s)://host:6333`` or ``qdrant://path`` puts vectors there and
+    the manifest in ``.omnivec/<uri>`` beside the working directory."""
+    kb = kb or DEFAULT_KB
+    if "://" in kb:
+        return Path(".omnivec") / re.sub(r"[^A-Za-z0-9._-]+", "_", kb), kb
+    return Path(kb), None
+
+
+def run_index(paths: list[str], kb: str | None, config_path: str | None, show_progress: bool | None = None) -> int:
+    from omnivec.kb.config import load_config
+    from omnivec.kb.indexer import Indexer
+
+    kb_dir, uri = kb_location(kb)
+    config = load_config(kb_dir, config_path)
+    if uri:
+        config.store = uri
+    indexer = Indexer(kb_dir, config, show_progress=show_progress)
+    try:
+        report = indexer.run([Path(p) for p in paths])
+    finally:
+        indexer.close()
+    print(report.summary(), file=sys.stderr)
+    return 0
+
+
+def run_search(query: str | None, image: str | None, kb: str | None, config_path: str | None, k: int,
+               rerank: str | None, as_json: bool, queries: str | None, where: Any, fusion: str) -> int:
+    from omnivec.kb.config import load_config
+    from omnivec.kb.search import Searcher
+
+    kb_dir, uri = kb_location(kb)
+    config = load_config(kb_dir, config_path)
+    if uri:
+        config.store = uri
+    reranker = None if rerank == "none" else (rerank or config.reranker)
+    searcher = Searcher(kb_dir, config, reranker=reranker)
+    try:
+        if queries:
+            for qid, text in _read_queries(queries):
+                results = searcher.search(text, None, k, where, fusion)
+                print(json.dumps({"query_id": qid, "query": text, "results": [r.to_dict() for r in results]}))
+            return 0
+        results = searcher.search(query, image, k, where, fusion)
+    finally:
+        searcher.close()
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return 0
+    if not results:
+        print("no results")
+    for rank, result in enumerate(results, start=1):
+        if result.rerank_score is not None:
+            score = f"rerank {result.rerank_score:.3f}"
+        else:
+            score = f"cosine {result.similarity:.3f}" + (f" (+{len(result.spaces) - 1} spaces)" if len(result.spaces) > 1 else "")
+        snippet = " ".join(result.text.split())[:160]
+        print(f"{rank:>2}. {score}  [{result.kind}]  {result.location()}")
+        if snippet:
+            print(f"      {snippet}")
+        if result.thumbnail:
+            print(f"      thumbnail: {kb_dir / result.thumbnail}")
+    return 0
+
+
+def _read_queries(path: str) -> list[tuple[str, str]]:
+    """Queries from a JSON-lines file (``{"_id" or "id", "text"}``, BEIR's format) or a text file (one per line)."""
+    source = Path(path)
+    if not source.is_file():
+        raise InputError(f"Queries file {path!r} does not exist.")
+    out = []
+    for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        if source.suffix == ".jsonl":
+            try:
+                row = json.loads(line)
+                out.append((str(row.get("_id", row.get("id", number))), row["text"]))
+            except (json.JSONDecodeError, KeyError, AttributeError):
+                raise InputError(f"{path!r} line {number}: expected a JSON object with a 'text' field.") from None
+        else:
+            out.append((str(number), line.strip()))
+    return out

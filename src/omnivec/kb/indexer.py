@@ -1,0 +1,226 @@
+"""``omnivec index``: scan paths, find what is new, changed or gone, ingest, embed per space, write. A file's old
+vectors are removed before its new ones are written, and it is marked done only after: a run killed anywhere
+leaves every finished file intact, and the next run redoes the unfinished ones."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omnivec.errors import InputError
+from omnivec.kb.chunk import Chunk, IngestError
+from omnivec.kb.config import KBConfig
+from omnivec.kb.manifest import Manifest, content_hash
+from omnivec.kb.spaces import Space, load_spaces
+
+logger = logging.getLogger(__name__)
+
+@dataclass
+class IndexReport:
+    scanned: int = 0
+    unchanged: int = 0
+    indexed: int = 0
+    removed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    chunks: dict[str, int] = field(default_factory=dict)  # space -> chunks written
+    problems: list[str] = field(default_factory=list)  # spaces left out of this run
+    seconds: dict[str, float] = field(default_factory=dict)  # stage -> time spent
+
+    def summary(self) -> str:
+        lines = [f"{self.scanned} files: {self.indexed} indexed, {self.unchanged} unchanged, {self.removed} removed, "
+                 f"{len(self.failed)} failed"]
+        for space, count in sorted(self.chunks.items()):
+            lines.append(f"  {space}: {count} chunks written")
+        for stage, spent in self.seconds.items():
+            lines.append(f"  {stage}: {spent:.1f} s")
+        lines.extend(f"  skipped space: {problem}" for problem in self.problems)
+        if self.failed:
+            lines.append("Files not indexed:")
+            lines.extend(f"  {path}: {reason}" for path, reason in self.failed)
+        return "\n".join(lines)
+
+
+def record_id(path: str, position: int) -> str:
+    return f"{hashlib.blake2b(path.encode(), digest_size=8).hexdigest()}-{position}"
+
+
+def scan(paths: Iterable[Path], kb_dir: Path, supported: Iterable[str]) -> tuple[list[Path], list[Path]]:
+    """Files under ``paths``, sorted: those of a supported type, and the others (hidden files and folders and the
+    KB's own folder are skipped)."""
+    extensions = set(supported)
+    kb_dir = kb_dir.resolve()
+    found: set[Path] = set()
+    for root in paths:
+        root = root.resolve()
+        if root.is_file():
+            found.add(root)
+            continue
+        if not root.is_dir():
+            raise InputError(f"{str(root)!r} does not exist.")
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and Path(folder, d).resolve() != kb_dir)
+            found.update(Path(folder, f) for f in files if not f.startswith("."))
+    supported_files = sorted(f for f in found if f.suffix.lower() in extensions)
+    return supported_files, sorted(found - set(supported_files))
+
+
+class Indexer:
+    """Indexes files into one KB directory (manifest, vectors, thumbnails)."""
+
+    def __init__(self, kb_dir: Path, config: KBConfig, device: str | None = None,
+                 show_progress: bool | None = None) -> None:
+        from omnivec.kb.stores.base import open_store
+
+        self.kb_dir, self.config, self.show_progress = kb_dir, config, show_progress
+        kb_dir.mkdir(parents=True, exist_ok=True)
+        (kb_dir / "thumbs").mkdir(exist_ok=True)
+        self.manifest = Manifest(kb_dir / "manifest.sqlite")
+        self.store = open_store(config.store_uri(kb_dir))
+        self.spaces, self.problems = load_spaces(config, device)
+        for space in self.spaces:
+            self.store.ensure_collection(space.name, space.dim)
+        self.space_names = ",".join(sorted(s.name for s in self.spaces))
+
+    def run(self, paths: list[Path]) -> IndexReport:
+        from omnivec.kb.ingest import SUPPORTED
+
+        report = IndexReport(problems=list(self.problems))  # the summary names them
+        started = time.perf_counter()
+        files, unsupported = scan(paths, self.kb_dir, SUPPORTED)
+        report.scanned = len(files) + len(unsupported)
+        report.failed.extend((str(f), f"unsupported file type {f.suffix or '(no extension)'!r}") for f in unsupported)
+        entries = self.manifest.entries()
+        roots = [str(p.resolve()) for p in paths]
+        present = {str(f) for f in files}
+        gone = [p for p in entries if p not in present and any(p == r or p.startswith(r.rstrip(os.sep) + os.sep)
+                                                                 for r in roots)]
+        if gone:
+            self._delete(gone)
+            self.manifest.remove(gone)
+            report.removed = len(gone)
+        todo = self._changed(files, entries, report)
+        report.seconds["scan"] = time.perf_counter() - started
+        self._index(todo, report)
+        for space in self.spaces:
+            self.store.optimize(space.name)
+        return report
+
+    def _changed(self, files: list[Path], entries: dict[str, Any], report: IndexReport) -> list[tuple]:
+        todo = []
+        for path in files:
+            stat = path.stat()
+            entry = entries.get(str(path))
+            if entry is not None and entry.state != "pending" and entry.size == stat.st_size:
+                fresh = entry.mtime == stat.st_mtime or content_hash(path) == entry.hash
+                if fresh and (entry.state == "failed" or set(self.space_names.split(",")) <= set(entry.spaces.split(","))):
+                    if entry.mtime != stat.st_mtime:
+                        self.manifest.touch(str(path), stat.st_mtime)
+                    if entry.state == "failed":
+                        report.failed.append((str(path), f"{entry.error} (unchanged since the last run)"))
+                    else:
+                        report.unchanged += 1
+                    continue
+            todo.append((str(path), content_hash(path), stat.st_size, stat.st_mtime))
+        return todo
+
+    def _index(self, todo: list[tuple], report: IndexReport) -> None:
+        from omnivec.kb.ingest import ingest_file
+        from omnivec.runtime.batching import progress
+
+        options = self._ingest_options()
+        batch: list[tuple[tuple, list[Chunk]]] = []
+        pending = 0
+        for entry in progress(todo, len(todo), self.show_progress, "Reading files"):
+            self.manifest.set_states([entry], "pending", spaces=self.space_names)
+            started = time.perf_counter()
+            try:
+                chunks = ingest_file(entry[0], options)
+            except IngestError as exc:
+                self._delete([entry[0]])
+                self.manifest.set_states([entry], "failed", errors=[exc.reason], spaces=self.space_names)
+                report.failed.append((entry[0], exc.reason))
+                continue
+            finally:
+                report.seconds["read"] = report.seconds.get("read", 0.0) + time.perf_counter() - started
+            batch.append((entry, chunks))
+            pending += len(chunks)
+            if pending >= self.config.flush_chunks:
+                self._flush(batch, report)
+                batch, pending = [], 0
+        if batch:
+            self._flush(batch, report)
+
+    def _flush(self, batch: list[tuple[tuple, list[Chunk]]], report: IndexReport) -> None:
+        from omnivec.kb.stores.base import Record
+
+        files = [entry for entry, _ in batch]
+        self._delete([entry[0] for entry in files])
+        for space in self.spaces:
+            chunks = [(entry[0], position, chunk) for entry, file_chunks in batch
+                      for position, chunk in enumerate(file_chunks) if chunk.modality == space.modality]
+            if not chunks:
+                continue
+            started = time.perf_counter()
+            vectors = space.embed([chunk.content for _, _, chunk in chunks], self.config.batch_size,
+                                  self.show_progress)
+            report.seconds[f"embed {space.name}"] = report.seconds.get(f"embed {space.name}", 0.0) + (
+                time.perf_counter() - started)
+            started = time.perf_counter()
+            records = [Record(record_id(path, position), vector, self._payload(path, position, chunk))
+                       for (path, position, chunk), vector in zip(chunks, vectors)]
+            self.store.upsert(space.name, records)
+            report.seconds["write"] = report.seconds.get("write", 0.0) + time.perf_counter() - started
+            report.chunks[space.name] = report.chunks.get(space.name, 0) + len(records)
+        self.manifest.set_states(files, "done", [len(chunks) for _, chunks in batch], spaces=self.space_names)
+        report.indexed += len(files)
+
+    def _payload(self, path: str, position: int, chunk: Chunk) -> dict[str, Any]:
+        thumbnail = ""
+        if chunk.thumbnail:
+            thumbnail = f"thumbs/{record_id(path, position)}.jpg"
+            (self.kb_dir / thumbnail).write_bytes(chunk.thumbnail)
+        return {"file": path, "file_type": Path(path).suffix.lower().lstrip("."), "modality": chunk.modality,
+                "kind": chunk.kind, "text": chunk.text, "page": chunk.page, "start": chunk.start, "end": chunk.end,
+                "heading": chunk.heading, "chunk": position, "thumbnail": thumbnail,
+                "record": str(chunk.extra.get("record_id", ""))}
+
+    def _delete(self, paths: list[str]) -> None:
+        for name in self.store.collections():
+            self.store.delete_files(name, paths)
+        for path in paths:
+            for thumbnail in (self.kb_dir / "thumbs").glob(f"{record_id(path, 0)[:-2]}-*.jpg"):
+                thumbnail.unlink(missing_ok=True)
+
+    def _ingest_options(self) -> Any:
+        from omnivec.kb.ingest.options import IngestOptions
+
+        text = next((s for s in self.spaces if s.name == "text"), None)
+        audio = next((s for s in self.spaces if s.name == "audio"), None)
+        options = IngestOptions(chunk_tokens=min(self.config.chunk_tokens, _max_tokens(text)),
+                                overlap_tokens=self.config.overlap_tokens, audio_window_s=self.config.audio_window_s,
+                                audio_hop_s=self.config.audio_window_s, video_segment_s=self.config.video_segment_s,
+                                frames_per_segment=self.config.frames_per_segment)
+        if text is not None:
+            tokenizer = text.model.tokenizer
+            options.count_tokens = lambda s: len(tokenizer(s, add_special_tokens=False)["input_ids"])
+        if audio is not None:
+            rate = getattr(getattr(audio.model.transformer.processor, "feature_extractor", None), "sampling_rate", None)
+            options.audio_rate = int(rate or options.audio_rate)
+        return options
+
+    def close(self) -> None:
+        self.manifest.close()
+        self.store.close()
+
+
+def _max_tokens(space: Space | None) -> int:
+    """A chunk must fit the text model's window, special tokens included."""
+    if space is None:
+        return 10**9
+    return max(16, int(space.model.max_seq_length) - 2)

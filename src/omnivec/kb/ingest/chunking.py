@@ -1,0 +1,216 @@
+"""Token-aware text chunking: passages that fit the embedder's budget, cut at the best boundary available
+(paragraph, then sentence, then line, then word or token), overlapping a little, each under its heading path."""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Sequence
+
+from omnivec.kb.ingest.options import IngestOptions
+
+HEADING_SEPARATOR = " > "
+# Whitespace runs are candidate boundaries; CJK full stops end a sentence without any space after them.
+_BOUNDARY = re.compile(r"\s+|(?<=[。！？])(?=\S)")
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
+_WORD = re.compile(r"\S+")
+PARAGRAPH, SENTENCE, LINE, INSIDE = 3, 2, 1, 0  # boundary ranks: higher is a better place to cut
+
+Passage = tuple[str, str, int, int]  # (passage text, heading path, char_start, char_end)
+
+
+def embedder_text(passage: str, heading: str) -> str:
+    """What the embedder sees: the heading path as context above the passage."""
+    return f"{heading}\n\n{passage}" if heading else passage
+
+
+def chunk_text(text: str, options: IngestOptions, headings: Sequence[tuple[int, str]] = ()) -> list[Passage]:
+    """Cut ``text`` into passages; ``headings`` are ``(char_offset, heading_path)`` where each section starts.
+
+    Passages never cross a section start. ``embedder_text(passage, heading)`` holds at most ``options.chunk_tokens``
+    tokens (as ``options.token_count`` counts them, special tokens included) unless the heading path alone takes
+    more than half of it, and the passage alone never does. ``text[char_start:char_end] == passage``.
+    """
+    cutter = _Cutter(text, options)
+    bounds = sorted((max(0, min(len(text), offset)), path) for offset, path in headings)
+    if not bounds or bounds[0][0] > 0:
+        bounds.insert(0, (0, ""))
+    out: list[Passage] = []
+    for index, (start, heading) in enumerate(bounds):
+        end = bounds[index + 1][0] if index + 1 < len(bounds) else len(text)
+        out.extend((text[a:b], heading, a, b) for a, b in cutter.section(start, end, heading))
+    return out
+
+
+@dataclass
+class _Atom:
+    """A span between boundaries (a sentence or line, or a token-cut piece of an over-long one)."""
+
+    start: int
+    end: int
+    cost: int
+    rank: int  # rank of the boundary just before this atom
+
+
+class _Cutter:
+    def __init__(self, text: str, options: IngestOptions) -> None:
+        self.text, self.options = text, options
+        # Tokens a counter adds to every call ([CLS]/[SEP]...): counted once per passage, not once per atom.
+        self.special = options.token_count("")
+        self.limit = options.chunk_tokens - self.special
+
+    def cost(self, start: int, end: int) -> int:
+        return self.options.token_count(self.text[start:end]) - self.special
+
+    def section(self, start: int, end: int, heading: str) -> list[tuple[int, int]]:
+        heading_cost = self.options.token_count(heading + "\n\n") - self.special if heading else 0
+        budget = max(self.limit - heading_cost, self.limit // 2)
+        first, last = start, end
+        while first < last and self.text[first].isspace():
+            first += 1
+        while last > first and self.text[last - 1].isspace():
+            last -= 1
+        if first == last:
+            return []
+        if self.cost(first, last) <= budget:  # most sections and records fit whole: one count, no cutting
+            return [(first, last)]
+        atoms = self._atoms(start, end, budget)
+        spans: list[tuple[int, int]] = []
+        i, lead = 0, None  # lead: (char start, cost) of the overlap carried over from the previous passage
+        while i < len(atoms):
+            first, used = (lead if lead else (atoms[i].start, 0))
+            j = i
+            while j < len(atoms) and used + atoms[j].cost <= budget:
+                used += atoms[j].cost
+                j += 1
+            if j == i:
+                if lead:  # the carried overlap and the next atom do not fit together: drop the overlap
+                    lead = None
+                    continue
+                j = i + 1
+            if j < len(atoms):
+                j = self._best_end(atoms, i, j, budget, lead[1] if lead else 0)
+            # Atom costs add up to an estimate; the joined text is what must fit.
+            while self.cost(first, atoms[j - 1].end) > budget and j - 1 > i:
+                j -= 1
+            if lead and self.cost(first, atoms[j - 1].end) > budget:
+                lead = None
+                continue
+            spans.append((first, atoms[j - 1].end))
+            lead = self._overlap(first, atoms[j - 1].end, atoms, i, j) if j < len(atoms) else None
+            i = j
+        return spans
+
+    def _atoms(self, start: int, end: int, budget: int) -> list[_Atom]:
+        atoms: list[_Atom] = []
+        atom_start, rank = start, PARAGRAPH
+        for match in _BOUNDARY.finditer(self.text, start, end):
+            if match.start() <= atom_start:  # whitespace where an atom would start: skip it
+                atom_start = max(atom_start, match.end())
+                continue
+            boundary = self._rank(match)
+            if boundary == INSIDE:
+                continue
+            self._add(atoms, atom_start, match.start(), rank, budget)
+            rank, atom_start = boundary, match.end()
+        stop = self._rstrip(atom_start, end)
+        if atom_start < end and not self.text[atom_start:stop].isspace():
+            self._add(atoms, atom_start, stop, rank, budget)
+        return atoms
+
+    def _rank(self, match: re.Match) -> int:
+        space = match.group()
+        if not space:
+            return SENTENCE
+        if _BLANK_LINE.search(space):
+            return PARAGRAPH
+        if _SENTENCE_END.search(self.text[max(0, match.start() - 4):match.start()]):
+            return SENTENCE
+        return LINE if "\n" in space else INSIDE
+
+    def _add(self, atoms: list[_Atom], start: int, end: int, rank: int, budget: int) -> None:
+        cost = self.cost(start, end)
+        if cost <= budget:
+            atoms.append(_Atom(start, end, cost, rank))
+            return
+        # Pieces leave room for the overlap carried into the passage that starts with them.
+        piece_budget = max(budget - self.options.overlap_tokens, budget // 2)
+        for index, (a, b) in enumerate(self._split_long(start, end, piece_budget)):
+            atoms.append(_Atom(a, b, self.cost(a, b), rank if index == 0 else INSIDE))
+
+    def _split_long(self, start: int, end: int, budget: int) -> list[tuple[int, int]]:
+        """Pieces of one over-long sentence, each within ``budget``: cut between tokens when the tokenizer gives
+        offsets, else between words, else (a single word longer than the budget) between characters."""
+        piece = self.text[start:end]
+        if self.options.tokenize_offsets is not None:
+            cuts = sorted({start + a for a, b in self.options.tokenize_offsets(piece) if b > a and a > 0})
+        else:
+            cuts = [start + m.end() for m in _WORD.finditer(piece)]
+        cuts = [c for c in cuts if start < c < end] + [end]
+        pieces, pos = [], start
+        while pos < end:
+            best = self._longest_fit(pos, cuts, bisect_right(cuts, pos), budget)
+            if best is None:  # the next word alone is over budget
+                stop = cuts[bisect_right(cuts, pos)]
+                chars = list(range(pos + 1, stop + 1))
+                best = self._longest_fit(pos, chars, 0, budget) or pos + 1
+            stop = self._rstrip(pos, best)
+            pieces.append((pos, stop))
+            pos = best
+            while pos < end and self.text[pos].isspace():
+                pos += 1
+        return pieces
+
+    def _longest_fit(self, pos: int, cuts: list[int], lo: int, budget: int) -> int | None:
+        best, hi = None, len(cuts) - 1
+        while lo <= hi:  # token counts grow with the prefix, so the longest fitting prefix is a binary search
+            mid = (lo + hi) // 2
+            if self.cost(pos, self._rstrip(pos, cuts[mid])) <= budget:
+                best, lo = cuts[mid], mid + 1
+            else:
+                hi = mid - 1
+        return best
+
+    def _rstrip(self, pos: int, stop: int) -> int:
+        while stop > pos + 1 and self.text[stop - 1].isspace():
+            stop -= 1
+        return stop
+
+    def _best_end(self, atoms: list[_Atom], i: int, j: int, budget: int, used: int) -> int:
+        """Back off from the greedy end ``j`` to the best-ranked boundary in the second half of the budget."""
+        best, best_rank = j, atoms[j].rank
+        for k in range(i + 1, j):
+            used += atoms[k - 1].cost
+            if used >= budget // 2 and atoms[k].rank > best_rank:
+                best, best_rank = k, atoms[k].rank
+        return best
+
+    def _overlap(self, start: int, end: int, atoms: list[_Atom], i: int, j: int) -> tuple[int, int] | None:
+        """Where the next passage starts: the earliest word in this one whose tail fits ``overlap_tokens``,
+        moved forward to a sentence start when that still keeps half of the overlap."""
+        limit = self.options.overlap_tokens
+        if limit <= 0:
+            return None
+        words = [m.start() for m in _WORD.finditer(self.text, start, end)][1:]
+        best = self._earliest_fit(words, end, limit)
+        if best is None:
+            return None
+        for atom in atoms[i:j]:
+            if atom.start >= best and atom.rank >= LINE:
+                cost = self.cost(atom.start, end)
+                if cost >= limit // 2:
+                    return atom.start, cost
+                break
+        return best, self.cost(best, end)
+
+    def _earliest_fit(self, starts: list[int], end: int, limit: int) -> int | None:
+        best, lo, hi = None, 0, len(starts) - 1
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            if self.cost(starts[mid], end) <= limit:
+                best, hi = starts[mid], mid - 1
+            else:
+                lo = mid + 1
+        return best

@@ -1,0 +1,88 @@
+"""Pictures and recordings: one image chunk per picture, fixed-length windows of a recording."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from omnivec.errors import InputError
+from omnivec.kb.chunk import Chunk, IngestError
+from omnivec.kb.ingest.options import IngestOptions
+from omnivec.kb.ingest.thumbnail import thumbnail
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tiff", ".tif")
+AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg", ".m4a")
+MIN_WINDOW_S = 1.0  # a shorter tail window carries too little sound to embed (a short clip is still kept whole)
+
+
+def decoder_source(path: Path) -> str:
+    """The path as the shared decoders take it: absolute, so no file name is mistaken for a URL or data: URI."""
+    return str(Path(path).resolve())
+
+
+def reason(exc: InputError, source: str) -> str:
+    """An InputError's message without its "Input at index 0 (...)" prefix: the IngestError names the file."""
+    return re.sub(r"^Input at index \d+(?: \(" + re.escape(source) + r"\))?: ", "", str(exc))
+
+
+def ingest_image(path: Path, options: IngestOptions) -> list[Chunk]:
+    """One "image" chunk (an animated GIF's first frame), EXIF orientation applied, with a thumbnail."""
+    from PIL import Image
+
+    from omnivec.inputs.image import load_image
+
+    source = decoder_source(path)
+    try:
+        image = load_image(source, index=0)
+    except InputError as exc:
+        raise IngestError(str(path), reason(exc, source)) from None
+    except Image.DecompressionBombError as exc:  # Pillow's guard against huge pixel counts
+        raise IngestError(str(path), f"image too large to decode safely: {exc}") from None
+    return [Chunk(file=str(path), modality="image", kind="image", content=image,
+                  thumbnail=thumbnail(image, options.thumbnail_px),
+                  extra={"width": image.width, "height": image.height})]
+
+
+def ingest_audio(path: Path, options: IngestOptions) -> list[Chunk]:
+    """"audio" windows of the recording (mono, resampled to ``options.audio_rate``) with start/end seconds;
+    "transcript" passages too when ``options.transcribe_model`` is set."""
+    from omnivec.inputs.audio import load_audio
+
+    source = decoder_source(path)
+    try:
+        waveform = load_audio(source, index=0, sampling_rate=options.audio_rate)
+    except InputError as exc:
+        raise IngestError(str(path), reason(exc, source)) from None
+    return sound_chunks(str(path), waveform, options)
+
+
+def sound_chunks(file: str, waveform: np.ndarray, options: IngestOptions) -> list[Chunk]:
+    """Audio-window chunks (and transcript chunks, if asked for) of mono samples at ``options.audio_rate``."""
+    rate = options.audio_rate
+    chunks = [Chunk(file=file, modality="audio", kind="audio", content={"array": window, "sampling_rate": rate},
+                    start=start, end=end)
+              for start, end, window in audio_windows(waveform, rate, options.audio_window_s, options.audio_hop_s)]
+    if options.transcribe_model:
+        from omnivec.kb.ingest.transcribe import transcript_chunks
+
+        chunks.extend(transcript_chunks(file, waveform, rate, options))
+    return chunks
+
+
+def audio_windows(waveform: np.ndarray, rate: int, window_s: float,
+                  hop_s: float) -> list[tuple[float, float, np.ndarray]]:
+    """``(start_s, end_s, samples)`` every ``hop_s`` seconds, ``window_s`` long; the last window ends with the
+    recording and is kept if at least ``MIN_WINDOW_S`` long (or if it is the only one). Samples are views."""
+    size, hop = max(1, round(window_s * rate)), max(1, round(hop_s * rate))
+    out: list[tuple[float, float, np.ndarray]] = []
+    start = 0
+    while start < waveform.size:
+        stop = min(start + size, waveform.size)
+        if stop - start >= MIN_WINDOW_S * rate or start == 0:
+            out.append((start / rate, stop / rate, waveform[start:stop]))
+        if start + size >= waveform.size:
+            break
+        start += hop
+    return out

@@ -1,0 +1,54 @@
+"""How files are cut into chunks: text budgets, audio windows, video segments, page rendering, size limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class IngestOptions:
+    """Settings for ``ingest_file``.
+
+    Text: passages of at most ``chunk_tokens`` tokens (heading prefix included) overlapping by about
+    ``overlap_tokens``. ``count_tokens`` counts tokens with the text model's tokenizer; without it tokens are
+    whitespace-separated words, which undercounts subword tokenizers, so set it from the model whenever there is one.
+    ``tokenize_offsets`` (token character offsets of a string) lets a sentence longer than the budget be cut exactly
+    between tokens; without it such a sentence is cut between words (or characters) found by counting.
+
+    Audio: ``audio_window_s`` windows every ``audio_hop_s`` seconds, resampled to ``audio_rate`` (the audio model's
+    rate, 48 kHz for CLAP). Video: one segment every ``video_segment_s`` seconds with ``frames_per_segment`` frames.
+    PDF pages are rendered at ``page_dpi``; thumbnails fit in ``thumbnail_px`` squared. Files over
+    ``max_file_bytes`` are refused. ``transcribe_model``: a Whisper-family model id or folder; when set, speech in
+    audio files and video sound tracks also becomes "transcript" text chunks.
+    """
+
+    chunk_tokens: int = 256
+    overlap_tokens: int = 32
+    count_tokens: Callable[[str], int] | None = None
+    tokenize_offsets: Callable[[str], list[tuple[int, int]]] | None = None
+    audio_window_s: float = 10.0
+    audio_hop_s: float = 10.0
+    audio_rate: int = 48000
+    video_segment_s: float = 10.0
+    frames_per_segment: int = 1
+    page_dpi: int = 72
+    thumbnail_px: int = 256
+    max_file_bytes: int = 512 * MIB
+    transcribe_model: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.chunk_tokens < 8:
+            raise ValueError(f"chunk_tokens must be at least 8, got {self.chunk_tokens}")
+        if not 0 <= self.overlap_tokens < self.chunk_tokens // 2:
+            raise ValueError(f"overlap_tokens must be in [0, chunk_tokens / 2), got {self.overlap_tokens}")
+        if self.audio_window_s <= 0 or self.audio_hop_s <= 0 or self.video_segment_s <= 0:
+            raise ValueError("audio_window_s, audio_hop_s and video_segment_s must be positive")
+        if self.frames_per_segment < 1 or self.page_dpi < 1 or self.thumbnail_px < 16:
+            raise ValueError("frames_per_segment and page_dpi must be >= 1, thumbnail_px >= 16")
+
+    def token_count(self, text: str) -> int:
+        """Tokens in ``text``: the model tokenizer's count, or whitespace words without one."""
+        return self.count_tokens(text) if self.count_tokens is not None else len(text.split())

@@ -1,0 +1,86 @@
+"""What the KB holds, file by file, in SQLite: content hash, state, chunk count, error. A file is "pending" while
+its vectors are being replaced and "done" once they all are, so a run killed at any point is resumed by redoing
+the pending files."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
+    chunks INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    spaces TEXT NOT NULL DEFAULT '',
+    updated REAL NOT NULL
+)
+"""
+
+
+@dataclass
+class FileEntry:
+    path: str
+    hash: str
+    size: int
+    mtime: float
+    state: str
+    chunks: int
+    error: str
+    spaces: str  # the spaces active when the file was indexed, comma-separated
+
+
+def content_hash(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Manifest:
+    """The file table of one KB (``<kb>/manifest.sqlite``); every change is committed at once."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path))
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(SCHEMA)
+        self.db.commit()
+
+    def entries(self) -> dict[str, FileEntry]:
+        rows = self.db.execute("SELECT path, hash, size, mtime, state, chunks, error, spaces FROM files").fetchall()
+        return {row[0]: FileEntry(*row) for row in rows}
+
+    def set_states(self, files: list[tuple[str, str, int, float]], state: str, chunks: list[int] | None = None,
+                   errors: list[str] | None = None, spaces: str = "") -> None:
+        """Record ``(path, hash, size, mtime)`` files in ``state``, in one transaction."""
+        now = time.time()
+        chunks = chunks or [0] * len(files)
+        errors = errors or [""] * len(files)
+        self.db.executemany(
+            "INSERT INTO files (path, hash, size, mtime, state, chunks, error, spaces, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET hash=excluded.hash, size=excluded.size, "
+            "mtime=excluded.mtime, state=excluded.state, chunks=excluded.chunks, error=excluded.error, "
+            "spaces=excluded.spaces, updated=excluded.updated",
+            [(p, h, s, m, state, c, e, spaces, now) for (p, h, s, m), c, e in zip(files, chunks, errors)])
+        self.db.commit()
+
+    def touch(self, path: str, mtime: float) -> None:
+        """Same content, new modification time: remember it so the next run need not hash the file again."""
+        self.db.execute("UPDATE files SET mtime = ? WHERE path = ?", (mtime, path))
+        self.db.commit()
+
+    def remove(self, paths: list[str]) -> None:
+        self.db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in paths])
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,121 @@
+"""``omnivec search``: embed the query in every space that takes it, search each, fuse, rerank."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omnivec.errors import InputError
+from omnivec.kb.config import KBConfig
+from omnivec.kb.fusion import fuse
+from omnivec.kb.spaces import load_spaces
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Result:
+    """One search result: where it is, what it is, and how it scored."""
+
+    id: str
+    score: float
+    file: str
+    modality: str
+    kind: str
+    text: str = ""
+    page: int | None = None
+    start: float | None = None
+    end: float | None = None
+    heading: str = ""
+    thumbnail: str = ""
+    record: str = ""
+    spaces: list[str] = field(default_factory=list)
+    similarity: float | None = None  # cosine similarity in the first space that found it
+    rerank_score: float | None = None
+
+    def location(self) -> str:
+        where = self.file
+        if self.page is not None:
+            where += f" p.{self.page}"
+        if self.start is not None:
+            where += f" {_clock(self.start)}-{_clock(self.end if self.end is not None else self.start)}"
+        return where + (f" ({self.heading})" if self.heading else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Searcher:
+    """Searches one KB. ``reranker``: a CrossEncoder model id/folder, or None for fused order only."""
+
+    def __init__(self, kb_dir: Path, config: KBConfig, reranker: str | None = None, device: str | None = None) -> None:
+        from omnivec.kb.stores.base import open_store
+
+        if not (kb_dir / "manifest.sqlite").is_file():
+            raise InputError(f"{str(kb_dir)!r} is not a knowledge base yet: run `omnivec index PATH --kb {kb_dir}`.")
+        self.kb_dir = kb_dir
+        self.store = open_store(config.store_uri(kb_dir))
+        self.spaces, self.problems = load_spaces(config, device)
+        for problem in self.problems:
+            logger.warning(problem)
+        self.reranker = None
+        if reranker:
+            from omnivec import CrossEncoder
+
+            self.reranker = CrossEncoder(reranker, device=device)
+
+    def search(self, query: str | None = None, image: Any = None, k: int = 10, where: Any = None,
+               fusion: str = "rrf", candidates: int = 50) -> list[Result]:
+        """The ``k`` best chunks for a text query, an image (path, URL, PIL image) or both."""
+        if not query and image is None:
+            raise InputError("A search needs a text query, an image, or both.")
+        lists = {}
+        for space in self.spaces:
+            vector = self._query_vector(space, query, image)
+            if vector is not None:
+                lists[space.name] = self.store.search(space.name, vector, max(candidates, k), where)
+        if not lists:
+            asked = " + ".join(m for m, v in (("text", query), ("image", image)) if v is not None and v != "")
+            raise InputError(f"No space of this KB takes {asked} queries (spaces: "
+                             f"{', '.join(s.name for s in self.spaces) or 'none'}).")
+        fused = fuse(lists, fusion)[: max(candidates, k)]
+        results = [_result(f.hit.payload, f.id, f.score, f.spaces, f.hit.score) for f in fused]
+        if self.reranker is not None and query:
+            results = self._rerank(query, results)
+        return results[:k]
+
+    def _query_vector(self, space: Any, query: str | None, image: Any) -> Any:
+        if query and image is not None and space.takes_query("multimodal"):
+            return space.embed([{"text": query, "image": image}], 1)[0]
+        if image is not None and space.takes_query("image"):
+            return space.embed([image], 1)[0]
+        if query and space.takes_query("text"):
+            return space.embed([query], 1)[0]
+        return None
+
+    def _rerank(self, query: str, results: list[Result]) -> list[Result]:
+        """Results with text are reordered by the reranker; media-only results keep their fused positions."""
+        texts = [i for i, r in enumerate(results) if r.text]
+        if not texts:
+            return results
+        scores = self.reranker.predict([(query, results[i].text) for i in texts], show_progress_bar=False)
+        for i, score in zip(texts, scores):
+            results[i].rerank_score = float(score)
+        reranked = iter(sorted((results[i] for i in texts), key=lambda r: r.rerank_score, reverse=True))
+        return [next(reranked) if r.text else r for r in results]
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _result(payload: dict[str, Any], id_: str, score: float, spaces: list[str], similarity: float) -> Result:
+    keys = ("file", "modality", "kind", "text", "page", "start", "end", "heading", "thumbnail", "record")
+    return Result(id=id_, score=score, spaces=spaces, similarity=similarity,
+                  **{k: payload.get(k) for k in keys if payload.get(k) is not None})
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{rest:02d}"

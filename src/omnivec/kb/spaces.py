@@ -1,0 +1,73 @@
+"""Embedding spaces: one model and one collection per modality family (text passages; images, pages and frames;
+audio). A model that cannot be loaded (offline and not cached) takes its space out of this run, with one message
+naming the model and what will not be indexed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from omnivec.errors import ModelLoadError
+from omnivec.kb.config import SPACE_MODALITIES, KBConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Space:
+    name: str
+    model_id: str
+    model: Any  # omnivec.Embedder
+
+    @property
+    def modality(self) -> str:
+        """The chunk modality this space embeds."""
+        return SPACE_MODALITIES[self.name]
+
+    def takes_query(self, modality: str) -> bool:
+        return self.model.supports(modality)
+
+    def embed(self, inputs: list[Any], batch_size: int, show_progress_bar: bool | None = None) -> Any:
+        """L2-normalised float32 vectors (cosine similarity is then a dot product in every store)."""
+        return self.model.encode(inputs, batch_size=batch_size, normalize_embeddings=True,
+                                 show_progress_bar=show_progress_bar)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
+
+
+def load_spaces(config: KBConfig, device: str | None = None) -> tuple[list[Space], list[str]]:
+    """The spaces whose model loads, and a message for each that does not."""
+    from omnivec import Embedder
+    from omnivec.models.defaults import DEFAULT_TEXT_MODEL, default_text_model
+
+    spaces, problems = [], []
+    for name, model_id in config.spaces.items():
+        source = default_text_model() if model_id == DEFAULT_TEXT_MODEL else model_id
+        try:
+            model = Embedder(source, device=device)
+        except ModelLoadError as exc:
+            problems.append(f"model {model_id!r} for the {name} space is not available ({_first_line(exc)}): "
+                            f"{_what(name)} will not be indexed or searched in this run.")
+            continue
+        if not model.supports(SPACE_MODALITIES[name]):
+            problems.append(f"model {model_id!r} cannot embed {SPACE_MODALITIES[name]} inputs (it takes "
+                            f"{', '.join(model.modalities)}): the {name} space is left out.")
+            continue
+        spaces.append(Space(name, model_id, model))
+    return spaces, problems
+
+
+def _what(space: str) -> str:
+    return {"text": "text passages", "image": "images, PDF page images and video frames",
+            "audio": "audio recordings and video sound tracks"}[space]
+
+
+def _first_line(exc: Exception) -> str:
+    """The reason's first sentence: enough to act on, short enough for a summary line."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    return text.splitlines()[0].split(". ")[0].rstrip(".")

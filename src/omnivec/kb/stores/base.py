@@ -1,0 +1,269 @@
+"""The vector store interface the knowledge base writes to and searches: one collection per embedding space, cosine
+similarity, records with a flat payload. ``open_store`` picks the backend from a URI."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from omnivec.errors import InputError
+
+# Payload keys every record has after normalisation, with the value an absent key gets. Both backends give
+# these back on every hit, so callers never need ``.get``.
+PAYLOAD_DEFAULTS: dict[str, Any] = {
+    "file": "", "file_type": "", "modality": "", "kind": "", "text": "", "page": None, "start": None,
+    "end": None, "heading": "", "chunk": None, "thumbnail": "",
+}
+STR_KEYS = ("file", "file_type", "modality", "kind", "text", "heading", "thumbnail")
+INT_KEYS = ("page", "chunk")
+FLOAT_KEYS = ("start", "end")
+REQUIRED_KEYS = ("file", "modality", "kind")
+# Names the backends use for their own columns / payload fields.
+RESERVED_KEYS = frozenset({"id", "vector", "dirs", "extra", "_distance"})
+SEPARATORS = "/\\"  # both, so that Windows paths filter like POSIX ones
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass
+class Record:
+    """One vector to store: ``id`` is unique within a collection; ``payload`` holds ``file``, ``modality`` and
+    ``kind`` (required) and optionally the other :data:`PAYLOAD_DEFAULTS` keys or extra str/int/float/None values."""
+
+    id: str
+    vector: np.ndarray
+    payload: dict[str, Any]
+
+
+@dataclass
+class Hit:
+    """A search result: ``score`` is the cosine similarity (higher is better)."""
+
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass
+class Filter:
+    """Restricts a search. ``path_prefix`` matches whole path components: ``/a/b`` matches ``/a/b`` and
+    ``/a/b/c.txt`` but not ``/a/bc.txt`` (``/`` and ``\\`` both separate). ``modalities`` and ``file_types`` (extension
+    without the dot, any case) match any of their values; an empty tuple matches nothing. All given parts must hold."""
+
+    path_prefix: str | None = None
+    modalities: tuple[str, ...] | None = None
+    file_types: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.path_prefix is not None:
+            stripped = self.path_prefix.rstrip(SEPARATORS)
+            # "/" alone stays the root; "" means no restriction
+            self.path_prefix = stripped or (self.path_prefix[:1] or None)
+        self.modalities = _as_tuple(self.modalities, "modalities")
+        types = _as_tuple(self.file_types, "file_types")
+        self.file_types = None if types is None else tuple(t.lower().lstrip(".") for t in types)
+
+    @property
+    def matches_nothing(self) -> bool:
+        return self.modalities == () or self.file_types == ()
+
+    def matches(self, payload: dict[str, Any]) -> bool:
+        """The reference semantics every backend implements (used by tests and brute-force checks)."""
+        if self.modalities is not None and payload.get("modality") not in self.modalities:
+            return False
+        if self.file_types is not None and payload.get("file_type") not in self.file_types:
+            return False
+        return self.path_prefix is None or self.path_prefix in path_ancestors(str(payload.get("file", "")))
+
+
+def _as_tuple(values: Any, what: str) -> tuple[str, ...] | None:
+    if values is None:
+        return None
+    if isinstance(values, str):  # a bare string would otherwise become a tuple of characters
+        values = (values,)
+    values = tuple(values)
+    if not all(isinstance(v, str) for v in values):
+        raise InputError(f"Filter.{what} must be strings, got {values!r}.")
+    return values
+
+
+def path_ancestors(file: str) -> list[str]:
+    """Every prefix of ``file`` a path filter can name: the root, each ancestor folder, and the file itself.
+    ``"/a/b/c.txt"`` -> ``["/", "/a", "/a/b", "/a/b/c.txt"]``."""
+    found = [file[0]] if file[:1] and file[0] in SEPARATORS else []
+    for i in range(1, len(file)):
+        if file[i] in SEPARATORS and file[i - 1] not in SEPARATORS:
+            found.append(file[:i])
+    if file and file not in found:
+        found.append(file)
+    return found
+
+
+def check_name(name: str) -> str:
+    """Collection names are used as table and directory names: keep them portable."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InputError(f"collection name {name!r} is not valid: use 1-64 letters, digits, '_' or '-'.")
+    return name
+
+
+def normalize_payload(payload: dict[str, Any], where: str) -> dict[str, Any]:
+    """A copy of ``payload`` with every default key present and typed, ``file_type`` derived from ``file`` if
+    missing. Raises InputError naming ``where`` (collection and record) for what is missing or of the wrong type."""
+    if not isinstance(payload, dict):
+        raise InputError(f"{where}: payload must be a dict, got {type(payload).__name__}.")
+    missing = [key for key in REQUIRED_KEYS if not payload.get(key)]
+    if missing:
+        raise InputError(f"{where}: payload lacks {', '.join(missing)} (required: {', '.join(REQUIRED_KEYS)}).")
+    reserved = sorted(RESERVED_KEYS & payload.keys())
+    if reserved:
+        raise InputError(f"{where}: payload keys {reserved} are reserved for the store.")
+    out = dict(PAYLOAD_DEFAULTS)
+    for key, value in payload.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if key in STR_KEYS:
+            if value is None:
+                value = ""
+            if not isinstance(value, str):
+                raise InputError(f"{where}: payload {key!r} must be a string, got {value!r}.")
+        elif key in INT_KEYS and value is not None:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InputError(f"{where}: payload {key!r} must be an int or None, got {value!r}.")
+        elif key in FLOAT_KEYS and value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InputError(f"{where}: payload {key!r} must be a number or None, got {value!r}.")
+            value = float(value)
+        elif value is not None and not isinstance(value, (str, int, float)):
+            raise InputError(f"{where}: payload {key!r} must be str, int, float or None, got {type(value).__name__}.")
+        out[key] = value
+    out["file_type"] = (out["file_type"] or os.path.splitext(out["file"])[1]).lower().lstrip(".")
+    return out
+
+
+def prepare_records(name: str, records: list[Record], dim: int) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
+    """Validated ``(id, float32 vector, payload)`` triples; a repeated id keeps its last record, as one upsert
+    after another would."""
+    prepared: dict[str, tuple[str, np.ndarray, dict[str, Any]]] = {}
+    for record in records:
+        if not isinstance(record.id, str) or not record.id:
+            raise InputError(f"collection {name!r}: record ids must be non-empty strings, got {record.id!r}.")
+        where = f"collection {name!r}, record {record.id!r}"
+        vector = check_vector(record.vector, dim, where)
+        prepared.pop(record.id, None)  # re-insert so that order follows the last occurrence
+        prepared[record.id] = (record.id, vector, normalize_payload(record.payload, where))
+    return list(prepared.values())
+
+
+def check_vector(vector: Any, dim: int, where: str) -> np.ndarray:
+    """``vector`` as a 1-D finite float32 array of length ``dim``."""
+    array = np.asarray(vector, dtype=np.float32)
+    if array.ndim != 1 or array.shape[0] != dim:
+        raise InputError(f"{where}: expected a vector of dimension {dim}, got shape {tuple(array.shape)}.")
+    if not np.isfinite(array).all():
+        raise InputError(f"{where}: the vector has NaN or infinite values.")
+    return array
+
+
+def check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise InputError(f"k must be a non-negative int, got {k!r}.")
+    return int(k)
+
+
+def ivf_partitions(rows: int) -> int:
+    """IVF partition count: about sqrt(rows), the usual balance of centroid scan against partition scan, but at
+    least 256 rows per partition (k-means needs them; LanceDB trains no more partitions than that anyway)."""
+    return max(1, min(math.isqrt(rows), rows // 256))
+
+
+class VectorStore(ABC):
+    """Collections of fixed-dimension vectors searched by cosine similarity.
+
+    Search is exact (brute force) while a collection has fewer than ``ann_threshold`` records; past it,
+    :meth:`optimize` builds an approximate index where the backend needs one."""
+
+    ANN_THRESHOLD = 50_000
+
+    def __init__(self, ann_threshold: int | None = None) -> None:
+        self.ann_threshold = self.ANN_THRESHOLD if ann_threshold is None else int(ann_threshold)
+
+    @abstractmethod
+    def ensure_collection(self, name: str, dim: int) -> None:
+        """Create ``name`` for ``dim``-dimensional vectors if missing; InputError if it exists with another dim."""
+
+    @abstractmethod
+    def upsert(self, name: str, records: list[Record]) -> None:
+        """Insert ``records``, replacing any with the same id. The collection must exist."""
+
+    @abstractmethod
+    def delete_files(self, name: str, files: list[str]) -> int:
+        """Remove every record whose payload ``file`` is in ``files``; returns how many were removed."""
+
+    @abstractmethod
+    def search(self, name: str, vector: np.ndarray, k: int, where: Filter | None = None) -> list[Hit]:
+        """The ``k`` records most similar to ``vector``, best first; [] for a missing or empty collection."""
+
+    @abstractmethod
+    def count(self, name: str) -> int:
+        """Number of records in ``name`` (0 if missing)."""
+
+    @abstractmethod
+    def collections(self) -> list[str]:
+        """Names of the collections, sorted."""
+
+    @abstractmethod
+    def files(self, name: str) -> set[str]:
+        """The distinct payload ``file`` values in ``name``."""
+
+    def optimize(self, name: str) -> None:
+        """Compact storage and build or refresh the ANN index once ``name`` has ``ann_threshold`` records."""
+
+    def close(self) -> None:
+        """Release files and connections; the store is unusable afterwards."""
+
+    def __enter__(self) -> VectorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+URI_FORMS = ("a plain path or lancedb://PATH (LanceDB, embedded)", "qdrant://PATH or qdrant+path://PATH "
+             "(Qdrant local mode; PATH ':memory:' for a throwaway one)", "http(s)://HOST:PORT (Qdrant server, "
+             "API key from $QDRANT_API_KEY)")
+
+
+def open_store(uri: str, *, ann_threshold: int | None = None) -> VectorStore:
+    """The store ``uri`` names: a path or ``lancedb://PATH`` (LanceDB), ``qdrant://PATH`` or ``qdrant+path://PATH``
+    (Qdrant local mode), ``http(s)://...`` (a Qdrant server, with ``$QDRANT_API_KEY`` if set)."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise InputError(f"vector store URI must be a non-empty string, got {uri!r}; accepted: {'; '.join(URI_FORMS)}.")
+    scheme, sep, rest = uri.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        scheme, rest = "", uri  # a plain path (a Windows drive letter has no "//")
+    scheme = scheme.lower()
+    if scheme in ("", "lancedb"):
+        from omnivec.kb.stores.lancedb_store import LanceDBStore
+
+        return LanceDBStore(_path(rest, uri), ann_threshold=ann_threshold)
+    if scheme in ("qdrant", "qdrant+path"):
+        from omnivec.kb.stores.qdrant_store import QdrantStore
+
+        return QdrantStore(path=_path(rest, uri), ann_threshold=ann_threshold)
+    if scheme in ("http", "https"):
+        from omnivec.kb.stores.qdrant_store import QdrantStore
+
+        return QdrantStore(url=uri, api_key=os.environ.get("QDRANT_API_KEY"), ann_threshold=ann_threshold)
+    raise InputError(f"vector store URI {uri!r} has an unknown scheme {scheme + '://'!r}; accepted: "
+                     f"{'; '.join(URI_FORMS)}.")
+
+
+def _path(path: str, uri: str) -> str:
+    if not path:
+        raise InputError(f"vector store URI {uri!r} names no path.")
+    return path if path == ":memory:" else os.path.expanduser(path)

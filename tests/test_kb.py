@@ -1,0 +1,175 @@
+"""The knowledge base end to end: a folder of every file type (some corrupt) indexed through the command line,
+searched with text and images; incremental re-indexing; a run killed with SIGKILL and resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from omnivec.cli import main
+from omnivec.kb.config import load_config
+from omnivec.kb.ingest.sample import sample_folder
+from omnivec.kb.stores.base import open_store
+
+CORRUPT = {"broken.pdf": b"%PDF-1.4\n1 0 obj <<", "noise.jpg": os.urandom(2048), "empty.wav": b"",
+           "garbage.mp4": os.urandom(4096), "notes.xyz": b"what is this"}
+
+
+def _kb_config(folder: Path, minilm_dir: str, clip_dir: str, clap_dir: str, **extra) -> Path:
+    lines = ["[spaces]", f'text = "{minilm_dir}"', f'image = "{clip_dir}"', f'audio = "{clap_dir}"']
+    head = [f"{key} = {json.dumps(value)}" for key, value in extra.items()]
+    path = folder / "kb.toml"
+    path.write_text("\n".join(head + lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _counts(kb: Path) -> dict[str, int]:
+    store = open_store(str(kb / "vectors"))
+    try:
+        return {name: store.count(name) for name in store.collections()}
+    finally:
+        store.close()
+
+
+def _states(kb: Path) -> dict[str, tuple[str, int]]:
+    with sqlite3.connect(str(kb / "manifest.sqlite")) as db:
+        return {path: (state, chunks) for path, state, chunks in db.execute("SELECT path, state, chunks FROM files")}
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, minilm_dir, clip_dir, clap_dir):
+    """A sample folder with one file of each kind plus corrupt ones, indexed once."""
+    root = tmp_path_factory.mktemp("kb-e2e")
+    docs = root / "docs"
+    sample_folder(docs)
+    for name, data in CORRUPT.items():
+        (docs / name).write_bytes(data)
+    config = _kb_config(root, minilm_dir, clip_dir, clap_dir)
+    return root, docs, root / "kb", config
+
+
+def test_index_reports_bad_files_and_indexes_the_rest(library, capsys):
+    root, docs, kb, config = library
+    assert main(["index", str(docs), "--kb", str(kb), "--config", str(config)]) == 0
+    summary = capsys.readouterr().err
+    for name in CORRUPT:
+        assert str(docs / name) in summary, name
+    assert "unsupported file type '.xyz'" in summary
+    states = _states(kb)
+    done = {Path(p).suffix for p, (state, chunks) in states.items() if state == "done" and chunks > 0}
+    assert {".md", ".pdf", ".png", ".wav", ".mp4"} <= done
+    assert all(state == "failed" for p, (state, _) in states.items() if Path(p).name in CORRUPT)
+    counts = _counts(kb)
+    assert counts["text"] > 0 and counts["image"] > 0 and counts["audio"] > 0
+    assert sum(chunks for state, chunks in states.values() if state == "done") == sum(counts.values())
+
+
+def test_search_text_and_image_with_locations_and_filters(library, capsys):
+    root, docs, kb, config = library
+    capsys.readouterr()
+    assert main(["search", "How much did revenue grow in the third quarter?", "--kb", str(kb), "--config",
+                 str(config), "--json", "--rerank", "none", "--modality", "text"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results and all({"score", "file", "modality", "kind"} <= r.keys() for r in results)
+    assert (Path(results[0]["file"]).name, results[0]["page"]) == ("report.pdf", 1)
+    assert main(["search", "charge a phone on the base", "--kb", str(kb), "--config", str(config), "--json",
+                 "--rerank", "none", "--modality", "text"]) == 0
+    best = json.loads(capsys.readouterr().out)[0]
+    assert (Path(best["file"]).name, best["heading"]) == ("manual.md", "Aurora Desk Lamp Manual > Operation")
+    photo = next(docs.glob("*.png"))
+    assert main(["search", "--image", str(photo), "--kb", str(kb), "--config", str(config), "--json", "-k", "3",
+                 "--modality", "image", "--rerank", "none"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits[0]["file"] == str(photo.resolve()) and hits[0]["similarity"] == pytest.approx(1.0, abs=1e-4)
+    assert main(["search", "manual", "--kb", str(kb), "--config", str(config), "--json", "--file-type", "md",
+                 "--rerank", "none"]) == 0
+    assert {Path(r["file"]).suffix for r in json.loads(capsys.readouterr().out)} == {".md"}
+
+
+def test_reindex_is_incremental(tmp_path, minilm_dir, clip_dir, clap_dir, capsys):
+    docs, kb = tmp_path / "docs", tmp_path / "kb"
+    files = sample_folder(docs)
+    config = _kb_config(tmp_path, minilm_dir, clip_dir, clap_dir)
+    run = ["index", str(docs), "--kb", str(kb), "--config", str(config)]
+    assert main(run) == 0
+    first = _counts(kb)
+    capsys.readouterr()
+    assert main(run) == 0
+    assert f"{len(files)} files: 0 indexed, {len(files)} unchanged" in capsys.readouterr().err
+    assert _counts(kb) == first
+    markdown = next(f for f in files if f.suffix == ".md")
+    markdown.write_text(markdown.read_text() + "\n\n## Appendix\n\nA new section about batteries.\n")
+    os.utime(markdown, (time.time() + 5, time.time() + 5))
+    removed = next(f for f in files if f.suffix == ".wav")
+    removed.unlink()
+    assert main(run) == 0
+    assert "1 indexed" in (summary := capsys.readouterr().err) and "1 removed" in summary
+    after = _counts(kb)
+    assert after["audio"] < first["audio"] and after["text"] >= first["text"]
+    assert str(removed.resolve()) not in _states(kb)
+
+
+def test_killed_run_resumes_to_the_same_index(tmp_path, minilm_dir, clip_dir, clap_dir):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(40):
+        (docs / f"note-{i:02d}.md").write_text(f"# Note {i}\n\n" + f"Paragraph {i} about topic {i % 7}. " * 40)
+    config = _kb_config(tmp_path, minilm_dir, clip_dir, clap_dir, flush_chunks=8)
+    command = [sys.executable, "-m", "omnivec.cli", "index", str(docs), "--config", str(config)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    killed_kb = tmp_path / "killed"
+    for delay_done in (1, 5, 12):  # kill once some files are done, at a different point each time
+        process = subprocess.Popen(command + ["--kb", str(killed_kb)], env=env, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            states = _states(killed_kb) if (killed_kb / "manifest.sqlite").is_file() else {}
+            if sum(state == "done" for state, _ in states.values()) >= delay_done:
+                break
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        states = _states(killed_kb)
+        counts = _counts(killed_kb)  # the KB opens and the finished files are all there
+        assert counts.get("text", 0) >= sum(chunks for state, chunks in states.values() if state == "done")
+    assert subprocess.run(command + ["--kb", str(killed_kb)], env=env, capture_output=True).returncode == 0
+    clean_kb = tmp_path / "clean"
+    assert subprocess.run(command + ["--kb", str(clean_kb)], env=env, capture_output=True).returncode == 0
+    assert _states(killed_kb) == _states(clean_kb) and all(s == "done" for s, _ in _states(clean_kb).values())
+    assert _counts(killed_kb) == _counts(clean_kb)
+
+
+def test_offline_missing_model_is_named_and_the_rest_indexed(tmp_path, minilm_dir, capsys):
+    docs = tmp_path / "docs"
+    sample_folder(docs)
+    config = tmp_path / "kb.toml"
+    config.write_text(f'[spaces]\ntext = "{minilm_dir}"\nimage = "nobody/no-such-clip-model"\n', encoding="utf-8")
+    assert main(["index", str(docs), "--kb", str(tmp_path / "kb"), "--config", str(config)]) == 0
+    summary = capsys.readouterr().err
+    assert "nobody/no-such-clip-model" in summary and "images, PDF page images and video frames" in summary
+    assert _counts(tmp_path / "kb")["text"] > 0
+
+
+def test_kb_config_errors_are_named(tmp_path):
+    (tmp_path / "kb.toml").write_text("chunk_size = 3\n", encoding="utf-8")
+    with pytest.raises(Exception, match="unknown key"):
+        load_config(tmp_path)
+
+
+def test_demo_indexes_a_sample_folder_and_searches_it(tmp_path, minilm_dir):
+    config = tmp_path / "kb.toml"
+    config.write_text(f'[spaces]\ntext = "{minilm_dir}"\n', encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "omnivec.cli", "demo", "--out", str(tmp_path / "demo"), "--config",
+                          str(config)], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr
+    assert "8 indexed" in out.stderr
+    charge = out.stdout.split("How do I charge my phone?")[1]
+    assert charge.splitlines()[1].endswith("manual.md (Aurora Desk Lamp Manual > Operation)")
+    assert "(image search unavailable: No space of this KB takes image queries" in out.stdout
