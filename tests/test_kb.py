@@ -3,6 +3,8 @@ searched with text and images; incremental re-indexing; a run killed with SIGKIL
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -53,13 +55,14 @@ def library(tmp_path_factory, minilm_dir, clip_dir, clap_dir):
     for name, data in CORRUPT.items():
         (docs / name).write_bytes(data)
     config = _kb_config(root, minilm_dir, clip_dir, clap_dir)
-    return root, docs, root / "kb", config
+    summary = io.StringIO()
+    with contextlib.redirect_stderr(summary):
+        assert main(["index", str(docs), "--kb", str(root / "kb"), "--config", str(config)]) == 0
+    return root, docs, root / "kb", config, summary.getvalue()
 
 
-def test_index_reports_bad_files_and_indexes_the_rest(library, capsys):
-    root, docs, kb, config = library
-    assert main(["index", str(docs), "--kb", str(kb), "--config", str(config)]) == 0
-    summary = capsys.readouterr().err
+def test_index_reports_bad_files_and_indexes_the_rest(library):
+    root, docs, kb, config, summary = library
     for name in CORRUPT:
         assert str(docs / name) in summary, name
     assert "unsupported file type '.xyz'" in summary
@@ -73,7 +76,7 @@ def test_index_reports_bad_files_and_indexes_the_rest(library, capsys):
 
 
 def test_search_text_and_image_with_locations_and_filters(library, capsys):
-    root, docs, kb, config = library
+    root, docs, kb, config, _ = library
     capsys.readouterr()
     assert main(["search", "How much did revenue grow in the third quarter?", "--kb", str(kb), "--config",
                  str(config), "--json", "--rerank", "none", "--modality", "text"]) == 0
@@ -173,3 +176,41 @@ def test_demo_indexes_a_sample_folder_and_searches_it(tmp_path, minilm_dir):
     charge = out.stdout.split("How do I charge my phone?")[1]
     assert charge.splitlines()[1].endswith("manual.md (Aurora Desk Lamp Manual > Operation)")
     assert "(image search unavailable: No space of this KB takes image queries" in out.stdout
+
+
+def test_rerank_orders_text_results_by_the_cross_encoder(library, tmp_path, bert_dir, capsys):
+    import omnivec
+
+    root, docs, kb, config, _ = library
+    reranker_dir = tmp_path / "reranker"
+    omnivec.CrossEncoder(bert_dir, num_labels=1, device="cpu").save(str(reranker_dir))
+    query = "how long does delivery take"
+    assert main(["search", query, "--kb", str(kb), "--config", str(config), "--json", "-k", "8",
+                 "--rerank", str(reranker_dir)]) == 0
+    results = json.loads(capsys.readouterr().out)
+    texts = [r for r in results if r["text"]]
+    assert len(texts) >= 3 and all(r["rerank_score"] is not None for r in texts)
+    assert [r["rerank_score"] for r in texts] == sorted((r["rerank_score"] for r in texts), reverse=True)
+    expected = omnivec.CrossEncoder(str(reranker_dir), device="cpu").predict([(query, r["text"]) for r in texts])
+    assert [r["rerank_score"] for r in texts] == pytest.approx(list(expected), abs=1e-5)
+
+
+def test_a_vision_language_reranker_also_reads_image_results(library, qwen2_vl_dir, tmp_path, capsys):
+    import omnivec
+
+    root, docs, kb, config, _ = library
+    template = omnivec.RerankTemplate.from_string(
+        "<|im_start|>user\nQuery: {query}\nDocument: {document}\nRelevant (1 or 0)?<|im_end|>\n<|im_start|>assistant\n",
+        true_token="1", false_token="0", activation="identity")
+    omnivec.CrossEncoder(qwen2_vl_dir, template=template, device="cpu").save(str(tmp_path / "vl-reranker"))
+    qwen2_vl_dir = str(tmp_path / "vl-reranker")
+    assert main(["search", "a red circle", "--kb", str(kb), "--config", str(config), "--json", "-k", "20",
+                 "--rerank", qwen2_vl_dir]) == 0
+    results = json.loads(capsys.readouterr().out)
+    pictures = [r for r in results if r["kind"] in ("image", "frame")]
+    assert pictures and all(r["rerank_score"] is not None for r in pictures)
+    photo = next(r for r in pictures if r["kind"] == "image")
+    expected = omnivec.CrossEncoder(qwen2_vl_dir, device="cpu").predict([("a red circle", photo["file"])])
+    assert photo["rerank_score"] == pytest.approx(float(expected[0]), abs=1e-5)
+    scored = [r["rerank_score"] for r in results if r["rerank_score"] is not None]
+    assert scored == sorted(scored, reverse=True)

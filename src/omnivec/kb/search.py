@@ -96,15 +96,28 @@ class Searcher:
         return None
 
     def _rerank(self, query: str, results: list[Result]) -> list[Result]:
-        """Results with text are reordered by the reranker; media-only results keep their fused positions."""
-        texts = [i for i, r in enumerate(results) if r.text]
-        if not texts:
+        """Results the reranker can read (text; images too for a vision-language reranker) are reordered by its
+        scores; the others keep their fused positions."""
+        documents = {i: doc for i, r in enumerate(results) if (doc := self._document(r)) is not None}
+        if not documents:
             return results
-        scores = self.reranker.predict([(query, results[i].text) for i in texts], show_progress_bar=False)
-        for i, score in zip(texts, scores):
+        scores = self.reranker.predict([(query, doc) for doc in documents.values()], show_progress_bar=False)
+        for i, score in zip(documents, scores):
             results[i].rerank_score = float(score)
-        reranked = iter(sorted((results[i] for i in texts), key=lambda r: r.rerank_score, reverse=True))
-        return [next(reranked) if r.text else r for r in results]
+        reranked = iter(sorted((results[i] for i in documents), key=lambda r: r.rerank_score, reverse=True))
+        return [next(reranked) if i in documents else r for i, r in enumerate(results)]
+
+    def _document(self, result: Result) -> Any:
+        """What the reranker reads for a result: its text, or for an image reranker an image-only result's
+        picture (the file itself, or the thumbnail of a PDF page or video frame)."""
+        if result.text:
+            return result.text
+        if result.modality == "image" and self.reranker.takes_images:
+            if result.kind == "image":
+                return result.file
+            if result.thumbnail:
+                return str(self.kb_dir / result.thumbnail)
+        return None
 
     def close(self) -> None:
         self.store.close()

@@ -122,6 +122,11 @@ class CrossEncoder(Pipeline):
             super().__setattr__(name, value)
 
     @property
+    def takes_images(self) -> bool:
+        """Whether pairs may hold images (a vision-language reranker)."""
+        return self._takes_images
+
+    @property
     def _takes_images(self) -> bool:
         return self.transformer.transformer_task == "any-to-any"
 
