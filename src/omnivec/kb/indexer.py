@@ -208,7 +208,8 @@ class Indexer:
                                 frames_per_segment=self.config.frames_per_segment)
         if text is not None:
             tokenizer = text.model.tokenizer
-            options.count_tokens = lambda s: len(tokenizer(s, add_special_tokens=False)["input_ids"])
+            # verbose=False: counting a long section is fine; transformers would warn it exceeds the model's window
+            options.count_tokens = lambda s: len(tokenizer(s, add_special_tokens=False, verbose=False)["input_ids"])
         if audio is not None:
             rate = getattr(getattr(audio.model.transformer.processor, "feature_extractor", None), "sampling_rate", None)
             options.audio_rate = int(rate or options.audio_rate)
