@@ -136,7 +136,7 @@ class Indexer:
         options = self._ingest_options()
         batch: list[tuple[tuple, list[Chunk]]] = []
         pending = 0
-        for entry in progress(todo, len(todo), self.show_progress, "Reading files"):
+        for entry in progress(todo, len(todo), self.show_progress, "Reading files", unit="file"):
             self.manifest.set_states([entry], "pending", spaces=self.space_names)
             started = time.perf_counter()
             try:

@@ -48,8 +48,8 @@ def restore_order(batches: Sequence[np.ndarray], results: Sequence[object]) -> l
     return out
 
 
-def progress(items: Iterable, total: int, show: bool | None, desc: str) -> Iterator:
-    """Wrap ``items`` in a tqdm bar when asked, or by default on long runs in a terminal."""
+def progress(items: Iterable, total: int, show: bool | None, desc: str, unit: str = "batch") -> Iterator:
+    """Wrap ``items`` in a tqdm bar (count, rate, ETA) when asked, or by default on long runs in a terminal."""
     if show is None:
         show = total >= 20 and sys.stderr.isatty()
     if not show:
@@ -57,4 +57,4 @@ def progress(items: Iterable, total: int, show: bool | None, desc: str) -> Itera
         return
     from tqdm.auto import tqdm
 
-    yield from tqdm(items, total=total, desc=desc, unit="batch")
+    yield from tqdm(items, total=total, desc=desc, unit=unit)

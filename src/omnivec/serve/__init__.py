@@ -1,0 +1,1 @@
+"""Serving engine: dynamic batching of concurrent requests, independent of any web framework."""
