@@ -1,0 +1,300 @@
+"""HTTP server: OpenAI-compatible embeddings, Cohere/Jina-compatible rerank, models, health, Prometheus metrics.
+
+Vectors are always L2-normalised (after ``dimensions`` truncation, as OpenAI does), so they equal
+``Embedder.encode(..., truncate_dim=dimensions, normalize_embeddings=True)``. Plain strings are always text,
+never read as a path or URL; media comes as content parts, and only ``data:`` URIs (plus http(s) URLs when
+``allow_media_urls``) are read, never local files. ``/health`` and ``/metrics`` need no API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import math
+import time
+from typing import Any, Callable
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from omnivec.errors import InputError
+from omnivec.inputs.audio import load_audio
+from omnivec.inputs.image import load_image
+from omnivec.inputs.sources import FetchPolicy
+from omnivec.serve import schemas as s
+from omnivec.serve.batcher import BatcherClosed, DynamicBatcher, QueueFull
+from omnivec.serve.metrics import prometheus_text
+
+MiB = 1024 * 1024
+
+
+class ApiError(Exception):
+    """An error answered as OpenAI's ``{"error": {...}}`` body with ``status``."""
+
+    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.code, self.headers = status, message, code, headers
+
+
+def _error(status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    body = s.ErrorResponse(error=s.ErrorBody(message=message, type=kind, code=code))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+class _Edge:
+    """ASGI middleware: body size limit (Content-Length and bytes actually read) and request counters."""
+
+    def __init__(self, app: Any, max_body_bytes: int, counts: dict, latency: dict, paths: set[str]) -> None:
+        self.app, self.max_body_bytes = app, max_body_bytes
+        self.counts, self.latency, self.paths = counts, latency, paths
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        status, start = [500], time.perf_counter()
+
+        async def send_status(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self._limited(scope, receive, send_status)
+        finally:
+            path = scope["path"] if scope["path"] in self.paths else "other"  # unknown paths: bounded label set
+            self.counts[path, status[0]] = self.counts.get((path, status[0]), 0) + 1
+            total = self.latency.setdefault(path, [0.0, 0])
+            total[0] += time.perf_counter() - start
+            total[1] += 1
+
+    async def _limited(self, scope: dict, receive: Callable, send: Callable) -> None:
+        too_big = _error(413, f"request body exceeds {self.max_body_bytes} bytes", "body_too_large")
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            return await too_big(scope, receive, send)
+        # Read the body here, bounded, so an oversize chunked upload is refused before anything parses it.
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None  # client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_body_bytes:
+                return await too_big(scope, receive, send)
+            if not message.get("more_body"):
+                break
+        pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replay() -> dict:
+            return pending.pop() if pending else await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _count_tokens(model: Any, texts: list[str]) -> int:
+    tokenizer = getattr(model, "tokenizer", None)
+    try:
+        return sum(len(ids) for ids in tokenizer(texts)["input_ids"]) if texts else 0
+    except Exception:  # usage is informational: a model without a plain tokenizer gets a word count
+        return sum(len(t.split()) for t in texts)
+
+
+def _decode_part(part: Any, index: int, model: Any, policy: FetchPolicy) -> tuple[str, Any]:
+    if isinstance(part, s.TextPart):
+        return "text", part.text
+    if isinstance(part, s.ImagePart):
+        url = part.image_url.url
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        if scheme in ("http", "https") and not policy.allow_remote:
+            raise ApiError(400, f"input[{index}]: remote image URLs are disabled on this server; send a data: URI")
+        if scheme not in ("data", "http", "https"):
+            raise ApiError(400, f"input[{index}]: image_url.url must be a data: URI or an http(s) URL")
+        # Full-size decode (no JPEG draft mode), so a vector equals encode() of the same image.
+        return "image", load_image(url, index=index, policy=policy)
+    try:
+        raw = base64.b64decode(part.input_audio.data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, f"input[{index}]: input_audio.data is not valid base64", "invalid_base64") from None
+    rate = model._decode_options().sampling_rate  # the model's rate, so encode() has nothing left to resample
+    if not rate:
+        raise ApiError(400, f"input[{index}]: this model does not take audio")
+    return "audio", {"array": load_audio(raw, index=index, sampling_rate=rate), "sampling_rate": rate}
+
+
+def _decode_items(items: list[Any], model: Any, policy: FetchPolicy) -> tuple[list[Any], int]:
+    """Inputs ready for ``encode`` and their text token count; runs in a worker thread (decoding is CPU work)."""
+    decoded, texts = [], []
+    for i, item in enumerate(items):
+        parts = item if isinstance(item, list) else [item]
+        if not parts:
+            raise ApiError(400, f"input[{i}] is an empty list of content parts")
+        fused: dict[str, Any] = {}
+        for part in parts:
+            try:
+                kind, value = ("text", part) if isinstance(part, str) else _decode_part(part, i, model, policy)
+            except ApiError:
+                raise
+            except Exception as exc:  # whatever a decoder raises on these bytes, the input is at fault
+                raise ApiError(400, f"input[{i}] cannot be decoded: {exc}", "invalid_input") from None
+            if kind in fused:
+                raise ApiError(400, f"input[{i}] has two {kind} parts; an input takes at most one of each kind")
+            if not model.supports(kind):
+                raise ApiError(400, f"input[{i}]: this model takes {model.modalities}, not {kind}")
+            fused[kind] = value
+            texts += [value] if kind == "text" else []
+        decoded.append(fused)  # {"text": s} is read as text even when s looks like a URL or a path
+    return decoded, _count_tokens(model, texts)
+
+
+def _embed_batch(model: Any) -> Callable[[list[Any]], list[Any]]:
+    def run(items: list[Any]) -> list[Any]:
+        try:
+            return list(model.encode(items, batch_size=len(items), convert_to_numpy=True))
+        except (InputError, ValueError) as exc:
+            if len(items) == 1:
+                return [exc]  # the handler answers 400 for this input
+            # One bad input must not fail the requests sharing its batch: redo them alone.
+            return [run([item])[0] for item in items]
+
+    return run
+
+
+def _rerank_batch(model: Any) -> Callable[[list[Any]], list[float]]:
+    def run(pairs: list[Any]) -> list[float]:
+        return [float(x) for x in np.asarray(model.predict(pairs, batch_size=len(pairs))).reshape(-1)]
+
+    return run
+
+
+async def _submit(batcher: DynamicBatcher, items: list[Any], timeout: float) -> list[Any]:
+    if len(items) > batcher.max_queue:
+        raise ApiError(413, f"{len(items)} inputs exceed this server's queue of {batcher.max_queue}", "too_many_inputs")
+    try:
+        return await batcher.submit(items, timeout=timeout)
+    except QueueFull as exc:
+        wait = str(max(1, math.ceil(exc.retry_after)))
+        raise ApiError(429, f"server busy: retry after {wait} s", "queue_full", {"Retry-After": wait}) from None
+    except asyncio.TimeoutError:
+        raise ApiError(504, f"the model did not answer within {timeout} s", "timeout") from None
+    except BatcherClosed:
+        raise ApiError(503, "the server is shutting down", "unavailable") from None
+    except (InputError, ValueError) as exc:
+        raise ApiError(400, str(exc), "invalid_input") from None
+
+
+def create_app(
+    embedders: dict[str, Any],
+    rerankers: dict[str, Any],
+    *,
+    max_batch_size: int = 32,
+    max_wait_ms: float = 5,
+    max_queue: int = 1024,
+    batching: bool = True,
+    max_inputs: int = 2048,
+    max_body_bytes: int = 16 * MiB,
+    request_timeout_s: float = 60,
+    api_key: str | None = None,
+    allow_media_urls: bool = False,
+) -> FastAPI:
+    """A FastAPI app serving ``embedders`` and ``rerankers`` (name -> loaded model), one batcher per model."""
+    if set(embedders) & set(rerankers):
+        raise ValueError(f"model names used twice: {sorted(set(embedders) & set(rerankers))}")
+    for name, model in rerankers.items():
+        if getattr(model, "num_labels", 1) != 1:
+            raise ValueError(f"reranker {name!r} has {model.num_labels} labels; rerank needs a one-label model")
+    options = dict(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue, batching=batching)
+    batchers = {name: DynamicBatcher(_embed_batch(m), name=name, **options) for name, m in embedders.items()}
+    batchers.update({name: DynamicBatcher(_rerank_batch(m), name=name, **options) for name, m in rerankers.items()})
+    policy = FetchPolicy(allow_remote=allow_media_urls, max_bytes=max_body_bytes)
+    counts: dict[tuple[str, int], int] = {}  # (endpoint, status) -> requests
+    latency: dict[str, list[float]] = {}  # endpoint -> [seconds, requests]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        for batcher in batchers.values():
+            await batcher.close()
+
+    app = FastAPI(title="omnivec", lifespan=lifespan)
+    paths = {"/v1/embeddings", "/v1/rerank", "/v1/models", "/health", "/metrics"}
+    app.add_middleware(_Edge, max_body_bytes=max_body_bytes, counts=counts, latency=latency, paths=paths)
+    app.add_exception_handler(ApiError, lambda _, e: _error(e.status, e.message, e.code, e.headers))
+    app.add_exception_handler(RequestValidationError,
+                              lambda _, e: _error(*s.validation_message(e.errors()), "invalid_request"))
+
+    def authorize(request: Request) -> None:
+        if api_key is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_key.encode()):
+            raise ApiError(401, "missing or wrong API key (send 'Authorization: Bearer <key>')", "invalid_api_key",
+                           {"WWW-Authenticate": "Bearer"})
+
+    def lookup(pool: dict[str, Any], name: str, kind: str) -> Any:
+        if name not in pool:
+            raise ApiError(404, f"{kind} model {name!r} not found; available: {sorted(pool)}", "model_not_found")
+        return pool[name]
+
+    @app.post("/v1/embeddings", response_model=s.EmbeddingResponse)
+    async def embeddings(body: s.EmbeddingRequest, request: Request) -> s.EmbeddingResponse:
+        authorize(request)
+        model = lookup(embedders, body.model, "embedding")
+        items = body.items()
+        if not items:
+            raise ApiError(400, "'input' is empty")
+        if len(items) > max_inputs:
+            raise ApiError(413, f"{len(items)} inputs exceed the limit of {max_inputs}", "too_many_inputs")
+        dim = model.get_sentence_embedding_dimension()
+        if body.dimensions is not None and dim is not None and body.dimensions > dim:
+            raise ApiError(400, f"dimensions={body.dimensions} exceeds the model's {dim}")
+        decoded, tokens = await run_in_threadpool(_decode_items, items, model, policy)
+        vectors = await _submit(batchers[body.model], decoded, request_timeout_s)
+        data = []
+        for i, vector in enumerate(vectors):
+            if isinstance(vector, Exception):
+                raise ApiError(400, f"input[{i}] cannot be embedded: {vector}", "invalid_input")
+            v = np.asarray(vector, dtype=np.float32)[: body.dimensions]
+            v = v / max(float(np.linalg.norm(v)), 1e-12)  # same eps as torch's normalize
+            data.append(s.Embedding(index=i, embedding=s.vector_payload(v, body.encoding_format)))
+        return s.EmbeddingResponse(data=data, model=body.model, usage=s.EmbeddingUsage(prompt_tokens=tokens,
+                                                                                      total_tokens=tokens))
+
+    @app.post("/v1/rerank", response_model=s.RerankResponse, response_model_exclude_none=True)
+    async def rerank(body: s.RerankRequest, request: Request) -> s.RerankResponse:
+        authorize(request)
+        model = lookup(rerankers, body.model, "rerank")
+        docs = body.texts()
+        if len(docs) > max_inputs:
+            raise ApiError(413, f"{len(docs)} documents exceed the limit of {max_inputs}", "too_many_inputs")
+        scores = await _submit(batchers[body.model], [(body.query, d) for d in docs], request_timeout_s) if docs else []
+        order = sorted(range(len(docs)), key=lambda i: scores[i], reverse=True)[: body.top_n]
+        results = [s.RerankResult(index=i, relevance_score=scores[i],
+                                  document=s.RerankDocument(text=docs[i]) if body.return_documents else None)
+                   for i in order]
+        tokens = await run_in_threadpool(_count_tokens, model, [body.query] * len(docs) + docs)
+        return s.RerankResponse(results=results, model=body.model, usage=s.RerankUsage(total_tokens=tokens),
+                                meta=s.RerankMeta(billed_units=s.BilledUnits(search_units=1)))
+
+    @app.get("/v1/models", response_model=s.ModelList)
+    async def models(request: Request) -> s.ModelList:
+        authorize(request)
+        return s.ModelList(data=[s.ModelCard(id=name) for name in [*embedders, *rerankers]])
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "models": [*embedders, *rerankers]}
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus() -> str:
+        stats = {name: batcher.stats for name, batcher in batchers.items()}
+        return prometheus_text(counts, latency, stats, max_batch_size)
+
+    return app
