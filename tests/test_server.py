@@ -5,22 +5,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 
+import httpx
 import numpy as np
+import openai
 import pytest
+import uvicorn
 
 import omnivec
-
-pytest.importorskip("fastapi")
-httpx = pytest.importorskip("httpx")
-openai = pytest.importorskip("openai")
-uvicorn = pytest.importorskip("uvicorn")
-
-from omnivec.serve.app import create_app  # noqa: E402  (after the skips: needs fastapi)
+from omnivec.serve.app import create_app
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -265,3 +265,28 @@ def test_full_queue_is_429_and_slow_model_is_504():
     stuck = create_app({"slow": SlowModel(1.0)}, {}, request_timeout_s=0.1)
     (late,) = asyncio.run(fire(stuck, 1))
     assert late.status_code == 504 and "did not answer" in late.json()["error"]["message"]
+
+
+def test_serve_command_starts_a_server(minilm_dir):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "omnivec.cli", "serve", "--model", f"minilm={minilm_dir}",
+                                "--port", str(port), "--api-key", "secret"], stderr=subprocess.DEVNULL,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        reply = httpx.post(f"http://127.0.0.1:{port}/v1/embeddings", json={"model": "minilm", "input": "hello"},
+                           headers={"Authorization": "Bearer secret"}, timeout=30)
+        assert reply.status_code == 200, reply.text
+        expected = omnivec.Embedder(minilm_dir, device="cpu").encode("hello", normalize_embeddings=True)
+        assert np.allclose(reply.json()["data"][0]["embedding"], expected, atol=1e-5)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,4 +1,4 @@
-"""omnivec command line: ``omnivec demo | encode | index | search | train``. Heavy imports wait until a command runs."""
+"""omnivec command line: ``omnivec demo | encode | index | search | serve | train``. Heavy imports wait until a command runs."""
 
 from __future__ import annotations
 
@@ -87,6 +87,18 @@ def _cmd_search(args: argparse.Namespace) -> int:
                       where, args.fusion)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    from omnivec.serve.command import run_server
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return run_server(args.model or [], args.reranker or [], args.host, args.port,
+                      args.api_key or os.environ.get("OMNIVEC_API_KEY"), args.max_batch_size, args.max_wait_ms,
+                      not args.no_batching, args.allow_media_urls)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omnivec", description="Multimodal embeddings, reranking and search.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -128,6 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--queries", help="a file of queries (.jsonl with text, or one per line): JSON lines out")
     search.add_argument("--json", action="store_true", help="print results as JSON")
     search.set_defaults(func=_cmd_search)
+
+    serve = commands.add_parser("serve", help="HTTP server: OpenAI-style /v1/embeddings, /v1/rerank (omnivec[serve])")
+    serve.add_argument("--model", action="append", help="embedder, NAME=PATH_OR_ID (repeatable; default MiniLM)")
+    serve.add_argument("--reranker", action="append", help="CrossEncoder, NAME=PATH_OR_ID (repeatable)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $OMNIVEC_API_KEY)")
+    serve.add_argument("--max-batch-size", type=int, default=32)
+    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill")
+    serve.add_argument("--no-batching", action="store_true", help="run each request alone")
+    serve.add_argument("--allow-media-urls", action="store_true", help="fetch http(s) image/audio URLs")
+    serve.set_defaults(func=_cmd_serve)
 
     train = commands.add_parser("train", help="fine-tune a model as a YAML config describes (needs omnivec[train])")
     train.add_argument("config", help="YAML file: model, data, loss, evaluator, args, output")

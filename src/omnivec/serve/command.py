@@ -1,0 +1,47 @@
+"""``omnivec serve``: load the models named on the command line and run the HTTP server with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+from omnivec.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+
+def parse_models(specs: list[str]) -> dict[str, str]:
+    """``NAME=PATH_OR_ID`` or a bare ``PATH_OR_ID`` (served under its last path component)."""
+    models: dict[str, str] = {}
+    for spec in specs:
+        name, sep, source = spec.partition("=")
+        if not sep:
+            name, source = spec.rstrip("/").split("/")[-1], spec
+        if not name or not source:
+            raise InputError(f"--model/--reranker {spec!r}: expected NAME=PATH_OR_ID or PATH_OR_ID.")
+        if name in models:
+            raise InputError(f"model name {name!r} is given twice; name them NAME=PATH_OR_ID.")
+        models[name] = source
+    return models
+
+
+def run_server(models: list[str], rerankers: list[str], host: str, port: int, api_key: str | None,
+               max_batch_size: int, max_wait_ms: float, batching: bool, allow_media_urls: bool) -> int:
+    import uvicorn
+
+    from omnivec import CrossEncoder, Embedder
+    from omnivec.models.defaults import DEFAULT_TEXT_MODEL, default_text_model
+    from omnivec.serve.app import create_app
+
+    embedder_sources = parse_models(models or [DEFAULT_TEXT_MODEL])
+    reranker_sources = parse_models(rerankers)
+    clash = sorted(set(embedder_sources) & set(reranker_sources))
+    if clash:
+        raise InputError(f"model name(s) {clash} used for both an embedder and a reranker.")
+    embedders = {name: Embedder(default_text_model() if src == DEFAULT_TEXT_MODEL else src)
+                 for name, src in embedder_sources.items()}
+    reranker_models = {name: CrossEncoder(src) for name, src in reranker_sources.items()}
+    app = create_app(embedders, reranker_models, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
+                     batching=batching, api_key=api_key, allow_media_urls=allow_media_urls)
+    logger.info("Serving %s on http://%s:%d", ", ".join([*embedders, *reranker_models]), host, port)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+    return 0
