@@ -29,17 +29,10 @@ from omnivec.inputs.image import load_image
 from omnivec.inputs.sources import FetchPolicy
 from omnivec.serve import schemas as s
 from omnivec.serve.batcher import BatcherClosed, DynamicBatcher, QueueFull
+from omnivec.serve.errors import ApiError
 from omnivec.serve.metrics import prometheus_text
 
 MiB = 1024 * 1024
-
-
-class ApiError(Exception):
-    """An error answered as OpenAI's ``{"error": {...}}`` body with ``status``."""
-
-    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.code, self.headers = status, message, code, headers
 
 
 def _error(status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -203,8 +196,10 @@ def create_app(
     request_timeout_s: float = 60,
     api_key: str | None = None,
     allow_media_urls: bool = False,
+    kb: Any = None,
 ) -> FastAPI:
-    """A FastAPI app serving ``embedders`` and ``rerankers`` (name -> loaded model), one batcher per model."""
+    """A FastAPI app serving ``embedders`` and ``rerankers`` (name -> loaded model), one batcher per model, and
+    with ``kb`` (an ``omnivec.kb.search.Searcher``) ``POST /v1/search`` over that knowledge base."""
     if set(embedders) & set(rerankers):
         raise ValueError(f"model names used twice: {sorted(set(embedders) & set(rerankers))}")
     for name, model in rerankers.items():
@@ -224,7 +219,7 @@ def create_app(
             await batcher.close()
 
     app = FastAPI(title="omnivec", lifespan=lifespan)
-    paths = {"/v1/embeddings", "/v1/rerank", "/v1/models", "/health", "/metrics"}
+    paths = {"/v1/embeddings", "/v1/rerank", "/v1/models", "/health", "/metrics", "/v1/search"}
     app.add_middleware(_Edge, max_body_bytes=max_body_bytes, counts=counts, latency=latency, paths=paths)
     app.add_exception_handler(ApiError, lambda _, e: _error(e.status, e.message, e.code, e.headers))
     app.add_exception_handler(RequestValidationError,
@@ -282,6 +277,11 @@ def create_app(
         tokens = await run_in_threadpool(_count_tokens, model, [body.query] * len(docs) + docs)
         return s.RerankResponse(results=results, model=body.model, usage=s.RerankUsage(total_tokens=tokens),
                                 meta=s.RerankMeta(billed_units=s.BilledUnits(search_units=1)))
+
+    if kb is not None:
+        from omnivec.serve.search_routes import search_router
+
+        app.include_router(search_router(kb, kb.kb_dir, authorize, allow_media_urls, max_body_bytes))
 
     @app.get("/v1/models", response_model=s.ModelList)
     async def models(request: Request) -> s.ModelList:
