@@ -267,13 +267,21 @@ def test_full_queue_is_429_and_slow_model_is_504():
     assert late.status_code == 504 and "did not answer" in late.json()["error"]["message"]
 
 
-def test_serve_command_starts_a_server(minilm_dir):
+def test_serve_command_starts_a_server(minilm_dir, tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    from omnivec.kb.ingest.sample import sample_folder
+
+    docs, kb, config = tmp_path / "docs", tmp_path / "kb", tmp_path / "kb.toml"
+    sample_folder(docs)
+    config.write_text(f'[spaces]\ntext = "{minilm_dir}"\n', encoding="utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-m", "omnivec.cli", "index", str(docs), "--kb", str(kb), "--config", str(config)],
+                   check=True, env=env, capture_output=True)
     process = subprocess.Popen([sys.executable, "-m", "omnivec.cli", "serve", "--model", f"minilm={minilm_dir}",
-                                "--port", str(port), "--api-key", "secret"], stderr=subprocess.DEVNULL,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                                "--port", str(port), "--api-key", "secret", "--kb", str(kb), "--config", str(config)],
+                               stderr=subprocess.DEVNULL, env=env)
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -287,6 +295,9 @@ def test_serve_command_starts_a_server(minilm_dir):
         assert reply.status_code == 200, reply.text
         expected = omnivec.Embedder(minilm_dir, device="cpu").encode("hello", normalize_embeddings=True)
         assert np.allclose(reply.json()["data"][0]["embedding"], expected, atol=1e-5)
+        found = httpx.post(f"http://127.0.0.1:{port}/v1/search", json={"query": "return window", "k": 1},
+                           headers={"Authorization": "Bearer secret"}, timeout=30)
+        assert found.status_code == 200 and found.json()["data"][0]["file"].endswith("faq.md"), found.text
     finally:
         process.terminate()
         process.wait(timeout=30)

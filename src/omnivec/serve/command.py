@@ -25,7 +25,8 @@ def parse_models(specs: list[str]) -> dict[str, str]:
 
 
 def run_server(models: list[str], rerankers: list[str], host: str, port: int, api_key: str | None,
-               max_batch_size: int, max_wait_ms: float, batching: bool, allow_media_urls: bool) -> int:
+               max_batch_size: int, max_wait_ms: float, batching: bool, allow_media_urls: bool,
+               kb: str | None = None, kb_config: str | None = None) -> int:
     import uvicorn
 
     from omnivec import CrossEncoder, Embedder
@@ -40,8 +41,19 @@ def run_server(models: list[str], rerankers: list[str], host: str, port: int, ap
     embedders = {name: Embedder(default_text_model() if src == DEFAULT_TEXT_MODEL else src)
                  for name, src in embedder_sources.items()}
     reranker_models = {name: CrossEncoder(src) for name, src in reranker_sources.items()}
+    searcher = None
+    if kb is not None:  # POST /v1/search over it, with the KB config's own models and reranker
+        from omnivec.kb.commands import kb_location
+        from omnivec.kb.config import load_config
+        from omnivec.kb.search import Searcher
+
+        kb_dir, uri = kb_location(kb)
+        config = load_config(kb_dir, kb_config)
+        if uri:
+            config.store = uri
+        searcher = Searcher(kb_dir, config, reranker=config.reranker)
     app = create_app(embedders, reranker_models, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
-                     batching=batching, api_key=api_key, allow_media_urls=allow_media_urls)
+                     batching=batching, api_key=api_key, allow_media_urls=allow_media_urls, kb=searcher)
     logger.info("Serving %s on http://%s:%d", ", ".join([*embedders, *reranker_models]), host, port)
     uvicorn.run(app, host=host, port=port, log_level="info")
     return 0
