@@ -24,14 +24,21 @@ def kb_location(kb: str | None) -> tuple[Path, str | None]:
     return Path(kb), None
 
 
-def run_index(paths: list[str], kb: str | None, config_path: str | None, show_progress: bool | None = None) -> int:
+def kb_settings(kb: str | None, config_path: str | None) -> tuple[Path, Any]:
+    """The KB folder and its config (``--config``, else ``<kb>/kb.toml``), the store set by a Qdrant URI ``kb``."""
     from omnivec.kb.config import load_config
-    from omnivec.kb.indexer import Indexer
 
     kb_dir, uri = kb_location(kb)
     config = load_config(kb_dir, config_path)
     if uri:
         config.store = uri
+    return kb_dir, config
+
+
+def run_index(paths: list[str], kb: str | None, config_path: str | None, show_progress: bool | None = None) -> int:
+    from omnivec.kb.indexer import Indexer
+
+    kb_dir, config = kb_settings(kb, config_path)
     indexer = Indexer(kb_dir, config, show_progress=show_progress)
     try:
         report = indexer.run([Path(p) for p in paths])
@@ -43,13 +50,9 @@ def run_index(paths: list[str], kb: str | None, config_path: str | None, show_pr
 
 def run_search(query: str | None, image: str | None, kb: str | None, config_path: str | None, k: int,
                rerank: str | None, as_json: bool, queries: str | None, where: Any, fusion: str) -> int:
-    from omnivec.kb.config import load_config
     from omnivec.kb.search import Searcher
 
-    kb_dir, uri = kb_location(kb)
-    config = load_config(kb_dir, config_path)
-    if uri:
-        config.store = uri
+    kb_dir, config = kb_settings(kb, config_path)
     reranker = None if rerank == "none" else (rerank or config.reranker)
     searcher = Searcher(kb_dir, config, reranker=reranker)
     try:

@@ -43,14 +43,10 @@ def run_server(models: list[str], rerankers: list[str], host: str, port: int, ap
     reranker_models = {name: CrossEncoder(src) for name, src in reranker_sources.items()}
     searcher = None
     if kb is not None:  # POST /v1/search over it, with the KB config's own models and reranker
-        from omnivec.kb.commands import kb_location
-        from omnivec.kb.config import load_config
+        from omnivec.kb.commands import kb_settings
         from omnivec.kb.search import Searcher
 
-        kb_dir, uri = kb_location(kb)
-        config = load_config(kb_dir, kb_config)
-        if uri:
-            config.store = uri
+        kb_dir, config = kb_settings(kb, kb_config)
         searcher = Searcher(kb_dir, config, reranker=config.reranker)
     app = create_app(embedders, reranker_models, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                      batching=batching, api_key=api_key, allow_media_urls=allow_media_urls, kb=searcher)
