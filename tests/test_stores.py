@@ -17,9 +17,6 @@ import pytest
 from omnivec.errors import InputError
 from omnivec.kb.stores.base import PAYLOAD_DEFAULTS, Filter, Record, open_store, path_ancestors
 
-pytest.importorskip("lancedb")
-pytest.importorskip("qdrant_client")
-
 DIM = 32
 # Paths a filter must get right: a quote, spaces, SQL wildcards, a sibling sharing a name prefix, backslashes.
 PATHS = ["/kb/docs/a.txt", "/kb/docs/b.PDF", "/kb/docs/sub/c.md", "/kb/docsx/d.txt", "/kb/it's mine/e.txt",

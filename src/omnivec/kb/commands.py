@@ -66,7 +66,13 @@ def run_search(query: str | None, image: str | None, kb: str | None, config_path
         searcher.close()
     if as_json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
-        return 0
+    else:
+        print_results(results, kb_dir)
+    return 0
+
+
+def print_results(results: list[Any], kb_dir: Path) -> None:
+    """Results as a numbered list: score, kind, location, a text snippet and the thumbnail's path."""
     if not results:
         print("no results")
     for rank, result in enumerate(results, start=1):
@@ -80,7 +86,6 @@ def run_search(query: str | None, image: str | None, kb: str | None, config_path
             print(f"      {snippet}")
         if result.thumbnail:
             print(f"      thumbnail: {kb_dir / result.thumbnail}")
-    return 0
 
 
 def _read_queries(path: str) -> list[tuple[str, str]]:

@@ -11,8 +11,9 @@ DEMO_QUERIES = ["How do I charge my phone?", "What is the return window?", "How 
 
 def run_demo(out: str | None, config_path: str | None) -> int:
     from omnivec.errors import OmnivecError
-    from omnivec.kb.commands import run_index, run_search
+    from omnivec.kb.commands import kb_settings, print_results, run_index
     from omnivec.kb.ingest.sample import sample_folder
+    from omnivec.kb.search import Searcher
 
     root = Path(out) if out else Path(tempfile.mkdtemp(prefix="omnivec-demo-"))
     docs, kb = root / "sample", root / "kb"
@@ -20,14 +21,19 @@ def run_demo(out: str | None, config_path: str | None) -> int:
     print(f"Wrote {len(files)} sample files to {docs}: {', '.join(f.name for f in files)}\n")
     print(f"$ omnivec index {docs} --kb {kb}", flush=True)
     run_index([str(docs)], str(kb), config_path, show_progress=False)
-    for query in DEMO_QUERIES:
-        print(f"\n$ omnivec search {query!r} --kb {kb} -k 3", flush=True)
-        run_search(query, None, str(kb), config_path, 3, "none", False, None, None, "rrf")
-    image = next(f for f in files if f.suffix == ".png")
-    print(f"\n$ omnivec search --image {image} --kb {kb} -k 3", flush=True)
+    kb_dir, config = kb_settings(str(kb), config_path)
+    searcher = Searcher(kb_dir, config)  # one searcher, its models loaded once, for every query below
     try:
-        run_search(None, str(image), str(kb), config_path, 3, "none", False, None, None, "rrf")
-    except OmnivecError as exc:  # no image space in this run (e.g. no CLIP model offline): say so, go on
-        print(f"(image search unavailable: {exc})")
+        for query in DEMO_QUERIES:
+            print(f"\n$ omnivec search {query!r} --kb {kb} -k 3", flush=True)
+            print_results(searcher.search(query, None, 3), kb_dir)
+        image = next(f for f in files if f.suffix == ".png")
+        print(f"\n$ omnivec search --image {image} --kb {kb} -k 3", flush=True)
+        try:
+            print_results(searcher.search(None, str(image), 3), kb_dir)
+        except OmnivecError as exc:  # no image space in this run (e.g. no CLIP model offline): say so, go on
+            print(f"(image search unavailable: {exc})")
+    finally:
+        searcher.close()
     print(f"\nThe knowledge base is in {kb}; search it with: omnivec search \"your question\" --kb {kb}")
     return 0

@@ -113,12 +113,16 @@ class Indexer:
 
     def _changed(self, files: list[Path], entries: dict[str, Any], report: IndexReport) -> list[tuple]:
         todo = []
+        active = set(self.space_names.split(","))
         for path in files:
             stat = path.stat()
             entry = entries.get(str(path))
+            file_hash = None  # hashed only when size and mtime cannot tell, and then only once
             if entry is not None and entry.state != "pending" and entry.size == stat.st_size:
-                fresh = entry.mtime == stat.st_mtime or content_hash(path) == entry.hash
-                if fresh and (entry.state == "failed" or set(self.space_names.split(",")) <= set(entry.spaces.split(","))):
+                if entry.mtime != stat.st_mtime:
+                    file_hash = content_hash(path)
+                fresh = file_hash is None or file_hash == entry.hash
+                if fresh and (entry.state == "failed" or active <= set(entry.spaces.split(","))):
                     if entry.mtime != stat.st_mtime:
                         self.manifest.touch(str(path), stat.st_mtime)
                     if entry.state == "failed":
@@ -126,7 +130,7 @@ class Indexer:
                     else:
                         report.unchanged += 1
                     continue
-            todo.append((str(path), content_hash(path), stat.st_size, stat.st_mtime))
+            todo.append((str(path), file_hash or content_hash(path), stat.st_size, stat.st_mtime))
         return todo
 
     def _index(self, todo: list[tuple], report: IndexReport) -> None:
@@ -211,8 +215,7 @@ class Indexer:
             # verbose=False: counting a long section is fine; transformers would warn it exceeds the model's window
             options.count_tokens = lambda s: len(tokenizer(s, add_special_tokens=False, verbose=False)["input_ids"])
         if audio is not None:
-            rate = getattr(getattr(audio.model.transformer.processor, "feature_extractor", None), "sampling_rate", None)
-            options.audio_rate = int(rate or options.audio_rate)
+            options.audio_rate = audio.model.sampling_rate or options.audio_rate
         return options
 
     def close(self) -> None:

@@ -67,8 +67,9 @@ class Searcher:
             self.reranker = CrossEncoder(reranker, device=device)
 
     def search(self, query: str | None = None, image: Any = None, k: int = 10, where: Any = None,
-               fusion: str = "rrf", candidates: int = 50) -> list[Result]:
-        """The ``k`` best chunks for a text query, an image (path, URL, PIL image) or both."""
+               fusion: str = "rrf", candidates: int = 50, rerank: bool = True) -> list[Result]:
+        """The ``k`` best chunks for a text query, an image (path, URL, PIL image) or both; ``rerank=False`` keeps
+        the fused order even when the searcher has a reranker."""
         if not query and image is None:
             raise InputError("A search needs a text query, an image, or both.")
         lists = {}
@@ -82,7 +83,7 @@ class Searcher:
                              f"{', '.join(s.name for s in self.spaces) or 'none'}).")
         fused = fuse(lists, fusion)[: max(candidates, k)]
         results = [_result(f.hit.payload, f.id, f.score, f.spaces, f.hit.score) for f in fused]
-        if self.reranker is not None and query:
+        if rerank and self.reranker is not None and query:
             results = self._rerank(query, results)
         return results[:k]
 

@@ -131,6 +131,11 @@ class Embedder(Pipeline):
         return DecodeOptions(image_side=side if self.fast_image_decode else None, sampling_rate=rate,
                              video=self.video_sampling)
 
+    @property
+    def sampling_rate(self) -> int | None:
+        """The audio rate (Hz) the model's processor expects; None for a model without an audio tower."""
+        return self._decode_options().sampling_rate
+
     def supports(self, modality: str) -> bool:
         return modality in self.modalities
 

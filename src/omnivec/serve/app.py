@@ -116,7 +116,7 @@ def _decode_part(part: Any, index: int, model: Any, policy: FetchPolicy) -> tupl
         raw = base64.b64decode(part.input_audio.data, validate=True)
     except (binascii.Error, ValueError):
         raise ApiError(400, f"input[{index}]: input_audio.data is not valid base64", "invalid_base64") from None
-    rate = model._decode_options().sampling_rate  # the model's rate, so encode() has nothing left to resample
+    rate = model.sampling_rate  # the model's rate, so encode() has nothing left to resample
     if not rate:
         raise ApiError(400, f"input[{index}]: this model does not take audio")
     return "audio", {"array": load_audio(raw, index=index, sampling_rate=rate), "sampling_rate": rate}

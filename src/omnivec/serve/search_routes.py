@@ -48,7 +48,6 @@ def search_router(searcher: Any, kb_dir: Path, authorize: Callable[[Request], No
     router = APIRouter()
     lock = threading.Lock()
     policy = FetchPolicy(allow_remote=allow_media_urls, max_bytes=max_bytes)
-    reranker = searcher.reranker
 
     def run(body: SearchRequest) -> list[dict[str, Any]]:
         image = None
@@ -67,13 +66,10 @@ def search_router(searcher: Any, kb_dir: Path, authorize: Callable[[Request], No
             where = Filter(path_prefix=f.path_prefix, modalities=tuple(f.modalities) if f.modalities else None,
                            file_types=tuple(t.lower().lstrip(".") for t in f.file_types) if f.file_types else None)
         with lock:
-            searcher.reranker = reranker if body.rerank else None
             try:
-                results = searcher.search(body.query or None, image, body.k, where, body.fusion)
+                results = searcher.search(body.query or None, image, body.k, where, body.fusion, rerank=body.rerank)
             except InputError as exc:
                 raise ApiError(400, str(exc), "invalid_query") from None
-            finally:
-                searcher.reranker = reranker
         out = []
         for result in results:
             item = result.to_dict()

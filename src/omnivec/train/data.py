@@ -86,8 +86,9 @@ def plan_columns(data: Any, loss: Any, name: str, columns: Sequence[str] | None 
 
 def check_rows(data: Any, plan: ColumnPlan, loss_name: str, name: str) -> None:
     """Every row has the columns, non-empty inputs, and a label of the kind the loss needs."""
+    read: dict[str, list[Any]] = {}  # each column read once (the list check below reuses the documents column)
     for column in plan.inputs + ([plan.label] if plan.label else []):
-        values = _column(data, column, name)
+        values = read[column] = _column(data, column, name)
         for row, value in enumerate(values):
             if value is None:
                 raise InputError(f"Row {row} of the {name}: column {column!r} is empty (None).")
@@ -98,7 +99,7 @@ def check_rows(data: Any, plan: ColumnPlan, loss_name: str, name: str) -> None:
                 raise InputError(f"Row {row} of the {name}: {loss_name} needs a list of documents in column "
                                  f"{column!r}, got {type(value).__name__} {_short(value)}.")
         if column == plan.label and plan.list_input is not None:
-            for row, (docs, labels) in enumerate(zip(_column(data, plan.list_input, name), values)):
+            for row, (docs, labels) in enumerate(zip(read[plan.list_input], values)):
                 if len(docs) != len(labels):
                     raise InputError(f"Row {row} of the {name}: {len(docs)} documents in column {plan.list_input!r} "
                                      f"but {len(labels)} labels in column {column!r}.")
