@@ -3,5 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev >&2
+# The web page test drives Debian's Chromium headless: install it when it is missing and this can (root, apt-get).
+if [ -z "${OMNIVEC_CHROMIUM:-}" ] && ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] \
+        && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2
+fi
 export HF_HUB_OFFLINE=1
 exec .venv/bin/python -m pytest "$@"

@@ -79,3 +79,23 @@ def coco_photos(shared_data) -> list[Path]:
     photos = sorted((shared_data / "coco-mini" / "val2017").glob("*.jpg"))
     assert len(photos) >= 20
     return photos
+
+
+@pytest.fixture(scope="session")
+def sample_kb(tmp_path_factory, minilm_dir, clip_dir, clap_dir) -> tuple[Path, Path, Path]:
+    """The sample folder (notes, a PDF, pictures, a recording, a video) indexed in text, image and audio spaces
+    with 2 s audio windows and video segments, so media results start at 0, 2, 4 s: (docs, kb, kb.toml)."""
+    import contextlib
+    import io
+
+    from omnivec.cli import main
+    from omnivec.kb.ingest.sample import sample_folder
+
+    root = tmp_path_factory.mktemp("sample-kb")
+    docs, kb, config = root / "docs", root / "kb", root / "kb.toml"
+    sample_folder(docs)
+    config.write_text(f'audio_window_s = 2.0\nvideo_segment_s = 2.0\n[spaces]\ntext = "{minilm_dir}"\n'
+                      f'image = "{clip_dir}"\naudio = "{clap_dir}"\n', encoding="utf-8")
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["index", str(docs), "--kb", str(kb), "--config", str(config)]) == 0
+    return docs, kb, config

@@ -1,30 +1,24 @@
-"""``POST /v1/search`` over a knowledge base: the same results as ``omnivec search``, thumbnails served, bad queries
-answered with a 4xx."""
+"""The knowledge base over HTTP: ``POST /v1/search`` gives the same results as ``omnivec search``; the thumbnails,
+files (with ranges) and PDF page images it links to are served, signed for browsers; bad queries get a 4xx."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
+import time
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
-from omnivec.cli import main
 from omnivec.kb.config import load_config
-from omnivec.kb.ingest.sample import sample_folder
 from omnivec.kb.search import Searcher
 from omnivec.serve.app import create_app
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, minilm_dir, clip_dir):
-    root = tmp_path_factory.mktemp("served-kb")
-    docs, kb, config = root / "docs", root / "kb", root / "kb.toml"
-    sample_folder(docs)
-    config.write_text(f'[spaces]\ntext = "{minilm_dir}"\nimage = "{clip_dir}"\n', encoding="utf-8")
-    with contextlib.redirect_stderr(io.StringIO()):
-        assert main(["index", str(docs), "--kb", str(kb), "--config", str(config)]) == 0
+def served(sample_kb):
+    docs, kb, config = sample_kb
     searcher = Searcher(kb, load_config(kb, config), device="cpu")
     with TestClient(create_app({}, {}, kb=searcher, api_key="key")) as client:
         yield client, searcher, docs
@@ -75,3 +69,76 @@ def test_search_needs_the_key_and_thumbnails_stay_in_their_folder(served):
     client, _, _ = served
     assert client.post("/v1/search", json={"query": "lamp"}).status_code == 401
     assert client.get("/v1/kb/thumbs/..%2F..%2Fmanifest.sqlite", headers=AUTH).status_code == 404
+
+
+def _all(client) -> list[dict]:
+    reply = client.post("/v1/search", json={"query": "ball", "k": 100}, headers=AUTH)
+    assert reply.status_code == 200, reply.text
+    return reply.json()["data"]
+
+
+def test_results_link_files_pages_and_media_ranges(served):
+    client, _, docs = served
+    results = _all(client)
+    by_kind = {}
+    for r in results:
+        by_kind.setdefault((r["kind"], r["file"].rsplit("/", 1)[-1]), []).append(r)
+
+    page = by_kind["page", "report.pdf"][0]
+    assert page["page_image_url"].startswith(f"/v1/kb/pages/{page['file_url'].split('/')[4][:16]}/{page['page']}.jpg")
+    shown = client.get(page["page_image_url"] + "&width=500")  # signed: no Authorization header needed
+    assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(shown.content)).width == 640  # rounded up to a cached size
+    pdf = client.get(page["file_url"])
+    assert pdf.content == (docs / "report.pdf").read_bytes() and pdf.headers["content-type"] == "application/pdf"
+
+    audio = {r["start"]: r for r in by_kind["audio", "beeps.wav"]}
+    assert sorted(audio) == [0.0, 2.0, 4.0] and audio[2.0]["media_kind"] == "audio"
+    assert audio[2.0]["media_url"].endswith("#t=2,4")
+    source = audio[2.0]["media_url"].split("#")[0]
+    part = client.get(source, headers={"Range": "bytes=100-199"})  # how players seek
+    assert part.status_code == 206 and part.content == (docs / "beeps.wav").read_bytes()[100:200]
+    frames = sorted(r["start"] for r in by_kind["frame", "ball.mp4"])
+    assert frames == [0.0, 2.0] and all(r["media_kind"] == "video" for r in by_kind["frame", "ball.mp4"])
+    assert all(r["media_url"] is None and r["page_image_url"] is None for r in by_kind["text", "manual.md"])
+
+
+def test_links_are_signed_and_expire(served, monkeypatch):
+    client, _, _ = served
+    link = next(r["file_url"] for r in _all(client) if r["file"].endswith("red_circle.png"))
+    path, _, query = link.partition("?")
+    assert client.get(link).status_code == 200
+    assert client.get(path).status_code == 401  # no signature, no key
+    assert client.get(path, headers=AUTH).status_code == 200
+    forged = query[:-1] + ("0" if query[-1] != "0" else "1")
+    assert client.get(f"{path}?{forged}").status_code == 401
+    other = path[:-1] + ("0" if path[-1] != "0" else "1")  # a signature is good for its own path only
+    assert client.get(f"{other}?{query}").status_code == 401
+    monkeypatch.setattr(time, "time", lambda: 4e9)
+    assert client.get(link).status_code == 401
+
+
+@pytest.mark.parametrize("path, status", [
+    ("/v1/kb/files/0123456789abcdef", 404),  # not an indexed file
+    ("/v1/kb/files/..%2F..%2Fetc%2Fpasswd", 404),
+    ("/v1/kb/pages/{pdf}/9.jpg", 404),  # the PDF has 3 pages
+    ("/v1/kb/pages/{png}/1.jpg", 404),  # not a PDF
+    ("/v1/kb/pages/{pdf}/1.jpg?width=5000", 422),
+])
+def test_file_routes_refuse_what_is_not_there(served, path, status):
+    client, _, _ = served
+    keys = {r["file"].rsplit("/", 1)[-1]: r["file_url"].split("/")[4][:16] for r in _all(client)}
+    reply = client.get(path.format(pdf=keys["report.pdf"], png=keys["red_circle.png"]), headers=AUTH)
+    assert reply.status_code == status, reply.text
+
+
+def test_kb_info_and_search_page(served):
+    client, _, _ = served
+    info = client.get("/v1/kb", headers=AUTH).json()
+    assert info["files"] == 8 and info["reranker"] is None
+    assert {s["name"]: s["queries"] for s in info["spaces"]} == {"text": ["text"], "image": ["text", "image"],
+                                                                "audio": ["text"]}
+    page = client.get("/")  # the page holds no data: no key needed; it asks for one when the API answers 401
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert 'id="query"' in page.text and "/v1/search" in page.text
+    assert client.get("/v1/kb").status_code == 401

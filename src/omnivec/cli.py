@@ -96,7 +96,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return run_server(args.model or [], args.reranker or [], args.host, args.port,
                       args.api_key or os.environ.get("OMNIVEC_API_KEY"), args.max_batch_size, args.max_wait_ms,
-                      not args.no_batching, args.allow_media_urls, args.kb, args.config)
+                      not args.no_batching, args.allow_media_urls, args.kb, args.config, args.cors_origin or [])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill")
     serve.add_argument("--no-batching", action="store_true", help="run each request alone")
     serve.add_argument("--allow-media-urls", action="store_true", help="fetch http(s) image/audio URLs")
-    serve.add_argument("--kb", help="a knowledge base to serve POST /v1/search over (folder or Qdrant URI)")
+    serve.add_argument("--cors-origin", action="append",
+                       help="let pages from this origin call the API, e.g. https://app.example.com (repeatable; * = any)")
+    serve.add_argument("--kb", help="a knowledge base to search at / and POST /v1/search (folder or Qdrant URI)")
     serve.add_argument("--config", help="with --kb: its kb.toml (default: <kb>/kb.toml)")
     serve.set_defaults(func=_cmd_serve)
 

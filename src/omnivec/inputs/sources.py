@@ -34,7 +34,10 @@ def open_source(value: Any, policy: FetchPolicy = DEFAULT_POLICY) -> tuple[str |
     if not isinstance(value, str):
         raise SourceError(f"cannot read media from a {type(value).__name__}")
     if value.startswith("data:"):
-        return io.BytesIO(_decode_data_uri(value)), "data: URI"
+        data = _decode_data_uri(value)
+        if len(data) > policy.max_bytes:
+            raise SourceError(f"data: URI holds {len(data)} bytes, over the {policy.max_bytes}-byte limit")
+        return io.BytesIO(data), "data: URI"
     parsed = urlparse(value) if "://" in value else None
     if parsed is not None and parsed.scheme == "file":
         value = unquote(parsed.path)
@@ -59,15 +62,27 @@ def _decode_data_uri(uri: str) -> bytes:
 
 
 def _download(url: str, policy: FetchPolicy) -> bytes:
+    """At most ``policy.max_bytes``, all within ``policy.timeout_s`` (a total deadline, so a server that trickles
+    bytes cannot hold the download open)."""
     if not policy.allow_remote:
         raise SourceError(f"fetching remote media is disabled ({url})")
+    import time
     import urllib.request
 
+    deadline = time.monotonic() + policy.timeout_s
+    chunks, size = [], 0
     try:
         with urllib.request.urlopen(url, timeout=policy.timeout_s) as response:  # noqa: S310 (http/https only)
-            data = response.read(policy.max_bytes + 1)
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > policy.max_bytes:
+                raise SourceError(f"{url} is {length} bytes, over the {policy.max_bytes}-byte limit")
+            while chunk := response.read1(64 * 1024):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > policy.max_bytes:
+                    raise SourceError(f"{url} is larger than the {policy.max_bytes}-byte limit")
+                if time.monotonic() > deadline:
+                    raise SourceError(f"download of {url} took longer than {policy.timeout_s:g} s")
     except OSError as exc:
         raise SourceError(f"download of {url} failed: {exc}") from None
-    if len(data) > policy.max_bytes:
-        raise SourceError(f"{url} is larger than the {policy.max_bytes}-byte limit")
-    return data
+    return b"".join(chunks)

@@ -46,8 +46,13 @@ class IndexReport:
         return "\n".join(lines)
 
 
+def file_key(path: str) -> str:
+    """A short stable id of an indexed file's path (16 hex digits), the prefix of its records' ids."""
+    return hashlib.blake2b(path.encode(), digest_size=8).hexdigest()
+
+
 def record_id(path: str, position: int) -> str:
-    return f"{hashlib.blake2b(path.encode(), digest_size=8).hexdigest()}-{position}"
+    return f"{file_key(path)}-{position}"
 
 
 def scan(paths: Iterable[Path], kb_dir: Path, supported: Iterable[str]) -> tuple[list[Path], list[Path]]:
@@ -198,7 +203,7 @@ class Indexer:
         for name in self.store.collections():
             self.store.delete_files(name, paths)
         for path in paths:
-            for thumbnail in (self.kb_dir / "thumbs").glob(f"{record_id(path, 0)[:-2]}-*.jpg"):
+            for thumbnail in (self.kb_dir / "thumbs").glob(f"{file_key(path)}-*.jpg"):
                 thumbnail.unlink(missing_ok=True)
 
     def _ingest_options(self) -> Any:

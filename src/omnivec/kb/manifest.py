@@ -84,3 +84,13 @@ class Manifest:
 
     def close(self) -> None:
         self.db.close()
+
+
+def indexed_files(path: Path) -> list[str]:
+    """The files of the manifest at ``path`` whose vectors are all stored, read without writing (a server may read
+    while ``omnivec index`` writes)."""
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in db.execute("SELECT path FROM files WHERE state = 'done'")]
+    finally:
+        db.close()

@@ -116,6 +116,9 @@ def _decode_part(part: Any, index: int, model: Any, policy: FetchPolicy) -> tupl
         raw = base64.b64decode(part.input_audio.data, validate=True)
     except (binascii.Error, ValueError):
         raise ApiError(400, f"input[{index}]: input_audio.data is not valid base64", "invalid_base64") from None
+    if len(raw) > policy.max_bytes:
+        raise ApiError(413, f"input[{index}]: audio of {len(raw)} bytes is over this server's {policy.max_bytes}-byte "
+                       "limit per media item", "media_too_large")
     rate = model.sampling_rate  # the model's rate, so encode() has nothing left to resample
     if not rate:
         raise ApiError(400, f"input[{index}]: this model does not take audio")
@@ -196,10 +199,16 @@ def create_app(
     request_timeout_s: float = 60,
     api_key: str | None = None,
     allow_media_urls: bool = False,
+    max_media_bytes: int = 16 * MiB,
+    media_timeout_s: float = 10,
+    cors_origins: list[str] | None = None,
     kb: Any = None,
 ) -> FastAPI:
     """A FastAPI app serving ``embedders`` and ``rerankers`` (name -> loaded model), one batcher per model, and
-    with ``kb`` (an ``omnivec.kb.search.Searcher``) ``POST /v1/search`` over that knowledge base."""
+    with ``kb`` (an ``omnivec.kb.search.Searcher``) ``POST /v1/search`` over that knowledge base and its search page
+    at ``/``. Media items (``data:`` URIs, and http(s) URLs when ``allow_media_urls``) are limited to
+    ``max_media_bytes``; a URL must download within ``media_timeout_s``. ``cors_origins``: origins whose pages may
+    call the API from a browser (``["*"]`` for any)."""
     if set(embedders) & set(rerankers):
         raise ValueError(f"model names used twice: {sorted(set(embedders) & set(rerankers))}")
     for name, model in rerankers.items():
@@ -208,7 +217,7 @@ def create_app(
     options = dict(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue, batching=batching)
     batchers = {name: DynamicBatcher(_embed_batch(m), name=name, **options) for name, m in embedders.items()}
     batchers.update({name: DynamicBatcher(_rerank_batch(m), name=name, **options) for name, m in rerankers.items()})
-    policy = FetchPolicy(allow_remote=allow_media_urls, max_bytes=max_body_bytes)
+    policy = FetchPolicy(allow_remote=allow_media_urls, max_bytes=max_media_bytes, timeout_s=media_timeout_s)
     counts: dict[tuple[str, int], int] = {}  # (endpoint, status) -> requests
     latency: dict[str, list[float]] = {}  # endpoint -> [seconds, requests]
 
@@ -221,6 +230,11 @@ def create_app(
     app = FastAPI(title="omnivec", lifespan=lifespan)
     paths = {"/v1/embeddings", "/v1/rerank", "/v1/models", "/health", "/metrics", "/v1/search"}
     app.add_middleware(_Edge, max_body_bytes=max_body_bytes, counts=counts, latency=latency, paths=paths)
+    if cors_origins:  # added last, so it runs first: preflights and error replies get CORS headers too
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"], max_age=600)
     app.add_exception_handler(ApiError, lambda _, e: _error(e.status, e.message, e.code, e.headers))
     app.add_exception_handler(RequestValidationError,
                               lambda _, e: _error(*s.validation_message(e.errors()), "invalid_request"))
@@ -281,7 +295,7 @@ def create_app(
     if kb is not None:
         from omnivec.serve.search_routes import search_router
 
-        app.include_router(search_router(kb, kb.kb_dir, authorize, allow_media_urls, max_body_bytes))
+        app.include_router(search_router(kb, authorize, api_key, policy))
 
     @app.get("/v1/models", response_model=s.ModelList)
     async def models(request: Request) -> s.ModelList:

@@ -26,7 +26,7 @@ def parse_models(specs: list[str]) -> dict[str, str]:
 
 def run_server(models: list[str], rerankers: list[str], host: str, port: int, api_key: str | None,
                max_batch_size: int, max_wait_ms: float, batching: bool, allow_media_urls: bool,
-               kb: str | None = None, kb_config: str | None = None) -> int:
+               kb: str | None = None, kb_config: str | None = None, cors_origins: list[str] | None = None) -> int:
     import uvicorn
 
     from omnivec import CrossEncoder, Embedder
@@ -49,7 +49,10 @@ def run_server(models: list[str], rerankers: list[str], host: str, port: int, ap
         kb_dir, config = kb_settings(kb, kb_config)
         searcher = Searcher(kb_dir, config, reranker=config.reranker)
     app = create_app(embedders, reranker_models, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
-                     batching=batching, api_key=api_key, allow_media_urls=allow_media_urls, kb=searcher)
-    logger.info("Serving %s on http://%s:%d", ", ".join([*embedders, *reranker_models]), host, port)
+                     batching=batching, api_key=api_key, allow_media_urls=allow_media_urls, kb=searcher,
+                     cors_origins=cors_origins)
+    logger.info("Serving %s on http://%s:%d", ", ".join([*embedders, *reranker_models]) or "no models", host, port)
+    if searcher is not None:
+        logger.info("Search page: http://%s:%d/", host, port)
     uvicorn.run(app, host=host, port=port, log_level="info")
     return 0

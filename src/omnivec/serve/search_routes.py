@@ -1,21 +1,20 @@
-"""``POST /v1/search`` over a knowledge base, and ``GET /v1/kb/thumbs/{name}`` for the thumbnails results link to."""
+"""The knowledge base over HTTP: ``POST /v1/search``, ``GET /v1/kb`` (what it holds and takes), the search page at
+``/``, and (``kb_files``) the thumbnails, files and page images results link to."""
 
 from __future__ import annotations
 
-import re
 import threading
-from pathlib import Path
+from importlib import resources
 from typing import Any, Callable
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from omnivec.errors import InputError
 from omnivec.serve.errors import ApiError
-
-_THUMB = re.compile(r"^[0-9a-f]{16}-[0-9]+\.jpg$")
+from omnivec.serve.kb_files import KBFiles, files_router
 
 
 class SearchFilters(BaseModel):
@@ -37,17 +36,18 @@ class SearchRequest(BaseModel):
     filters: SearchFilters | None = None
 
 
-def search_router(searcher: Any, kb_dir: Path, authorize: Callable[[Request], None], allow_media_urls: bool,
-                  max_bytes: int) -> APIRouter:
+def search_router(searcher: Any, authorize: Callable[[Request], None], api_key: str | None,
+                  policy: Any) -> APIRouter:
     """Routes for one KB ``searcher`` (``omnivec.kb.search.Searcher``). Searches run one at a time in a worker
     thread: the searcher's models are not thread-safe, and the event loop stays free."""
     from omnivec.inputs.image import load_image
-    from omnivec.inputs.sources import FetchPolicy
     from omnivec.kb.stores.base import Filter
 
     router = APIRouter()
+    files = KBFiles(searcher.kb_dir, api_key)
+    router.include_router(files_router(files, authorize))
     lock = threading.Lock()
-    policy = FetchPolicy(allow_remote=allow_media_urls, max_bytes=max_bytes)
+    allow_media_urls = policy.allow_remote
 
     def run(body: SearchRequest) -> list[dict[str, Any]]:
         image = None
@@ -70,25 +70,29 @@ def search_router(searcher: Any, kb_dir: Path, authorize: Callable[[Request], No
                 results = searcher.search(body.query or None, image, body.k, where, body.fusion, rerank=body.rerank)
             except InputError as exc:
                 raise ApiError(400, str(exc), "invalid_query") from None
-        out = []
-        for result in results:
-            item = result.to_dict()
-            item["location"] = result.location()
-            item["thumbnail_url"] = f"/v1/kb/thumbs/{Path(result.thumbnail).name}" if result.thumbnail else None
-            out.append(item)
-        return out
+        return [{**result.to_dict(), "location": result.location(), **files.result_links(result)}
+                for result in results]
 
     @router.post("/v1/search")
     async def search(body: SearchRequest, request: Request) -> dict[str, Any]:
         authorize(request)
         return {"object": "list", "data": await run_in_threadpool(run, body)}
 
-    @router.get("/v1/kb/thumbs/{name}")
-    async def thumbnail(name: str, request: Request) -> FileResponse:
+    @router.get("/v1/kb")
+    async def about(request: Request) -> dict[str, Any]:
+        """The KB's spaces and the queries each takes, its reranker, and how many files it holds."""
+        from omnivec.kb.manifest import indexed_files
+
         authorize(request)
-        path = kb_dir / "thumbs" / name
-        if not _THUMB.match(name) or not path.is_file():  # the pattern keeps requests inside thumbs/
-            raise ApiError(404, f"no thumbnail {name!r}", "not_found")
-        return FileResponse(path, media_type="image/jpeg")
+        count = len(await run_in_threadpool(indexed_files, searcher.kb_dir / "manifest.sqlite"))
+        spaces = [{"name": space.name, "queries": [m for m in ("text", "image") if space.takes_query(m)]}
+                  for space in searcher.spaces]
+        reranker = getattr(searcher.reranker, "name_or_path", None) if searcher.reranker is not None else None
+        return {"object": "kb", "files": count, "spaces": spaces, "reranker": reranker}
+
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        """The search page; it holds no data, so it needs no key (it asks for one when the API does)."""
+        return HTMLResponse(resources.files("omnivec.serve").joinpath("web/search.html").read_text("utf-8"))
 
     return router

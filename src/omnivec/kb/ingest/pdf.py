@@ -62,12 +62,35 @@ def _read_page(document: Any, index: int, dpi: int) -> tuple[str, Any]:
         finally:
             textpage.close()
         width, height = page.get_size()
-        scale = min(dpi / 72, MAX_PAGE_PX / max(width, height, 1))
-        bitmap = page.render(scale=scale)
-        try:
-            image = bitmap.to_pil().convert("RGB")  # a copy: the bitmap's buffer is freed on close
-        finally:
-            bitmap.close()
+        image = _render(page, min(dpi / 72, MAX_PAGE_PX / max(width, height, 1)))
     finally:
         page.close()
     return text, image
+
+
+def render_page(path: Path, number: int, width: int) -> Any:
+    """Page ``number`` (1-based) of the PDF at ``path``, rendered ``width`` pixels wide, as a PIL RGB image."""
+    pdfium = _require_pdfium()
+    try:
+        document = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        raise IngestError(str(path), f"cannot open as a PDF: {exc}") from None
+    try:
+        if not 1 <= number <= len(document):
+            raise IngestError(str(path), f"has no page {number} (pages 1-{len(document)})")
+        page = document[number - 1]
+        try:
+            page_width, page_height = page.get_size()
+            return _render(page, min(width / max(page_width, 1), MAX_PAGE_PX / max(page_width, page_height, 1)))
+        finally:
+            page.close()
+    finally:
+        document.close()
+
+
+def _render(page: Any, scale: float) -> Any:
+    bitmap = page.render(scale=scale)
+    try:
+        return bitmap.to_pil().convert("RGB")  # a copy: the bitmap's buffer is freed on close
+    finally:
+        bitmap.close()

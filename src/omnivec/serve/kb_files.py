@@ -1,0 +1,154 @@
+"""What search results link to: a KB's thumbnails, its indexed files (with HTTP range requests, so players can
+seek), and PDF pages rendered on demand.
+
+Only files the KB has indexed are served, looked up by their 16-hex-digit key, never by a path from the request.
+With an API key, links carry an expiring signature (``?exp=&sig=``) so that ``<img>``, ``<audio>`` and ``<video>``
+elements, which cannot send an Authorization header, can load them; a request without one needs the key.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import io
+import mimetypes
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from omnivec.serve.errors import ApiError
+
+_KEY = re.compile(r"^[0-9a-f]{16}$")
+_THUMB = re.compile(r"^[0-9a-f]{16}-[0-9]+\.jpg$")
+PAGE_WIDTHS = (320, 640, 960, 1280, 1920)  # a few sizes, so rendered pages cache well
+MEDIA = {"audio", "video"}
+
+
+class KBFiles:
+    """Maps file keys to the KB's indexed files and makes (signed) links to them."""
+
+    def __init__(self, kb_dir: Path, api_key: str | None, link_ttl_s: float = 3600) -> None:
+        self.kb_dir, self.link_ttl_s = kb_dir, link_ttl_s
+        self._secret = hashlib.sha256(b"omnivec-links:" + api_key.encode()).digest() if api_key else None
+        self._paths: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def path(self, key: str) -> Path:
+        """The indexed file with this key; the manifest is re-read on a miss, so files indexed since are found."""
+        from omnivec.kb.indexer import file_key
+        from omnivec.kb.manifest import indexed_files
+
+        if _KEY.match(key) and key not in self._paths:
+            with self._lock:
+                files = indexed_files(self.kb_dir / "manifest.sqlite")
+                self._paths = {file_key(path): path for path in files}
+        path = self._paths.get(key)
+        if path is None or not Path(path).is_file():
+            raise ApiError(404, f"no indexed file with key {key!r}", "not_found")
+        return Path(path)
+
+    def link(self, route: str) -> str:
+        if self._secret is None:
+            return route
+        expires = int(time.time() + self.link_ttl_s)
+        return f"{route}?exp={expires}&sig={self._sign(route, expires)}"
+
+    def signed(self, request: Request) -> bool:
+        """Whether the request carries a valid, unexpired signature for its own path."""
+        expires, sig = request.query_params.get("exp", ""), request.query_params.get("sig", "")
+        if self._secret is None or not expires.isdigit() or int(expires) < time.time():
+            return False
+        return hmac.compare_digest(sig.encode(), self._sign(request.url.path, int(expires)).encode())
+
+    def _sign(self, route: str, expires: int) -> str:
+        return hmac.new(self._secret, f"{route}\n{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def result_links(self, result: Any) -> dict[str, Any]:
+        """Links for one ``Result``: its thumbnail, its file, its PDF page's preview, and for a recording or a video
+        the player source starting at the matched time (a media fragment, ``#t=start,end``)."""
+        from omnivec.kb.indexer import file_key
+
+        key = file_key(result.file)
+        file_url = self.link(f"/v1/kb/files/{key}")
+        kind = media_kind(result.file)
+        links: dict[str, Any] = {
+            "thumbnail_url": self.link(f"/v1/kb/thumbs/{Path(result.thumbnail).name}") if result.thumbnail else None,
+            "file_url": file_url,
+            "page_image_url": None,
+            "media_url": None,
+            "media_kind": kind,
+        }
+        if result.page is not None and result.file.lower().endswith(".pdf"):
+            links["page_image_url"] = self.link(f"/v1/kb/pages/{key}/{result.page}.jpg")
+        if kind is not None:
+            fragment = "" if result.start is None else f"#t={result.start:g}" + (
+                f",{result.end:g}" if result.end is not None else "")
+            links["media_url"] = file_url + fragment
+        return links
+
+
+def media_kind(path: str) -> str | None:
+    """"audio" or "video" for a file a browser plays in such an element, else None."""
+    kind = (mimetypes.guess_type(path)[0] or "").split("/")[0]
+    return kind if kind in MEDIA else None
+
+
+def files_router(files: KBFiles, authorize: Callable[[Request], None]) -> APIRouter:
+    router = APIRouter()
+
+    def allow(request: Request) -> None:
+        if not files.signed(request):
+            authorize(request)
+
+    @router.get("/v1/kb/thumbs/{name}")
+    async def thumbnail(name: str, request: Request) -> FileResponse:
+        allow(request)
+        path = files.kb_dir / "thumbs" / name
+        if not _THUMB.match(name) or not path.is_file():  # the pattern keeps requests inside thumbs/
+            raise ApiError(404, f"no thumbnail {name!r}", "not_found")
+        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    @router.get("/v1/kb/files/{key}")
+    async def original(key: str, request: Request) -> FileResponse:
+        """The indexed file itself; Range requests are answered (206), so audio and video players can seek."""
+        allow(request)
+        path = files.path(key)
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return FileResponse(path, media_type=media_type, content_disposition_type="inline", filename=path.name)
+
+    @router.get("/v1/kb/pages/{key}/{page}.jpg")
+    async def page_image(key: str, page: int, request: Request,
+                         width: int = Query(960, ge=64, le=PAGE_WIDTHS[-1])) -> Response:
+        """A PDF page rendered as a JPEG about ``width`` pixels wide (rounded up to one of ``PAGE_WIDTHS``)."""
+        allow(request)
+        path = files.path(key)
+        if path.suffix.lower() != ".pdf":
+            raise ApiError(404, f"file {key!r} is not a PDF", "not_found")
+        width = next(w for w in PAGE_WIDTHS if w >= width)
+        stat = path.stat()
+        jpeg = await run_in_threadpool(_page_jpeg, str(path), stat.st_mtime_ns, page, width)
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    return router
+
+
+@functools.lru_cache(maxsize=64)
+def _page_jpeg(path: str, mtime_ns: int, page: int, width: int) -> bytes:
+    """Rendered once per (file version, page, width): the modification time is part of the cache key."""
+    from omnivec.kb.chunk import IngestError
+    from omnivec.kb.ingest.pdf import render_page
+
+    try:
+        image = render_page(Path(path), page, width)
+    except IngestError as exc:
+        raise ApiError(404, exc.reason, "not_found") from None
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
