@@ -129,3 +129,4 @@ def test_cors_allows_only_the_configured_origins(clip):
     with TestClient(create_app({"clip": clip}, {})) as client:  # off by default
         reply = client.get("/health", headers={"Origin": "https://app.example.com"})
         assert "access-control-allow-origin" not in reply.headers
+        assert "--kb" in client.get("/").json()["search_page"]  # no KB: the root says how to get the page

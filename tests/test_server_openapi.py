@@ -20,7 +20,6 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from schemathesis.checks import not_a_server_error
-from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 import omnivec
@@ -44,7 +43,8 @@ CONFIG = {
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, minilm_dir, clip_dir, bert_dir):
+def served(tmp_path_factory, minilm_dir, clip_dir, bert_dir):
+    """The models and a small KB searcher, loaded once."""
     root = tmp_path_factory.mktemp("openapi")
     reranker = root / "reranker"
     omnivec.CrossEncoder(bert_dir, num_labels=1, device="cpu").save(str(reranker))
@@ -54,15 +54,20 @@ def app(tmp_path_factory, minilm_dir, clip_dir, bert_dir):
     with contextlib.redirect_stderr(io.StringIO()):
         assert main(["index", str(docs), "--kb", str(kb), "--config", str(config)]) == 0
     searcher = Searcher(kb, load_config(kb, config), reranker=str(reranker), device="cpu")
-    embedders = [omnivec.Embedder(minilm_dir, device="cpu"), omnivec.Embedder(clip_dir, device="cpu")]
-    app = create_app(dict(zip(EMBEDDERS, embedders)), {RERANKERS[0]: omnivec.CrossEncoder(str(reranker), device="cpu")},
-                     api_key=KEY, kb=searcher, max_body_bytes=1024 * 1024)
-    yield app
-    asgi.shutdown_lifespans()  # schemathesis keeps the app's lifespan running: stop its batchers now
+    embedders = dict(zip(EMBEDDERS, [omnivec.Embedder(minilm_dir, device="cpu"),
+                                     omnivec.Embedder(clip_dir, device="cpu")]))
+    yield embedders, {RERANKERS[0]: omnivec.CrossEncoder(str(reranker), device="cpu")}, searcher
     searcher.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
+def app(served):
+    """A fresh app per test: schemathesis ends the app's lifespan (and so its batchers) when a test ends."""
+    embedders, rerankers, searcher = served
+    return create_app(embedders, rerankers, api_key=KEY, kb=searcher, max_body_bytes=1024 * 1024)
+
+
+@pytest.fixture
 def api_schema(app):
     client = TestClient(app)
     spec = client.get("/openapi.json").json()

@@ -228,7 +228,7 @@ def create_app(
             await batcher.close()
 
     app = FastAPI(title="omnivec", lifespan=lifespan)
-    paths = {"/v1/embeddings", "/v1/rerank", "/v1/models", "/health", "/metrics", "/v1/search"}
+    paths = {"/v1/embeddings", "/v1/rerank", "/v1/models", "/health", "/metrics", "/v1/search", "/v1/kb", "/"}
     app.add_middleware(_Edge, max_body_bytes=max_body_bytes, counts=counts, latency=latency, paths=paths)
     if cors_origins:  # added last, so it runs first: preflights and error replies get CORS headers too
         from fastapi.middleware.cors import CORSMiddleware
@@ -296,6 +296,11 @@ def create_app(
         from omnivec.serve.search_routes import search_router
 
         app.include_router(search_router(kb, authorize, api_key, policy))
+    else:
+        @app.get("/", include_in_schema=False)
+        async def root() -> dict[str, Any]:
+            return {"service": "omnivec", "models": [*embedders, *rerankers], "api_docs": "/docs",
+                    "search_page": "not served: start the server with --kb DIR to search a knowledge base here"}
 
     @app.get("/v1/models", response_model=s.ModelList)
     async def models(request: Request) -> s.ModelList:
