@@ -130,3 +130,18 @@ def test_cors_allows_only_the_configured_origins(clip):
         reply = client.get("/health", headers={"Origin": "https://app.example.com"})
         assert "access-control-allow-origin" not in reply.headers
         assert "--kb" in client.get("/").json()["search_page"]  # no KB: the root says how to get the page
+
+
+def test_every_error_has_the_openai_shape_and_the_app_starts_again(clip):
+    app = create_app({"clip": clip}, {})
+    with TestClient(app):
+        pass
+    with TestClient(app) as client:  # a second lifespan gets working batchers again
+        assert client.post("/v1/embeddings", json={"model": "clip", "input": "hi"}).status_code == 200
+        for reply, status in [
+            (client.post("/v1/embeddings", content=b"\x96\xa5\xdc", headers={"Content-Type": "application/json"}), 400),
+            (client.get("/v1/embeddings"), 405),
+            (client.get("/nowhere"), 404),
+        ]:
+            assert reply.status_code == status and reply.json()["error"]["message"], reply.text
+        assert client.get("/v1/embeddings").headers["allow"] == "POST"

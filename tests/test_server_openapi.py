@@ -1,15 +1,16 @@
-"""Schemathesis against the server's own OpenAPI spec, in-process: no generated request, valid or not, with or
-without the API key, gets a 5xx, and responses match the schemas the spec documents for them.
+"""Schemathesis against the server's own OpenAPI spec, in-process (ASGI): no generated request, valid or not, with
+or without the API key, gets a 5xx, and responses match the schemas the spec documents for their status.
 
-The spec is the app's ``/openapi.json`` with its free-form names narrowed to the ones this server has (model names,
-KB file keys, thumbnail names) and a valid image and audio clip added as examples, so that generated requests reach
-the models, the file routes and the media decoders instead of stopping at a 404 or a 400.
+Every operation in the spec is run: its examples, schemathesis' coverage cases (boundary values, wrong types, missing
+fields, unexpected methods) and hypothesis fuzzing, positive and negative, with a fixed seed. The spec is the app's
+``/openapi.json`` with its free-form names narrowed to the ones this server has (model names, KB file keys, thumbnail
+names) and valid inputs and media added as examples, so that generated requests reach the models, the file routes and
+the media decoders instead of stopping at a 404 or a 400.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import io
 import re
@@ -20,12 +21,10 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 import omnivec
-from omnivec.cli import main
 from omnivec.kb.config import load_config
-from omnivec.kb.ingest.sample import sample_folder
 from omnivec.kb.search import Searcher
 from omnivec.serve.app import create_app
 
@@ -36,41 +35,33 @@ MODEL_PATHS = ["/v1/embeddings", "/v1/rerank", "/v1/search"]  # these run a mode
 
 CONFIG = {
     "seed": 20240601,
-    "generation": {"deterministic": True, "database": "none", "max-examples": 50},
+    "generation": {"deterministic": True, "database": "none", "max-examples": 100},
     "phases": {"stateful": {"enabled": False}},
-    "operations": [{"include-path": MODEL_PATHS, "generation": {"max-examples": 30}}],
+    "operations": [{"include-path": MODEL_PATHS, "generation": {"max-examples": 60}}],
 }
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, minilm_dir, clip_dir, bert_dir):
-    """The models and a small KB searcher, loaded once."""
-    root = tmp_path_factory.mktemp("openapi")
-    reranker = root / "reranker"
+def app(sample_kb, tmp_path_factory, minilm_dir, clip_dir, bert_dir):
+    """One app for every case (schemathesis starts and ends its lifespan per test; the app starts again)."""
+    _, kb, config = sample_kb
+    reranker = tmp_path_factory.mktemp("openapi-reranker")
     omnivec.CrossEncoder(bert_dir, num_labels=1, device="cpu").save(str(reranker))
-    docs, kb, config = root / "docs", root / "kb", root / "kb.toml"
-    sample_folder(docs)
-    config.write_text(f'[spaces]\ntext = "{minilm_dir}"\nimage = "{clip_dir}"\n', encoding="utf-8")
-    with contextlib.redirect_stderr(io.StringIO()):
-        assert main(["index", str(docs), "--kb", str(kb), "--config", str(config)]) == 0
     searcher = Searcher(kb, load_config(kb, config), reranker=str(reranker), device="cpu")
     embedders = dict(zip(EMBEDDERS, [omnivec.Embedder(minilm_dir, device="cpu"),
                                      omnivec.Embedder(clip_dir, device="cpu")]))
-    yield embedders, {RERANKERS[0]: omnivec.CrossEncoder(str(reranker), device="cpu")}, searcher
+    rerankers = {RERANKERS[0]: omnivec.CrossEncoder(str(reranker), device="cpu")}
+    yield create_app(embedders, rerankers, api_key=KEY, kb=searcher, max_body_bytes=1024 * 1024)
     searcher.close()
-
-
-@pytest.fixture
-def app(served):
-    """A fresh app per test: schemathesis ends the app's lifespan (and so its batchers) when a test ends."""
-    embedders, rerankers, searcher = served
-    return create_app(embedders, rerankers, api_key=KEY, kb=searcher, max_body_bytes=1024 * 1024)
 
 
 @pytest.fixture
 def api_schema(app):
     client = TestClient(app)
     spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert spec["paths"]["/v1/embeddings"]["post"]["security"] == [{"bearer": []}]
+    assert "security" not in spec["paths"]["/health"]["get"]
     found = client.post("/v1/search", json={"query": "report photo", "k": 50, "rerank": False}, headers=AUTH)
     assert found.status_code == 200, found.text
     links = set(re.findall(r"/v1/kb/(files|thumbs|pages)/([^/?#\"]+)", found.text))
@@ -86,14 +77,21 @@ def _narrowed(spec: dict, known: dict[str, list[str]]) -> dict:
     still send other values; positive ones reach the models and the files instead of a 404."""
     spec = copy.deepcopy(spec)
     schemas = spec["components"]["schemas"]
-    schemas["EmbeddingRequest"]["properties"]["model"]["enum"] = EMBEDDERS
+    embedding = schemas["EmbeddingRequest"]["properties"]
+    embedding["model"]["enum"] = EMBEDDERS
+    for option in embedding["dimensions"]["anyOf"]:
+        option.update({"maximum": 16} if option.get("type") == "integer" else {})  # the tiny CLIP's size
+    png = _png_uri()
+    text, image = {"type": "text", "text": "a photo of a cat"}, {"type": "image_url", "image_url": {"url": png}}
+    embedding["input"]["examples"] = [["A man is eating food.", "The weather is lovely today."], [text, image,
+                                                                                                 [text, image]]]
     schemas["RerankRequest"]["properties"]["model"]["enum"] = RERANKERS
-    schemas["ImageURL"]["properties"]["url"]["examples"] = [_png_uri()]
+    schemas["ImageURL"]["properties"]["url"]["examples"] = [png]
     schemas["InputAudio"]["properties"]["data"]["examples"] = [_wav_base64()]
     search = spec["paths"]["/v1/search"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     search = schemas[search["$ref"].rsplit("/", 1)[-1]] if "$ref" in search else search
     search["properties"]["query"]["examples"] = ["How much did revenue grow?"]
-    search["properties"]["image"]["examples"] = [_png_uri()]
+    search["properties"]["image"]["examples"] = [png]
     for path, item in spec["paths"].items():
         route = path.split("/")[3] if path.startswith("/v1/kb/") else None
         for parameter in (p for operation in item.values() for p in operation.get("parameters", [])):
@@ -140,4 +138,5 @@ def test_no_request_gets_a_server_error(case):
 
 @schema.parametrize()
 def test_responses_match_the_spec(case):
-    case.call_and_validate(headers=AUTH, checks=[response_schema_conformance])
+    # Every status a route answers is documented, with its body's schema (OpenAI's error shape for the errors).
+    case.call_and_validate(headers=AUTH, checks=[status_code_conformance, response_schema_conformance])

@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from omnivec.errors import InputError
 from omnivec.inputs.audio import load_audio
@@ -31,6 +32,7 @@ from omnivec.serve import schemas as s
 from omnivec.serve.batcher import BatcherClosed, DynamicBatcher, QueueFull
 from omnivec.serve.errors import ApiError
 from omnivec.serve.metrics import prometheus_text
+from omnivec.serve.openapi import MODEL_ERRORS, declare_bearer, errors
 
 MiB = 1024 * 1024
 
@@ -215,14 +217,20 @@ def create_app(
         if getattr(model, "num_labels", 1) != 1:
             raise ValueError(f"reranker {name!r} has {model.num_labels} labels; rerank needs a one-label model")
     options = dict(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue, batching=batching)
-    batchers = {name: DynamicBatcher(_embed_batch(m), name=name, **options) for name, m in embedders.items()}
-    batchers.update({name: DynamicBatcher(_rerank_batch(m), name=name, **options) for name, m in rerankers.items()})
+
+    def new_batchers() -> dict[str, DynamicBatcher]:
+        fresh = {name: DynamicBatcher(_embed_batch(m), name=name, **options) for name, m in embedders.items()}
+        return fresh | {name: DynamicBatcher(_rerank_batch(m), name=name, **options) for name, m in rerankers.items()}
+
+    batchers = new_batchers()
     policy = FetchPolicy(allow_remote=allow_media_urls, max_bytes=max_media_bytes, timeout_s=media_timeout_s)
     counts: dict[tuple[str, int], int] = {}  # (endpoint, status) -> requests
     latency: dict[str, list[float]] = {}  # endpoint -> [seconds, requests]
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI):
+        if any(batcher.closed for batcher in batchers.values()):
+            batchers.update(new_batchers())  # the app is started again (tests do): closed batchers stay closed
         yield
         for batcher in batchers.values():
             await batcher.close()
@@ -236,6 +244,7 @@ def create_app(
         app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"], max_age=600)
     app.add_exception_handler(ApiError, lambda _, e: _error(e.status, e.message, e.code, e.headers))
+    app.add_exception_handler(HTTPException, lambda _, e: _error(e.status_code, str(e.detail), None, e.headers))
     app.add_exception_handler(RequestValidationError,
                               lambda _, e: _error(*s.validation_message(e.errors()), "invalid_request"))
 
@@ -252,7 +261,7 @@ def create_app(
             raise ApiError(404, f"{kind} model {name!r} not found; available: {sorted(pool)}", "model_not_found")
         return pool[name]
 
-    @app.post("/v1/embeddings", response_model=s.EmbeddingResponse)
+    @app.post("/v1/embeddings", response_model=s.EmbeddingResponse, responses=MODEL_ERRORS)
     async def embeddings(body: s.EmbeddingRequest, request: Request) -> s.EmbeddingResponse:
         authorize(request)
         model = lookup(embedders, body.model, "embedding")
@@ -276,7 +285,7 @@ def create_app(
         return s.EmbeddingResponse(data=data, model=body.model, usage=s.EmbeddingUsage(prompt_tokens=tokens,
                                                                                       total_tokens=tokens))
 
-    @app.post("/v1/rerank", response_model=s.RerankResponse, response_model_exclude_none=True)
+    @app.post("/v1/rerank", response_model=s.RerankResponse, response_model_exclude_none=True, responses=MODEL_ERRORS)
     async def rerank(body: s.RerankRequest, request: Request) -> s.RerankResponse:
         authorize(request)
         model = lookup(rerankers, body.model, "rerank")
@@ -302,7 +311,7 @@ def create_app(
             return {"service": "omnivec", "models": [*embedders, *rerankers], "api_docs": "/docs",
                     "search_page": "not served: start the server with --kb DIR to search a knowledge base here"}
 
-    @app.get("/v1/models", response_model=s.ModelList)
+    @app.get("/v1/models", response_model=s.ModelList, responses=errors(401))
     async def models(request: Request) -> s.ModelList:
         authorize(request)
         return s.ModelList(data=[s.ModelCard(id=name) for name in [*embedders, *rerankers]])
@@ -316,4 +325,6 @@ def create_app(
         stats = {name: batcher.stats for name, batcher in batchers.items()}
         return prometheus_text(counts, latency, stats, max_batch_size)
 
+    if api_key is not None:
+        declare_bearer(app, {"/", "/health", "/metrics"})
     return app

@@ -96,6 +96,10 @@ class DynamicBatcher:
         self._ema_size = float(max_batch_size)
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def stats(self) -> BatchStats:
         """A snapshot of the counters."""
         return replace(self._stats, batch_sizes=dict(self._stats.batch_sizes))

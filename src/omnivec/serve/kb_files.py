@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from omnivec.serve.errors import ApiError
+from omnivec.serve.openapi import errors
 
 _KEY = re.compile(r"^[0-9a-f]{16}$")
 _THUMB = re.compile(r"^[0-9a-f]{16}-[0-9]+\.jpg$")
@@ -107,7 +108,7 @@ def files_router(files: KBFiles, authorize: Callable[[Request], None]) -> APIRou
         if not files.signed(request):
             authorize(request)
 
-    @router.get("/v1/kb/thumbs/{name}")
+    @router.get("/v1/kb/thumbs/{name}", responses=errors(401, 404))
     async def thumbnail(name: str, request: Request) -> FileResponse:
         allow(request)
         path = files.kb_dir / "thumbs" / name
@@ -115,7 +116,7 @@ def files_router(files: KBFiles, authorize: Callable[[Request], None]) -> APIRou
             raise ApiError(404, f"no thumbnail {name!r}", "not_found")
         return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
-    @router.get("/v1/kb/files/{key}")
+    @router.get("/v1/kb/files/{key}", responses=errors(401, 404))
     async def original(key: str, request: Request) -> FileResponse:
         """The indexed file itself; Range requests are answered (206), so audio and video players can seek."""
         allow(request)
@@ -123,7 +124,7 @@ def files_router(files: KBFiles, authorize: Callable[[Request], None]) -> APIRou
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return FileResponse(path, media_type=media_type, content_disposition_type="inline", filename=path.name)
 
-    @router.get("/v1/kb/pages/{key}/{page}.jpg")
+    @router.get("/v1/kb/pages/{key}/{page}.jpg", responses=errors(401, 404, 422))
     async def page_image(key: str, page: int, request: Request,
                          width: int = Query(960, ge=64, le=PAGE_WIDTHS[-1])) -> Response:
         """A PDF page rendered as a JPEG about ``width`` pixels wide (rounded up to one of ``PAGE_WIDTHS``)."""

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from omnivec.errors import InputError
 from omnivec.serve.errors import ApiError
 from omnivec.serve.kb_files import KBFiles, files_router
+from omnivec.serve.openapi import errors
 
 
 class SearchFilters(BaseModel):
@@ -73,12 +74,12 @@ def search_router(searcher: Any, authorize: Callable[[Request], None], api_key: 
         return [{**result.to_dict(), "location": result.location(), **files.result_links(result)}
                 for result in results]
 
-    @router.post("/v1/search")
+    @router.post("/v1/search", responses=errors(400, 401, 413, 422))
     async def search(body: SearchRequest, request: Request) -> dict[str, Any]:
         authorize(request)
         return {"object": "list", "data": await run_in_threadpool(run, body)}
 
-    @router.get("/v1/kb")
+    @router.get("/v1/kb", responses=errors(401))
     async def about(request: Request) -> dict[str, Any]:
         """The KB's spaces and the queries each takes, its reranker, and how many files it holds."""
         from omnivec.kb.manifest import indexed_files
