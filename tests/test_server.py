@@ -10,17 +10,16 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import httpx
 import numpy as np
 import openai
 import pytest
-import uvicorn
 
 import omnivec
 from omnivec.serve.app import create_app
+from tests.fixtures.live_server import live_server
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -40,19 +39,8 @@ def server(models):
     """A real uvicorn server on a loopback port, in a thread, for the real OpenAI client."""
     app = create_app({"minilm": models["minilm"], "clip": models["clip"]}, {"rerank": models["rerank"]},
                      max_wait_ms=20, api_key=KEY)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    srv.should_exit = True
-    thread.join(10)
-    sock.close()
+    with live_server(app) as url:
+        yield url
 
 
 def _data_uri(image) -> str:

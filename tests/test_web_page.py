@@ -8,17 +8,14 @@ import base64
 import mimetypes
 import os
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from omnivec.kb.config import load_config
 from omnivec.kb.search import Searcher
 from omnivec.serve.app import create_app
+from tests.fixtures.live_server import live_server
 
 KEY = "page-key"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -37,19 +34,8 @@ def _chromium() -> str:
 def site(sample_kb):
     docs, kb, config = sample_kb
     searcher = Searcher(kb, load_config(kb, config), device="cpu")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app({}, {}, kb=searcher, api_key=KEY), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", docs
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    with live_server(create_app({}, {}, kb=searcher, api_key=KEY)) as url:
+        yield url, docs
     searcher.close()
 
 
