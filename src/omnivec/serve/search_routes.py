@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from omnivec.errors import InputError
+from omnivec.inputs.sources import FetchPolicy
 from omnivec.serve.errors import ApiError
 from omnivec.serve.kb_files import KBFiles, files_router
 from omnivec.serve.openapi import errors
@@ -38,7 +39,7 @@ class SearchRequest(BaseModel):
 
 
 def search_router(searcher: Any, authorize: Callable[[Request], None], api_key: str | None,
-                  policy: Any) -> APIRouter:
+                  policy: FetchPolicy) -> APIRouter:
     """Routes for one KB ``searcher`` (``omnivec.kb.search.Searcher``). Searches run one at a time in a worker
     thread: the searcher's models are not thread-safe, and the event loop stays free."""
     from omnivec.inputs.image import load_image
