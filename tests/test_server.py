@@ -10,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -118,7 +119,10 @@ def _batch_histogram(metrics: str, model: str) -> tuple[int, int]:
 
 
 def test_concurrent_requests_are_batched(server, models):
-    texts = [f"sentence number {i} about topic {i % 7}" for i in range(64)]
+    # Some inputs are longer than the model's 256 tokens: counting their tokens for `usage` must not disturb the
+    # truncation of the inputs being embedded at the same time (a shared tokenizer's state is not thread-safe).
+    texts = [f"sentence number {i} about topic {i % 7}" + (" and more words" * 200 if i % 4 == 0 else "")
+             for i in range(64)]
     before = _batch_histogram(httpx.get(f"{server}/metrics").text, "minilm")
 
     async def fire() -> list:
@@ -126,10 +130,12 @@ def test_concurrent_requests_are_batched(server, models):
             calls = [client.post("/v1/embeddings", json={"model": "minilm", "input": t}) for t in texts]
             return await asyncio.gather(*calls)
 
-    responses = asyncio.run(fire())
-    assert all(r.status_code == 200 for r in responses)
-    got = np.array([r.json()["data"][0]["embedding"] for r in responses])
-    np.testing.assert_allclose(got, models["minilm"].encode(texts, normalize_embeddings=True), atol=1e-5)
+    expected = models["minilm"].encode(texts, normalize_embeddings=True)
+    for _ in range(3):
+        responses = asyncio.run(fire())
+        assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200]
+        got = np.array([r.json()["data"][0]["embedding"] for r in responses])
+        np.testing.assert_allclose(got, expected, atol=1e-5)
 
     metrics = httpx.get(f"{server}/metrics").text
     ones, count = _batch_histogram(metrics, "minilm")
@@ -289,3 +295,29 @@ def test_serve_command_starts_a_server(minilm_dir, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_counting_usage_tokens_leaves_the_models_tokenizer_alone(models, monkeypatch):
+    """Counting runs in request threads while the model thread tokenizes with truncation; they must not share a
+    tokenizer, whose truncation setting is switched by each call."""
+    from omnivec.serve.app import _token_counter
+
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "true")  # as in a server; batches then encode outside the GIL
+
+    model, long_text = models["minilm"], "many words here " * 300
+    count, stop = _token_counter(model), threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            assert count(["a short sentence"] * 4) == 4 * 5
+
+    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        lengths = {len(ids) for _ in range(300) for ids in model.transformer.tokenize_unpadded([long_text] * 8)["input_ids"]}
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert lengths == {model.max_seq_length}

@@ -12,7 +12,9 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import copy
 import hmac
+import logging
 import math
 import time
 from typing import Any, Callable
@@ -35,12 +37,19 @@ from omnivec.serve.metrics import prometheus_text
 from omnivec.serve.openapi import MODEL_ERRORS, declare_bearer, errors
 
 MiB = 1024 * 1024
+logger = logging.getLogger(__name__)
 
 
 def _error(status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
     kind = "invalid_request_error" if status < 500 else "server_error"
     body = s.ErrorResponse(error=s.ErrorBody(message=message, type=kind, code=code))
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _server_error(request: Request, exc: Exception) -> JSONResponse:
+    """A failure of the server or a model, not of the input: logged with its traceback, answered in JSON."""
+    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return _error(500, f"internal error: {type(exc).__name__}: {exc}"[:500], "internal_error")
 
 
 class _Edge:
@@ -94,12 +103,22 @@ class _Edge:
         await self.app(scope, replay, send)
 
 
-def _count_tokens(model: Any, texts: list[str]) -> int:
+def _token_counter(model: Any) -> Callable[[list[str]], int]:
+    """Counts text tokens for ``usage``, with its own copy of the model's tokenizer: the model thread changes its
+    tokenizer's truncation settings on every call, and a tokenizer is not safe to share across threads."""
     tokenizer = getattr(model, "tokenizer", None)
     try:
-        return sum(len(ids) for ids in tokenizer(texts)["input_ids"]) if texts else 0
-    except Exception:  # usage is informational: a model without a plain tokenizer gets a word count
+        tokenizer = copy.deepcopy(tokenizer) if tokenizer is not None else None
+    except Exception:  # usage is informational: a tokenizer that cannot be copied is not used
+        tokenizer = None
+
+    def count(texts: list[str]) -> int:
+        if tokenizer is not None and texts:
+            with contextlib.suppress(Exception):  # e.g. a processor that needs images: fall back to words
+                return sum(len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"])
         return sum(len(t.split()) for t in texts)
+
+    return count
 
 
 def _decode_part(part: Any, index: int, model: Any, policy: FetchPolicy) -> tuple[str, Any]:
@@ -127,7 +146,8 @@ def _decode_part(part: Any, index: int, model: Any, policy: FetchPolicy) -> tupl
     return "audio", {"array": load_audio(raw, index=index, sampling_rate=rate), "sampling_rate": rate}
 
 
-def _decode_items(items: list[Any], model: Any, policy: FetchPolicy) -> tuple[list[Any], int]:
+def _decode_items(items: list[Any], model: Any, policy: FetchPolicy,
+                  count_tokens: Callable[[list[str]], int]) -> tuple[list[Any], int]:
     """Inputs ready for ``encode`` and their text token count; runs in a worker thread (decoding is CPU work)."""
     decoded, texts = [], []
     for i, item in enumerate(items):
@@ -149,17 +169,17 @@ def _decode_items(items: list[Any], model: Any, policy: FetchPolicy) -> tuple[li
             fused[kind] = value
             texts += [value] if kind == "text" else []
         decoded.append(fused)  # {"text": s} is read as text even when s looks like a URL or a path
-    return decoded, _count_tokens(model, texts)
+    return decoded, count_tokens(texts)
 
 
 def _embed_batch(model: Any) -> Callable[[list[Any]], list[Any]]:
     def run(items: list[Any]) -> list[Any]:
         try:
             return list(model.encode(items, batch_size=len(items), convert_to_numpy=True))
-        except (InputError, ValueError) as exc:
+        except Exception as exc:
             if len(items) == 1:
-                return [exc]  # the handler answers 400 for this input
-            # One bad input must not fail the requests sharing its batch: redo them alone.
+                return [exc]  # the handler answers 400 for bad input, 500 for a model failure
+            # One input must not fail the requests sharing its batch: redo them alone.
             return [run([item])[0] for item in items]
 
     return run
@@ -223,6 +243,7 @@ def create_app(
         return fresh | {name: DynamicBatcher(_rerank_batch(m), name=name, **options) for name, m in rerankers.items()}
 
     batchers = new_batchers()
+    counters = {name: _token_counter(model) for name, model in {**embedders, **rerankers}.items()}
     policy = FetchPolicy(allow_remote=allow_media_urls, max_bytes=max_media_bytes, timeout_s=media_timeout_s)
     counts: dict[tuple[str, int], int] = {}  # (endpoint, status) -> requests
     latency: dict[str, list[float]] = {}  # endpoint -> [seconds, requests]
@@ -244,6 +265,7 @@ def create_app(
         app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"], max_age=600)
     app.add_exception_handler(ApiError, lambda _, e: _error(e.status, e.message, e.code, e.headers))
+    app.add_exception_handler(Exception, _server_error)
     app.add_exception_handler(HTTPException, lambda _, e: _error(e.status_code, str(e.detail), None, e.headers))
     app.add_exception_handler(RequestValidationError,
                               lambda _, e: _error(*s.validation_message(e.errors()), "invalid_request"))
@@ -273,12 +295,14 @@ def create_app(
         dim = model.get_sentence_embedding_dimension()
         if body.dimensions is not None and dim is not None and body.dimensions > dim:
             raise ApiError(400, f"dimensions={body.dimensions} exceeds the model's {dim}")
-        decoded, tokens = await run_in_threadpool(_decode_items, items, model, policy)
+        decoded, tokens = await run_in_threadpool(_decode_items, items, model, policy, counters[body.model])
         vectors = await _submit(batchers[body.model], decoded, request_timeout_s)
         data = []
         for i, vector in enumerate(vectors):
-            if isinstance(vector, Exception):
+            if isinstance(vector, (InputError, ValueError)):
                 raise ApiError(400, f"input[{i}] cannot be embedded: {vector}", "invalid_input")
+            if isinstance(vector, Exception):
+                raise vector  # the model failed on valid input: a 500, logged
             v = np.asarray(vector, dtype=np.float32)[: body.dimensions]
             v = v / max(float(np.linalg.norm(v)), 1e-12)  # same eps as torch's normalize
             data.append(s.Embedding(index=i, embedding=s.vector_payload(v, body.encoding_format)))
@@ -288,7 +312,7 @@ def create_app(
     @app.post("/v1/rerank", response_model=s.RerankResponse, response_model_exclude_none=True, responses=MODEL_ERRORS)
     async def rerank(body: s.RerankRequest, request: Request) -> s.RerankResponse:
         authorize(request)
-        model = lookup(rerankers, body.model, "rerank")
+        lookup(rerankers, body.model, "rerank")
         docs = body.texts()
         if len(docs) > max_inputs:
             raise ApiError(413, f"{len(docs)} documents exceed the limit of {max_inputs}", "too_many_inputs")
@@ -297,7 +321,7 @@ def create_app(
         results = [s.RerankResult(index=i, relevance_score=scores[i],
                                   document=s.RerankDocument(text=docs[i]) if body.return_documents else None)
                    for i in order]
-        tokens = await run_in_threadpool(_count_tokens, model, [body.query] * len(docs) + docs)
+        tokens = await run_in_threadpool(counters[body.model], [body.query] * len(docs) + docs)
         return s.RerankResponse(results=results, model=body.model, usage=s.RerankUsage(total_tokens=tokens),
                                 meta=s.RerankMeta(billed_units=s.BilledUnits(search_units=1)))
 

@@ -57,7 +57,8 @@ class DynamicBatcher:
     """Run ``run_batch`` on batches packed from concurrent ``submit`` calls, one model call at a time.
 
     A batch closes at ``max_batch_size`` items, before the next item's ``cost`` would pass ``max_tokens`` (a costlier
-    item runs alone), or ``max_wait_ms`` after its first item. ``batching=False``: one call per request, alone.
+    item runs alone), or ``max_wait_ms`` after its first item; while recent batches held a single item (light load)
+    there is no wait. ``batching=False``: one call per request, alone.
     """
 
     def __init__(
@@ -199,7 +200,9 @@ class DynamicBatcher:
             await self._wakeup.wait()
         batch = [self._take()]
         used = batch[0][3]
-        deadline = loop.time() + self.max_wait
+        # Recent batches of one mean light load: the model keeps up, so a lone request goes at once instead of
+        # waiting for company. Under load the queue fills while the model runs, batches grow and the wait returns.
+        deadline = loop.time() + (self.max_wait if self._ema_size >= 1.5 else 0.0)
         while True:
             if self._queue:
                 if not self._fits(batch, used):
