@@ -99,20 +99,27 @@ def test_token_budget():
     assert [30] in model.batches and [25] in model.batches
 
 
-def test_lone_request_waits_only_max_wait():
+def test_lone_requests_go_at_once_and_requests_under_load_wait_for_company():
     model = FakeModel()
 
-    async def main() -> float:
-        batcher = DynamicBatcher(model, max_batch_size=64, max_wait_ms=20)
-        await batcher.start()
+    async def main() -> tuple[float, float]:
+        batcher = DynamicBatcher(model, max_batch_size=64, max_wait_ms=100)
         t0 = time.perf_counter()
-        assert await batcher.submit([1, 2]) == [10, 20]
-        elapsed = time.perf_counter() - t0
+        assert await batcher.submit([1, 2]) == [10, 20]  # light load: no wait for others
+        alone = time.perf_counter() - t0
+        assert await batcher.submit([3]) == [30]
+        await asyncio.gather(*(batcher.submit([x]) for x in (4, 5, 6)))  # load: one batch serves three requests
+        t0 = time.perf_counter()
+        first = asyncio.ensure_future(batcher.submit([7]))
+        await asyncio.sleep(0.03)
+        assert await batcher.submit([8]) == [80] and await first == [70]
+        waited = time.perf_counter() - t0
         await batcher.close()
-        return elapsed
+        return alone, waited
 
-    elapsed = asyncio.run(main())
-    assert 0.015 <= elapsed < 0.2
+    alone, waited = asyncio.run(main())
+    assert alone < 0.05 and [3] in model.batches and [4, 5, 6] in model.batches
+    assert [7, 8] in model.batches and 0.09 <= waited < 0.5  # the window held the batch open for the second one
 
 
 def test_queue_full_and_recovery():

@@ -57,8 +57,8 @@ class DynamicBatcher:
     """Run ``run_batch`` on batches packed from concurrent ``submit`` calls, one model call at a time.
 
     A batch closes at ``max_batch_size`` items, before the next item's ``cost`` would pass ``max_tokens`` (a costlier
-    item runs alone), or ``max_wait_ms`` after its first item; while recent batches held a single item (light load)
-    there is no wait. ``batching=False``: one call per request, alone.
+    item runs alone), or ``max_wait_ms`` after its first item; when the last batch served a single request (light
+    load) there is no wait. ``batching=False``: one call per request, alone.
     """
 
     def __init__(
@@ -95,6 +95,7 @@ class DynamicBatcher:
         # Smoothed model-call duration and size, for the Retry-After estimate.
         self._ema_seconds: float | None = None
         self._ema_size = float(max_batch_size)
+        self._last_requests = 1  # requests served by the last batch: more than one means there is load to batch
 
     @property
     def closed(self) -> bool:
@@ -200,9 +201,9 @@ class DynamicBatcher:
             await self._wakeup.wait()
         batch = [self._take()]
         used = batch[0][3]
-        # Recent batches of one mean light load: the model keeps up, so a lone request goes at once instead of
-        # waiting for company. Under load the queue fills while the model runs, batches grow and the wait returns.
-        deadline = loop.time() + (self.max_wait if self._ema_size >= 1.5 else 0.0)
+        # A last batch that served one request means light load: the model keeps up, so a lone request goes at once
+        # instead of waiting for company. Under load requests queue while the model runs, and the wait returns.
+        deadline = loop.time() + (self.max_wait if self._last_requests > 1 else 0.0)
         while True:
             if self._queue:
                 if not self._fits(batch, used):
@@ -224,6 +225,7 @@ class DynamicBatcher:
         while True:
             batch = await self._collect()
             self._running = list({id(slot[0]): slot[0] for slot in batch}.values())
+            self._last_requests = len(self._running)
             start, error = time.perf_counter(), None
             try:
                 results = await loop.run_in_executor(self._executor, self._run_batch, [slot[2] for slot in batch])
