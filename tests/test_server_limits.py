@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import threading
@@ -145,3 +146,45 @@ def test_every_error_has_the_openai_shape_and_the_app_starts_again(clip):
         ]:
             assert reply.status_code == status and reply.json()["error"]["message"], reply.text
         assert client.get("/v1/embeddings").headers["allow"] == "POST"
+
+
+class _Fragile:
+    """An embedder that fails (as a model bug would, not as bad input) on the text "boom"."""
+
+    modalities, tokenizer, sampling_rate = ["text"], None, None
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def supports(self, kind: str) -> bool:
+        return kind == "text"
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return 2
+
+    def encode(self, items: list, **_: object) -> np.ndarray:
+        self.calls.append([item["text"] for item in items])
+        time.sleep(0.1 if len(self.calls) == 1 else 0)  # the others queue behind the first call and batch together
+        if any(item["text"] == "boom" for item in items):
+            raise RuntimeError("CUDA error: device-side assert triggered")
+        return np.array([[1.0, float(len(item["text"]))] for item in items], dtype=np.float32)
+
+
+def test_a_model_failure_is_a_json_500_and_spares_its_batch_mates():
+    model = _Fragile()
+    app = create_app({"fragile": model}, {}, max_wait_ms=200)
+
+    async def fire() -> list:
+        import httpx
+
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://omnivec") as client:
+            texts = ["fine", "boom", "also fine"]
+            return await asyncio.gather(*(client.post("/v1/embeddings", json={"model": "fragile", "input": t})
+                                          for t in texts))
+
+    with TestClient(app):  # starts the batchers' lifespan
+        good, bad, also = asyncio.run(fire())
+    assert good.status_code == 200 and also.status_code == 200
+    assert bad.status_code == 500 and "device-side assert" in bad.json()["error"]["message"], bad.text
+    assert any(len(call) > 1 and "boom" in call for call in model.calls), model.calls  # it had batch-mates
