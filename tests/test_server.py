@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import os
 import re
 import socket
@@ -20,6 +19,7 @@ import pytest
 
 import omnivec
 from omnivec.serve.app import create_app
+from tests.fixtures.images import png_data_uri
 from tests.fixtures.live_server import live_server
 
 KEY = "test-key"
@@ -42,12 +42,6 @@ def server(models):
                      max_wait_ms=20, api_key=KEY)
     with live_server(app) as url:
         yield url
-
-
-def _data_uri(image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def test_openai_client_matches_encode(server, models):
@@ -100,7 +94,7 @@ def test_image_content_parts_match_encode(server, models):
     from PIL import Image
 
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8))
-    part = {"type": "image_url", "image_url": {"url": _data_uri(image)}}
+    part = {"type": "image_url", "image_url": {"url": png_data_uri(image)}}
     inputs = [part, "a photo of a cat", [{"type": "text", "text": "a photo of a cat"}, part]]
     response = httpx.post(f"{server}/v1/embeddings", json={"model": "clip", "input": inputs}, headers=AUTH, timeout=30)
     assert response.status_code == 200, response.text

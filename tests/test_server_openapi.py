@@ -27,6 +27,7 @@ import omnivec
 from omnivec.kb.config import load_config
 from omnivec.kb.search import Searcher
 from omnivec.serve.app import create_app
+from tests.fixtures.images import png_data_uri
 
 KEY = "fuzz-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -105,9 +106,7 @@ def _narrowed(spec: dict, known: dict[str, list[str]]) -> dict:
 def _png_uri() -> str:
     from PIL import Image
 
-    buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return png_data_uri(Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 32, 3), dtype=np.uint8)))
 
 
 def _wav_base64() -> str:

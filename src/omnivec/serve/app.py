@@ -121,16 +121,21 @@ def _token_counter(model: Any) -> Callable[[list[str]], int]:
     return count
 
 
+def check_image_url(url: str, what: str, policy: FetchPolicy) -> None:
+    """Refuse (400) what the server never reads, a local path or file: URL, and http(s) URLs unless allowed."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme in ("http", "https") and not policy.allow_remote:
+        raise ApiError(400, f"{what}: remote image URLs are disabled on this server; send a data: URI")
+    if scheme not in ("data", "http", "https"):
+        raise ApiError(400, f"{what} must be a data: URI" + (" or an http(s) URL" if policy.allow_remote else ""))
+
+
 def _decode_part(part: Any, index: int, model: Any, policy: FetchPolicy) -> tuple[str, Any]:
     if isinstance(part, s.TextPart):
         return "text", part.text
     if isinstance(part, s.ImagePart):
         url = part.image_url.url
-        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
-        if scheme in ("http", "https") and not policy.allow_remote:
-            raise ApiError(400, f"input[{index}]: remote image URLs are disabled on this server; send a data: URI")
-        if scheme not in ("data", "http", "https"):
-            raise ApiError(400, f"input[{index}]: image_url.url must be a data: URI or an http(s) URL")
+        check_image_url(url, f"input[{index}] image_url.url", policy)
         # Full-size decode (no JPEG draft mode), so a vector equals encode() of the same image.
         return "image", load_image(url, index=index, policy=policy)
     try:

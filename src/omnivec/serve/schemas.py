@@ -1,9 +1,8 @@
-"""Wire formats: OpenAI embeddings and Cohere/Jina rerank bodies (pydantic v2), Prometheus metrics text."""
+"""Wire formats: OpenAI embeddings and Cohere/Jina rerank bodies and OpenAI's error body (pydantic v2)."""
 
 from __future__ import annotations
 
 import base64
-
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field

@@ -44,20 +44,17 @@ def search_router(searcher: Any, authorize: Callable[[Request], None], api_key: 
     thread: the searcher's models are not thread-safe, and the event loop stays free."""
     from omnivec.inputs.image import load_image
     from omnivec.kb.stores.base import Filter
+    from omnivec.serve.app import check_image_url
 
     router = APIRouter()
     files = KBFiles(searcher.kb_dir, api_key)
     router.include_router(files_router(files, authorize))
     lock = threading.Lock()
-    allow_media_urls = policy.allow_remote
 
     def run(body: SearchRequest) -> list[dict[str, Any]]:
         image = None
         if body.image is not None:
-            remote = body.image.startswith(("http://", "https://"))
-            if not body.image.startswith("data:") and not (remote and allow_media_urls):
-                raise ApiError(400, "'image' must be a data: URI" + (" or an http(s) URL" if allow_media_urls else
-                                                                     " (this server does not fetch media URLs)"))
+            check_image_url(body.image, "'image'", policy)
             try:
                 image = load_image(body.image, index=0, policy=policy)
             except InputError as exc:
