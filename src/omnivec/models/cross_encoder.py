@@ -88,6 +88,7 @@ class CrossEncoder(Pipeline):
         self._set_prompts(model_config, prompts, default_prompt_name)
         self.template = resolve_template(template)
         self._chat_templates: dict[str | None, RerankTemplate] = {}
+        self._image_placeholder: str | None = None  # rendered from the processor's chat template on first use
         if self.template is not None:
             self._check_template_tokens(self.template)
         self.activation_fn = activation_fn or self._default_activation(model_config.get("activation_fn"))
@@ -124,10 +125,6 @@ class CrossEncoder(Pipeline):
     @property
     def takes_images(self) -> bool:
         """Whether pairs may hold images (a vision-language reranker)."""
-        return self._takes_images
-
-    @property
-    def _takes_images(self) -> bool:
         return self.transformer.transformer_task == "any-to-any"
 
     @property
@@ -167,7 +164,7 @@ class CrossEncoder(Pipeline):
         A batch holds at most ``batch_size`` pairs and ``max_tokens_per_batch`` padded tokens (default: 2,048
         on CPU, where smaller batches run faster; none on GPU)."""
         single = len(pairs) == 2 and not any(isinstance(p, (list, tuple)) for p in pairs)
-        checked = _check_pairs([pairs] if single else pairs, self._takes_images)
+        checked = _check_pairs([pairs] if single else pairs, self.takes_images)
         prompt = self._resolve_prompt(prompt, prompt_name)
         scores = self._score(checked, batch_size, prompt, show_progress_bar, False, max_tokens_per_batch)
         scores = self._finish(scores, activation_fn, apply_softmax)
@@ -196,7 +193,7 @@ class CrossEncoder(Pipeline):
         the shared instruction + query prefix once)."""
         if self.num_labels != 1:
             raise ValueError("rank() needs a model with one label; use predict() for multi-label models.")
-        pairs = _check_pairs([(query, d) for d in documents], self._takes_images) if documents else []
+        pairs = _check_pairs([(query, d) for d in documents], self.takes_images) if documents else []
         prompt = self._resolve_prompt(prompt, prompt_name)
         scores = self._score(pairs, batch_size, prompt, show_progress_bar, True, max_tokens_per_batch)
         scores = self._finish(scores, activation_fn, False)
@@ -222,7 +219,7 @@ class CrossEncoder(Pipeline):
             return torch.zeros((0, self.num_labels))
         if batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-        if self._takes_images and any(pair_has_image(p) for p in pairs):
+        if self.takes_images and any(pair_has_image(p) for p in pairs):
             return self._score_with_images(pairs, batch_size, prompt, show_progress_bar)
         encoded = self._encode_pairs(pairs, prompt)
         budget = max_tokens if max_tokens is not None else default_token_budget(self.device)
@@ -252,7 +249,9 @@ class CrossEncoder(Pipeline):
 
     def _image_pair_features(self, pairs: Sequence[tuple[Any, Any]], prompt: str | None, start: int) -> dict[str, Any]:
         template = self.template or self._chat_as_template(prompt)
-        placeholder = image_placeholder(self.transformer.processor)
+        if self._image_placeholder is None:
+            self._image_placeholder = image_placeholder(self.transformer.processor)
+        placeholder = self._image_placeholder
         texts, images = prompts_with_images(template, pairs, prompt, placeholder, start)
         features = dict(self.transformer.processor(text=texts, images=images or None, padding=True, return_tensors="pt"))
         if features["input_ids"].shape[1] > self.max_length:
@@ -265,11 +264,11 @@ class CrossEncoder(Pipeline):
         """Raw scores of (query, document) pairs, shape (n, num_labels), in one forward pass with gradients:
         what training losses call. No activation is applied (a LogitScore head gives logit(yes) - logit(no)).
         ``prompt`` defaults to the model's default prompt, as in ``predict``."""
-        checked = _check_pairs(pairs, self._takes_images)
+        checked = _check_pairs(pairs, self.takes_images)
         prompt = self._resolve_prompt(prompt, None)
         if not checked:
             return torch.zeros((0, self.num_labels), device=self.device)
-        if self._takes_images and any(pair_has_image(p) for p in checked):
+        if self.takes_images and any(pair_has_image(p) for p in checked):
             features = self._image_pair_features(checked, prompt, 0)
         else:
             encoded = self._encode_pairs(checked, prompt)

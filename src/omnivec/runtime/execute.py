@@ -30,21 +30,28 @@ class RunOptions:
     decode: DecodeOptions
 
 
-def embed_units(units: Sequence[Unit], items: Sequence[Item], stages: Stages, opts: RunOptions) -> list[torch.Tensor]:
-    """One output tensor per unit, in the units' order."""
+def _per_modality(units: Sequence[Unit],
+                  embed: Callable[[str, list[Unit]], Sequence[torch.Tensor]]) -> list[torch.Tensor]:
+    """``embed(modality, units)`` for each modality's units, the results put back in the units' order."""
     groups: dict[str, list[int]] = defaultdict(list)
     for position, unit in enumerate(units):
         groups[unit.modality].append(position)
     out: list[torch.Tensor | None] = [None] * len(units)
     for modality, positions in groups.items():
-        subset = [units[p] for p in positions]
-        if modality == "text":
-            vectors = _embed_texts([u.value for u in subset], stages, opts)
-        else:
-            vectors = _embed_media(modality, subset, items, stages, opts)
-        for position, vector in zip(positions, vectors):
+        for position, vector in zip(positions, embed(modality, [units[p] for p in positions])):
             out[position] = vector
     return out  # type: ignore[return-value]
+
+
+def embed_units(units: Sequence[Unit], items: Sequence[Item], stages: Stages, opts: RunOptions) -> list[torch.Tensor]:
+    """One output tensor per unit, in the units' order."""
+
+    def embed(modality: str, subset: list[Unit]) -> list[torch.Tensor]:
+        if modality == "text":
+            return _embed_texts([u.value for u in subset], stages, opts)
+        return _embed_media(modality, subset, items, stages, opts)
+
+    return _per_modality(units, embed)
 
 
 def _embed_texts(texts: list[str], stages: Stages, opts: RunOptions) -> list[torch.Tensor]:
@@ -76,26 +83,24 @@ def _media_batch(transformer: Any, modality: str, values: list[Any], prompt: str
     if modality == "message" and prompt:
         system = [{"role": "system", "content": [{"type": "text", "text": prompt}]}]
         values = [system + value for value in values]
-    return transformer.preprocess(modality, values)
+    features = transformer.preprocess(modality, values)
+    features["modality"] = modality
+    return features
 
 
 def forward_units(units: Sequence[Unit], stages: Stages, prompt: str | None, device: torch.device) -> list[torch.Tensor]:
     """Sentence embeddings of already decoded units, one forward pass per modality, gradients kept (training)."""
-    groups: dict[str, list[int]] = defaultdict(list)
-    for position, unit in enumerate(units):
-        groups[unit.modality].append(position)
-    out: list[torch.Tensor | None] = [None] * len(units)
-    for modality, positions in groups.items():
+
+    def embed(modality: str, subset: list[Unit]) -> torch.Tensor:
         transformer, modules = stages(modality)
-        values = [units[p].value for p in positions]
+        values = [u.value for u in subset]
         if modality == "text":
             features = _text_batch(transformer, _tokenize(transformer, values, prompt), range(len(values)), prompt, device)
         else:
             features = to_device(_media_batch(transformer, modality, values, prompt), device)
-            features["modality"] = modality
-        for position, vector in zip(positions, _run(modules, features)["sentence_embedding"]):
-            out[position] = vector
-    return out  # type: ignore[return-value]
+        return _run(modules, features)["sentence_embedding"]
+
+    return _per_modality(units, embed)
 
 
 def decode_workers() -> int:
@@ -117,7 +122,6 @@ def _embed_media(modality: str, units: list[Unit], items: Sequence[Item], stages
         jobs = (lambda indices=indices: prepare(indices) for indices in batches)
         for features in progress(prefetched(jobs, depth=1), len(batches), opts.show_progress_bar, f"Encoding {modality}"):
             features = to_device(features, opts.device)
-            features["modality"] = modality
             results.extend(_outputs(_run(modules, features), opts.output_value))
     return results
 

@@ -10,6 +10,7 @@ conversation, so a multimodal dict yields one fused embedding.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
@@ -59,7 +60,10 @@ class PreparedInputs:
 
     def select(self, start: int, stop: int) -> PreparedInputs:
         """Inputs ``start:stop`` (for mini-batches), units renumbered from 0."""
-        units = [Unit(u.item - start, u.modality, u.value) for u in self.units if start <= u.item < stop]
+        # Units are in item order, so the range is found by bisection, not by a scan per mini-batch.
+        lo = bisect.bisect_left(self.units, start, key=lambda u: u.item)
+        hi = bisect.bisect_left(self.units, stop, lo=lo, key=lambda u: u.item)
+        units = [Unit(u.item - start, u.modality, u.value) for u in self.units[lo:hi]]
         return PreparedInputs(units, self.rules[start:stop], self.prompt, self.task)
 
 

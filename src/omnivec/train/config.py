@@ -79,7 +79,6 @@ def run_config(path: str | Path) -> dict[str, Any]:
 
     config = load_config(path)
     cross_encoder = config.get("model_type", "embedder") == "cross-encoder"
-    model = _model(config, cross_encoder)
     data = config["data"]
     train_rows = _rows(data, "train")
     eval_rows = _rows(data, "eval") if data.get("eval") else None
@@ -95,6 +94,8 @@ def run_config(path: str | Path) -> dict[str, Any]:
     except TypeError as exc:
         raise InputError(f"Training config: 'args' has an argument TrainingArguments does not take ({exc}).") from None
     from omnivec.train.trainer import CrossEncoderTrainer, EmbedderTrainer
+
+    model = _model(config, cross_encoder)  # last: a mistake elsewhere in the config is named before a long load
 
     trainer_class = CrossEncoderTrainer if cross_encoder else EmbedderTrainer
     trainer = trainer_class(model, training_args, train_dataset=train_rows, eval_dataset=eval_rows, loss=loss,

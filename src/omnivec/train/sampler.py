@@ -39,10 +39,10 @@ class NoDuplicatesBatchSampler(torch.utils.data.Sampler):
         remaining = torch.randperm(len(self.rows), generator=generator).tolist()
         while remaining:
             batch, seen, deferred = [], set(), []
-            for index in remaining:
+            for pos, index in enumerate(remaining):
                 if len(batch) == self.batch_size:
-                    deferred.append(index)
-                    continue
+                    deferred.extend(remaining[pos:])
+                    break
                 values = self._values(index)
                 if values & seen:
                     deferred.append(index)

@@ -172,8 +172,6 @@ class EmbedderTrainer(_Trainer):
         evaluator: called as ``evaluator(model) -> {metric: value}`` at each evaluation.
     """
 
-    prepares_inputs = True
-
     @staticmethod
     def default_losses() -> tuple[type, type]:
         from omnivec.train.losses import CoSENTLoss, MultipleNegativesRankingLoss

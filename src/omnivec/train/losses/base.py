@@ -70,9 +70,3 @@ def embed_columns(model: Any, columns: Sequence[PreparedInputs]) -> list[torch.T
         for position, part in zip(positions, merged.split([len(columns[p]) for p in positions])):
             out[position] = part
     return out  # type: ignore[return-value]
-
-
-def similarity_function(name: str, pairwise: bool) -> Any:
-    from omnivec import similarity
-
-    return similarity.get(name, pairwise=pairwise)

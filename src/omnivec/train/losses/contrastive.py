@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 
+from omnivec import similarity as sim
 from omnivec.runtime.units import PreparedInputs
-from omnivec.train.losses.base import EmbeddingLoss, LossSpec, embed_columns, similarity_function
+from omnivec.train.losses.base import EmbeddingLoss, LossSpec, embed_columns
 
 DIRECTIONS = ("query_to_doc", "doc_to_query", "query_to_query", "doc_to_doc")
 
@@ -49,7 +50,7 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
             raise ValueError("partition_mode='per_direction' needs every direction to contain the positive pair; "
                              "query_to_query and doc_to_doc do not. Use partition_mode='joint'.")
         self.scale, self.similarity, self.directions, self.partition_mode = scale, similarity, directions, partition_mode
-        self._sim = similarity_function(similarity, pairwise=False)
+        self._sim = sim.get(similarity, pairwise=False)
 
     def config(self) -> dict[str, Any]:
         return {"scale": self.scale, "similarity": self.similarity, "directions": list(self.directions),

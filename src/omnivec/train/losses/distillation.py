@@ -6,8 +6,9 @@ from typing import Any
 
 import torch
 
+from omnivec import similarity as sim
 from omnivec.errors import InputError
-from omnivec.train.losses.base import EmbeddingLoss, LossSpec, similarity_function
+from omnivec.train.losses.base import EmbeddingLoss, LossSpec
 
 
 def margin_labels(labels: torch.Tensor, rows: int, negatives: int, loss_name: str) -> torch.Tensor:
@@ -34,7 +35,7 @@ class MarginMSELoss(EmbeddingLoss):
     def __init__(self, similarity: str = "dot") -> None:
         super().__init__()
         self.similarity = similarity
-        self._sim = similarity_function(similarity, pairwise=True)
+        self._sim = sim.get(similarity, pairwise=True)
 
     def config(self) -> dict[str, Any]:
         return {"similarity": self.similarity}

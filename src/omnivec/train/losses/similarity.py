@@ -6,7 +6,8 @@ from typing import Any
 
 import torch
 
-from omnivec.train.losses.base import EmbeddingLoss, LossSpec, similarity_function
+from omnivec import similarity as sim
+from omnivec.train.losses.base import EmbeddingLoss, LossSpec
 
 
 class CoSENTLoss(EmbeddingLoss):
@@ -19,7 +20,7 @@ class CoSENTLoss(EmbeddingLoss):
     def __init__(self, scale: float = 20.0, similarity: str = "cosine") -> None:
         super().__init__()
         self.scale, self.similarity = scale, similarity
-        self._sim = similarity_function(similarity, pairwise=True)
+        self._sim = sim.get(similarity, pairwise=True)
 
     def config(self) -> dict[str, Any]:
         return {"scale": self.scale, "similarity": self.similarity}
