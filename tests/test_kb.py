@@ -214,3 +214,20 @@ def test_a_vision_language_reranker_also_reads_image_results(library, qwen2_vl_d
     assert photo["rerank_score"] == pytest.approx(float(expected[0]), abs=1e-5)
     scored = [r["rerank_score"] for r in results if r["rerank_score"] is not None]
     assert scored == sorted(scored, reverse=True)
+
+
+def test_an_index_run_without_any_model_stops_and_keeps_the_vectors(tmp_path, minilm_dir):
+    docs, kb = tmp_path / "docs", tmp_path / "kb"
+    docs.mkdir()
+    (docs / "note.md").write_text("# Lamp\n\nThe lamp charges phones.\n", encoding="utf-8")
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text(f'[spaces]\ntext = "{minilm_dir}"\n', encoding="utf-8")
+    bad.write_text(f'[spaces]\ntext = "{tmp_path / "no-such-model"}"\n', encoding="utf-8")
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["index", str(docs), "--kb", str(kb), "--config", str(good)]) == 0
+    before = (_counts(kb), _states(kb))
+    message = io.StringIO()
+    with contextlib.redirect_stderr(message):
+        assert main(["index", str(docs), "--kb", str(kb), "--config", str(bad)]) != 0
+    assert "No model of this KB could be loaded" in message.getvalue() and "no-such-model" in message.getvalue()
+    assert (_counts(kb), _states(kb)) == before and before[0]["text"] > 0

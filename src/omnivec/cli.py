@@ -81,8 +81,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     where = None
     if args.path_prefix or args.modality or args.file_type:
-        where = Filter(path_prefix=args.path_prefix, modalities=tuple(args.modality or ()) or None,
-                       file_types=tuple(t.lower().lstrip(".") for t in args.file_type or ()) or None)
+        where = Filter(path_prefix=args.path_prefix, modalities=args.modality, file_types=args.file_type)
     return run_search(args.query, args.image, args.kb, args.config, args.k, args.rerank, args.json, args.queries,
                       where, args.fusion)
 

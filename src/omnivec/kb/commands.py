@@ -36,16 +36,21 @@ def kb_settings(kb: str | None, config_path: str | None) -> tuple[Path, Any]:
 
 
 def run_index(paths: list[str], kb: str | None, config_path: str | None, show_progress: bool | None = None) -> int:
+    index_paths(paths, *kb_settings(kb, config_path), show_progress)
+    return 0
+
+
+def index_paths(paths: list[str], kb_dir: Path, config: Any, show_progress: bool | None = None) -> list[Any]:
+    """Index ``paths`` into ``kb_dir``, print the summary, and return the loaded spaces (for a ``Searcher``)."""
     from omnivec.kb.indexer import Indexer
 
-    kb_dir, config = kb_settings(kb, config_path)
     indexer = Indexer(kb_dir, config, show_progress=show_progress)
     try:
         report = indexer.run([Path(p) for p in paths])
     finally:
-        indexer.close()
+        indexer.close()  # the store only: the spaces' models stay usable
     print(report.summary(), file=sys.stderr)
-    return 0
+    return indexer.spaces
 
 
 def run_search(query: str | None, image: str | None, kb: str | None, config_path: str | None, k: int,

@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from omnivec.errors import InputError
+from omnivec.models.defaults import DEFAULT_TEXT_MODEL
 
-DEFAULT_SPACES = {
-    "text": "sentence-transformers/all-MiniLM-L6-v2",
+DEFAULT_SPACES = {  # the spaces and the chunk modality each embeds: passages; images, PDF pages, video frames; audio
+    "text": DEFAULT_TEXT_MODEL,
     "image": "openai/clip-vit-base-patch32",
     "audio": "laion/clap-htsat-unfused",
 }
-# The chunk modalities each space embeds: passages; images, PDF pages and video frames; audio windows.
-SPACE_MODALITIES = {"text": "text", "image": "image", "audio": "audio"}
 CONFIG_FILE = "kb.toml"
 
 
@@ -66,9 +65,9 @@ def _from_dict(data: dict[str, Any], source: str) -> KBConfig:
     spaces = data.get("spaces", DEFAULT_SPACES)
     if not isinstance(spaces, dict) or not spaces:
         raise InputError(f"KB config {source!r}: [spaces] must map space names to models, e.g. text = \"...\".")
-    bad = sorted(set(spaces) - set(SPACE_MODALITIES))
+    bad = sorted(set(spaces) - set(DEFAULT_SPACES))
     if bad:
-        raise InputError(f"KB config {source!r}: unknown space(s) {bad}; spaces are {sorted(SPACE_MODALITIES)}.")
+        raise InputError(f"KB config {source!r}: unknown space(s) {bad}; spaces are {sorted(DEFAULT_SPACES)}.")
     config = KBConfig(**{**data, "spaces": dict(spaces)})
     for name in ("chunk_tokens", "batch_size", "frames_per_segment", "flush_chunks"):
         if not isinstance(getattr(config, name), int) or getattr(config, name) <= 0:

@@ -11,7 +11,7 @@ DEMO_QUERIES = ["How do I charge my phone?", "What is the return window?", "How 
 
 def run_demo(out: str | None, config_path: str | None) -> int:
     from omnivec.errors import OmnivecError
-    from omnivec.kb.commands import kb_settings, print_results, run_index
+    from omnivec.kb.commands import index_paths, kb_settings, print_results
     from omnivec.kb.ingest.sample import sample_folder
     from omnivec.kb.search import Searcher
 
@@ -20,9 +20,9 @@ def run_demo(out: str | None, config_path: str | None) -> int:
     files = sample_folder(docs)
     print(f"Wrote {len(files)} sample files to {docs}: {', '.join(f.name for f in files)}\n")
     print(f"$ omnivec index {docs} --kb {kb}", flush=True)
-    run_index([str(docs)], str(kb), config_path, show_progress=False)
     kb_dir, config = kb_settings(str(kb), config_path)
-    searcher = Searcher(kb_dir, config)  # one searcher, its models loaded once, for every query below
+    spaces = index_paths([str(docs)], kb_dir, config, show_progress=False)
+    searcher = Searcher(kb_dir, config, spaces=spaces)  # the indexer's models, loaded once, for every query below
     try:
         for query in DEMO_QUERIES:
             print(f"\n$ omnivec search {query!r} --kb {kb} -k 3", flush=True)

@@ -88,9 +88,15 @@ class Indexer:
         self.manifest = Manifest(kb_dir / "manifest.sqlite")
         self.store = open_store(config.store_uri(kb_dir))
         self.spaces, self.problems = load_spaces(config, device)
+        if not self.spaces:  # indexing without a model would only replace stored vectors with nothing
+            self.close()
+            raise InputError("No model of this KB could be loaded, so nothing can be indexed: "
+                             + " ".join(self.problems))
         for space in self.spaces:
             self.store.ensure_collection(space.name, space.dim)
-        self.space_names = ",".join(sorted(s.name for s in self.spaces))
+        self.active = {s.name for s in self.spaces}
+        self.space_names = ",".join(sorted(self.active))  # as the manifest records them
+        self.indexed: set[str] = set()  # files the manifest knew at the start of the run: they may have vectors
 
     def run(self, paths: list[Path]) -> IndexReport:
         from omnivec.kb.ingest import SUPPORTED
@@ -101,6 +107,7 @@ class Indexer:
         report.scanned = len(files) + len(unsupported)
         report.failed.extend((str(f), f"unsupported file type {f.suffix or '(no extension)'!r}") for f in unsupported)
         entries = self.manifest.entries()
+        self.indexed = set(entries)
         roots = [str(p.resolve()) for p in paths]
         present = {str(f) for f in files}
         gone = [p for p in entries if p not in present and any(p == r or p.startswith(r.rstrip(os.sep) + os.sep)
@@ -117,25 +124,25 @@ class Indexer:
         return report
 
     def _changed(self, files: list[Path], entries: dict[str, Any], report: IndexReport) -> list[tuple]:
-        todo = []
-        active = set(self.space_names.split(","))
+        todo, touched = [], []
         for path in files:
             stat = path.stat()
             entry = entries.get(str(path))
             file_hash = None  # hashed only when size and mtime cannot tell, and then only once
             if entry is not None and entry.state != "pending" and entry.size == stat.st_size:
-                if entry.mtime != stat.st_mtime:
-                    file_hash = content_hash(path)
-                fresh = file_hash is None or file_hash == entry.hash
-                if fresh and (entry.state == "failed" or active <= set(entry.spaces.split(","))):
+                file_hash = content_hash(path) if entry.mtime != stat.st_mtime else entry.hash
+                if file_hash == entry.hash and (entry.state == "failed"
+                                                or self.active <= set(entry.spaces.split(","))):
                     if entry.mtime != stat.st_mtime:
-                        self.manifest.touch(str(path), stat.st_mtime)
+                        touched.append((str(path), stat.st_mtime))
                     if entry.state == "failed":
                         report.failed.append((str(path), f"{entry.error} (unchanged since the last run)"))
                     else:
                         report.unchanged += 1
                     continue
             todo.append((str(path), file_hash or content_hash(path), stat.st_size, stat.st_mtime))
+        if touched:
+            self.manifest.touch(touched)
         return todo
 
     def _index(self, todo: list[tuple], report: IndexReport) -> None:
@@ -146,11 +153,11 @@ class Indexer:
         batch: list[tuple[tuple, list[Chunk]]] = []
         pending = 0
         for entry in progress(todo, len(todo), self.show_progress, "Reading files", unit="file"):
-            self.manifest.set_states([entry], "pending", spaces=self.space_names)
             started = time.perf_counter()
             try:
                 chunks = ingest_file(entry[0], options)
             except IngestError as exc:
+                self.manifest.set_states([entry], "pending", spaces=self.space_names)  # before its vectors go
                 self._delete([entry[0]])
                 self.manifest.set_states([entry], "failed", errors=[exc.reason], spaces=self.space_names)
                 report.failed.append((entry[0], exc.reason))
@@ -169,6 +176,8 @@ class Indexer:
         from omnivec.kb.stores.base import Record
 
         files = [entry for entry, _ in batch]
+        # Pending before any vector changes: a run killed from here on redoes these files.
+        self.manifest.set_states(files, "pending", spaces=self.space_names)
         self._delete([entry[0] for entry in files])
         for space in self.spaces:
             chunks = [(entry[0], position, chunk) for entry, file_chunks in batch
@@ -181,29 +190,35 @@ class Indexer:
             report.seconds[f"embed {space.name}"] = report.seconds.get(f"embed {space.name}", 0.0) + (
                 time.perf_counter() - started)
             started = time.perf_counter()
-            records = [Record(record_id(path, position), vector, self._payload(path, position, chunk))
-                       for (path, position, chunk), vector in zip(chunks, vectors)]
+            records = [Record(rid, vector, self._payload(path, rid, position, chunk))
+                       for (path, position, chunk), vector in zip(chunks, vectors)
+                       for rid in [record_id(path, position)]]
             self.store.upsert(space.name, records)
             report.seconds["write"] = report.seconds.get("write", 0.0) + time.perf_counter() - started
             report.chunks[space.name] = report.chunks.get(space.name, 0) + len(records)
         self.manifest.set_states(files, "done", [len(chunks) for _, chunks in batch], spaces=self.space_names)
         report.indexed += len(files)
 
-    def _payload(self, path: str, position: int, chunk: Chunk) -> dict[str, Any]:
+    def _payload(self, path: str, rid: str, position: int, chunk: Chunk) -> dict[str, Any]:
         thumbnail = ""
         if chunk.thumbnail:
-            thumbnail = f"thumbs/{record_id(path, position)}.jpg"
+            thumbnail = f"thumbs/{rid}.jpg"
             (self.kb_dir / thumbnail).write_bytes(chunk.thumbnail)
-        return {"file": path, "file_type": Path(path).suffix.lower().lstrip("."), "modality": chunk.modality,
+        return {"file": path, "modality": chunk.modality,  # stores derive file_type from file
                 "kind": chunk.kind, "text": chunk.text, "page": chunk.page, "start": chunk.start, "end": chunk.end,
                 "heading": chunk.heading, "chunk": position, "thumbnail": thumbnail,
                 "record": str(chunk.extra.get("record_id", ""))}
 
     def _delete(self, paths: list[str]) -> None:
+        """Vectors and thumbnails of ``paths``; a file the manifest did not know has none."""
+        paths = [p for p in paths if p in self.indexed]
+        if not paths:
+            return
         for name in self.store.collections():
             self.store.delete_files(name, paths)
-        for path in paths:
-            for thumbnail in (self.kb_dir / "thumbs").glob(f"{file_key(path)}-*.jpg"):
+        keys = {file_key(path) for path in paths}
+        for thumbnail in (self.kb_dir / "thumbs").iterdir():  # one pass, not a glob per file
+            if thumbnail.name.split("-", 1)[0] in keys:
                 thumbnail.unlink(missing_ok=True)
 
     def _ingest_options(self) -> Any:
@@ -214,7 +229,8 @@ class Indexer:
         options = IngestOptions(chunk_tokens=min(self.config.chunk_tokens, _max_tokens(text)),
                                 overlap_tokens=self.config.overlap_tokens, audio_window_s=self.config.audio_window_s,
                                 audio_hop_s=self.config.audio_window_s, video_segment_s=self.config.video_segment_s,
-                                frames_per_segment=self.config.frames_per_segment)
+                                frames_per_segment=self.config.frames_per_segment,
+                                transcribe_model=self.config.transcribe)
         if text is not None:
             tokenizer = text.model.tokenizer
             # verbose=False: counting a long section is fine; transformers would warn it exceeds the model's window

@@ -73,9 +73,9 @@ class Manifest:
             [(p, h, s, m, state, c, e, spaces, now) for (p, h, s, m), c, e in zip(files, chunks, errors)])
         self.db.commit()
 
-    def touch(self, path: str, mtime: float) -> None:
-        """Same content, new modification time: remember it so the next run need not hash the file again."""
-        self.db.execute("UPDATE files SET mtime = ? WHERE path = ?", (mtime, path))
+    def touch(self, files: list[tuple[str, float]]) -> None:
+        """``(path, mtime)``: same content, new modification time; remembered so the next run need not hash again."""
+        self.db.executemany("UPDATE files SET mtime = ? WHERE path = ?", [(m, p) for p, m in files])
         self.db.commit()
 
     def remove(self, paths: list[str]) -> None:

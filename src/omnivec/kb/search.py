@@ -50,14 +50,16 @@ class Result:
 class Searcher:
     """Searches one KB. ``reranker``: a CrossEncoder model id/folder, or None for fused order only."""
 
-    def __init__(self, kb_dir: Path, config: KBConfig, reranker: str | None = None, device: str | None = None) -> None:
+    def __init__(self, kb_dir: Path, config: KBConfig, reranker: str | None = None, device: str | None = None,
+                 spaces: list[Any] | None = None) -> None:
+        """``spaces``: already loaded (an ``Indexer``'s), so their models are not loaded again."""
         from omnivec.kb.stores.base import open_store
 
         if not (kb_dir / "manifest.sqlite").is_file():
             raise InputError(f"{str(kb_dir)!r} is not a knowledge base yet: run `omnivec index PATH --kb {kb_dir}`.")
         self.kb_dir = kb_dir
         self.store = open_store(config.store_uri(kb_dir))
-        self.spaces, self.problems = load_spaces(config, device)
+        self.spaces, self.problems = (spaces, []) if spaces is not None else load_spaces(config, device)
         for problem in self.problems:
             logger.warning(problem)
         self.reranker = None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from omnivec.errors import ModelLoadError
-from omnivec.kb.config import SPACE_MODALITIES, KBConfig
+from omnivec.kb.config import KBConfig
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +22,8 @@ class Space:
 
     @property
     def modality(self) -> str:
-        """The chunk modality this space embeds."""
-        return SPACE_MODALITIES[self.name]
+        """The chunk modality this space embeds: a space is named after it."""
+        return self.name
 
     def takes_query(self, modality: str) -> bool:
         return self.model.supports(modality)
@@ -52,8 +52,8 @@ def load_spaces(config: KBConfig, device: str | None = None) -> tuple[list[Space
             problems.append(f"model {model_id!r} for the {name} space is not available ({_first_line(exc)}): "
                             f"{_what(name)} will not be indexed or searched in this run.")
             continue
-        if not model.supports(SPACE_MODALITIES[name]):
-            problems.append(f"model {model_id!r} cannot embed {SPACE_MODALITIES[name]} inputs (it takes "
+        if not model.supports(name):
+            problems.append(f"model {model_id!r} cannot embed {name} inputs (it takes "
                             f"{', '.join(model.modalities)}): the {name} space is left out.")
             continue
         spaces.append(Space(name, model_id, model))

@@ -93,9 +93,11 @@ class _Cutter:
             if j < len(atoms):
                 j = self._best_end(atoms, i, j, budget, lead[1] if lead else 0)
             # Atom costs add up to an estimate; the joined text is what must fit.
-            while self.cost(first, atoms[j - 1].end) > budget and j - 1 > i:
+            cost = self.cost(first, atoms[j - 1].end)
+            while cost > budget and j - 1 > i:
                 j -= 1
-            if lead and self.cost(first, atoms[j - 1].end) > budget:
+                cost = self.cost(first, atoms[j - 1].end)
+            if lead and cost > budget:
                 lead = None
                 continue
             spans.append((first, atoms[j - 1].end))
@@ -194,23 +196,25 @@ class _Cutter:
         if limit <= 0:
             return None
         words = [m.start() for m in _WORD.finditer(self.text, start, end)][1:]
-        best = self._earliest_fit(words, end, limit)
-        if best is None:
+        fit = self._earliest_fit(words, end, limit)
+        if fit is None:
             return None
         for atom in atoms[i:j]:
-            if atom.start >= best and atom.rank >= LINE:
+            if atom.start >= fit[0] and atom.rank >= LINE:
                 cost = self.cost(atom.start, end)
                 if cost >= limit // 2:
                     return atom.start, cost
                 break
-        return best, self.cost(best, end)
+        return fit
 
-    def _earliest_fit(self, starts: list[int], end: int, limit: int) -> int | None:
+    def _earliest_fit(self, starts: list[int], end: int, limit: int) -> tuple[int, int] | None:
+        """The earliest start whose tail up to ``end`` fits ``limit``, and that tail's cost."""
         best, lo, hi = None, 0, len(starts) - 1
         while lo <= hi:
             mid = (lo + hi) // 2
-            if self.cost(starts[mid], end) <= limit:
-                best, hi = starts[mid], mid - 1
+            cost = self.cost(starts[mid], end)
+            if cost <= limit:
+                best, hi = (starts[mid], cost), mid - 1
             else:
                 lo = mid + 1
         return best

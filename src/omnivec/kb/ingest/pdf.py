@@ -25,10 +25,7 @@ def _require_pdfium() -> Any:
 def ingest_pdf(path: Path, options: IngestOptions) -> list[Chunk]:
     """Per page (``Chunk.page`` 1-based): "text" passages of its text layer, and one "page" image chunk (the page
     rendered at ``options.page_dpi``, its text truncated to ``PAGE_TEXT_CHARS`` in ``Chunk.text``)."""
-    try:
-        pdfium = _require_pdfium()
-    except IngestError as exc:
-        raise IngestError(str(path), exc.reason) from None
+    pdfium = _require_pdfium()  # ingest_file names the file in its error
     try:
         document = pdfium.PdfDocument(str(path))
     except pdfium.PdfiumError as exc:  # damaged, not a PDF, or encrypted with a password

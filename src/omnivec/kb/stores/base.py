@@ -169,6 +169,11 @@ def check_vector(vector: Any, dim: int, where: str) -> np.ndarray:
     return array
 
 
+def check_dim(name: str, dim: int) -> None:
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise InputError(f"collection {name!r}: dim must be a positive int, got {dim!r}.")
+
+
 def check_k(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
         raise InputError(f"k must be a non-negative int, got {k!r}.")

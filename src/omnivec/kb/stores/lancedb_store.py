@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from omnivec.errors import InputError, OmnivecError
-from omnivec.kb.stores.base import (PAYLOAD_DEFAULTS, Filter, Hit, Record, VectorStore, check_k, check_name,
-                                    check_vector, ivf_partitions, prepare_records)
+from omnivec.kb.stores.base import (FLOAT_KEYS, INT_KEYS, PAYLOAD_DEFAULTS, STR_KEYS, Filter, Hit, Record, VectorStore,
+                                    check_dim, check_k, check_name, check_vector, ivf_partitions, prepare_records)
 
 _COLUMNS = tuple(PAYLOAD_DEFAULTS)
 _INDEX_PREFIX = "omnivec_ivfsq_"  # + the row count the index was trained on, so optimize knows when to retrain
@@ -86,17 +86,15 @@ class LanceDBStore(VectorStore):
     def ensure_collection(self, name: str, dim: int) -> None:
         import pyarrow as pa
 
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise InputError(f"collection {name!r}: dim must be a positive int, got {dim!r}.")
+        check_dim(name, dim)
         table = self._table(name)
         if table is None:
             schema = pa.schema([
                 pa.field("id", pa.string(), nullable=False),
                 pa.field("vector", pa.list_(pa.float32(), int(dim))),
-                *(pa.field(key, pa.string()) for key in ("file", "file_type", "modality", "kind", "text",
-                                                          "heading", "thumbnail")),
-                pa.field("page", pa.int64()), pa.field("chunk", pa.int64()),
-                pa.field("start", pa.float64()), pa.field("end", pa.float64()),
+                *(pa.field(key, pa.string()) for key in STR_KEYS),
+                *(pa.field(key, pa.int64()) for key in INT_KEYS),
+                *(pa.field(key, pa.float64()) for key in FLOAT_KEYS),
                 pa.field("extra", pa.string()),  # JSON of payload keys beyond PAYLOAD_DEFAULTS
             ])
             # exist_ok: another process may create it between our check and here; its dim is checked below

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from omnivec.errors import InputError, OmnivecError
-from omnivec.kb.stores.base import (PAYLOAD_DEFAULTS, Filter, Hit, Record, VectorStore, check_k, check_name,
+from omnivec.kb.stores.base import (PAYLOAD_DEFAULTS, Filter, Hit, Record, VectorStore, check_dim, check_k, check_name,
                                     check_vector, path_ancestors, prepare_records)
 
 # Fixed namespace: the same record id maps to the same point id in every process and version.
@@ -78,8 +78,7 @@ class QdrantStore(VectorStore):
     def ensure_collection(self, name: str, dim: int) -> None:
         from qdrant_client import models
 
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise InputError(f"collection {name!r}: dim must be a positive int, got {dim!r}.")
+        check_dim(name, dim)
         if not self._exists(name):
             self._client.create_collection(
                 name, vectors_config=models.VectorParams(size=int(dim), distance=models.Distance.COSINE))
