@@ -113,9 +113,13 @@ class _Trainer(transformers.Trainer):
             return super().get_train_dataloader()
         sampler = NoDuplicatesBatchSampler(self.train_dataset, self.plan.inputs, self._train_batch_size,
                                            self.args.dataloader_drop_last, self.args.seed)
+        workers = self.args.dataloader_num_workers
+        extra = {}  # the worker settings transformers.Trainer passes to its own loader
+        if workers > 0:
+            extra = {"persistent_workers": self.args.dataloader_persistent_workers,
+                     "prefetch_factor": self.args.dataloader_prefetch_factor}
         loader = torch.utils.data.DataLoader(self.train_dataset, batch_sampler=sampler, collate_fn=self.data_collator,
-                                             num_workers=self.args.dataloader_num_workers,
-                                             pin_memory=self.args.dataloader_pin_memory)
+                                             num_workers=workers, pin_memory=self.args.dataloader_pin_memory, **extra)
         return self.accelerator.prepare(loader)
 
     # -- evaluation ---------------------------------------------------------------------------------
