@@ -72,7 +72,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_index(args: argparse.Namespace) -> int:
     from omnivec.kb.commands import run_index
 
-    return run_index(args.paths, args.kb, args.config)
+    return run_index(args.paths, args.kb, args.config, wait_lock_s=args.wait_lock)
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("paths", nargs="+", help="files and folders (txt md html pdf jsonl, images, audio, video)")
     index.add_argument("--kb", help="KB folder (default ./omnivec-kb), or a Qdrant URI (qdrant://path, http(s)://...)")
     index.add_argument("--config", help="kb.toml: spaces (models), store, chunking (default: <kb>/kb.toml)")
+    index.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
+                       help="when another index run holds the KB, wait this long for it (default 0: exit, status 2)")
     index.set_defaults(func=_cmd_index)
 
     search = commands.add_parser("search", help="search a knowledge base with text and/or an image")

@@ -35,20 +35,27 @@ def kb_settings(kb: str | None, config_path: str | None) -> tuple[Path, Any]:
     return kb_dir, config
 
 
-def run_index(paths: list[str], kb: str | None, config_path: str | None, show_progress: bool | None = None) -> int:
-    index_paths(paths, *kb_settings(kb, config_path), show_progress)
+def run_index(paths: list[str], kb: str | None, config_path: str | None, show_progress: bool | None = None,
+              wait_lock_s: float = 0.0) -> int:
+    index_paths(paths, *kb_settings(kb, config_path), show_progress, wait_lock_s)
     return 0
 
 
-def index_paths(paths: list[str], kb_dir: Path, config: Any, show_progress: bool | None = None) -> list[Any]:
-    """Index ``paths`` into ``kb_dir``, print the summary, and return the loaded spaces (for a ``Searcher``)."""
-    from omnivec.kb.indexer import Indexer
+def index_paths(paths: list[str], kb_dir: Path, config: Any, show_progress: bool | None = None,
+                wait_lock_s: float = 0.0) -> list[Any]:
+    """Index ``paths`` into ``kb_dir``, print the summary, and return the loaded spaces (for a ``Searcher``).
 
-    indexer = Indexer(kb_dir, config, show_progress=show_progress)
-    try:
-        report = indexer.run([Path(p) for p in paths])
-    finally:
-        indexer.close()  # the store only: the spaces' models stay usable
+    The KB's index lock is held from before the models load to the end: another run on the same KB waits up to
+    ``wait_lock_s`` seconds, then stops with ``KBLockedError`` naming the holder."""
+    from omnivec.kb.indexer import Indexer
+    from omnivec.kb.lock import index_lock
+
+    with index_lock(kb_dir, wait_lock_s):
+        indexer = Indexer(kb_dir, config, show_progress=show_progress)
+        try:
+            report = indexer.run([Path(p) for p in paths])
+        finally:
+            indexer.close()  # the store only: the spaces' models stay usable
     print(report.summary(), file=sys.stderr)
     return indexer.spaces
 

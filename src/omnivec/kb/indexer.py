@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat as stat_mode
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,13 +29,14 @@ class IndexReport:
     indexed: int = 0
     removed: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # not read: symlinks, FIFOs, devices, sockets
     chunks: dict[str, int] = field(default_factory=dict)  # space -> chunks written
     problems: list[str] = field(default_factory=list)  # spaces left out of this run
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> time spent
 
     def summary(self) -> str:
         lines = [f"{self.scanned} files: {self.indexed} indexed, {self.unchanged} unchanged, {self.removed} removed, "
-                 f"{len(self.failed)} failed"]
+                 f"{len(self.failed)} failed, {len(self.skipped)} skipped"]
         for space, count in sorted(self.chunks.items()):
             lines.append(f"  {space}: {count} chunks written")
         for stage, spent in self.seconds.items():
@@ -43,6 +45,9 @@ class IndexReport:
         if self.failed:
             lines.append("Files not indexed:")
             lines.extend(f"  {path}: {reason}" for path, reason in self.failed)
+        if self.skipped:
+            lines.append("Skipped (not read):")
+            lines.extend(f"  {path}: {reason}" for path, reason in self.skipped)
         return "\n".join(lines)
 
 
@@ -55,24 +60,90 @@ def record_id(path: str, position: int) -> str:
     return f"{file_key(path)}-{position}"
 
 
-def scan(paths: Iterable[Path], kb_dir: Path, supported: Iterable[str]) -> tuple[list[Path], list[Path]]:
-    """Files under ``paths``, sorted: those of a supported type, and the others (hidden files and folders and the
-    KB's own folder are skipped)."""
-    extensions = set(supported)
+@dataclass
+class Scan:
+    """What ``scan`` found under the indexed paths, each list sorted."""
+    files: list[Path]  # regular files of a supported type
+    unsupported: list[Path]  # regular files of another type
+    skipped: list[tuple[str, str]]  # (path, reason): symlinks, FIFOs, devices and sockets, never read
+    unlisted: list[tuple[str, str]]  # (folder, reason): folders that could not be listed; their files are kept
+
+
+SYMLINK_SKIPPED = "symlink, not followed"
+
+
+def scan(paths: Iterable[Path], kb_dir: Path, supported: Iterable[str]) -> Scan:
+    """Regular files under ``paths`` (hidden files and folders and the KB's own folder are skipped).
+
+    A path given here is resolved (the user named it); inside a folder nothing is followed: symlinks to files or
+    folders, inside the indexed folders or not, are reported as skipped, so only what lies in the indexed folders
+    is read, and no file is indexed twice. FIFOs, devices and sockets are skipped (reading one would hang). A
+    folder that cannot be listed is reported, never taken for an empty one."""
+    extensions = {e.lower() for e in supported}
     kb_dir = kb_dir.resolve()
     found: set[Path] = set()
+    skipped: list[tuple[str, str]] = []
+    unlisted: list[tuple[str, str]] = []
     for root in paths:
-        root = root.resolve()
-        if root.is_file():
+        try:
+            root = root.resolve()
+            mode = root.stat().st_mode
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop, for Path.resolve
+            raise InputError(f"{str(root)!r} does not exist or cannot be read: {_reason(exc)}") from None
+        if stat_mode.S_ISDIR(mode):
+            _walk(root, kb_dir, found, skipped, unlisted)
+        elif stat_mode.S_ISREG(mode):
             found.add(root)
+        else:
+            skipped.append((str(root), _not_regular(mode)))
+    files = sorted(f for f in found if f.suffix.lower() in extensions)
+    return Scan(files, sorted(found - set(files)), sorted(skipped), sorted(unlisted))
+
+
+def _walk(root: Path, kb_dir: Path, found: set[Path], skipped: list[tuple[str, str]],
+          unlisted: list[tuple[str, str]]) -> None:
+    """Add the regular files under ``root`` to ``found``, following no symlink (``os.scandir``'s entry types come
+    from the folder listing itself, without opening anything)."""
+    folders = [root]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            unlisted.append((str(folder), f"folder cannot be listed ({_reason(exc)}); the files indexed from it "
+                                          "are kept"))
             continue
-        if not root.is_dir():
-            raise InputError(f"{str(root)!r} does not exist.")
-        for folder, dirs, files in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and Path(folder, d).resolve() != kb_dir)
-            found.update(Path(folder, f) for f in files if not f.startswith("."))
-    supported_files = sorted(f for f in found if f.suffix.lower() in extensions)
-    return supported_files, sorted(found - set(supported_files))
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            try:
+                if entry.is_symlink():
+                    skipped.append((str(path), SYMLINK_SKIPPED))
+                elif entry.is_dir(follow_symlinks=False):
+                    if path != kb_dir:
+                        folders.append(path)
+                elif entry.is_file(follow_symlinks=False):
+                    found.add(path)
+                else:
+                    skipped.append((str(path), _not_regular(entry.stat(follow_symlinks=False).st_mode)))
+            except OSError as exc:  # gone since the listing
+                skipped.append((str(path), f"cannot be read: {_reason(exc)}"))
+
+
+def _not_regular(mode: int) -> str:
+    kind = ("FIFO" if stat_mode.S_ISFIFO(mode) else "socket" if stat_mode.S_ISSOCK(mode)
+            else "device" if stat_mode.S_ISCHR(mode) or stat_mode.S_ISBLK(mode) else "special file")
+    return f"not a regular file ({kind})"
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def _under(path: str, folders: list[str]) -> bool:
+    return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
 
 
 class Indexer:
@@ -103,15 +174,19 @@ class Indexer:
 
         report = IndexReport(problems=list(self.problems))  # the summary names them
         started = time.perf_counter()
-        files, unsupported = scan(paths, self.kb_dir, SUPPORTED)
-        report.scanned = len(files) + len(unsupported)
-        report.failed.extend((str(f), f"unsupported file type {f.suffix or '(no extension)'!r}") for f in unsupported)
+        found = scan(paths, self.kb_dir, SUPPORTED)
+        files = found.files
+        report.scanned = len(files) + len(found.unsupported)
+        report.failed.extend((str(f), f"unsupported file type {f.suffix or '(no extension)'!r}")
+                             for f in found.unsupported)
+        report.failed.extend(found.unlisted)
+        report.skipped.extend(found.skipped)
         entries = self.manifest.entries()
         self.indexed = set(entries)
         roots = [str(p.resolve()) for p in paths]
+        unlisted = [folder for folder, _ in found.unlisted]  # not seen is not deleted
         present = {str(f) for f in files}
-        gone = [p for p in entries if p not in present and any(p == r or p.startswith(r.rstrip(os.sep) + os.sep)
-                                                                 for r in roots)]
+        gone = [p for p in entries if p not in present and _under(p, roots) and not _under(p, unlisted)]
         if gone:
             self._delete(gone)
             self.manifest.remove(gone)
@@ -126,21 +201,27 @@ class Indexer:
     def _changed(self, files: list[Path], entries: dict[str, Any], report: IndexReport) -> list[tuple]:
         todo, touched = [], []
         for path in files:
-            stat = path.stat()
             entry = entries.get(str(path))
-            file_hash = None  # hashed only when size and mtime cannot tell, and then only once
-            if entry is not None and entry.state != "pending" and entry.size == stat.st_size:
-                file_hash = content_hash(path) if entry.mtime != stat.st_mtime else entry.hash
-                if file_hash == entry.hash and (entry.state == "failed"
-                                                or self.active <= set(entry.spaces.split(","))):
-                    if entry.mtime != stat.st_mtime:
-                        touched.append((str(path), stat.st_mtime))
-                    if entry.state == "failed":
-                        report.failed.append((str(path), f"{entry.error} (unchanged since the last run)"))
-                    else:
-                        report.unchanged += 1
-                    continue
-            todo.append((str(path), file_hash or content_hash(path), stat.st_size, stat.st_mtime))
+            try:  # a file replaced, removed or unreadable since the scan fails alone; what was indexed is kept
+                stat = path.lstat()
+                if not stat_mode.S_ISREG(stat.st_mode):
+                    raise OSError(f"{_not_regular(stat.st_mode)} since the scan")
+                file_hash = None  # hashed only when size and mtime cannot tell, and then only once
+                if entry is not None and entry.state != "pending" and entry.size == stat.st_size:
+                    file_hash = content_hash(path) if entry.mtime != stat.st_mtime else entry.hash
+                    if file_hash == entry.hash and (entry.state == "failed"
+                                                    or self.active <= set(entry.spaces.split(","))):
+                        if entry.mtime != stat.st_mtime:
+                            touched.append((str(path), stat.st_mtime))
+                        if entry.state == "failed":
+                            report.failed.append((str(path), f"{entry.error} (unchanged since the last run)"))
+                        else:
+                            report.unchanged += 1
+                        continue
+                todo.append((str(path), file_hash or content_hash(path), stat.st_size, stat.st_mtime))
+            except OSError as exc:
+                kept = "; what was indexed from it is kept" if entry is not None else ""
+                report.failed.append((str(path), f"cannot read the file: {_reason(exc)}{kept}"))
         if touched:
             self.manifest.touch(touched)
         return todo

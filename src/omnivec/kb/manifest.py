@@ -4,8 +4,11 @@ the pending files."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import sqlite3
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +41,13 @@ class FileEntry:
 
 
 def content_hash(path: Path) -> str:
+    """The hash of a regular file's bytes. Opened without following a symlink and without blocking, so a file
+    swapped for a symlink, a FIFO or a device since the scan raises ``OSError`` instead of hanging the run."""
     digest = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -89,8 +97,18 @@ class Manifest:
 def indexed_files(path: Path) -> list[str]:
     """The files of the manifest at ``path`` whose vectors are all stored, read without writing (a server may read
     while ``omnivec index`` writes)."""
+    return [row[0] for row in _read_only(path, "SELECT path FROM files WHERE state = 'done'")]
+
+
+def indexed_versions(path: Path) -> list[tuple[str, int, float]]:
+    """``(path, size, mtime)`` of the same files, as they were when indexed: what the server checks before serving."""
+    return [(p, size, mtime) for p, size, mtime in _read_only(path, "SELECT path, size, mtime FROM files "
+                                                                    "WHERE state = 'done'")]
+
+
+def _read_only(path: Path, query: str) -> list[tuple]:
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        return [row[0] for row in db.execute("SELECT path FROM files WHERE state = 'done'")]
+        return db.execute(query).fetchall()
     finally:
         db.close()

@@ -1,7 +1,9 @@
 """What search results link to: a KB's thumbnails, its indexed files (with HTTP range requests, so players can
 seek), and PDF pages rendered on demand.
 
-Only files the KB has indexed are served, looked up by their 16-hex-digit key, never by a path from the request.
+Only files the KB has indexed are served, looked up by their 16-hex-digit key, never by a path from the request,
+and only while the file on disk is still the one indexed: a regular file, not a symlink and not under one, with
+the size and modification time the manifest recorded (else 404, or 410 when it changed since indexing).
 With an API key, links carry an expiring signature (``?exp=&sig=``) so that ``<img>``, ``<audio>`` and ``<video>``
 elements, which cannot send an Authorization header, can load them; a request without one needs the key.
 """
@@ -13,7 +15,9 @@ import hashlib
 import hmac
 import io
 import mimetypes
+import os
 import re
+import stat
 import threading
 import time
 from pathlib import Path
@@ -38,22 +42,53 @@ class KBFiles:
     def __init__(self, kb_dir: Path, api_key: str | None, link_ttl_s: float = 3600) -> None:
         self.kb_dir, self.link_ttl_s = kb_dir, link_ttl_s
         self._secret = hashlib.sha256(b"omnivec-links:" + api_key.encode()).digest() if api_key else None
-        self._paths: dict[str, str] = {}
+        self._files: dict[str, tuple[str, int, float]] = {}  # key -> (path, size, mtime) as indexed
         self._lock = threading.Lock()
 
     def path(self, key: str) -> Path:
-        """The indexed file with this key; the manifest is re-read on a miss, so files indexed since are found."""
-        from omnivec.kb.indexer import file_key
-        from omnivec.kb.manifest import indexed_files
+        """The indexed file with this key, if still as indexed (see ``checked``)."""
+        return self.checked(key)[0]
 
-        if _KEY.match(key) and key not in self._paths:
-            with self._lock:
-                files = indexed_files(self.kb_dir / "manifest.sqlite")
-                self._paths = {file_key(path): path for path in files}
-        path = self._paths.get(key)
-        if path is None or not Path(path).is_file():
+    def checked(self, key: str) -> tuple[Path, os.stat_result]:
+        """The indexed file with this key and its ``lstat``, if it is still the file that was indexed; else 404 (not
+        indexed, gone, a symlink now) or 410 (changed since). The manifest is re-read on a miss or a mismatch, so
+        files indexed (or re-indexed) since are found."""
+        if not _KEY.match(key):
             raise ApiError(404, f"no indexed file with key {key!r}", "not_found")
-        return Path(path)
+        fresh = key not in self._files
+        if fresh:
+            self._reload()
+        try:
+            return self._verify(key)
+        except ApiError:
+            if fresh:
+                raise
+        self._reload()
+        return self._verify(key)
+
+    def _reload(self) -> None:
+        from omnivec.kb.indexer import file_key
+        from omnivec.kb.manifest import indexed_versions
+
+        with self._lock:
+            versions = indexed_versions(self.kb_dir / "manifest.sqlite")
+            self._files = {file_key(path): (path, size, mtime) for path, size, mtime in versions}
+
+    def _verify(self, key: str) -> tuple[Path, os.stat_result]:
+        if key not in self._files:
+            raise ApiError(404, f"no indexed file with key {key!r}", "not_found")
+        path, size, mtime = self._files[key]
+        try:
+            found = os.lstat(path)  # lstat: a symlink put in the file's place is not followed
+        except OSError:
+            raise ApiError(404, f"the file indexed as {key!r} is gone", "not_found") from None
+        if not stat.S_ISREG(found.st_mode):
+            raise ApiError(404, f"the file indexed as {key!r} was replaced by a symlink or a special file", "not_found")
+        if os.path.realpath(path) != path:  # indexed paths are resolved: a folder on the way became a symlink
+            raise ApiError(404, f"a folder on the path of the file indexed as {key!r} is now a symlink", "not_found")
+        if found.st_size != size or found.st_mtime != mtime:
+            raise ApiError(410, f"the file indexed as {key!r} changed since it was indexed: index it again", "gone")
+        return Path(path), found
 
     def link(self, route: str) -> str:
         if self._secret is None:
@@ -116,13 +151,15 @@ def files_router(files: KBFiles, authorize: Callable[[Request], None]) -> APIRou
             raise ApiError(404, f"no thumbnail {name!r}", "not_found")
         return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
-    @router.get("/v1/kb/files/{key}", responses=errors(401, 404))
+    @router.get("/v1/kb/files/{key}", responses=errors(401, 404, 410))
     async def original(key: str, request: Request) -> FileResponse:
-        """The indexed file itself; Range requests are answered (206), so audio and video players can seek."""
+        """The indexed file itself, if unchanged since indexing; Range requests are answered (206), so audio and
+        video players can seek."""
         allow(request)
-        path = files.path(key)
+        path, checked = await run_in_threadpool(files.checked, key)
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return FileResponse(path, media_type=media_type, content_disposition_type="inline", filename=path.name)
+        return FileResponse(path, media_type=media_type, content_disposition_type="inline", filename=path.name,
+                            stat_result=checked)  # the checked stat: not one taken through a symlink
 
     @router.get("/v1/kb/pages/{key}/{page}.jpg", responses=errors(401, 404, 422))
     async def page_image(key: str, page: int, request: Request,

@@ -13,6 +13,7 @@ _REASONS = {
     400: "bad input: the message names the field or input[i]",
     401: "missing or wrong API key",
     404: "unknown model, file or page",
+    410: "the indexed file changed since it was indexed",
     413: "request body, input count or media item over this server's limit",
     422: "the body does not match the schema",
     429: "queue full: retry after the Retry-After header's seconds",
