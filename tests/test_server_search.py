@@ -142,3 +142,54 @@ def test_kb_info_and_search_page(served):
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert 'id="query"' in page.text and "/v1/search" in page.text
     assert client.get("/v1/kb").status_code == 401
+
+
+def test_files_swapped_for_a_symlink_or_changed_since_indexing_are_not_served(tmp_path, minilm_dir):
+    """On a live server: a symlink put in an indexed file's place is not followed (404); a file whose size or
+    modification time differ from the manifest's is not served (410) until it is indexed again."""
+    import contextlib
+    import os
+
+    import httpx
+
+    from omnivec.cli import main
+    from omnivec.kb.indexer import file_key
+    from tests.fixtures.live_server import live_server
+
+    docs, kb, config = tmp_path / "docs", tmp_path / "kb", tmp_path / "kb.toml"
+    docs.mkdir()
+    for name in ("swapped.md", "grown.md", "touched.md", "kept.md"):
+        (docs / name).write_text(f"# {name}\n\nA note called {name}.\n", encoding="utf-8")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the web", encoding="utf-8")
+    config.write_text(f'[spaces]\ntext = "{minilm_dir}"\n', encoding="utf-8")
+    index = ["index", str(docs), "--kb", str(kb), "--config", str(config)]
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(index) == 0
+    searcher = Searcher(kb, load_config(kb, config), device="cpu")
+    try:
+        with live_server(create_app({}, {}, kb=searcher)) as url, httpx.Client(base_url=url, timeout=30) as client:
+            def get(name: str) -> httpx.Response:
+                return client.get(f"/v1/kb/files/{file_key(str(docs / name))}")
+
+            assert all(get(name).status_code == 200 for name in ("swapped.md", "grown.md", "touched.md"))
+            (docs / "swapped.md").unlink()
+            (docs / "swapped.md").symlink_to(secret)
+            with open(docs / "grown.md", "a", encoding="utf-8") as f:
+                f.write("More.\n")
+            later = time.time() + 5
+            os.utime(docs / "touched.md", (later, later))  # same bytes, new time: the server cannot tell
+            reply = get("swapped.md")
+            assert reply.status_code == 404 and "symlink" in reply.json()["error"]["message"]
+            assert b"not for the web" not in reply.content
+            for name in ("grown.md", "touched.md"):
+                reply = get(name)
+                assert reply.status_code == 410 and "changed since it was indexed" in reply.text, name
+            kept = get("kept.md")
+            assert kept.status_code == 200 and kept.content == (docs / "kept.md").read_bytes()
+            with contextlib.redirect_stderr(io.StringIO()):
+                assert main(index) == 0  # indexed again: served again, the server re-reads the manifest
+            assert get("grown.md").content == (docs / "grown.md").read_bytes()
+            assert get("touched.md").status_code == 200 and get("swapped.md").status_code == 404
+    finally:
+        searcher.close()
