@@ -1,7 +1,7 @@
 """What indexing reads: regular files only. Symlinks (to files or folders, inside or outside the indexed folders),
 FIFOs and devices are skipped and reported; a file that cannot be read fails alone; a folder that cannot be
-listed keeps what was indexed from it. Tests run as root, which reads any file and lists any folder, so the
-unreadable file and folder are simulated (stated at each test)."""
+listed keeps what was indexed from it. The tests run as root, which reads a chmod 000 file and lists a chmod 000
+folder anyway, so those runs drop root's permission override first (see ``UNPRIVILEGED``)."""
 
 from __future__ import annotations
 
@@ -19,26 +19,24 @@ from omnivec.cli import main
 
 RUN_TIMEOUT_S = 180  # an index run of a few small files takes ~10 s here; a hang ends the test at this bound
 
-# Runs ``omnivec`` with ``sys.argv[2:]``; the file ``sys.argv[1]`` is unreadable. As root (which a chmod 000 does
-# not stop) opening it is refused the way the kernel refuses anyone else: PermissionError from os.open and open.
-UNREADABLE_RUNNER = """
-import builtins, os, sys
-locked = os.path.realpath(sys.argv[1])
+# ``python -c UNPRIVILEGED ARGS...`` runs ``python ARGS...`` held to file permissions: as root it first drops
+# CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from its bounding set (prctl PR_CAPBSET_DROP, Linux), which the exec'd
+# program then lacks, so chmod 000 stops it as it stops any other user. As another user there is nothing to drop.
+UNPRIVILEGED = """
+import ctypes, os, sys
 if os.geteuid() == 0:
-    real_os_open, real_open = os.open, builtins.open
-    def refuse(path):
-        if isinstance(path, (str, bytes, os.PathLike)) and os.path.realpath(os.fsdecode(path)) == locked:
-            raise PermissionError(13, "Permission denied", locked)
-    def os_open(path, *args, **kwargs):
-        refuse(path)
-        return real_os_open(path, *args, **kwargs)
-    def open_(file, *args, **kwargs):
-        refuse(file)
-        return real_open(file, *args, **kwargs)
-    os.open, builtins.open = os_open, open_
-from omnivec.cli import main
-sys.exit(main(sys.argv[2:]))
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            sys.exit(f"cannot drop capability {capability}: errno {ctypes.get_errno()}")
+os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
 """
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def _unprivileged(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", UNPRIVILEGED, *args], capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S, env=ENV)
 
 
 def _config(folder: Path, minilm_dir: str) -> Path:
@@ -73,10 +71,10 @@ def test_odd_files_are_reported_and_skipped_and_the_run_finishes(tmp_path, minil
     locked = docs / "locked.txt"
     locked.write_text("You may not read this.\n", encoding="utf-8")
     locked.chmod(0)
+    assert "PermissionError" in _unprivileged("-c", f"open({str(locked)!r})").stderr  # the premise
     started = time.monotonic()
-    run = subprocess.run([sys.executable, "-c", UNREADABLE_RUNNER, str(locked), "index", str(docs), "--kb", str(kb),
-                          "--config", str(_config(tmp_path, minilm_dir))],
-                         capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    run = _unprivileged("-m", "omnivec.cli", "index", str(docs), "--kb", str(kb), "--config",
+                        str(_config(tmp_path, minilm_dir)))
     assert run.returncode == 0, run.stderr
     assert time.monotonic() - started < RUN_TIMEOUT_S
     summary = run.stderr
@@ -104,7 +102,7 @@ def test_symlinks_to_files_and_folders_are_not_followed(tmp_path, minilm_dir):
     assert _states(kb) == {str(docs / "lamp.md"): "done"}
 
 
-def test_a_folder_that_cannot_be_listed_keeps_its_files(tmp_path, minilm_dir, monkeypatch, capsys):
+def test_a_folder_that_cannot_be_listed_keeps_its_files(tmp_path, minilm_dir, capsys):
     docs, kb = tmp_path / "docs", tmp_path / "kb"
     sub = docs / "sub"
     sub.mkdir(parents=True)
@@ -114,18 +112,16 @@ def test_a_folder_that_cannot_be_listed_keeps_its_files(tmp_path, minilm_dir, mo
     _index(docs, kb, config)
     before = _states(kb)
     assert before == {str(docs / "a.md"): "done", str(sub / "b.md"): "done"}
-    real_scandir = os.scandir
-
-    def scandir(path=".", *args, **kwargs):  # what `chmod 000 sub` does to anyone but root
-        if isinstance(path, (str, os.PathLike)) and os.fspath(path) == str(sub):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_scandir(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "scandir", scandir)
-    summary = _index(docs, kb, config)
+    sub.chmod(0)
+    try:
+        assert "PermissionError" in _unprivileged("-c", f"import os; os.listdir({str(sub)!r})").stderr
+        run = _unprivileged("-m", "omnivec.cli", "index", str(docs), "--kb", str(kb), "--config", str(config))
+    finally:
+        sub.chmod(0o755)
+    assert run.returncode == 0, run.stderr
+    summary = run.stderr
     assert "0 removed" in summary and f"{sub}: folder cannot be listed (Permission denied)" in summary, summary
     assert _states(kb) == before
-    monkeypatch.undo()
     capsys.readouterr()
     assert main(["search", "how long does the battery last", "--kb", str(kb), "--config", str(config), "--json",
                  "--rerank", "none"]) == 0
