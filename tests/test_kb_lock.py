@@ -97,3 +97,9 @@ def test_search_is_not_blocked_by_an_index_run(tmp_path, minilm_dir, capsys):
         assert main(["search", "topic 3", "--kb", str(kb), "--config", str(config), "--json", "--rerank",
                      "none"]) == 0
         assert json.loads(capsys.readouterr().out)
+
+
+def test_wait_lock_must_be_a_number_of_seconds(tmp_path, capsys):
+    for bad in ("-1", "nan"):
+        assert main(["index", str(tmp_path), "--kb", str(tmp_path / "kb"), "--wait-lock", bad]) == 2
+        assert "--wait-lock must be a number of seconds >= 0" in capsys.readouterr().err
