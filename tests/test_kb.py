@@ -231,3 +231,18 @@ def test_an_index_run_without_any_model_stops_and_keeps_the_vectors(tmp_path, mi
         assert main(["index", str(docs), "--kb", str(kb), "--config", str(bad)]) != 0
     assert "No model of this KB could be loaded" in message.getvalue() and "no-such-model" in message.getvalue()
     assert (_counts(kb), _states(kb)) == before and before[0]["text"] > 0
+
+
+def test_search_with_a_mistyped_image_path_is_an_error_naming_it(sample_kb, capsys):
+    docs, kb, config = sample_kb
+    capsys.readouterr()
+    for query in ([], ["a red circle"]):
+        missing = str(docs / "red_circel.png")
+        assert main(["search", *query, "--image", missing, "--kb", str(kb), "--config", str(config)]) == 2
+        out = capsys.readouterr()
+        assert out.out == "" and out.err == f"omnivec search: The image query {missing!r} does not exist: give an " \
+                                            "image file, an http(s) URL or a data: URI.\n"
+    assert main(["search", "a red circle", "--image", str(docs / "red_circle.png"), "--kb", str(kb), "--config",
+                 str(config), "--json", "--rerank", "none", "-k", "3"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results[0]["file"].endswith("red_circle.png") and all(r["spaces"] == ["image"] for r in results)

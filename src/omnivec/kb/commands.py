@@ -55,8 +55,9 @@ def index_paths(paths: list[str], kb_dir: Path, config: Any, show_progress: bool
 
 def run_search(query: str | None, image: str | None, kb: str | None, config_path: str | None, k: int,
                rerank: str | None, as_json: bool, queries: str | None, where: Any, fusion: str) -> int:
-    from omnivec.kb.search import Searcher
+    from omnivec.kb.search import Searcher, check_image_query
 
+    check_image_query(image)  # a mistyped path is named before any model loads
     kb_dir, config = kb_settings(kb, config_path)
     reranker = None if rerank == "none" else (rerank or config.reranker)
     searcher = Searcher(kb_dir, config, reranker=reranker)
