@@ -246,3 +246,61 @@ def test_search_with_a_mistyped_image_path_is_an_error_naming_it(sample_kb, caps
                  str(config), "--json", "--rerank", "none", "-k", "3"]) == 0
     results = json.loads(capsys.readouterr().out)
     assert results[0]["file"].endswith("red_circle.png") and all(r["spaces"] == ["image"] for r in results)
+
+
+def test_a_kb_named_by_a_qdrant_uri_is_found_from_any_directory(tmp_path, minilm_dir, monkeypatch, capsys):
+    """Its manifest lives in one folder per store under $XDG_DATA_HOME/omnivec/kb, not under the working
+    directory; a relative store path in a KB folder's kb.toml is taken from the KB folder."""
+    from omnivec.kb.location import kb_location, state_root
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    docs, here, there = tmp_path / "docs", tmp_path / "here", tmp_path / "there"
+    for folder in (docs, here, there):
+        folder.mkdir()
+    (docs / "note.md").write_text("# Lamp\n\nThe lamp charges phones on its base.\n", encoding="utf-8")
+    config = tmp_path / "kb.toml"
+    config.write_text(f'[spaces]\ntext = "{minilm_dir}"\n', encoding="utf-8")
+    monkeypatch.chdir(here)
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["index", str(docs), "--kb", "qdrant://vectors", "--config", str(config)]) == 0
+    assert not (here / ".omnivec").exists() and (here / "vectors").is_dir()
+    state = kb_location(f"qdrant://{here}/vectors")[0]
+    assert state.parent == state_root() and (state / "manifest.sqlite").is_file()
+    monkeypatch.chdir(there)
+    capsys.readouterr()
+    for uri in (f"qdrant://{here}/vectors", f"QDRANT://{here}//vectors"):  # one store, however it is spelled
+        assert main(["search", "charge a phone", "--kb", uri, "--config", str(config), "--json", "--rerank",
+                     "none"]) == 0
+        assert Path(json.loads(capsys.readouterr().out)[0]["file"]).name == "note.md"
+    assert main(["search", "charge a phone", "--kb", "qdrant://vectors", "--config", str(config)]) == 2
+    err = capsys.readouterr().err  # here "vectors" is another (empty) store: the advice names what was given
+    assert "'qdrant://vectors' is not a knowledge base yet" in err and "--kb qdrant://vectors`" in err
+    assert str(state_root()) in err and ".omnivec" not in err
+
+    kb = tmp_path / "kb"  # a KB folder whose kb.toml puts the vectors in Qdrant, by a relative path
+    kb.mkdir()
+    (kb / "kb.toml").write_text(f'store = "qdrant://q"\n[spaces]\ntext = "{minilm_dir}"\n', encoding="utf-8")
+    monkeypatch.chdir(here)
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["index", str(docs), "--kb", str(kb)]) == 0
+    assert (kb / "q").is_dir() and not (here / "q").exists()
+    monkeypatch.chdir(there)
+    assert main(["search", "charge a phone", "--kb", str(kb), "--json", "--rerank", "none"]) == 0
+    assert Path(json.loads(capsys.readouterr().out)[0]["file"]).name == "note.md"
+
+
+def test_state_kept_under_the_working_directory_by_earlier_releases_moves_once(tmp_path, monkeypatch, caplog):
+    from omnivec.kb.location import kb_location, state_root
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    legacy = tmp_path / ".omnivec" / "http_qdrant.example_6333"
+    legacy.mkdir(parents=True)
+    (legacy / "manifest.sqlite").write_bytes(b"manifest")
+    with caplog.at_level("WARNING", logger="omnivec.kb.location"):
+        folder, uri = kb_location("http://qdrant.example:6333")
+    assert uri == "http://qdrant.example:6333" and folder.parent == state_root()
+    assert (folder / "manifest.sqlite").read_bytes() == b"manifest" and not legacy.exists()
+    assert str(folder) in caplog.text and str(legacy) in caplog.text
+    assert kb_location("HTTP://Qdrant.Example:6333/") == (folder, uri)
+    assert "user:secret" not in str(kb_location("https://user:secret@host:6333")[0])

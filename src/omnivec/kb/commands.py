@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from omnivec.errors import InputError
+from omnivec.kb.location import DEFAULT_KB, kb_location
 
-DEFAULT_KB = "omnivec-kb"
-
-
-def kb_location(kb: str | None) -> tuple[Path, str | None]:
-    """The local KB folder (manifest, thumbnails) and, when ``kb`` is a Qdrant URI, the store URI.
-
-    ``--kb DIR`` keeps everything in DIR; ``--kb http(s)://host:6333`` or ``qdrant://path`` puts vectors there and
-    the manifest in ``.omnivec/<uri>`` beside the working directory."""
-    kb = kb or DEFAULT_KB
-    if "://" in kb:
-        return Path(".omnivec") / re.sub(r"[^A-Za-z0-9._-]+", "_", kb), kb
-    return Path(kb), None
-
-
-def kb_settings(kb: str | None, config_path: str | None) -> tuple[Path, Any]:
-    """The KB folder and its config (``--config``, else ``<kb>/kb.toml``), the store set by a Qdrant URI ``kb``."""
+def kb_settings(kb: str | None, config_path: str | None, existing: bool = False) -> tuple[Path, Any]:
+    """The KB folder and its config (``--config``, else ``<kb>/kb.toml``), the store set by a URI ``kb``.
+    ``existing``: the KB must have been indexed (a search), else an error says how to index it."""
     from omnivec.kb.config import load_config
 
     kb_dir, uri = kb_location(kb)
+    if existing and not (kb_dir / "manifest.sqlite").is_file():
+        name = kb or DEFAULT_KB
+        where = f" (its local state would be in {kb_dir})" if uri else ""
+        raise InputError(f"{name!r} is not a knowledge base yet{where}: run `omnivec index PATH --kb {name}`.")
     config = load_config(kb_dir, config_path)
     if uri:
         config.store = uri
@@ -58,7 +49,7 @@ def run_search(query: str | None, image: str | None, kb: str | None, config_path
     from omnivec.kb.search import Searcher, check_image_query
 
     check_image_query(image)  # a mistyped path is named before any model loads
-    kb_dir, config = kb_settings(kb, config_path)
+    kb_dir, config = kb_settings(kb, config_path, existing=True)
     reranker = None if rerank == "none" else (rerank or config.reranker)
     searcher = Searcher(kb_dir, config, reranker=reranker)
     try:
