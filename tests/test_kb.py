@@ -304,3 +304,35 @@ def test_state_kept_under_the_working_directory_by_earlier_releases_moves_once(t
     assert str(folder) in caplog.text and str(legacy) in caplog.text
     assert kb_location("HTTP://Qdrant.Example:6333/") == (folder, uri)
     assert "user:secret" not in str(kb_location("https://user:secret@host:6333")[0])
+
+
+def test_every_media_extension_the_library_decodes_is_indexed(tmp_path, minilm_dir, clip_dir, clap_dir):
+    from omnivec.inputs.modality import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
+    from omnivec.kb.ingest import SUPPORTED
+    from tests.fixtures import media
+
+    assert {".avi", ".m4v", ".opus", ".aac"} <= set(SUPPORTED)
+    assert set(AUDIO_EXTENSIONS + VIDEO_EXTENSIONS) <= set(SUPPORTED)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for ext in (".opus", ".aac"):
+        media.write_audio(docs / f"tone{ext}", media.sine(2.0, 16000), 16000)
+    for ext in (".avi", ".m4v"):
+        media.write_video(docs / f"clip{ext}", seconds=2.0, fps=10, with_audio=True)
+    config = _kb_config(tmp_path, minilm_dir, clip_dir, clap_dir)
+    summary = io.StringIO()
+    with contextlib.redirect_stderr(summary):
+        assert main(["index", str(docs), "--kb", str(tmp_path / "kb"), "--config", str(config)]) == 0
+    assert "4 files: 4 indexed" in summary.getvalue() and "0 failed" in summary.getvalue(), summary.getvalue()
+    states = {Path(p).name: value for p, value in _states(tmp_path / "kb").items()}
+    assert {name: state for name, (state, chunks) in states.items() if chunks > 0} == dict.fromkeys(
+        ["tone.opus", "tone.aac", "clip.avi", "clip.m4v"], "done")
+    from omnivec.kb.search import Searcher
+
+    searcher = Searcher(tmp_path / "kb", load_config(tmp_path, config), device="cpu")
+    try:  # a text query reaches all three spaces: every chunk of these files is among 50 results
+        kinds = {(Path(r.file).name, r.kind) for r in searcher.search("a sound", k=50, rerank=False)}
+    finally:
+        searcher.close()
+    assert {("tone.opus", "audio"), ("tone.aac", "audio"), ("clip.avi", "frame"), ("clip.m4v", "frame"),
+            ("clip.avi", "audio"), ("clip.m4v", "audio")} <= kinds
