@@ -336,3 +336,35 @@ def test_every_media_extension_the_library_decodes_is_indexed(tmp_path, minilm_d
         searcher.close()
     assert {("tone.opus", "audio"), ("tone.aac", "audio"), ("clip.avi", "frame"), ("clip.m4v", "frame"),
             ("clip.avi", "audio"), ("clip.m4v", "audio")} <= kinds
+
+
+def test_control_characters_in_file_names_are_escaped_when_printed(tmp_path, minilm_dir, capsys, monkeypatch):
+    from omnivec.errors import InputError
+
+    docs, kb = tmp_path / "docs", tmp_path / "kb"
+    docs.mkdir()
+    (docs / "evil\x1b[31mred\nfake.md").write_text("# Lamp\n\nThe lamp \x1b[2J charges phones.\n", encoding="utf-8")
+    (docs / "bad\rname\x07\u202egpj.pdf").write_bytes(b"%PDF-1.4\n1 0 obj <<")  # corrupt: named in the summary
+    config = tmp_path / "kb.toml"
+    config.write_text(f'[spaces]\ntext = "{minilm_dir}"\n', encoding="utf-8")
+    assert main(["index", str(docs), "--kb", str(kb), "--config", str(config)]) == 0
+    summary = capsys.readouterr().err
+    assert "bad\\rname\\x07\\u202egpj.pdf: " in summary
+    assert not {"\x1b", "\r", "\x07", "\u202e"} & set(summary)
+    assert main(["search", "charge a phone", "--kb", str(kb), "--config", str(config), "--rerank", "none"]) == 0
+    shown = capsys.readouterr().out
+    assert "evil\\x1b[31mred\\nfake.md (Lamp)" in shown and "The lamp \\x1b[2J charges phones." in shown
+    assert not {"\x1b", "\r", "\x07"} & set(shown)
+    assert main(["search", "x", "--kb", str(kb), "--config", str(config), "--queries", str(docs / "q\x1b.txt")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "\x1b" not in error and "q\\x1b.txt" in error
+
+    def fail(*args, **kwargs):  # an error whose message holds raw control characters
+        raise InputError("file 'a\x1b[2Jb' is\nbroken")
+
+    monkeypatch.setattr("omnivec.kb.commands.run_index", fail)
+    assert main(["index", str(docs)]) == 2
+    assert capsys.readouterr().err == "omnivec index: file 'a\\x1b[2Jb' is\nbroken\n"
+    from omnivec.printing import printable
+
+    assert printable("latin\udce9 C:\\x\ty.md") == "latin\\udce9 C:\\x\\ty.md"  # undecodable bytes; \ kept

@@ -9,6 +9,7 @@ from typing import Any
 
 from omnivec.errors import InputError
 from omnivec.kb.location import DEFAULT_KB, kb_location
+from omnivec.printing import printable
 
 def kb_settings(kb: str | None, config_path: str | None, existing: bool = False) -> tuple[Path, Any]:
     """The KB folder and its config (``--config``, else ``<kb>/kb.toml``), the store set by a URI ``kb``.
@@ -72,17 +73,17 @@ def print_results(results: list[Any], kb_dir: Path) -> None:
     """Results as a numbered list: score, kind, location, a text snippet and the thumbnail's path."""
     if not results:
         print("no results")
-    for rank, result in enumerate(results, start=1):
+    for rank, result in enumerate(results, start=1):  # file names and texts with control characters: escaped
         if result.rerank_score is not None:
             score = f"rerank {result.rerank_score:.3f}"
         else:
             score = f"cosine {result.similarity:.3f}" + (f" (+{len(result.spaces) - 1} spaces)" if len(result.spaces) > 1 else "")
-        snippet = " ".join(result.text.split())[:160]
-        print(f"{rank:>2}. {score}  [{result.kind}]  {result.location()}")
+        snippet = printable(" ".join(result.text.split())[:160])
+        print(f"{rank:>2}. {score}  [{result.kind}]  {printable(result.location())}")
         if snippet:
             print(f"      {snippet}")
         if result.thumbnail:
-            print(f"      thumbnail: {kb_dir / result.thumbnail}")
+            print(f"      thumbnail: {printable(str(kb_dir / result.thumbnail))}")
 
 
 def _read_queries(path: str) -> list[tuple[str, str]]:

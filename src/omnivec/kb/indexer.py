@@ -42,7 +42,9 @@ class IndexReport:
         lines.extend(f"  skipped space: {problem}" for problem in self.problems)
         if self.failed:
             lines.append("Files not indexed:")
-            lines.extend(f"  {path}: {reason}" for path, reason in self.failed)
+            from omnivec.printing import printable  # a file name (and a reason quoting it) may hold control
+            # characters: escaped, so each failure stays one line and no escape sequence reaches the terminal
+            lines.extend(f"  {printable(path)}: {printable(reason)}" for path, reason in self.failed)
         return "\n".join(lines)
 
 
