@@ -196,3 +196,15 @@ def test_encoding_audio_with_clap_shows_no_sampling_rate_warning(clap, capfd, ca
         clap.encode([{"array": _tone()[0], "sampling_rate": 48000}, {"array": _tone(16000)[0], "sampling_rate": 16000}])
     out, err = capfd.readouterr()
     assert "sampling_rate" not in out + err and not [r for r in caplog.records if "sampling_rate" in r.getMessage()]
+
+
+def test_a_float_wav_holding_nan_is_named(clap, tmp_path):
+    import soundfile
+
+    path = tmp_path / "broken-float.wav"
+    samples = np.full(4800, 0.1, np.float32)
+    samples[100] = np.nan
+    soundfile.write(str(path), samples, 48000, subtype="FLOAT")
+    with pytest.raises(InputError, match=r"index 1: .*broken-float\.wav holds NaN or infinite samples \(the first at "
+                                         r"sample 100\)"):
+        clap.encode(["fine", str(path)])
