@@ -97,3 +97,114 @@ def test_invalid_arguments(minilm):
         minilm.similarity_fn_name = "jaccard"
     with pytest.raises(TypeError):
         minilm.encode(["x"], not_an_option=True)  # no **kwargs swallowed
+
+
+# -- hostile library inputs: each is an InputError naming the input, its field and what is expected ----------------
+@pytest.fixture(scope="module")
+def clip(clip_dir):
+    return omnivec.Embedder(clip_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def clap(clap_dir):
+    return omnivec.Embedder(clap_dir, device="cpu")
+
+
+def _tone(rate=48000):
+    return np.full(4800, 0.1, np.float32), rate
+
+
+def _frames(fps):
+    from PIL import Image
+
+    return {"frames": [Image.new("RGB", (8, 8))] * 3, "fps": fps}
+
+
+BAD_INPUTS = [  # (model, inputs, what the message must hold)
+    ("clap", [{"array": np.full(4800, np.nan, np.float32), "sampling_rate": 48000}], ["index 0", "'array'", "NaN"]),
+    ("clap", ["ok", {"array": np.r_[np.zeros(9, np.float32), np.inf], "sampling_rate": 48000}],
+     ["index 1", "'array'", "infinite", "sample 9"]),
+    ("clap", [{"array": _tone()[0], "sampling_rate": 0}], ["index 0", "'sampling_rate'", "1000..384000", "got 0"]),
+    ("clap", [{"array": _tone()[0], "sampling_rate": -1}], ["index 0", "'sampling_rate'", "1000..384000", "got -1"]),
+    ("clap", [{"array": _tone()[0], "sampling_rate": 10**9}], ["'sampling_rate'", "1000..384000", "1000000000"]),
+    ("clap", [{"array": _tone()[0], "sampling_rate": 10**400}], ["'sampling_rate'", "1000..384000"]),
+    ("clap", [{"array": _tone()[0], "sampling_rate": 16000.5}], ["'sampling_rate'", "integer"]),
+    ("clap", [{"array": ["a", "b"], "sampling_rate": 16000}], ["index 0", "'array'", "numbers"]),
+    ("clip", ["fine", np.zeros((0, 0, 3), np.uint8)], ["index 1", "0x0 pixels", "at least 1x1"]),
+    ("clip", [_frames(0)], ["index 0", "'fps'", "above 0", "got 0"]),
+    ("clip", [_frames(-1)], ["index 0", "'fps'", "got -1"]),
+    ("clip", [_frames(float("nan"))], ["index 0", "'fps'", "got nan"]),
+]
+
+
+@pytest.mark.parametrize("model_name, inputs, needles", BAD_INPUTS)
+def test_hostile_inputs_are_named_input_errors(request, model_name, inputs, needles):
+    model = request.getfixturevalue(model_name)
+    with pytest.raises(InputError) as info:
+        model.encode(inputs)
+    for needle in needles:
+        assert needle in str(info.value), (needle, str(info.value))
+
+
+def test_a_zero_pixel_pil_image_and_settings(clip, clip_dir):
+    from PIL import Image
+
+    with pytest.raises(InputError, match=r"index 0: the image is 0x0 pixels"):
+        clip.encode([Image.new("RGB", (0, 0))])
+    for bad in (0, -3, True, 2.5):
+        with pytest.raises(InputError, match=rf"truncate_dim must be None or a positive integer.*got {bad!r}"):
+            clip.encode(["a"], truncate_dim=bad)
+    with pytest.raises(InputError, match="truncate_dim.*got 0"):
+        omnivec.Embedder(clip_dir, device="cpu", truncate_dim=0)
+    for field, value in (("num_frames", 0), ("max_frames", -1), ("fps", 0), ("fps", float("nan"))):
+        with pytest.raises(InputError, match=f"VideoSampling.{field}"):
+            omnivec.VideoSampling(**{field: value})
+
+
+def test_predict_none_is_an_input_error(bert_dir):
+    reranker = omnivec.CrossEncoder(bert_dir, num_labels=1, device="cpu")
+    for bad in (None, 42, "just a string"):
+        with pytest.raises(InputError, match=f"pairs must be a .query, document. pair or a list of pairs, got "
+                                             f"{type(bad).__name__}"):
+            reranker.predict(bad)
+
+
+def test_good_edge_inputs_still_embed(clap, clip):
+    tone, _ = _tone()
+    for rate in (1000, 384000):  # the limits themselves are accepted
+        assert np.isfinite(clap.encode([{"array": tone, "sampling_rate": rate}])).all()
+    assert np.isfinite(clip.encode([np.zeros((1, 1, 3), np.uint8), _frames(None), _frames(1e-3)])).all()
+
+
+def test_strings_that_look_like_missing_media_paths_warn_once_per_call(minilm, caplog, tmp_path):
+    texts = ["/tmp/omnivec-no-such-dir/nope.jpg", "photo.png", "a photo.png of a cat", "clip.MP4", "hello"]
+    with caplog.at_level("WARNING", logger="omnivec.inputs.modality"):
+        minilm.encode(texts)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "omnivec.inputs.modality"]
+    assert len(warnings) == 1
+    assert "index 0" in warnings[0] and "/tmp/omnivec-no-such-dir/nope.jpg" in warnings[0]
+    assert "2 more" in warnings[0] and "embedded as text" in warnings[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="omnivec.inputs.modality"):
+        minilm.encode(["a sentence", "see https://example.org/cat.png", {"text": "photo.png"}, "a photo.png of x"])
+        minilm.encode(["photo.png"], modality="text")
+    assert not [r for r in caplog.records if r.name == "omnivec.inputs.modality"]
+
+
+def test_encoding_audio_with_clap_shows_no_sampling_rate_warning(clap, capfd, caplog):
+    with caplog.at_level("WARNING"):
+        clap.encode([{"array": _tone()[0], "sampling_rate": 48000}, {"array": _tone(16000)[0], "sampling_rate": 16000}])
+    out, err = capfd.readouterr()
+    assert "sampling_rate" not in out + err and not [r for r in caplog.records if "sampling_rate" in r.getMessage()]
+
+
+def test_a_float_wav_holding_nan_is_named(clap, tmp_path):
+    import soundfile
+
+    path = tmp_path / "broken-float.wav"
+    samples = np.full(4800, 0.1, np.float32)
+    samples[100] = np.nan
+    soundfile.write(str(path), samples, 48000, subtype="FLOAT")
+    with pytest.raises(InputError, match=r"index 1: .*broken-float\.wav holds NaN or infinite samples \(the first at "
+                                         r"sample 100\)"):
+        clap.encode(["fine", str(path)])

@@ -231,3 +231,140 @@ def test_an_index_run_without_any_model_stops_and_keeps_the_vectors(tmp_path, mi
         assert main(["index", str(docs), "--kb", str(kb), "--config", str(bad)]) != 0
     assert "No model of this KB could be loaded" in message.getvalue() and "no-such-model" in message.getvalue()
     assert (_counts(kb), _states(kb)) == before and before[0]["text"] > 0
+
+
+def test_search_with_a_mistyped_image_path_is_an_error_naming_it(sample_kb, capsys):
+    docs, kb, config = sample_kb
+    capsys.readouterr()
+    for query in ([], ["a red circle"]):
+        missing = str(docs / "red_circel.png")
+        assert main(["search", *query, "--image", missing, "--kb", str(kb), "--config", str(config)]) == 2
+        out = capsys.readouterr()
+        assert out.out == "" and out.err == f"omnivec search: The image query {missing!r} does not exist: give an " \
+                                            "image file, an http(s) URL or a data: URI.\n"
+    assert main(["search", "a red circle", "--image", str(docs / "red_circle.png"), "--kb", str(kb), "--config",
+                 str(config), "--json", "--rerank", "none", "-k", "3"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results[0]["file"].endswith("red_circle.png") and all(r["spaces"] == ["image"] for r in results)
+
+
+def test_a_kb_named_by_a_qdrant_uri_is_found_from_any_directory(tmp_path, minilm_dir, monkeypatch, capsys):
+    """Its manifest lives in one folder per store under $XDG_DATA_HOME/omnivec/kb, not under the working
+    directory; a relative store path in a KB folder's kb.toml is taken from the KB folder."""
+    from omnivec.kb.location import kb_location, state_root
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    docs, here, there = tmp_path / "docs", tmp_path / "here", tmp_path / "there"
+    for folder in (docs, here, there):
+        folder.mkdir()
+    (docs / "note.md").write_text("# Lamp\n\nThe lamp charges phones on its base.\n", encoding="utf-8")
+    config = tmp_path / "kb.toml"
+    config.write_text(f'[spaces]\ntext = "{minilm_dir}"\n', encoding="utf-8")
+    monkeypatch.chdir(here)
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["index", str(docs), "--kb", "qdrant://vectors", "--config", str(config)]) == 0
+    assert not (here / ".omnivec").exists() and (here / "vectors").is_dir()
+    state = kb_location(f"qdrant://{here}/vectors")[0]
+    assert state.parent == state_root() and (state / "manifest.sqlite").is_file()
+    monkeypatch.chdir(there)
+    capsys.readouterr()
+    for uri in (f"qdrant://{here}/vectors", f"QDRANT://{here}//vectors"):  # one store, however it is spelled
+        assert main(["search", "charge a phone", "--kb", uri, "--config", str(config), "--json", "--rerank",
+                     "none"]) == 0
+        assert Path(json.loads(capsys.readouterr().out)[0]["file"]).name == "note.md"
+    assert main(["search", "charge a phone", "--kb", "qdrant://vectors", "--config", str(config)]) == 2
+    err = capsys.readouterr().err  # here "vectors" is another (empty) store: the advice names what was given
+    assert "'qdrant://vectors' is not a knowledge base yet" in err and "--kb qdrant://vectors`" in err
+    assert str(state_root()) in err and ".omnivec" not in err
+
+    kb = tmp_path / "kb"  # a KB folder whose kb.toml puts the vectors in Qdrant, by a relative path
+    kb.mkdir()
+    (kb / "kb.toml").write_text(f'store = "qdrant://q"\n[spaces]\ntext = "{minilm_dir}"\n', encoding="utf-8")
+    monkeypatch.chdir(here)
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["index", str(docs), "--kb", str(kb)]) == 0
+    assert (kb / "q").is_dir() and not (here / "q").exists()
+    monkeypatch.chdir(there)
+    assert main(["search", "charge a phone", "--kb", str(kb), "--json", "--rerank", "none"]) == 0
+    assert Path(json.loads(capsys.readouterr().out)[0]["file"]).name == "note.md"
+
+
+def test_state_kept_under_the_working_directory_by_earlier_releases_moves_once(tmp_path, monkeypatch, caplog):
+    from omnivec.kb.location import kb_location, state_root
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    legacy = tmp_path / ".omnivec" / "http_qdrant.example_6333"
+    legacy.mkdir(parents=True)
+    (legacy / "manifest.sqlite").write_bytes(b"manifest")
+    with caplog.at_level("WARNING", logger="omnivec.kb.location"):
+        folder, uri = kb_location("http://qdrant.example:6333")
+    assert uri == "http://qdrant.example:6333" and folder.parent == state_root()
+    assert (folder / "manifest.sqlite").read_bytes() == b"manifest" and not legacy.exists()
+    assert str(folder) in caplog.text and str(legacy) in caplog.text
+    assert kb_location("HTTP://Qdrant.Example:6333/") == (folder, uri)
+    assert "user:secret" not in str(kb_location("https://user:secret@host:6333")[0])
+
+
+def test_every_media_extension_the_library_decodes_is_indexed(tmp_path, minilm_dir, clip_dir, clap_dir):
+    from omnivec.inputs.modality import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
+    from omnivec.kb.ingest import SUPPORTED
+    from tests.fixtures import media
+
+    assert {".avi", ".m4v", ".opus", ".aac"} <= set(SUPPORTED)
+    assert set(AUDIO_EXTENSIONS + VIDEO_EXTENSIONS) <= set(SUPPORTED)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for ext in (".opus", ".aac"):
+        media.write_audio(docs / f"tone{ext}", media.sine(2.0, 16000), 16000)
+    for ext in (".avi", ".m4v"):
+        media.write_video(docs / f"clip{ext}", seconds=2.0, fps=10, with_audio=True)
+    config = _kb_config(tmp_path, minilm_dir, clip_dir, clap_dir)
+    summary = io.StringIO()
+    with contextlib.redirect_stderr(summary):
+        assert main(["index", str(docs), "--kb", str(tmp_path / "kb"), "--config", str(config)]) == 0
+    assert "4 files: 4 indexed" in summary.getvalue() and "0 failed" in summary.getvalue(), summary.getvalue()
+    states = {Path(p).name: value for p, value in _states(tmp_path / "kb").items()}
+    assert {name: state for name, (state, chunks) in states.items() if chunks > 0} == dict.fromkeys(
+        ["tone.opus", "tone.aac", "clip.avi", "clip.m4v"], "done")
+    from omnivec.kb.search import Searcher
+
+    searcher = Searcher(tmp_path / "kb", load_config(tmp_path, config), device="cpu")
+    try:  # a text query reaches all three spaces: every chunk of these files is among 50 results
+        kinds = {(Path(r.file).name, r.kind) for r in searcher.search("a sound", k=50, rerank=False)}
+    finally:
+        searcher.close()
+    assert {("tone.opus", "audio"), ("tone.aac", "audio"), ("clip.avi", "frame"), ("clip.m4v", "frame"),
+            ("clip.avi", "audio"), ("clip.m4v", "audio")} <= kinds
+
+
+def test_control_characters_in_file_names_are_escaped_when_printed(tmp_path, minilm_dir, capsys, monkeypatch):
+    from omnivec.errors import InputError
+
+    docs, kb = tmp_path / "docs", tmp_path / "kb"
+    docs.mkdir()
+    (docs / "evil\x1b[31mred\nfake.md").write_text("# Lamp\n\nThe lamp \x1b[2J charges phones.\n", encoding="utf-8")
+    (docs / "bad\rname\x07\u202egpj.pdf").write_bytes(b"%PDF-1.4\n1 0 obj <<")  # corrupt: named in the summary
+    config = tmp_path / "kb.toml"
+    config.write_text(f'[spaces]\ntext = "{minilm_dir}"\n', encoding="utf-8")
+    assert main(["index", str(docs), "--kb", str(kb), "--config", str(config)]) == 0
+    summary = capsys.readouterr().err
+    assert "bad\\rname\\x07\\u202egpj.pdf: " in summary
+    assert not {"\x1b", "\r", "\x07", "\u202e"} & set(summary)
+    assert main(["search", "charge a phone", "--kb", str(kb), "--config", str(config), "--rerank", "none"]) == 0
+    shown = capsys.readouterr().out
+    assert "evil\\x1b[31mred\\nfake.md (Lamp)" in shown and "The lamp \\x1b[2J charges phones." in shown
+    assert not {"\x1b", "\r", "\x07"} & set(shown)
+    assert main(["search", "x", "--kb", str(kb), "--config", str(config), "--queries", str(docs / "q\x1b.txt")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "\x1b" not in error and "q\\x1b.txt" in error
+
+    def fail(*args, **kwargs):  # an error whose message holds raw control characters
+        raise InputError("file 'a\x1b[2Jb' is\nbroken")
+
+    monkeypatch.setattr("omnivec.kb.commands.run_index", fail)
+    assert main(["index", str(docs)]) == 2
+    assert capsys.readouterr().err == "omnivec index: file 'a\\x1b[2Jb' is\nbroken\n"
+    from omnivec.printing import printable
+
+    assert printable("latin\udce9 C:\\x\ty.md") == "latin\\udce9 C:\\x\\ty.md"  # undecodable bytes; \ kept

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import time
 
 import pytest
@@ -193,3 +194,42 @@ def test_files_swapped_for_a_symlink_or_changed_since_indexing_are_not_served(tm
             assert get("touched.md").status_code == 200 and get("swapped.md").status_code == 404
     finally:
         searcher.close()
+
+
+def test_a_text_and_image_query_goes_only_to_spaces_that_take_both(served, sample_kb, minilm_dir, clap_dir):
+    """CLIP (image space) takes text + image; the text model and CLAP (text + audio) do not: they sit this query
+    out instead of failing it, in the library and over HTTP alike."""
+    from omnivec.errors import InputError
+    from omnivec.kb.config import KBConfig
+
+    client, searcher, docs = served
+    photo = docs / "red_circle.png"
+    results = searcher.search("a red circle", image=str(photo), k=5, rerank=False)
+    assert results and all(r.spaces == ["image"] for r in results)
+    assert results[0].file == str(photo.resolve())
+    image = "data:image/png;base64," + base64.b64encode(photo.read_bytes()).decode()
+    reply = client.post("/v1/search", json={"query": "a red circle", "image": image, "k": 5}, headers=AUTH)
+    assert reply.status_code == 200, reply.text
+    assert [r["id"] for r in reply.json()["data"]] == [r.id for r in results]
+
+    _, kb, _ = sample_kb
+    no_image_space = Searcher(kb, KBConfig(spaces={"text": minilm_dir, "audio": clap_dir}), device="cpu")
+    try:
+        with pytest.raises(InputError) as info:
+            no_image_space.search("a red circle", image=str(photo))
+        assert str(info.value) == ("No space of this KB takes text + image queries (spaces: text: text; "
+                                   "audio: text).")
+        assert no_image_space.search("a red circle", k=3, rerank=False)  # text alone still goes to both spaces
+    finally:
+        no_image_space.close()
+
+
+def test_a_missing_image_path_is_named_not_searched_as_text(served):
+    from omnivec.errors import InputError
+
+    _, searcher, docs = served
+    for image in (str(docs / "red_circel.png"), "phto.jpg", str(docs)):
+        with pytest.raises(InputError, match=f"The image query {re.escape(repr(image))} (does not exist|is a folder)"):
+            searcher.search("a red circle", image=image)
+        with pytest.raises(InputError, match="does not exist|is a folder"):
+            searcher.search(None, image=image)

@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     index = commands.add_parser("index", help="index files and folders into a knowledge base")
     index.add_argument("paths", nargs="+", help="files and folders (txt md html pdf jsonl, images, audio, video)")
-    index.add_argument("--kb", help="KB folder (default ./omnivec-kb), or a Qdrant URI (qdrant://path, http(s)://...)")
+    index.add_argument("--kb", help="KB folder (default ./omnivec-kb), or a Qdrant URI (qdrant://path, http(s)://...; "
+                                    "its manifest then lives under ~/.local/share/omnivec/kb)")
     index.add_argument("--config", help="kb.toml: spaces (models), store, chunking (default: <kb>/kb.toml)")
     index.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
                        help="when another index run holds the KB, wait this long for it (default 0: exit, status 2)")
@@ -180,7 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except OmnivecError as exc:
-        print(f"omnivec {args.command}: {exc}", file=sys.stderr)
+        from omnivec.printing import printable
+
+        print(f"omnivec {args.command}: {printable(str(exc), keep_newlines=True)}", file=sys.stderr)
         return 2
 
 

@@ -10,6 +10,11 @@ import numpy as np
 from omnivec.errors import InputError
 from omnivec.inputs.sources import DEFAULT_POLICY, FetchPolicy, SourceError, open_source
 
+# Audio sampling rates accepted (Hz), for in-memory arrays and decoded files. 1 kHz keeps the upsampling to a
+# model's rate (48 kHz for CLAP) within 48x; 384 kHz is the highest rate audio interfaces record at.
+MIN_SAMPLING_RATE = 1_000
+MAX_SAMPLING_RATE = 384_000
+
 
 def _require_av() -> Any:
     try:
@@ -23,8 +28,14 @@ def _require_av() -> Any:
 def load_audio(value: Any, *, index: int, sampling_rate: int, policy: FetchPolicy = DEFAULT_POLICY) -> np.ndarray:
     """Mono float32 samples at ``sampling_rate`` from an ``{"array", "sampling_rate"}`` dict, path, URL or bytes."""
     if isinstance(value, dict):
-        waveform = _as_mono(np.asarray(value["array"], dtype=np.float32), index)
-        source_rate = int(value["sampling_rate"])
+        source_rate = check_sampling_rate(value["sampling_rate"], index, "audio 'sampling_rate'")
+        try:
+            array = np.asarray(value["array"], dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"Input at index {index}: audio 'array' must hold numbers (float samples), "
+                             f"got {type(value['array']).__name__} ({exc}).") from None
+        waveform = _as_mono(array, index)
+        described = "audio 'array'"
     else:
         try:
             source, described = open_source(value, policy)
@@ -34,9 +45,26 @@ def load_audio(value: Any, *, index: int, sampling_rate: int, policy: FetchPolic
         if waveform.size == 0:
             raise InputError(f"Input at index {index} ({described}): cannot decode as audio: no samples decoded "
                              "(damaged or empty file).")
+        check_sampling_rate(source_rate, index, f"the sampling rate of {described}")
     if waveform.size == 0:
         raise InputError(f"Input at index {index}: the audio array holds no samples.")
+    if not np.isfinite(waveform).all():  # NaN or inf would silently turn every embedding into NaN
+        first = int(np.flatnonzero(~np.isfinite(waveform))[0])
+        raise InputError(f"Input at index {index}: {described} holds NaN or infinite samples (the first at "
+                         f"sample {first}); expected finite samples, e.g. in [-1, 1].")
     return resample(waveform, source_rate, sampling_rate)
+
+
+def check_sampling_rate(rate: Any, index: int, field: str) -> int:
+    """``rate`` as an int number of Hz, or an InputError naming ``field`` and the allowed range."""
+    allowed = f"an integer number of Hz in {MIN_SAMPLING_RATE}..{MAX_SAMPLING_RATE} (MIN/MAX_SAMPLING_RATE)"
+    try:
+        value = float(rate)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"Input at index {index}: {field} must be {allowed}, got {rate!r}.") from None
+    if isinstance(rate, bool) or not value.is_integer() or not MIN_SAMPLING_RATE <= value <= MAX_SAMPLING_RATE:
+        raise InputError(f"Input at index {index}: {field} must be {allowed}, got {rate!r}.")
+    return int(value)
 
 
 def _decode(source: Any, described: str, index: int) -> tuple[np.ndarray, int]:

@@ -31,9 +31,9 @@ def load_image(value: Any, *, index: int, min_side: int | None = None, policy: F
     from PIL import ImageOps, UnidentifiedImageError
 
     if isinstance(value, Image.Image):
-        return _to_rgb(value)
+        return _to_rgb(_not_empty(value, index))
     if type(value).__name__ == "ndarray":
-        return _to_rgb(Image.fromarray(value[..., 0] if value.shape[-1] == 1 else value))
+        return _to_rgb(_not_empty(Image.fromarray(value[..., 0] if value.shape[-1] == 1 else value), index))
     try:
         source, described = open_source(value, policy)
     except SourceError as exc:
@@ -46,9 +46,19 @@ def load_image(value: Any, *, index: int, min_side: int | None = None, policy: F
                 scale = min(image.size) / want
                 image.draft("RGB", (int(image.size[0] / scale), int(image.size[1] / scale)))
         image = ImageOps.exif_transpose(image)
-        return _to_rgb(image)
+        return _to_rgb(_not_empty(image, index))
+    except InputError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"Input at index {index} ({described}): cannot decode as an image: {exc}") from None
+
+
+def _not_empty(image: Any, index: int) -> Any:
+    """A 0-pixel image would divide by zero in every processor's resize."""
+    if image.width < 1 or image.height < 1:
+        raise InputError(f"Input at index {index}: the image is {image.width}x{image.height} pixels; "
+                         "expected at least 1x1.")
+    return image
 
 
 def _to_rgb(image: Any) -> Any:

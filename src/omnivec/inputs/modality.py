@@ -9,12 +9,15 @@ guessed from its rank: it must come wrapped or with ``modality=`` forced.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 from urllib.parse import urlparse
 
 from omnivec.errors import InputError
+
+logger = logging.getLogger(__name__)
 
 MODALITIES = ("text", "image", "audio", "video")
 
@@ -36,7 +39,32 @@ def tag_inputs(inputs: Sequence[Any], modality: str | None = None) -> list[Item]
     """Tag each input with its modality (or the forced ``modality``), naming the index of any it cannot tell."""
     if modality is not None and modality not in MODALITIES:
         raise ValueError(f"modality={modality!r} must be one of {MODALITIES} (or None to detect it).")
-    return [Item(i, *_detect(x, i, modality)) for i, x in enumerate(inputs)]
+    items = [Item(i, *_detect(x, i, modality)) for i, x in enumerate(inputs)]
+    if modality is None:
+        _warn_missing_media_paths(inputs, items)
+    return items
+
+
+def _warn_missing_media_paths(inputs: Sequence[Any], items: list[Item]) -> None:
+    """One warning per call for bare strings that look like media paths (``photo.jpg``) but name no file: most
+    likely a mistyped path, embedded as the text of its name. ``{"text": ...}`` says text is meant: no warning."""
+    missing = [item for item in items if item.modality == "text" and isinstance(inputs[item.index], str)
+               and looks_like_media_path(item.value)]
+    if missing:
+        more = f" (and {len(missing) - 1} more such inputs)" if len(missing) > 1 else ""
+        logger.warning("Input at index %d, %r, looks like a media file path but no such file exists, so it is "
+                       "embedded as text%s; pass modality='text' (or {'text': ...}) if text is meant.",
+                       missing[0].index, missing[0].value, more)
+
+
+def looks_like_media_path(text: str) -> bool:
+    """A string ending in a media extension that reads as a path: no whitespace, or an absolute or ./ path."""
+    if not isinstance(text, str) or len(text) > 4096 or "\n" in text or _kind_of_extension(text) is None:
+        return False
+    if "://" in text or text.startswith("data:"):
+        return False
+    return not any(c.isspace() for c in text) or text.startswith(("/", "~", "./", "../", "\\")) or (
+        len(text) > 2 and text[1] == ":" and text[2] in "/\\")
 
 
 def _detect(x: Any, index: int, forced: str | None) -> tuple[str | tuple[str, ...], Any]:

@@ -3,6 +3,7 @@ in memory; the audio track is there for audio models."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,16 @@ class VideoSampling:
     num_frames: int = 8
     fps: float | None = None
     max_frames: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("num_frames", "max_frames"):
+            count = getattr(self, name)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise InputError(f"VideoSampling.{name} must be a positive integer, got {count!r}.")
+        if self.fps is not None and (isinstance(self.fps, bool) or not isinstance(self.fps, (int, float))
+                                     or not math.isfinite(self.fps) or self.fps <= 0):
+            raise InputError(f"VideoSampling.fps must be None or a finite rate above 0 (frames per second), "
+                             f"got {self.fps!r}.")
 
     def timestamps(self, duration: float) -> list[float]:
         if self.fps:
@@ -123,9 +134,21 @@ def _pick_frames(container: Any, stream: Any, targets: list[float]) -> tuple[lis
 
 def _from_frames(value: dict, index: int, sampling: VideoSampling) -> Video:
     raw = list(value["frames"])
-    fps = float(value.get("fps") or 1.0)
+    fps = _check_fps(1.0 if value.get("fps") is None else value["fps"], index)  # no rate given: 1 frame a second
     duration = len(raw) / fps
     targets = sampling.timestamps(duration)
     picks = [min(len(raw) - 1, int(t * fps)) for t in targets]
     frames = [load_image(raw[i], index=index) for i in picks]
     return Video(frames, [i / fps for i in picks], duration)
+
+
+def _check_fps(fps: Any, index: int) -> float:
+    """A frames dict's rate: a finite number of frames per second above 0 (it turns frame numbers into times)."""
+    try:
+        value = float(fps)
+    except (TypeError, ValueError, OverflowError):
+        value = float("nan")
+    if isinstance(fps, bool) or not math.isfinite(value) or value <= 0:
+        raise InputError(f"Input at index {index}: video 'fps' must be a finite number of frames per second "
+                         f"above 0, got {fps!r}.")
+    return value

@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from omnivec.errors import InputError
+from omnivec.kb.location import DEFAULT_KB, kb_location
+from omnivec.printing import printable
 
-DEFAULT_KB = "omnivec-kb"
-
-
-def kb_location(kb: str | None) -> tuple[Path, str | None]:
-    """The local KB folder (manifest, thumbnails) and, when ``kb`` is a Qdrant URI, the store URI.
-
-    ``--kb DIR`` keeps everything in DIR; ``--kb http(s)://host:6333`` or ``qdrant://path`` puts vectors there and
-    the manifest in ``.omnivec/<uri>`` beside the working directory."""
-    kb = kb or DEFAULT_KB
-    if "://" in kb:
-        return Path(".omnivec") / re.sub(r"[^A-Za-z0-9._-]+", "_", kb), kb
-    return Path(kb), None
-
-
-def kb_settings(kb: str | None, config_path: str | None) -> tuple[Path, Any]:
-    """The KB folder and its config (``--config``, else ``<kb>/kb.toml``), the store set by a Qdrant URI ``kb``."""
+def kb_settings(kb: str | None, config_path: str | None, existing: bool = False) -> tuple[Path, Any]:
+    """The KB folder and its config (``--config``, else ``<kb>/kb.toml``), the store set by a URI ``kb``.
+    ``existing``: the KB must have been indexed (a search), else an error says how to index it."""
     from omnivec.kb.config import load_config
 
     kb_dir, uri = kb_location(kb)
+    if existing and not (kb_dir / "manifest.sqlite").is_file():
+        name = kb or DEFAULT_KB
+        where = f" (its local state would be in {kb_dir})" if uri else ""
+        raise InputError(f"{name!r} is not a knowledge base yet{where}: run `omnivec index PATH --kb {name}`.")
     config = load_config(kb_dir, config_path)
     if uri:
         config.store = uri
@@ -62,9 +54,10 @@ def index_paths(paths: list[str], kb_dir: Path, config: Any, show_progress: bool
 
 def run_search(query: str | None, image: str | None, kb: str | None, config_path: str | None, k: int,
                rerank: str | None, as_json: bool, queries: str | None, where: Any, fusion: str) -> int:
-    from omnivec.kb.search import Searcher
+    from omnivec.kb.search import Searcher, check_image_query
 
-    kb_dir, config = kb_settings(kb, config_path)
+    check_image_query(image)  # a mistyped path is named before any model loads
+    kb_dir, config = kb_settings(kb, config_path, existing=True)
     reranker = None if rerank == "none" else (rerank or config.reranker)
     searcher = Searcher(kb_dir, config, reranker=reranker)
     try:
@@ -87,17 +80,17 @@ def print_results(results: list[Any], kb_dir: Path) -> None:
     """Results as a numbered list: score, kind, location, a text snippet and the thumbnail's path."""
     if not results:
         print("no results")
-    for rank, result in enumerate(results, start=1):
+    for rank, result in enumerate(results, start=1):  # file names and texts with control characters: escaped
         if result.rerank_score is not None:
             score = f"rerank {result.rerank_score:.3f}"
         else:
             score = f"cosine {result.similarity:.3f}" + (f" (+{len(result.spaces) - 1} spaces)" if len(result.spaces) > 1 else "")
-        snippet = " ".join(result.text.split())[:160]
-        print(f"{rank:>2}. {score}  [{result.kind}]  {result.location()}")
+        snippet = printable(" ".join(result.text.split())[:160])
+        print(f"{rank:>2}. {score}  [{result.kind}]  {printable(result.location())}")
         if snippet:
             print(f"      {snippet}")
         if result.thumbnail:
-            print(f"      thumbnail: {kb_dir / result.thumbnail}")
+            print(f"      thumbnail: {printable(str(kb_dir / result.thumbnail))}")
 
 
 def _read_queries(path: str) -> list[tuple[str, str]]:

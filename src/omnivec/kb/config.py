@@ -3,6 +3,7 @@ are cut into chunks. Read from ``kb.toml`` (in the KB directory, or ``--config``
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -40,7 +41,17 @@ class KBConfig:
     flush_chunks: int = 512  # chunks embedded and written together (files are marked done after each write)
 
     def store_uri(self, kb_dir: Path) -> str:
-        return self.store or str(kb_dir / "vectors")
+        """Where the vectors are: ``store`` (a relative local path in it is taken from the KB folder, never from
+        the working directory), else ``<kb>/vectors``."""
+        if not self.store:
+            return str(kb_dir / "vectors")
+        scheme, sep, rest = self.store.partition("://")
+        if not sep:
+            scheme, rest = "", self.store
+        if scheme.lower() in ("", "lancedb", "qdrant", "qdrant+path") and rest and rest != ":memory:":
+            if not os.path.isabs(os.path.expanduser(rest)):
+                return f"{scheme}://{kb_dir / rest}" if sep else str(kb_dir / rest)
+        return self.store
 
 
 def load_config(kb_dir: Path, path: str | Path | None = None) -> KBConfig:

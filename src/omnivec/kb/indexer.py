@@ -19,6 +19,7 @@ from omnivec.kb.chunk import Chunk, IngestError
 from omnivec.kb.config import KBConfig
 from omnivec.kb.manifest import Manifest, content_hash
 from omnivec.kb.spaces import Space, load_spaces
+from omnivec.printing import printable
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +43,12 @@ class IndexReport:
         for stage, spent in self.seconds.items():
             lines.append(f"  {stage}: {spent:.1f} s")
         lines.extend(f"  skipped space: {problem}" for problem in self.problems)
-        if self.failed:
-            lines.append("Files not indexed:")
-            lines.extend(f"  {path}: {reason}" for path, reason in self.failed)
-        if self.skipped:
-            lines.append("Skipped (not read):")
-            lines.extend(f"  {path}: {reason}" for path, reason in self.skipped)
+        # A file name (and a reason quoting it) may hold control characters: escaped, so each entry stays one line
+        # and no escape sequence reaches the terminal.
+        for title, entries in (("Files not indexed:", self.failed), ("Skipped (not read):", self.skipped)):
+            if entries:
+                lines.append(title)
+                lines.extend(f"  {printable(path)}: {printable(reason)}" for path, reason in entries)
         return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,29 +75,22 @@ class Searcher:
         the fused order even when the searcher has a reranker."""
         if not query and image is None:
             raise InputError("A search needs a text query, an image, or both.")
+        query = query or None  # an empty text is no text query
+        parts = tuple(part for part, value in (("text", query), ("image", image)) if value is not None)
+        check_image_query(image)
         lists = {}
         for space in self.spaces:
-            vector = self._query_vector(space, query, image)
-            if vector is not None:
+            if space.takes_query(*parts):  # a space that cannot take the whole query is left out of this search
+                vector = space.embed([_query_input(query, image)], 1)[0]
                 lists[space.name] = self.store.search(space.name, vector, max(candidates, k), where)
         if not lists:
-            asked = " + ".join(m for m, v in (("text", query), ("image", image)) if v is not None and v != "")
-            raise InputError(f"No space of this KB takes {asked} queries (spaces: "
-                             f"{', '.join(s.name for s in self.spaces) or 'none'}).")
+            takes = "; ".join(f"{s.name}: {', '.join(s.queries()) or 'nothing'}" for s in self.spaces) or "no spaces"
+            raise InputError(f"No space of this KB takes {' + '.join(parts)} queries (spaces: {takes}).")
         fused = fuse(lists, fusion)[: max(candidates, k)]
         results = [_result(f.hit.payload, f.id, f.score, f.spaces, f.hit.score) for f in fused]
         if rerank and self.reranker is not None and query:
             results = self._rerank(query, results)
         return results[:k]
-
-    def _query_vector(self, space: Any, query: str | None, image: Any) -> Any:
-        if query and image is not None and space.takes_query("multimodal"):
-            return space.embed([{"text": query, "image": image}], 1)[0]
-        if image is not None and space.takes_query("image"):
-            return space.embed([image], 1)[0]
-        if query and space.takes_query("text"):
-            return space.embed([query], 1)[0]
-        return None
 
     def _rerank(self, query: str, results: list[Result]) -> list[Result]:
         """Results the reranker can read (text; images too for a vision-language reranker) are reordered by its
@@ -124,6 +118,20 @@ class Searcher:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _query_input(query: str | None, image: Any) -> Any:
+    """The query as one input whose parts are named, so nothing is guessed from a string: a text that looks like a
+    file name stays text, and an image path that does not exist is an error, not a text search for its name."""
+    return {key: value for key, value in (("text", query), ("image", image)) if value is not None}
+
+
+def check_image_query(image: Any) -> None:
+    """An image given as a local path must exist (a mistyped ``--image`` names the path, before any model runs)."""
+    if isinstance(image, str) and "://" not in image and not image.startswith("data:"):
+        if not os.path.isfile(os.path.expanduser(image)):
+            reason = "is a folder" if os.path.isdir(os.path.expanduser(image)) else "does not exist"
+            raise InputError(f"The image query {image!r} {reason}: give an image file, an http(s) URL or a data: URI.")
 
 
 def _result(payload: dict[str, Any], id_: str, score: float, spaces: list[str], similarity: float) -> Result:

@@ -25,8 +25,17 @@ class Space:
         """The chunk modality this space embeds: a space is named after it."""
         return self.name
 
-    def takes_query(self, modality: str) -> bool:
-        return self.model.supports(modality)
+    def takes_query(self, *parts: str) -> bool:
+        """Whether a query made of ``parts`` ("text", "image") can be embedded whole: a text + image query needs
+        a model that takes both (CLIP does; a text model or CLAP, text + audio, does not)."""
+        if len(parts) > 1 and not self.model.supports("multimodal"):
+            return False
+        return all(self.model.supports(part) for part in parts)
+
+    def queries(self) -> list[str]:
+        """The query kinds this space takes, e.g. ``["text", "image", "text + image"]``."""
+        kinds = [("text",), ("image",), ("text", "image")]
+        return [" + ".join(kind) for kind in kinds if self.takes_query(*kind)]
 
     def embed(self, inputs: list[Any], batch_size: int, show_progress_bar: bool | None = None) -> Any:
         """L2-normalised float32 vectors (cosine similarity is then a dot product in every store)."""

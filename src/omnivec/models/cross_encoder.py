@@ -163,6 +163,8 @@ class CrossEncoder(Pipeline):
 
         A batch holds at most ``batch_size`` pairs and ``max_tokens_per_batch`` padded tokens (default: 2,048
         on CPU, where smaller batches run faster; none on GPU)."""
+        if not isinstance(pairs, (list, tuple)):
+            raise InputError(f"pairs must be a (query, document) pair or a list of pairs, got {type(pairs).__name__}.")
         single = len(pairs) == 2 and not any(isinstance(p, (list, tuple)) for p in pairs)
         checked = _check_pairs([pairs] if single else pairs, self.takes_images)
         prompt = self._resolve_prompt(prompt, prompt_name)

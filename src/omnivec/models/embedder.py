@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from omnivec import similarity as sim
+from omnivec.errors import InputError
 from omnivec.inputs.modality import tag_inputs
 from omnivec.inputs.video import VideoSampling
 from omnivec.models.hub import HubOptions
@@ -82,7 +83,8 @@ class Embedder(Pipeline):
         self.name_or_path = str(model_name_or_path) if model_name_or_path is not None else None
         self._set_prompts(model_config, prompts, default_prompt_name)
         self.similarity_fn_name = similarity_fn_name or model_config.get("similarity_fn_name") or "cosine"
-        self.truncate_dim = truncate_dim if truncate_dim is not None else model_config.get("truncate_dim")
+        self.truncate_dim = _check_truncate_dim(truncate_dim if truncate_dim is not None
+                                                else model_config.get("truncate_dim"))
         self.video_sampling = VideoSampling()
         # Decode big JPEG files at reduced scale (>= 2x the model's input side). Off: full decode, the
         # numbers sentence-transformers gets from the same file paths.
@@ -193,7 +195,7 @@ class Embedder(Pipeline):
         single = not isinstance(inputs, (list, tuple))
         items = tag_inputs([inputs] if single else inputs, modality)
         prompt = self._resolve_prompt(prompt, prompt_name)
-        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+        truncate_dim = _check_truncate_dim(truncate_dim if truncate_dim is not None else self.truncate_dim)
         if device is not None:
             self.to(device)
         if not items:
@@ -337,3 +339,13 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
     if tensor.dtype == torch.bfloat16:
         tensor = tensor.float()
     return tensor.detach().cpu().numpy()
+
+
+def _check_truncate_dim(truncate_dim: Any) -> int | None:
+    """None (keep every dimension) or a positive number of leading dimensions: 0 would give empty vectors and a
+    negative number would drop dimensions from the end."""
+    if truncate_dim is not None and (isinstance(truncate_dim, bool) or not isinstance(truncate_dim, int)
+                                     or truncate_dim < 1):
+        raise InputError(f"truncate_dim must be None or a positive integer (the leading dimensions to keep), "
+                         f"got {truncate_dim!r}.")
+    return truncate_dim

@@ -78,6 +78,12 @@ def call_processor(processor: Any, modality: str, values: Sequence[Any]) -> dict
     from transformers import ProcessorMixin
 
     options = dict(CALL_OPTIONS[modality])  # a copy: the processor may fill in its defaults
+    if modality == "audio":
+        # Audio arrives resampled to the feature extractor's own rate; saying so silences transformers' warning
+        # on every call that the rate was not given (and makes it check the rate).
+        rate = getattr(getattr(processor, "feature_extractor", processor), "sampling_rate", None)
+        if rate:
+            options["sampling_rate"] = rate
     if isinstance(processor, ProcessorMixin):
         arg = PROCESSOR_ARG[modality]
         return dict(processor(**{arg: list(values), f"{arg}_kwargs": options}, common_kwargs={"return_tensors": "pt"}))

@@ -46,7 +46,7 @@ def run_server(models: list[str], rerankers: list[str], host: str, port: int, ap
         from omnivec.kb.commands import kb_settings
         from omnivec.kb.search import Searcher
 
-        kb_dir, config = kb_settings(kb, kb_config)
+        kb_dir, config = kb_settings(kb, kb_config, existing=True)
         searcher = Searcher(kb_dir, config, reranker=config.reranker)
     app = create_app(embedders, reranker_models, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                      batching=batching, api_key=api_key, allow_media_urls=allow_media_urls, kb=searcher,

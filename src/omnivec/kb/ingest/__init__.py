@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from omnivec.inputs.modality import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS  # what the decoders read
 from omnivec.kb.chunk import Chunk, IngestError
-from omnivec.kb.ingest.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 from omnivec.kb.ingest.options import MIB, IngestOptions
 from omnivec.kb.ingest.text import TEXT_EXTENSIONS
-from omnivec.kb.ingest.video import VIDEO_EXTENSIONS
 
 __all__ = ["SUPPORTED", "Chunk", "IngestError", "IngestOptions", "ingest_file"]
 

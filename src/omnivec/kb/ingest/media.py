@@ -12,8 +12,6 @@ from omnivec.kb.chunk import Chunk, IngestError
 from omnivec.kb.ingest.options import IngestOptions
 from omnivec.kb.ingest.thumbnail import thumbnail
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tiff", ".tif")
-AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg", ".m4a")
 MIN_WINDOW_S = 1.0  # a shorter tail window carries too little sound to embed (a short clip is still kept whole)
 
 
