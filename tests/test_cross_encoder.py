@@ -328,3 +328,19 @@ def test_rank_with_a_1_mb_query_stays_in_bounded_memory(kind, bert_dir, qwen3_lm
     assert out.returncode == 0, out.stderr[-2000:]
     grown_mb, count = map(int, out.stdout.split()[-2:])
     assert count == 4 and grown_mb < 150, grown_mb
+
+
+def test_prefix_batches_count_each_rows_copy_of_the_prefix(qwen3_lm, monkeypatch):
+    """Every row of a suffix batch holds a copy of the prefix's KV cache, so a batch's token budget counts
+    rows x (prefix + widest suffix): a long query means fewer documents per batch, not more memory."""
+    import omnivec.runtime.prefix_cache as prefix_cache
+
+    batches = []
+    real_plan = prefix_cache.plan_batches
+    monkeypatch.setattr(prefix_cache, "plan_batches", lambda *a, **k: batches.extend(real_plan(*a, **k)) or batches)
+    model = omnivec.CrossEncoder(qwen3_lm, template="qwen3-reranker", device="cpu", max_length=2048)
+    query, docs = "mitosis cells " * 50, [f"doc {i} receptor" for i in range(8)]
+    rows = model._encode_pairs([(query, d) for d in docs], model._resolve_prompt(None, None))["input_ids"]
+    assert len(model.rank(query, docs, max_tokens_per_batch=1024)) == 8
+    padded = [len(b) * max(len(rows[i]) for i in b) for b in batches]
+    assert len(batches) > 1 and max(padded) <= 1024, padded
