@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-# A first, cheap bound in characters per token of the limit: far above any tokenizer's average (3-5 characters a
-# token in prose), so only texts that could never fit are shortened by it before tokens are counted.
-CHARS_PER_TOKEN_BOUND = 32
+from omnivec.modules.transformer import CHARS_PER_TOKEN_BOUND  # the first, cheap bound, as for single texts
+
 # Tokens kept past the limit, so retokenizing the cut text (inside a pair or a template) changes nothing that
 # the pair's own truncation keeps.
 TOKEN_MARGIN = 8
