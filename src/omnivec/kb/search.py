@@ -74,6 +74,8 @@ class Searcher:
         the fused order even when the searcher has a reranker."""
         if not query and image is None:
             raise InputError("A search needs a text query, an image, or both.")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"k (the number of results) must be a whole number >= 1, got {k!r}.")
         lists = {}
         for space in self.spaces:
             vector = self._query_vector(space, query, image)
