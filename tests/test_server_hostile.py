@@ -122,13 +122,13 @@ def test_six_13000_pixel_square_pngs_are_refused_in_bounded_memory(served):
     assert grown < 50, grown
 
 
-def test_pixels_per_request_are_limited(served):
+def test_pixels_per_request_are_limited(clip_dir):
     """Images under the per-image limit, but past the per-request one together (limits passed to the app)."""
     from fastapi.testclient import TestClient
 
     from omnivec.serve.app import create_app
 
-    clip = omnivec.Embedder(_clip_dir(served), device="cpu")
+    clip = omnivec.Embedder(clip_dir, device="cpu")
     uri = _png_uri(Image.new("RGB", (100, 100), (200, 30, 30)))
     parts = [[{"type": "image_url", "image_url": {"url": uri}}] for _ in range(3)]
     with TestClient(create_app({"clip": clip}, {}, max_image_pixels=10_000, max_request_pixels=25_000)) as client:
@@ -137,10 +137,6 @@ def test_pixels_per_request_are_limited(served):
         assert reply.status_code == 413 and "input[2]" in reply.text and "25,000 a request" in reply.text, reply.text
         big = [[{"type": "image_url", "image_url": {"url": _png_uri(Image.new("RGB", (101, 100)))}}]]
         assert client.post("/v1/embeddings", json={"model": "clip", "input": big}).status_code == 413
-
-
-def _clip_dir(served: Served) -> str:
-    return next(arg.split("=", 1)[1] for arg in served.process.args if str(arg).startswith("clip="))
 
 
 def test_a_decompression_bomb_image_in_search_is_4xx(served):
