@@ -16,7 +16,6 @@ import copy
 import hmac
 import logging
 import math
-import time
 from typing import Any, Callable
 
 import numpy as np
@@ -33,6 +32,8 @@ from omnivec.inputs.sources import FetchPolicy
 from omnivec.modules.transformer import CHARS_PER_TOKEN_BOUND
 from omnivec.serve import schemas as s
 from omnivec.serve.batcher import BatcherClosed, DynamicBatcher, QueueFull
+from omnivec.serve.edge import BODY_TIMEOUT_S, Edge
+from omnivec.serve.edge import error_response as _error
 from omnivec.serve.errors import ApiError
 from omnivec.serve.metrics import prometheus_text
 from omnivec.serve.openapi import MODEL_ERRORS, declare_bearer, errors
@@ -41,81 +42,13 @@ MiB = 1024 * 1024
 # Pixels all the images of one /v1/embeddings request may have together (each also has MAX_IMAGE_PIXELS): decoded
 # images stay in memory until the request's batch has run, as RGB (3 bytes a pixel).
 MAX_REQUEST_PIXELS = 200_000_000
-# Seconds a client has to send its whole request body: a body trickled byte by byte would hold its connection forever.
-BODY_TIMEOUT_S = 30.0
 logger = logging.getLogger(__name__)
-
-
-def _error(status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    body = s.ErrorResponse(error=s.ErrorBody(message=message, type=kind, code=code))
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 def _server_error(request: Request, exc: Exception) -> JSONResponse:
     """A failure of the server or a model, not of the input: logged with its traceback, answered in JSON."""
     logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return _error(500, f"internal error: {type(exc).__name__}: {exc}"[:500], "internal_error")
-
-
-class _Edge:
-    """ASGI middleware: body size and time limits (Content-Length, bytes actually read, whole-body deadline) and
-    request counters."""
-
-    def __init__(self, app: Any, max_body_bytes: int, body_timeout_s: float, counts: dict, latency: dict,
-                 paths: set[str]) -> None:
-        self.app, self.max_body_bytes, self.body_timeout_s = app, max_body_bytes, body_timeout_s
-        self.counts, self.latency, self.paths = counts, latency, paths
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        status, start = [500], time.perf_counter()
-
-        async def send_status(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self._limited(scope, receive, send_status)
-        finally:
-            path = scope["path"] if scope["path"] in self.paths else "other"  # unknown paths: bounded label set
-            self.counts[path, status[0]] = self.counts.get((path, status[0]), 0) + 1
-            total = self.latency.setdefault(path, [0.0, 0])
-            total[0] += time.perf_counter() - start
-            total[1] += 1
-
-    async def _limited(self, scope: dict, receive: Callable, send: Callable) -> None:
-        too_big = _error(413, f"request body exceeds {self.max_body_bytes} bytes", "body_too_large")
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            return await too_big(scope, receive, send)
-        # Read the body here, bounded in size and time, so an oversize chunked upload is refused before anything
-        # parses it and a trickled body does not hold its connection (uvicorn has no body timeout of its own).
-        chunks, size = [], 0
-        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
-        while True:
-            try:
-                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
-            except asyncio.TimeoutError:
-                slow = _error(408, f"the request body did not arrive within {self.body_timeout_s:g} s", "body_timeout",
-                              {"Connection": "close"})
-                return await slow(scope, receive, send)
-            if message["type"] != "http.request":
-                return None  # client went away
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_body_bytes:
-                return await too_big(scope, receive, send)
-            if not message.get("more_body"):
-                break
-        pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
-
-        async def replay() -> dict:
-            return pending.pop() if pending else await receive()
-
-        await self.app(scope, replay, send)
 
 
 def _token_counter(model: Any) -> Callable[[list[str]], int]:
@@ -313,7 +246,7 @@ def create_app(
 
     app = FastAPI(title="omnivec", lifespan=lifespan)
     paths = {"/v1/embeddings", "/v1/rerank", "/v1/models", "/health", "/metrics", "/v1/search", "/v1/kb", "/"}
-    app.add_middleware(_Edge, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s, counts=counts,
+    app.add_middleware(Edge, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s, counts=counts,
                        latency=latency, paths=paths)
     if cors_origins:  # added last, so it runs first: preflights and error replies get CORS headers too
         from fastapi.middleware.cors import CORSMiddleware

@@ -50,7 +50,8 @@ def run_server(models: list[str], rerankers: list[str], host: str, port: int, ap
 
     from omnivec import CrossEncoder, Embedder
     from omnivec.models.defaults import DEFAULT_TEXT_MODEL, default_text_model
-    from omnivec.serve.app import BODY_TIMEOUT_S, create_app
+    from omnivec.serve.app import create_app
+    from omnivec.serve.edge import BODY_TIMEOUT_S
 
     body_timeout_s = BODY_TIMEOUT_S if body_timeout_s is None else body_timeout_s
     if not body_timeout_s > 0:
