@@ -265,3 +265,82 @@ def test_vision_language_reranker_scores_image_pairs_like_transformers(qwen2_vl_
 def test_images_need_a_vision_language_reranker(bert_dir, coco_photos):
     with pytest.raises(InputError, match="index 0 must hold two str.*vision-language"):
         omnivec.CrossEncoder(bert_dir, device="cpu").predict([("q", str(coco_photos[0]).encode())])
+
+
+# -- hostile sizes (issue 12) -------------------------------------------------------------------------------
+def test_texts_past_max_length_score_as_sentence_transformers(bert_dir, st, tmp_path):
+    """Texts are cut before pairing; what the pair's truncation keeps (both sides long, either longer) is unchanged."""
+    peer = st.CrossEncoder(bert_dir, num_labels=1, device="cpu")
+    peer.save(str(tmp_path))
+    ours = omnivec.CrossEncoder(str(tmp_path), device="cpu")
+    long_q, longer_q = "cells divide by mitosis " * 40, "protein receptor binding " * 60
+    pairs = [(long_q, DOCS[0]), (QUERY, longer_q), (long_q, longer_q), (longer_q, long_q), (long_q, long_q + "x"),
+             ("zz" * 5000, "yy " * 3000)]
+    np.testing.assert_allclose(ours.predict(pairs), peer.predict(pairs), atol=ATOL)
+
+
+@pytest.mark.parametrize("template", ["qwen3-reranker", None])
+def test_long_texts_in_templates_score_as_before(template, qwen3_lm):
+    """The template path gets cut texts too: the scores equal those of the uncut texts."""
+    model = omnivec.CrossEncoder(qwen3_lm, template=template, device="cpu", max_length=400)
+    pairs = [("mitosis cells " * 300, "protein receptor " * 10), (QUERY, "receptor binding " * 400)]
+    full = model._encode_pairs(pairs, model._resolve_prompt(None, None))["input_ids"]
+    cut = model._encode_pairs(model._cut_pairs(pairs), model._resolve_prompt(None, None))["input_ids"]
+    assert full == cut and all(len(ids) == 400 for ids in cut)
+    assert model._cut_pairs(PAIRS) == PAIRS  # texts within the limit are not touched
+
+
+def test_rank_top_k(bert_dir):
+    model = omnivec.CrossEncoder(bert_dir, device="cpu")
+    assert len(model.rank(QUERY, DOCS, top_k=None)) == len(DOCS)
+    assert len(model.rank(QUERY, DOCS, top_k=2)) == 2 and model.rank(QUERY, DOCS, top_k=0) == []
+    for bad in (-1, -5, 1.5, True):
+        with pytest.raises(InputError, match="top_k"):
+            model.rank(QUERY, DOCS, top_k=bad)
+
+
+def test_lone_surrogate_is_an_input_error_naming_the_pair(bert_dir):
+    model = omnivec.CrossEncoder(bert_dir, device="cpu")
+    with pytest.raises(InputError, match="index 1 .*not valid Unicode"):
+        model.predict([(QUERY, "fine"), (QUERY, "bad \ud800 text")])
+
+
+RERANK_MEMORY = """
+import resource, sys, omnivec
+model = omnivec.CrossEncoder(sys.argv[1], device="cpu", template=sys.argv[2] if len(sys.argv) > 2 else None)
+model.rank("warm up", ["a", "b"])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+query = "router " * 150_000  # 1 MB
+scores = model.rank(query, ["a router config " * 50, "switch", "cables " * 400, "x"])
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, len(scores))
+"""
+
+
+@pytest.mark.parametrize("kind", ["classifier", "template"])
+def test_rank_with_a_1_mb_query_stays_in_bounded_memory(kind, bert_dir, qwen3_lm):
+    """Peak RSS growth of a rank() with a 1 MB query over four documents, measured in a subprocess: under 150 MB
+    (uncut, pair tokenization of the full query per document takes gigabytes)."""
+    import subprocess
+    import sys
+
+    args = [bert_dir] if kind == "classifier" else [qwen3_lm, "qwen3-reranker"]
+    out = subprocess.run([sys.executable, "-c", RERANK_MEMORY, *args], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    grown_mb, count = map(int, out.stdout.split()[-2:])
+    assert count == 4 and grown_mb < 150, grown_mb
+
+
+def test_prefix_batches_count_each_rows_copy_of_the_prefix(qwen3_lm, monkeypatch):
+    """Every row of a suffix batch holds a copy of the prefix's KV cache, so a batch's token budget counts
+    rows x (prefix + widest suffix): a long query means fewer documents per batch, not more memory."""
+    import omnivec.runtime.prefix_cache as prefix_cache
+
+    batches = []
+    real_plan = prefix_cache.plan_batches
+    monkeypatch.setattr(prefix_cache, "plan_batches", lambda *a, **k: batches.extend(real_plan(*a, **k)) or batches)
+    model = omnivec.CrossEncoder(qwen3_lm, template="qwen3-reranker", device="cpu", max_length=2048)
+    query, docs = "mitosis cells " * 50, [f"doc {i} receptor" for i in range(8)]
+    rows = model._encode_pairs([(query, d) for d in docs], model._resolve_prompt(None, None))["input_ids"]
+    assert len(model.rank(query, docs, max_tokens_per_batch=1024)) == 8
+    padded = [len(b) * max(len(rows[i]) for i in b) for b in batches]
+    assert len(batches) > 1 and max(padded) <= 1024, padded

@@ -95,7 +95,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return run_server(args.model or [], args.reranker or [], args.host, args.port,
                       args.api_key or os.environ.get("OMNIVEC_API_KEY"), args.max_batch_size, args.max_wait_ms,
-                      not args.no_batching, args.allow_media_urls, args.kb, args.config, args.cors_origin or [])
+                      not args.no_batching, args.allow_media_urls, args.kb, args.config, args.cors_origin or [],
+                      args.max_connections, args.body_timeout)
+
+
+def _at_least_one(value: str) -> int:
+    """A whole number >= 1, for counts such as ``-k`` (argparse exits 2 with this message otherwise)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--image", help="an image query (path or URL), alone or with the text")
     search.add_argument("--kb", help="KB folder or Qdrant URI (as for index)")
     search.add_argument("--config", help="kb.toml (default: <kb>/kb.toml)")
-    search.add_argument("-k", type=int, default=10, help="results to return (default 10)")
+    search.add_argument("-k", type=_at_least_one, default=10, help="results to return (default 10)")
     search.add_argument("--rerank", help="a CrossEncoder model, or 'none' (default: the config's reranker)")
     search.add_argument("--fusion", choices=["rrf", "score"], default="rrf", help="how spaces' results merge")
     search.add_argument("--path-prefix", help="only files under this path")
@@ -153,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill")
     serve.add_argument("--no-batching", action="store_true", help="run each request alone")
     serve.add_argument("--allow-media-urls", action="store_true", help="fetch http(s) image/audio URLs")
+    serve.add_argument("--max-connections", type=_at_least_one, default=512,
+                       help="open connections past which requests get 503 at once (default 512)")
+    serve.add_argument("--body-timeout", type=float, help="seconds a request body may take to arrive (default 30)")
     serve.add_argument("--cors-origin", action="append",
                        help="let pages from this origin call the API, e.g. https://app.example.com (repeatable; * = any)")
     serve.add_argument("--kb", help="a knowledge base to search at / and POST /v1/search (folder or Qdrant URI)")

@@ -1,4 +1,5 @@
-"""Decode images with Pillow: EXIF orientation applied, RGB, JPEG draft-mode decoding for big photos."""
+"""Decode images with Pillow: EXIF orientation applied, RGB, a pixel limit checked on the header before decoding,
+reduced-scale decoding (JPEG draft mode, else an integer box reduction) for images far larger than the model's input."""
 
 from __future__ import annotations
 
@@ -10,6 +11,16 @@ from omnivec.inputs.sources import DEFAULT_POLICY, FetchPolicy, SourceError, ope
 # Draft (reduced-scale) JPEG decoding keeps at least this multiple of the model's input size, so the
 # processor still downsamples with antialiasing: the photo loses detail the model could not see anyway.
 DRAFT_MARGIN = 2
+# Pixels one image may have (width x height, read from its header before anything is decoded): a 1-bit PNG of
+# 20 KB can declare 13000 x 13000 pixels, 0.5 GB as RGB. 100 MP is above any camera's photo.
+MAX_IMAGE_PIXELS = 100_000_000
+# Modes whose pixels can be averaged by Image.reduce (others are converted first: "1" to "L", palettes to RGB).
+_REDUCIBLE_MODES = {"L", "LA", "RGB", "RGBA", "I", "F", "CMYK"}
+_ORIENTATION = 0x0112
+
+
+class ImageTooLarge(InputError):
+    """An image past the pixel limit (its header says so, or Pillow's decompression-bomb check does)."""
 
 
 def require_pillow() -> Any:
@@ -21,11 +32,13 @@ def require_pillow() -> Any:
     return PIL.Image
 
 
-def load_image(value: Any, *, index: int, min_side: int | None = None, policy: FetchPolicy = DEFAULT_POLICY) -> Any:
+def load_image(value: Any, *, index: int, min_side: int | None = None, policy: FetchPolicy = DEFAULT_POLICY,
+               max_pixels: int | None = MAX_IMAGE_PIXELS) -> Any:
     """A PIL RGB image from a PIL image, HxWxC uint8 array, path, URL, data: URI or bytes.
 
-    ``min_side``: the model's input size; a JPEG much larger than it is decoded at reduced scale
+    ``min_side``: the model's input size; an image much larger than it is decoded at reduced scale
     (never below ``DRAFT_MARGIN * min_side`` on its short side). None decodes at full size.
+    ``max_pixels``: an encoded image declaring more pixels is refused (``ImageTooLarge``) before it is decoded.
     """
     Image = require_pillow()
     from PIL import ImageOps, UnidentifiedImageError
@@ -39,16 +52,24 @@ def load_image(value: Any, *, index: int, min_side: int | None = None, policy: F
     except SourceError as exc:
         raise InputError(f"Input at index {index}: {exc}") from None
     try:
-        image = Image.open(source)
-        if min_side and image.format == "JPEG":
-            want = DRAFT_MARGIN * min_side
-            if min(image.size) >= 2 * want:
+        image = Image.open(source)  # reads the header only
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageTooLarge(f"Input at index {index} ({described}): a {width}x{height} image has "
+                                f"{width * height:,} pixels, more than the limit of {max_pixels:,}.")
+        want = DRAFT_MARGIN * min_side if min_side else None
+        if want and min(image.size) >= 2 * want:
+            if image.format == "JPEG":
                 scale = min(image.size) / want
                 image.draft("RGB", (int(image.size[0] / scale), int(image.size[1] / scale)))
+            else:
+                return _to_rgb(_reduced(image, int(min(image.size) / want)))
         image = ImageOps.exif_transpose(image)
         return _to_rgb(_not_empty(image, index))
-    except InputError:
+    except InputError:  # ImageTooLarge and the empty image, already named
         raise
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"Input at index {index} ({described}): {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"Input at index {index} ({described}): cannot decode as an image: {exc}") from None
 
@@ -59,6 +80,21 @@ def _not_empty(image: Any, index: int) -> Any:
         raise InputError(f"Input at index {index}: the image is {image.width}x{image.height} pixels; "
                          "expected at least 1x1.")
     return image
+
+
+def _reduced(image: Any, factor: int) -> Any:
+    """``image`` decoded, then shrunk by ``factor`` (box average), its EXIF orientation applied after: the full-size
+    RGB copy and the transposed full-size copy are never made."""
+    from PIL import Image
+
+    orientation = image.getexif().get(_ORIENTATION)
+    if image.mode not in _REDUCIBLE_MODES:
+        image = image.convert("L" if image.mode == "1" else "RGB")
+    image = image.reduce(factor)
+    method = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}.get(orientation)
+    return image.transpose(method) if method is not None else image
 
 
 def _to_rgb(image: Any) -> Any:

@@ -75,6 +75,8 @@ class Searcher:
         the fused order even when the searcher has a reranker."""
         if not query and image is None:
             raise InputError("A search needs a text query, an image, or both.")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"k (the number of results) must be a whole number >= 1, got {k!r}.")
         query = query or None  # an empty text is no text query
         parts = tuple(part for part, value in (("text", query), ("image", image)) if value is not None)
         check_image_query(image)

@@ -4,6 +4,7 @@ runs generative (LLM yes/no-logit) rerankers, with the query prefix computed onc
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -15,6 +16,7 @@ from omnivec.errors import InputError, ModelLoadError
 from omnivec.models.hub import HubOptions
 from omnivec.models.pipeline import Pipeline, default_device, load_options
 from omnivec.models.templates import RerankTemplate, resolve_template
+from omnivec.models.text_cut import PairCutter
 from omnivec.models.vision_pairs import image_placeholder, pair_has_image, prompts_with_images
 from omnivec.modules.base import Module
 from omnivec.modules.dense import activation_from_path, activation_path
@@ -166,7 +168,7 @@ class CrossEncoder(Pipeline):
         if not isinstance(pairs, (list, tuple)):
             raise InputError(f"pairs must be a (query, document) pair or a list of pairs, got {type(pairs).__name__}.")
         single = len(pairs) == 2 and not any(isinstance(p, (list, tuple)) for p in pairs)
-        checked = _check_pairs([pairs] if single else pairs, self.takes_images)
+        checked = self._cut_pairs(_check_pairs([pairs] if single else pairs, self.takes_images))
         prompt = self._resolve_prompt(prompt, prompt_name)
         scores = self._score(checked, batch_size, prompt, show_progress_bar, False, max_tokens_per_batch)
         scores = self._finish(scores, activation_fn, apply_softmax)
@@ -192,10 +194,12 @@ class CrossEncoder(Pipeline):
         max_tokens_per_batch: int | None = None,
     ) -> list[dict[str, Any]]:
         """``[{"corpus_id", "score", "text"?}]`` sorted by score, best first (a generative reranker computes
-        the shared instruction + query prefix once)."""
+        the shared instruction + query prefix once). ``top_k``: how many to return (None: all)."""
         if self.num_labels != 1:
             raise ValueError("rank() needs a model with one label; use predict() for multi-label models.")
-        pairs = _check_pairs([(query, d) for d in documents], self.takes_images) if documents else []
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 0):
+            raise InputError(f"top_k must be a whole number >= 0 or None (all documents), got {top_k!r}.")
+        pairs = self._cut_pairs(_check_pairs([(query, d) for d in documents], self.takes_images)) if documents else []
         prompt = self._resolve_prompt(prompt, prompt_name)
         scores = self._score(pairs, batch_size, prompt, show_progress_bar, True, max_tokens_per_batch)
         scores = self._finish(scores, activation_fn, False)
@@ -205,6 +209,12 @@ class CrossEncoder(Pipeline):
                 result["text"] = documents[result["corpus_id"]]
         results.sort(key=lambda r: r["score"], reverse=True)
         return results[:top_k] if top_k is not None else results
+
+    def _cut_pairs(self, pairs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+        """Each text cut to about ``max_length`` tokens before it is paired (``text_cut``): what the pair's own
+        truncation keeps is unchanged, but a huge query no longer costs memory per document."""
+        cut = PairCutter(self.tokenizer, self.max_length)
+        return [cut(q, d) for q, d in pairs]
 
     def _finish(self, scores: torch.Tensor, activation_fn: Any, apply_softmax: bool) -> torch.Tensor:
         scores = (activation_fn or self.activation_fn)(scores.float())
@@ -266,7 +276,7 @@ class CrossEncoder(Pipeline):
         """Raw scores of (query, document) pairs, shape (n, num_labels), in one forward pass with gradients:
         what training losses call. No activation is applied (a LogitScore head gives logit(yes) - logit(no)).
         ``prompt`` defaults to the model's default prompt, as in ``predict``."""
-        checked = _check_pairs(pairs, self.takes_images)
+        checked = self._cut_pairs(_check_pairs(pairs, self.takes_images))
         prompt = self._resolve_prompt(prompt, None)
         if not checked:
             return torch.zeros((0, self.num_labels), device=self.device)
@@ -334,6 +344,13 @@ def _check_pairs(pairs: Sequence[Any], allow_images: bool) -> list[tuple[Any, An
         if not allow_images and not all(isinstance(x, str) for x in pair):
             raise InputError(f"Pair at index {index} must hold two str, got ({type(pair[0]).__name__}, "
                              f"{type(pair[1]).__name__}); only vision-language rerankers take images.")
+        for value in pair:
+            if isinstance(value, str) and not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError as exc:  # a lone surrogate: no tokenizer can take it
+                    raise InputError(f"Pair at index {index} holds text that is not valid Unicode ({exc.reason} at "
+                                     f"character {exc.start}).") from None
         checked.append((pair[0], pair[1]))
     return checked
 

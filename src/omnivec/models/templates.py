@@ -73,11 +73,17 @@ class RerankTemplate:
         ids = [i for piece_ids, _ in pieces for i in piece_ids]
         owners = [o for _, piece_owners in pieces for o in piece_owners]
         excess = len(ids) - max_length
-        for slot in ("document", "query"):
-            while excess > 0 and slot in owners:
-                last = len(owners) - 1 - owners[::-1].index(slot)
-                del ids[last], owners[last]
-                excess -= 1
+        for slot in ("document", "query"):  # the slot's last tokens go, in one linear pass per slot
+            drop = set()
+            for position in range(len(owners) - 1, -1, -1):
+                if len(drop) >= excess:
+                    break
+                if owners[position] == slot:
+                    drop.add(position)
+            if drop:
+                ids = [t for position, t in enumerate(ids) if position not in drop]
+                owners = [o for position, o in enumerate(owners) if position not in drop]
+                excess -= len(drop)
         if excess > 0:
             raise InputError(f"Pair at index {index}: the template {self.name!r} alone takes {len(ids)} tokens, more than "
                              f"max_length={max_length}; raise max_length or shorten the instruction.")

@@ -16,6 +16,10 @@ from omnivec.modules.processing import call_processor, chat_features, infer_moda
 
 logger = logging.getLogger(__name__)
 
+# Characters kept per token of max_seq_length before tokenizing: far above any tokenizer's average (3-5 characters
+# a token in prose), so it only shortens texts whose ending truncation would drop anyway.
+CHARS_PER_TOKEN_BOUND = 32
+
 # transformer_task -> (transformers Auto class name, model output field, feature key written)
 TASKS: dict[str, tuple[str, str, str]] = {
     "feature-extraction": ("AutoModel", "last_hidden_state", "token_embeddings"),
@@ -115,12 +119,16 @@ class Transformer(Module):
 
     # -- tokenization ---------------------------------------------------------------------------
     def tokenize_unpadded(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, list[list[int]]]:
-        """Token ids (and masks, type ids) for each text or text pair, truncated, not yet padded."""
+        """Token ids (and masks, type ids) for each text or text pair, truncated, not yet padded. Texts are first cut
+        to ``CHARS_PER_TOKEN_BOUND`` characters per token of the limit: the tokenizer's work (and memory) on a 1 MB
+        text is then bounded, and what truncation keeps of any ordinary text is the same."""
+        bound = self.max_seq_length * CHARS_PER_TOKEN_BOUND
         if texts and isinstance(texts[0], tuple):
-            firsts, seconds = [t[0] for t in texts], [t[1] for t in texts]
+            firsts, seconds = [t[0][:bound] for t in texts], [t[1][:bound] for t in texts]
             enc = self.tokenizer(firsts, seconds, padding=False, truncation="longest_first", max_length=self.max_seq_length)
         else:
-            enc = self.tokenizer(list(texts), padding=False, truncation="longest_first", max_length=self.max_seq_length)
+            enc = self.tokenizer([t[:bound] for t in texts], padding=False, truncation="longest_first",
+                                 max_length=self.max_seq_length)
         return dict(enc)
 
     def collate(self, encoded: dict[str, list[list[int]]], indices: Sequence[int]) -> dict[str, torch.Tensor]:

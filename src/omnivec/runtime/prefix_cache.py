@@ -46,9 +46,9 @@ def last_token_logits_with_prefix(
     prefix_cache = _cache_of(prefix_out)
     wanted = torch.tensor(list(token_ids), device=device)
     results = []
-    # Suffixes of similar length batch together (little padding); the budget counts the cached prefix too.
-    budget = None if max_tokens is None else max(1, max_tokens - prefix_length)
-    batches = plan_batches([len(r) - prefix_length for r in rows], batch_size, budget)
+    # Suffixes of similar length batch together (little padding). The budget counts every row's copy of the prefix
+    # cache (rows x (prefix + widest suffix)), as an unshared batch would: memory grows with the query's length.
+    batches = plan_batches([len(r) for r in rows], batch_size, max_tokens)
     for indices in batches:
         suffixes = [list(rows[i][prefix_length:]) for i in indices]
         width = max(len(s) for s in suffixes)

@@ -16,7 +16,6 @@ import copy
 import hmac
 import logging
 import math
-import time
 from typing import Any, Callable
 
 import numpy as np
@@ -28,79 +27,28 @@ from starlette.exceptions import HTTPException
 
 from omnivec.errors import InputError
 from omnivec.inputs.audio import load_audio
-from omnivec.inputs.image import load_image
+from omnivec.inputs.image import MAX_IMAGE_PIXELS, ImageTooLarge, load_image
 from omnivec.inputs.sources import FetchPolicy
+from omnivec.modules.transformer import CHARS_PER_TOKEN_BOUND
 from omnivec.serve import schemas as s
 from omnivec.serve.batcher import BatcherClosed, DynamicBatcher, QueueFull
+from omnivec.serve.edge import BODY_TIMEOUT_S, Edge
+from omnivec.serve.edge import error_response as _error
 from omnivec.serve.errors import ApiError
 from omnivec.serve.metrics import prometheus_text
 from omnivec.serve.openapi import MODEL_ERRORS, declare_bearer, errors
 
 MiB = 1024 * 1024
+# Pixels all the images of one /v1/embeddings request may have together (each also has MAX_IMAGE_PIXELS): decoded
+# images stay in memory until the request's batch has run, as RGB (3 bytes a pixel).
+MAX_REQUEST_PIXELS = 200_000_000
 logger = logging.getLogger(__name__)
-
-
-def _error(status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    body = s.ErrorResponse(error=s.ErrorBody(message=message, type=kind, code=code))
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 def _server_error(request: Request, exc: Exception) -> JSONResponse:
     """A failure of the server or a model, not of the input: logged with its traceback, answered in JSON."""
     logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return _error(500, f"internal error: {type(exc).__name__}: {exc}"[:500], "internal_error")
-
-
-class _Edge:
-    """ASGI middleware: body size limit (Content-Length and bytes actually read) and request counters."""
-
-    def __init__(self, app: Any, max_body_bytes: int, counts: dict, latency: dict, paths: set[str]) -> None:
-        self.app, self.max_body_bytes = app, max_body_bytes
-        self.counts, self.latency, self.paths = counts, latency, paths
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        status, start = [500], time.perf_counter()
-
-        async def send_status(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self._limited(scope, receive, send_status)
-        finally:
-            path = scope["path"] if scope["path"] in self.paths else "other"  # unknown paths: bounded label set
-            self.counts[path, status[0]] = self.counts.get((path, status[0]), 0) + 1
-            total = self.latency.setdefault(path, [0.0, 0])
-            total[0] += time.perf_counter() - start
-            total[1] += 1
-
-    async def _limited(self, scope: dict, receive: Callable, send: Callable) -> None:
-        too_big = _error(413, f"request body exceeds {self.max_body_bytes} bytes", "body_too_large")
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            return await too_big(scope, receive, send)
-        # Read the body here, bounded, so an oversize chunked upload is refused before anything parses it.
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return None  # client went away
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_body_bytes:
-                return await too_big(scope, receive, send)
-            if not message.get("more_body"):
-                break
-        pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
-
-        async def replay() -> dict:
-            return pending.pop() if pending else await receive()
-
-        await self.app(scope, replay, send)
 
 
 def _token_counter(model: Any) -> Callable[[list[str]], int]:
@@ -111,11 +59,19 @@ def _token_counter(model: Any) -> Callable[[list[str]], int]:
         tokenizer = copy.deepcopy(tokenizer) if tokenizer is not None else None
     except Exception:  # usage is informational: a tokenizer that cannot be copied is not used
         tokenizer = None
+    # Tokens the model reads: at most its limit. Texts are cut to a character bound first, as the model's own
+    # tokenization does, so counting a 1 MB text costs no more than embedding it.
+    limit = None
+    with contextlib.suppress(Exception):  # a model without one text limit: counted whole
+        limit = model.max_seq_length
+    bound = limit * CHARS_PER_TOKEN_BOUND if isinstance(limit, int) else None
+    options = {"truncation": True, "max_length": limit} if bound is not None else {}
 
     def count(texts: list[str]) -> int:
+        texts = [t[:bound] for t in texts] if bound is not None else texts
         if tokenizer is not None and texts:
             with contextlib.suppress(Exception):  # e.g. a processor that needs images: fall back to words
-                return sum(len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"])
+                return sum(len(ids) for ids in tokenizer(texts, verbose=False, **options)["input_ids"])
         return sum(len(t.split()) for t in texts)
 
     return count
@@ -130,14 +86,16 @@ def check_image_url(url: str, what: str, policy: FetchPolicy) -> None:
         raise ApiError(400, f"{what} must be a data: URI" + (" or an http(s) URL" if policy.allow_remote else ""))
 
 
-def _decode_part(part: Any, index: int, model: Any, policy: FetchPolicy) -> tuple[str, Any]:
+def _decode_part(part: Any, index: int, model: Any, policy: FetchPolicy, max_pixels: int) -> tuple[str, Any]:
     if isinstance(part, s.TextPart):
+        s.check_text(part.text, f"input[{index}] text")
         return "text", part.text
     if isinstance(part, s.ImagePart):
         url = part.image_url.url
         check_image_url(url, f"input[{index}] image_url.url", policy)
-        # Full-size decode (no JPEG draft mode), so a vector equals encode() of the same image.
-        return "image", load_image(url, index=index, policy=policy)
+        # Full-size decode (no JPEG draft mode), so a vector equals encode() of the same image; the pixel limit
+        # is checked on the header first.
+        return "image", load_image(url, index=index, policy=policy, max_pixels=max_pixels)
     try:
         raw = base64.b64decode(part.input_audio.data, validate=True)
     except (binascii.Error, ValueError):
@@ -151,10 +109,12 @@ def _decode_part(part: Any, index: int, model: Any, policy: FetchPolicy) -> tupl
     return "audio", {"array": load_audio(raw, index=index, sampling_rate=rate), "sampling_rate": rate}
 
 
-def _decode_items(items: list[Any], model: Any, policy: FetchPolicy,
-                  count_tokens: Callable[[list[str]], int]) -> tuple[list[Any], int]:
-    """Inputs ready for ``encode`` and their text token count; runs in a worker thread (decoding is CPU work)."""
+def _decode_items(items: list[Any], model: Any, policy: FetchPolicy, count_tokens: Callable[[list[str]], int],
+                  pixel_limits: tuple[int, int]) -> tuple[list[Any], int]:
+    """Inputs ready for ``encode`` and their text token count; runs in a worker thread (decoding is CPU work).
+    ``pixel_limits``: (per image, per request)."""
     decoded, texts = [], []
+    per_image, pixels_left = pixel_limits
     for i, item in enumerate(items):
         parts = item if isinstance(item, list) else [item]
         if not parts:
@@ -162,9 +122,16 @@ def _decode_items(items: list[Any], model: Any, policy: FetchPolicy,
         fused: dict[str, Any] = {}
         for part in parts:
             try:
-                kind, value = ("text", part) if isinstance(part, str) else _decode_part(part, i, model, policy)
+                if isinstance(part, str):
+                    s.check_text(part, f"input[{i}]")
+                    kind, value = "text", part
+                else:
+                    kind, value = _decode_part(part, i, model, policy, min(per_image, pixels_left))
             except ApiError:
                 raise
+            except ImageTooLarge as exc:
+                raise ApiError(413, f"input[{i}]: {exc} This server takes at most {per_image:,} pixels an image and "
+                               f"{pixel_limits[1]:,} a request.", "image_too_large") from None
             except Exception as exc:  # whatever a decoder raises on these bytes, the input is at fault
                 raise ApiError(400, f"input[{i}] cannot be decoded: {exc}", "invalid_input") from None
             if kind in fused:
@@ -173,6 +140,7 @@ def _decode_items(items: list[Any], model: Any, policy: FetchPolicy,
                 raise ApiError(400, f"input[{i}]: this model takes {model.modalities}, not {kind}")
             fused[kind] = value
             texts += [value] if kind == "text" else []
+            pixels_left -= value.size[0] * value.size[1] if kind == "image" else 0
         decoded.append(fused)  # {"text": s} is read as text even when s looks like a URL or a path
     return decoded, count_tokens(texts)
 
@@ -190,9 +158,15 @@ def _embed_batch(model: Any) -> Callable[[list[Any]], list[Any]]:
     return run
 
 
-def _rerank_batch(model: Any) -> Callable[[list[Any]], list[float]]:
-    def run(pairs: list[Any]) -> list[float]:
-        return [float(x) for x in np.asarray(model.predict(pairs, batch_size=len(pairs))).reshape(-1)]
+def _rerank_batch(model: Any) -> Callable[[list[Any]], list[Any]]:
+    def run(pairs: list[Any]) -> list[Any]:
+        try:
+            return [float(x) for x in np.asarray(model.predict(pairs, batch_size=len(pairs))).reshape(-1)]
+        except Exception as exc:
+            if len(pairs) == 1:
+                return [exc]  # the handler answers 400 for bad input, 500 for a model failure
+            # One pair must not fail the requests sharing its batch: redo them alone.
+            return [run([pair])[0] for pair in pairs]
 
     return run
 
@@ -219,10 +193,13 @@ def create_app(
     *,
     max_batch_size: int = 32,
     max_wait_ms: float = 5,
-    max_queue: int = 1024,
+    max_queue: int | None = None,
     batching: bool = True,
     max_inputs: int = 2048,
     max_body_bytes: int = 16 * MiB,
+    body_timeout_s: float = BODY_TIMEOUT_S,
+    max_image_pixels: int = MAX_IMAGE_PIXELS,
+    max_request_pixels: int = MAX_REQUEST_PIXELS,
     request_timeout_s: float = 60,
     api_key: str | None = None,
     allow_media_urls: bool = False,
@@ -235,12 +212,18 @@ def create_app(
     with ``kb`` (an ``omnivec.kb.search.Searcher``) ``POST /v1/search`` over that knowledge base and its search page
     at ``/``. Media items (``data:`` URIs, and http(s) URLs when ``allow_media_urls``) are limited to
     ``max_media_bytes``; a URL must download within ``media_timeout_s``. ``cors_origins``: origins whose pages may
-    call the API from a browser (``["*"]`` for any)."""
+    call the API from a browser (``["*"]`` for any). ``max_queue`` (items waiting per model) defaults to twice
+    ``max_inputs``, so a request of the largest allowed size always fits an empty queue. A body must arrive within
+    ``body_timeout_s`` (else 408); images are limited to ``max_image_pixels`` each and ``max_request_pixels`` a request
+    (else 413)."""
+    if not body_timeout_s > 0:
+        raise ValueError(f"body_timeout_s must be > 0, got {body_timeout_s}")
     if set(embedders) & set(rerankers):
         raise ValueError(f"model names used twice: {sorted(set(embedders) & set(rerankers))}")
     for name, model in rerankers.items():
         if getattr(model, "num_labels", 1) != 1:
             raise ValueError(f"reranker {name!r} has {model.num_labels} labels; rerank needs a one-label model")
+    max_queue = 2 * max_inputs if max_queue is None else max_queue
     options = dict(max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue, batching=batching)
 
     def new_batchers() -> dict[str, DynamicBatcher]:
@@ -263,7 +246,8 @@ def create_app(
 
     app = FastAPI(title="omnivec", lifespan=lifespan)
     paths = {"/v1/embeddings", "/v1/rerank", "/v1/models", "/health", "/metrics", "/v1/search", "/v1/kb", "/"}
-    app.add_middleware(_Edge, max_body_bytes=max_body_bytes, counts=counts, latency=latency, paths=paths)
+    app.add_middleware(Edge, max_body_bytes=max_body_bytes, body_timeout_s=body_timeout_s, counts=counts,
+                       latency=latency, paths=paths)
     if cors_origins:  # added last, so it runs first: preflights and error replies get CORS headers too
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -300,7 +284,8 @@ def create_app(
         dim = model.get_sentence_embedding_dimension()
         if body.dimensions is not None and dim is not None and body.dimensions > dim:
             raise ApiError(400, f"dimensions={body.dimensions} exceeds the model's {dim}")
-        decoded, tokens = await run_in_threadpool(_decode_items, items, model, policy, counters[body.model])
+        decoded, tokens = await run_in_threadpool(_decode_items, items, model, policy, counters[body.model],
+                                                  (max_image_pixels, max_request_pixels))
         vectors = await _submit(batchers[body.model], decoded, request_timeout_s)
         data = []
         for i, vector in enumerate(vectors):
@@ -321,12 +306,21 @@ def create_app(
         docs = body.texts()
         if len(docs) > max_inputs:
             raise ApiError(413, f"{len(docs)} documents exceed the limit of {max_inputs}", "too_many_inputs")
+        s.check_text(body.query, "'query'")
+        for i, doc in enumerate(docs):
+            s.check_text(doc, f"documents[{i}]")
         scores = await _submit(batchers[body.model], [(body.query, d) for d in docs], request_timeout_s) if docs else []
+        for i, score in enumerate(scores):
+            if isinstance(score, (InputError, ValueError)):
+                raise ApiError(400, f"documents[{i}] cannot be scored: {score}", "invalid_input")
+            if isinstance(score, Exception):
+                raise score  # the model failed on valid input: a 500, logged
         order = sorted(range(len(docs)), key=lambda i: scores[i], reverse=True)[: body.top_n]
         results = [s.RerankResult(index=i, relevance_score=scores[i],
                                   document=s.RerankDocument(text=docs[i]) if body.return_documents else None)
                    for i in order]
-        tokens = await run_in_threadpool(counters[body.model], [body.query] * len(docs) + docs)
+        count = counters[body.model]  # the query once (a long one is costly to tokenize), counted per document
+        tokens = await run_in_threadpool(lambda: count([body.query]) * len(docs) + count(docs))
         return s.RerankResponse(results=results, model=body.model, usage=s.RerankUsage(total_tokens=tokens),
                                 meta=s.RerankMeta(billed_units=s.BilledUnits(search_units=1)))
 

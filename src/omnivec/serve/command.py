@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from omnivec.errors import InputError
 
 logger = logging.getLogger(__name__)
+
+# Open connections (and requests in progress) past which uvicorn answers 503 at once: slow or idle clients cannot
+# take every file descriptor and starve real requests.
+MAX_CONNECTIONS = 512
+# Seconds an idle keep-alive connection stays open between requests (uvicorn's default).
+KEEP_ALIVE_S = 5
 
 
 def parse_models(specs: list[str]) -> dict[str, str]:
@@ -24,15 +31,31 @@ def parse_models(specs: list[str]) -> dict[str, str]:
     return models
 
 
+def uvicorn_config(app: Any, host: str, port: int, max_connections: int = MAX_CONNECTIONS,
+                   log_level: str = "info") -> Any:
+    """uvicorn's settings for ``app``: the connection cap and keep-alive limit (the body deadline is the app's)."""
+    import uvicorn
+
+    if max_connections < 1:
+        raise InputError(f"--max-connections must be >= 1, got {max_connections}.")
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, limit_concurrency=max_connections,
+                          timeout_keep_alive=KEEP_ALIVE_S)
+
+
 def run_server(models: list[str], rerankers: list[str], host: str, port: int, api_key: str | None,
                max_batch_size: int, max_wait_ms: float, batching: bool, allow_media_urls: bool,
-               kb: str | None = None, kb_config: str | None = None, cors_origins: list[str] | None = None) -> int:
+               kb: str | None = None, kb_config: str | None = None, cors_origins: list[str] | None = None,
+               max_connections: int = MAX_CONNECTIONS, body_timeout_s: float | None = None) -> int:
     import uvicorn
 
     from omnivec import CrossEncoder, Embedder
     from omnivec.models.defaults import DEFAULT_TEXT_MODEL, default_text_model
     from omnivec.serve.app import create_app
+    from omnivec.serve.edge import BODY_TIMEOUT_S
 
+    body_timeout_s = BODY_TIMEOUT_S if body_timeout_s is None else body_timeout_s
+    if not body_timeout_s > 0:
+        raise InputError(f"--body-timeout must be a number of seconds > 0, got {body_timeout_s}.")
     embedder_sources = parse_models(models or [DEFAULT_TEXT_MODEL])
     reranker_sources = parse_models(rerankers)
     clash = sorted(set(embedder_sources) & set(reranker_sources))
@@ -50,9 +73,9 @@ def run_server(models: list[str], rerankers: list[str], host: str, port: int, ap
         searcher = Searcher(kb_dir, config, reranker=config.reranker)
     app = create_app(embedders, reranker_models, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                      batching=batching, api_key=api_key, allow_media_urls=allow_media_urls, kb=searcher,
-                     cors_origins=cors_origins)
+                     cors_origins=cors_origins, body_timeout_s=body_timeout_s)
     logger.info("Serving %s on http://%s:%d", ", ".join([*embedders, *reranker_models]) or "no models", host, port)
     if searcher is not None:
         logger.info("Search page: http://%s:%d/", host, port)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.Server(uvicorn_config(app, host, port, max_connections)).run()
     return 0

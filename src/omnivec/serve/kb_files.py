@@ -34,6 +34,7 @@ _KEY = re.compile(r"^[0-9a-f]{16}$")
 _THUMB = re.compile(r"^[0-9a-f]{16}-[0-9]+\.jpg$")
 PAGE_WIDTHS = (320, 640, 960, 1280, 1920)  # a few sizes, so rendered pages cache well
 MEDIA = {"audio", "video"}
+MAX_EXPIRY_DIGITS = 12  # a link's ?exp= (Unix seconds: 10 digits until 2286); a longer one is not a valid signature
 
 
 class KBFiles:
@@ -99,7 +100,9 @@ class KBFiles:
     def signed(self, request: Request) -> bool:
         """Whether the request carries a valid, unexpired signature for its own path."""
         expires, sig = request.query_params.get("exp", ""), request.query_params.get("sig", "")
-        if self._secret is None or not expires.isdigit() or int(expires) < time.time():
+        # ASCII digits of a bounded length only: int() of thousands of digits raises, and of "²" too.
+        well_formed = len(expires) <= MAX_EXPIRY_DIGITS and expires.isascii() and expires.isdigit()
+        if self._secret is None or not well_formed or int(expires) < time.time():
             return False
         return hmac.compare_digest(sig.encode(), self._sign(request.url.path, int(expires)).encode())
 

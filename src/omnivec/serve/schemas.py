@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from omnivec.serve.errors import ApiError
+
 
 class _Wire(BaseModel):
     # Clients send fields this server does not use (OpenAI's "user", Jina's "truncation"...): ignore them.
@@ -159,6 +161,18 @@ class ErrorResponse(_Wire):
     """OpenAI's error shape, which its client turns into ``APIStatusError.message``."""
 
     error: ErrorBody
+
+
+def check_text(text: str, what: str) -> None:
+    """Refuse (400) text that is not valid Unicode: JSON's ``"\\ud800"`` escape gives a lone surrogate, which no
+    tokenizer takes and which cannot be written back as UTF-8."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        message = f"{what} is not valid Unicode: {exc.reason} at character {exc.start}"
+        raise ApiError(400, message, "invalid_text") from None
 
 
 def validation_message(errors: list[dict[str, Any]]) -> tuple[int, str]:

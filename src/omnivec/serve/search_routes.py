@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from importlib import resources
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -15,15 +15,26 @@ from starlette.concurrency import run_in_threadpool
 from omnivec.errors import InputError
 from omnivec.inputs.sources import FetchPolicy
 from omnivec.serve.errors import ApiError
+from omnivec.serve.schemas import check_text
 from omnivec.serve.kb_files import KBFiles, files_router
 from omnivec.serve.openapi import errors
 
 
+# Filter sizes: a path longer than any file system allows, and lists longer than the kinds there are, are refused
+# (422) before they reach the store's query language.
+MAX_PATH_PREFIX_CHARS = 4096
+MAX_FILTER_VALUES = 64
+MAX_FILTER_VALUE_CHARS = 64
+_Value = Annotated[str, Field(max_length=MAX_FILTER_VALUE_CHARS)]
+
+
 class SearchFilters(BaseModel):
+    """An empty ``modalities`` or ``file_types`` list matches nothing, as ``kb.stores.base.Filter``'s empty tuple."""
+
     model_config = ConfigDict(extra="forbid")
-    path_prefix: str | None = None
-    modalities: list[str] | None = None
-    file_types: list[str] | None = None
+    path_prefix: str | None = Field(None, max_length=MAX_PATH_PREFIX_CHARS)
+    modalities: list[_Value] | None = Field(None, max_length=MAX_FILTER_VALUES)
+    file_types: list[_Value] | None = Field(None, max_length=MAX_FILTER_VALUES)
 
 
 class SearchRequest(BaseModel):
@@ -42,7 +53,7 @@ def search_router(searcher: Any, authorize: Callable[[Request], None], api_key: 
                   policy: FetchPolicy) -> APIRouter:
     """Routes for one KB ``searcher`` (``omnivec.kb.search.Searcher``). Searches run one at a time in a worker
     thread: the searcher's models are not thread-safe, and the event loop stays free."""
-    from omnivec.inputs.image import load_image
+    from omnivec.inputs.image import ImageTooLarge, load_image
     from omnivec.kb.stores.base import Filter
     from omnivec.serve.app import check_image_url
 
@@ -52,18 +63,27 @@ def search_router(searcher: Any, authorize: Callable[[Request], None], api_key: 
     lock = threading.Lock()
 
     def run(body: SearchRequest) -> list[dict[str, Any]]:
+        check_text(body.query or "", "'query'")
         image = None
         if body.image is not None:
+            check_text(body.image, "'image'")
             check_image_url(body.image, "'image'", policy)
             try:
                 image = load_image(body.image, index=0, policy=policy)
+            except ImageTooLarge as exc:
+                raise ApiError(413, f"'image' is too large: {exc}", "image_too_large") from None
             except InputError as exc:
                 raise ApiError(400, f"'image' cannot be decoded: {exc}", "invalid_image") from None
         where = None
         if body.filters is not None:
             f = body.filters
-            where = Filter(path_prefix=f.path_prefix, modalities=tuple(f.modalities) if f.modalities else None,
-                           file_types=tuple(t.lower().lstrip(".") for t in f.file_types) if f.file_types else None)
+            for what, value in (("filters.path_prefix", f.path_prefix),
+                                *((f"filters.modalities[{i}]", v) for i, v in enumerate(f.modalities or ())),
+                                *((f"filters.file_types[{i}]", v) for i, v in enumerate(f.file_types or ()))):
+                check_text(value or "", what)
+            # A list given empty stays empty (it matches nothing, as in the library); an absent one is None.
+            where = Filter(path_prefix=f.path_prefix, modalities=None if f.modalities is None else tuple(f.modalities),
+                           file_types=None if f.file_types is None else tuple(f.file_types))
         with lock:
             try:
                 results = searcher.search(body.query or None, image, body.k, where, body.fusion, rerank=body.rerank)

@@ -1,0 +1,307 @@
+"""Hostile requests against a live ``omnivec serve`` on loopback (issue 12): long rerank and search queries, pixel
+bombs, trickled bodies, many slow connections, bad text that must not fail batch-mates, and limits that must
+answer 4xx. The server runs in its own process, so its memory is measured alone (peak RSS reset before each
+measurement through /proc/PID/clear_refs)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+import omnivec
+
+BODY_TIMEOUT_S = 2
+MAX_CONNECTIONS = 6
+
+
+def _memory_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+class Served:
+    """The server process, its URL, and a peak-memory probe."""
+
+    def __init__(self, process: subprocess.Popen, url: str) -> None:
+        self.process, self.url = process, url
+
+    def reset_peak(self) -> int:
+        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")  # peak RSS := current RSS
+        return _memory_kb(self.process.pid, "VmRSS")
+
+    def peak_growth_mb(self, base_kb: int) -> float:
+        return (_memory_kb(self.process.pid, "VmHWM") - base_kb) / 1024
+
+    def post(self, path: str, body: dict, timeout: float = 60) -> httpx.Response:
+        # json.dumps escapes a lone surrogate as "\\ud800", as a JSON client may send it (httpx would refuse it).
+        return httpx.post(self.url + path, content=json.dumps(body), headers={"Content-Type": "application/json"},
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def served(sample_kb, clip_dir, bert_dir, tmp_path_factory):
+    _, kb, config = sample_kb
+    folder = tmp_path_factory.mktemp("hostile")
+    reranker = folder / "reranker"
+    omnivec.CrossEncoder(bert_dir, num_labels=1, device="cpu").save(str(reranker))
+    with_reranker = folder / "kb.toml"
+    with_reranker.write_text(f'reranker = "{reranker}"\n' + config.read_text(encoding="utf-8"), encoding="utf-8")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "omnivec.cli", "serve", "--model", f"clip={clip_dir}", "--model", f"tiny={bert_dir}",
+         "--reranker", f"rr={reranker}", "--kb", str(kb), "--config", str(with_reranker), "--port", str(port),
+         "--body-timeout", str(BODY_TIMEOUT_S), "--max-connections", str(MAX_CONNECTIONS)],
+        stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
+            try:
+                if httpx.get(url + "/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield Served(process, url)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+# -- item 2: long queries ---------------------------------------------------------------------------------------
+def test_long_rerank_and_search_queries_answer_quickly_in_bounded_memory(served):
+    """7 KB and 1 MB queries: 200 within 30 s each, the server's peak RSS growing by under 200 MB in all
+    (measured: about 110 MB; before the fix a 1 MB query over four documents was killed for memory)."""
+    base = served.reset_peak()
+    docs = ["a router forwards packets", "switches", "cables " * 300, "x"]
+    for query in ("router " * 1000, "router " * 150_000):
+        start = time.monotonic()
+        reply = served.post("/v1/rerank", {"model": "rr", "query": query, "documents": docs})
+        assert reply.status_code == 200 and len(reply.json()["results"]) == 4, reply.text
+        found = served.post("/v1/search", {"query": query, "k": 5})
+        assert found.status_code == 200 and any(r["rerank_score"] is not None for r in found.json()["data"]), found.text
+        assert time.monotonic() - start < 30
+    grown = served.peak_growth_mb(base)
+    assert grown < 200, grown
+
+
+# -- item 3: pixels -----------------------------------------------------------------------------------------------
+def _png_uri(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_six_13000_pixel_square_pngs_are_refused_in_bounded_memory(served):
+    """Six 1-bit 13000 x 13000 PNGs (~20 KB each, 169 MP each): 413 naming the first, peak RSS growth under
+    50 MB (measured: under 1 MB)."""
+    uri = _png_uri(Image.new("1", (13000, 13000), 1))
+    assert len(uri) < 100_000
+    base = served.reset_peak()
+    parts = [[{"type": "image_url", "image_url": {"url": uri}}] for _ in range(6)]
+    reply = served.post("/v1/embeddings", {"model": "clip", "input": parts})
+    assert reply.status_code == 413 and "input[0]" in reply.text and "pixels" in reply.text, reply.text
+    grown = served.peak_growth_mb(base)
+    assert grown < 50, grown
+
+
+def test_pixels_per_request_are_limited(clip_dir):
+    """Images under the per-image limit, but past the per-request one together (limits passed to the app)."""
+    from fastapi.testclient import TestClient
+
+    from omnivec.serve.app import create_app
+
+    clip = omnivec.Embedder(clip_dir, device="cpu")
+    uri = _png_uri(Image.new("RGB", (100, 100), (200, 30, 30)))
+    parts = [[{"type": "image_url", "image_url": {"url": uri}}] for _ in range(3)]
+    with TestClient(create_app({"clip": clip}, {}, max_image_pixels=10_000, max_request_pixels=25_000)) as client:
+        assert client.post("/v1/embeddings", json={"model": "clip", "input": parts[:2]}).status_code == 200
+        reply = client.post("/v1/embeddings", json={"model": "clip", "input": parts})
+        assert reply.status_code == 413 and "input[2]" in reply.text and "25,000 a request" in reply.text, reply.text
+        big = [[{"type": "image_url", "image_url": {"url": _png_uri(Image.new("RGB", (101, 100)))}}]]
+        assert client.post("/v1/embeddings", json={"model": "clip", "input": big}).status_code == 413
+
+
+def test_a_decompression_bomb_image_in_search_is_4xx(served):
+    from tests.test_image_limits import png_header_only
+
+    bomb = "data:image/png;base64," + base64.b64encode(png_header_only(30000, 30000)).decode()
+    reply = served.post("/v1/search", {"image": bomb})
+    assert reply.status_code == 413 and "pixels" in reply.text, reply.text
+
+
+# -- item 4: slow bodies and connection cap --------------------------------------------------------------------
+def _slow_body(url: str) -> socket.socket:
+    """A connection that sent headers announcing a 1000-byte body, and one byte of it."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(b"POST /v1/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 1000\r\n\r\n{")
+    return sock
+
+
+def test_a_trickled_body_is_cut_off_after_the_deadline(served):
+    sock = _slow_body(served.url)
+    start, reply = time.monotonic(), b""
+    try:
+        for _ in range(40):  # one byte each 0.25 s: 10 s at most, well past the 2 s deadline
+            try:
+                sock.sendall(b" ")
+            except OSError:
+                break  # closed by the server
+            sock.settimeout(0.25)
+            try:
+                chunk = sock.recv(4096)
+            except socket.timeout:
+                continue
+            reply += chunk
+            if not chunk or b"\r\n\r\n" in reply:
+                break
+    finally:
+        sock.close()
+    elapsed = time.monotonic() - start
+    assert reply.startswith(b"HTTP/1.1 408") and b"did not arrive within 2 s" in reply, reply[:300]
+    assert BODY_TIMEOUT_S - 0.5 < elapsed < BODY_TIMEOUT_S + 3, elapsed
+
+
+def test_slow_connections_cannot_starve_real_requests(served):
+    """Twice the connection cap's worth of slow bodies: those past the cap get 503 at once, a real request gets its
+    answer (or a fast 503), the deadline cuts the others off (408), and real requests are served after."""
+    socks = [_slow_body(served.url) for _ in range(2 * MAX_CONNECTIONS)]
+    try:
+        time.sleep(0.3)
+        start = time.monotonic()
+        busy = httpx.get(served.url + "/health", timeout=10)
+        assert busy.status_code in (200, 503) and time.monotonic() - start < 2, busy.status_code
+        statuses = []
+        for sock in socks:
+            sock.settimeout(BODY_TIMEOUT_S + 5)
+            statuses.append(sock.recv(4096)[:12].decode())
+        assert set(statuses) == {"HTTP/1.1 503", "HTTP/1.1 408"}, statuses
+        assert statuses.count("HTTP/1.1 408") < MAX_CONNECTIONS, statuses  # the cap held
+        assert httpx.get(served.url + "/health", timeout=10).status_code == 200
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+# -- item 5: bad input is 4xx and stays in its own request ----------------------------------------------------------
+def test_a_lone_surrogate_in_one_rerank_request_does_not_fail_the_others(served):
+    docs = ["paris is in france", "berlin", "rome"]
+    results: dict[int, int] = {}
+
+    def call(i: int) -> None:  # fewer clients than the connection cap
+        bad = i == 3
+        query = "capital \ud800 of france" if bad else f"capital of france {i}"
+        results[i] = served.post("/v1/rerank", {"model": "rr", "query": query, "documents": docs}).status_code
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(MAX_CONNECTIONS - 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == {i: 400 if i == 3 else 200 for i in range(MAX_CONNECTIONS - 1)}, results
+    reply = served.post("/v1/rerank", {"model": "rr", "query": "q", "documents": ["ok", "bad \udfff"]})
+    assert reply.status_code == 400 and "documents[1]" in reply.text and "not valid Unicode" in reply.text
+
+
+def test_a_failing_pair_is_scored_alone_so_its_batch_mates_are_not_failed(served):
+    """The batch function itself: the pair the model refuses gets its error, the others their scores."""
+    from omnivec.serve.app import _rerank_batch
+
+    class Picky:
+        def predict(self, pairs, batch_size):
+            if any("bad" in d for _, d in pairs):
+                raise ValueError("cannot score 'bad'")
+            return [len(d) for _, d in pairs]
+
+    out = _rerank_batch(Picky())([("q", "good"), ("q", "bad"), ("q", "fine!")])
+    assert out[0] == 4.0 and isinstance(out[1], ValueError) and out[2] == 5.0
+
+
+@pytest.mark.parametrize("path, body, status, needle", [
+    ("/v1/embeddings", {"model": "tiny", "input": ["fine", "bad \ud800"]}, 400, "input[1] is not valid Unicode"),
+    ("/v1/embeddings", {"model": "tiny", "input": [[{"type": "text", "text": "\udc00"}]]}, 400, "not valid Unicode"),
+    ("/v1/search", {"query": "lamp \ud800"}, 400, "'query' is not valid Unicode"),
+    ("/v1/search", {"query": "lamp", "filters": {"path_prefix": "/a\ud800"}}, 422, "filters.path_prefix"),
+    ("/v1/search", {"query": "lamp", "filters": {"path_prefix": "/" + "a" * 5_000_000}}, 422, "path_prefix"),
+    ("/v1/search", {"query": "lamp", "filters": {"file_types": ["x" * 100]}}, 422, "file_types"),
+    ("/v1/search", {"query": "lamp", "k": -5}, 422, "k"),
+])
+def test_hostile_fields_are_4xx(served, path, body, status, needle):
+    reply = served.post(path, body)
+    assert reply.status_code == status and needle in reply.json()["error"]["message"], reply.text
+    assert httpx.get(served.url + "/health").status_code == 200
+
+
+def test_a_link_expiry_of_thousands_of_digits_is_refused_not_a_crash(sample_kb):
+    from fastapi.testclient import TestClient
+
+    from omnivec.kb.config import load_config
+    from omnivec.kb.search import Searcher
+    from omnivec.serve.app import create_app
+
+    _, kb, config = sample_kb
+    searcher = Searcher(kb, load_config(kb, config), device="cpu")
+    try:
+        with TestClient(create_app({}, {}, kb=searcher, api_key="key"), raise_server_exceptions=False) as client:
+            data = client.post("/v1/search", json={"query": "revenue", "k": 1},
+                               headers={"Authorization": "Bearer key"}).json()["data"]
+            route = data[0]["file_url"].split("?")[0]
+            for exp in ("9" * 5000, "²", "1" * 13):
+                reply = client.get(route, params={"exp": exp, "sig": "0" * 32})
+                assert reply.status_code == 401, (exp[:20], reply.status_code)
+    finally:
+        searcher.close()
+
+
+# -- item 14: counts and filters --------------------------------------------------------------------------------
+def test_a_full_size_embeddings_request_is_served(served):
+    """2,048 inputs, the stated maximum, fit the queue (it was 1,024)."""
+    reply = served.post("/v1/embeddings", {"model": "tiny", "input": [f"text {i}" for i in range(2048)]}, timeout=120)
+    assert reply.status_code == 200 and len(reply.json()["data"]) == 2048, reply.text[:300]
+    too_many = served.post("/v1/embeddings", {"model": "tiny", "input": ["x"] * 2049})
+    assert too_many.status_code == 413
+
+
+def test_an_empty_filter_list_matches_nothing_in_server_and_library(served, sample_kb):
+    """``file_types: []`` means no file type: no results, in the server as in the library's Filter."""
+    from omnivec.kb.config import load_config
+    from omnivec.kb.search import Searcher
+    from omnivec.kb.stores.base import Filter
+
+    for filters in ({"file_types": []}, {"modalities": []}):
+        reply = served.post("/v1/search", {"query": "revenue", "filters": filters})
+        assert reply.status_code == 200 and reply.json()["data"] == [], reply.text
+    assert served.post("/v1/search", {"query": "revenue", "filters": {"file_types": ["MD"]}}).json()["data"]
+    _, kb, config = sample_kb
+    searcher = Searcher(kb, load_config(kb, config), device="cpu")
+    try:
+        assert searcher.search("revenue", where=Filter(file_types=())) == []
+        with pytest.raises(omnivec.errors.InputError, match="k "):
+            searcher.search("revenue", k=-5)
+    finally:
+        searcher.close()
+
+
+def test_search_k_below_one_is_a_usage_error():
+    out = subprocess.run([sys.executable, "-m", "omnivec.cli", "search", "q", "-k", "-5"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2 and "argument -k: must be at least 1, got -5" in out.stderr, out.stderr
