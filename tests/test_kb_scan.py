@@ -126,3 +126,17 @@ def test_a_folder_that_cannot_be_listed_keeps_its_files(tmp_path, minilm_dir, ca
     assert main(["search", "how long does the battery last", "--kb", str(kb), "--config", str(config), "--json",
                  "--rerank", "none"]) == 0
     assert str(sub / "b.md") in {r["file"] for r in json.loads(capsys.readouterr().out)}
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_and_the_rest_indexed(tmp_path, minilm_dir):
+    """A Latin-1 name (byte 0xe9) cannot be stored as text in the manifest: it used to crash the run with a
+    UnicodeEncodeError traceback; it is now skipped and named (escaped), and its neighbours are indexed."""
+    docs, kb = tmp_path / "docs", tmp_path / "kb"
+    docs.mkdir()
+    (docs / "fine.md").write_text("# Fine\n\nA plain note.\n", encoding="utf-8")
+    with open(os.path.join(os.fsencode(docs), b"caf\xe9.md"), "wb") as f:
+        f.write(b"# Cafe\n\nA note with a Latin-1 name.\n")
+    summary = _index(docs, kb, _config(tmp_path, minilm_dir))
+    assert "1 indexed" in summary and "1 skipped" in summary
+    assert "caf\\udce9.md: name is not valid UTF-8 (rename it to index it)" in summary
+    assert _states(kb) == {str((docs / "fine.md").resolve()): "done"}

@@ -119,6 +119,9 @@ def _walk(root: Path, kb_dir: Path, found: set[Path], skipped: list[tuple[str, s
             if entry.name.startswith("."):
                 continue
             path = Path(entry.path)
+            if not _utf8(entry.name):  # SQLite, the stores and JSON hold text: such a name cannot be recorded
+                skipped.append((str(path), NOT_UTF8))
+                continue
             try:
                 if entry.is_symlink():
                     skipped.append((str(path), SYMLINK_SKIPPED))
@@ -131,6 +134,18 @@ def _walk(root: Path, kb_dir: Path, found: set[Path], skipped: list[tuple[str, s
                     skipped.append((str(path), _not_regular(entry.stat(follow_symlinks=False).st_mode)))
             except OSError as exc:  # gone since the listing
                 skipped.append((str(path), f"cannot be read: {_reason(exc)}"))
+
+
+NOT_UTF8 = "name is not valid UTF-8 (rename it to index it)"
+
+
+def _utf8(name: str) -> bool:
+    """Whether a name from the file system is text: undecodable bytes arrive as lone surrogates."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _not_regular(mode: int) -> str:
