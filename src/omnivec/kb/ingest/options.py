@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 MIB = 1024 * 1024
+MODALITIES = frozenset({"text", "image", "audio"})
 
 
 @dataclass
@@ -22,7 +23,9 @@ class IngestOptions:
     rate, 48 kHz for CLAP). Video: one segment every ``video_segment_s`` seconds with ``frames_per_segment`` frames.
     PDF pages are rendered at ``page_dpi``; thumbnails fit in ``thumbnail_px`` squared. Files over
     ``max_file_bytes`` are refused. ``transcribe_model``: a Whisper-family model id or folder; when set, speech in
-    audio files and video sound tracks also becomes "transcript" text chunks.
+    audio files and video sound tracks also becomes "transcript" text chunks. ``modalities``: the chunk modalities
+    wanted (the KB's spaces); media no wanted chunk comes from is not decoded (no page rendering without "image",
+    no sound track without "audio" or transcripts).
     """
 
     chunk_tokens: int = 256
@@ -38,6 +41,7 @@ class IngestOptions:
     thumbnail_px: int = 256
     max_file_bytes: int = 512 * MIB
     transcribe_model: str | None = None
+    modalities: frozenset[str] = MODALITIES
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < 8:
@@ -48,6 +52,13 @@ class IngestOptions:
             raise ValueError("audio_window_s, audio_hop_s and video_segment_s must be positive")
         if self.frames_per_segment < 1 or self.page_dpi < 1 or self.thumbnail_px < 16:
             raise ValueError("frames_per_segment and page_dpi must be >= 1, thumbnail_px >= 16")
+        self.modalities = frozenset(self.modalities)
+        if not self.modalities <= MODALITIES:
+            raise ValueError(f"modalities must be among {sorted(MODALITIES)}, got {sorted(self.modalities)}")
+
+    def wants(self, modality: str) -> bool:
+        """Whether chunks of ``modality`` ("text", "image", "audio") are wanted."""
+        return modality in self.modalities
 
     def token_count(self, text: str) -> int:
         """Tokens in ``text``: the model tokenizer's count, or whitespace words without one."""
