@@ -230,7 +230,8 @@ class Indexer:
                                 overlap_tokens=self.config.overlap_tokens, audio_window_s=self.config.audio_window_s,
                                 audio_hop_s=self.config.audio_window_s, video_segment_s=self.config.video_segment_s,
                                 frames_per_segment=self.config.frames_per_segment,
-                                transcribe_model=self.config.transcribe)
+                                transcribe_model=self.config.transcribe,
+                                modalities=frozenset(s.modality for s in self.spaces))  # nothing else is decoded
         if text is not None:
             tokenizer = text.model.tokenizer
             # verbose=False: counting a long section is fine; transformers would warn it exceeds the model's window

@@ -23,6 +23,8 @@ _NOT_PARAGRAPH = re.compile(r"^\s*([-*+>|]|\d+[.)])(\s|$)")  # list items, quote
 def ingest_text(path: Path, options: IngestOptions) -> list[Chunk]:
     """"text" passages of a .txt, .md/.markdown, .html/.htm file (under their heading path), or of each record of
     a .jsonl file (``extra["record_id"]``, ``extra["line"]``)."""
+    if not options.wants("text"):
+        return []  # no text space: not read
     text, encoding = decode_text(Path(path).read_bytes(), path)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
