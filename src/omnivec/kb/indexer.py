@@ -222,6 +222,7 @@ class Indexer:
                 thumbnail.unlink(missing_ok=True)
 
     def _ingest_options(self) -> Any:
+        from omnivec.kb.ingest.chunking import tokenizer_counters
         from omnivec.kb.ingest.options import IngestOptions
 
         text = next((s for s in self.spaces if s.name == "text"), None)
@@ -233,9 +234,8 @@ class Indexer:
                                 transcribe_model=self.config.transcribe,
                                 modalities=frozenset(s.modality for s in self.spaces))  # nothing else is decoded
         if text is not None:
-            tokenizer = text.model.tokenizer
-            # verbose=False: counting a long section is fine; transformers would warn it exceeds the model's window
-            options.count_tokens = lambda s: len(tokenizer(s, add_special_tokens=False, verbose=False)["input_ids"])
+            options.count_tokens, options.count_tokens_many, options.word_offsets = tokenizer_counters(
+                text.model.tokenizer)
         if audio is not None:
             options.audio_rate = audio.model.sampling_rate or options.audio_rate
         return options
