@@ -16,6 +16,7 @@ from typing import Any
 from omnivec.errors import InputError
 from omnivec.kb.chunk import Chunk, IngestError
 from omnivec.kb.config import KBConfig
+from omnivec.kb.consistency import check_models, check_store
 from omnivec.kb.manifest import Manifest, content_hash
 from omnivec.kb.spaces import Space, load_spaces
 
@@ -30,6 +31,7 @@ class IndexReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     chunks: dict[str, int] = field(default_factory=dict)  # space -> chunks written
     problems: list[str] = field(default_factory=list)  # spaces left out of this run
+    repairs: list[str] = field(default_factory=list)  # where the manifest and the store had drifted apart
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> time spent
 
     def summary(self) -> str:
@@ -40,6 +42,7 @@ class IndexReport:
         for stage, spent in self.seconds.items():
             lines.append(f"  {stage}: {spent:.1f} s")
         lines.extend(f"  skipped space: {problem}" for problem in self.problems)
+        lines.extend(f"  repaired: {repair}" for repair in self.repairs)
         if self.failed:
             lines.append("Files not indexed:")
             lines.extend(f"  {path}: {reason}" for path, reason in self.failed)
@@ -92,6 +95,7 @@ class Indexer:
             self.close()
             raise InputError("No model of this KB could be loaded, so nothing can be indexed: "
                              + " ".join(self.problems))
+        self.repairs = check_models(self.manifest, self.store, self.spaces)  # before a changed dimension is refused
         for space in self.spaces:
             self.store.ensure_collection(space.name, space.dim)
         self.active = {s.name for s in self.spaces}
@@ -102,6 +106,8 @@ class Indexer:
         from omnivec.kb.ingest import SUPPORTED
 
         report = IndexReport(problems=list(self.problems))  # the summary names them
+        report.repairs = self.repairs + check_store(self.manifest, self.store, self.spaces, self.kb_dir)
+        self.repairs = []
         started = time.perf_counter()
         files, unsupported = scan(paths, self.kb_dir, SUPPORTED)
         report.scanned = len(files) + len(unsupported)
@@ -196,7 +202,10 @@ class Indexer:
             self.store.upsert(space.name, records)
             report.seconds["write"] = report.seconds.get("write", 0.0) + time.perf_counter() - started
             report.chunks[space.name] = report.chunks.get(space.name, 0) + len(records)
-        self.manifest.set_states(files, "done", [len(chunks) for _, chunks in batch], spaces=self.space_names)
+        records = [{space.name: n for space in self.spaces
+                    if (n := sum(chunk.modality == space.modality for chunk in file_chunks))} for _, file_chunks in batch]
+        self.manifest.set_states(files, "done", [len(chunks) for _, chunks in batch], spaces=self.space_names,
+                                 records=records)
         report.indexed += len(files)
 
     def _payload(self, path: str, rid: str, position: int, chunk: Chunk) -> dict[str, Any]:
