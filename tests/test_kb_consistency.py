@@ -109,3 +109,18 @@ def test_a_lost_manifest_leaves_no_orphan_vectors(tmp_path, bert_dir):
     _index(docs, clean, bert_dir)
     assert _store(clean) == (files, count)
     assert "repaired" not in _index(docs, kb, bert_dir)
+
+
+def test_a_manifest_from_before_the_counts_is_taken_over_without_work(tmp_path, bert_dir):
+    import sqlite3
+
+    docs, kb = _docs(tmp_path / "docs"), tmp_path / "kb"
+    _index(docs, kb, bert_dir)
+    with sqlite3.connect(str(kb / "manifest.sqlite")) as db:  # the schema before this release
+        db.execute("ALTER TABLE files DROP COLUMN records")
+        db.execute("DROP TABLE spaces")
+    summary = _index(docs, kb, bert_dir)
+    assert "0 indexed, 4 unchanged" in summary and "repaired" not in summary
+    with sqlite3.connect(str(kb / "manifest.sqlite")) as db:
+        assert all(records != "" for (records,) in db.execute("SELECT records FROM files"))
+        assert [name for (name,) in db.execute("SELECT name FROM spaces")] == ["text"]
