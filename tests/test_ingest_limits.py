@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -71,25 +71,9 @@ def test_segments_stop_at_max_segments_with_a_warning(tmp_path, monkeypatch):
         chunks = ingest_file(path, IngestOptions(video_segment_s=1.0))
     assert [(c.start, c.end) for c in chunks] == [(0.0, 1.0), (1.0, 2.0)]
     monkeypatch.setattr(video, "MAX_SEGMENTS", 3)  # exactly at the limit: everything, no warning
-    with warnings_as_errors():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         assert len(ingest_file(path, IngestOptions(video_segment_s=1.0))) == 3
-
-
-def warnings_as_errors():
-    import warnings
-
-    manager = warnings.catch_warnings()
-    manager.__enter__()
-    warnings.simplefilter("error")
-
-    class _Exit:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            manager.__exit__(*exc)
-
-    return _Exit()
 
 
 def test_media_no_space_embeds_is_not_decoded(tmp_path, monkeypatch):

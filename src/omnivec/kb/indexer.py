@@ -202,10 +202,11 @@ class Indexer:
             self.store.upsert(space.name, records)
             report.seconds["write"] = report.seconds.get("write", 0.0) + time.perf_counter() - started
             report.chunks[space.name] = report.chunks.get(space.name, 0) + len(records)
-        records = [{space.name: n for space in self.spaces
-                    if (n := sum(chunk.modality == space.modality for chunk in file_chunks))} for _, file_chunks in batch]
+        per_space = [{space.name: n for space in self.spaces
+                      if (n := sum(chunk.modality == space.modality for chunk in file_chunks))}
+                     for _, file_chunks in batch]  # what the next run checks the store against
         self.manifest.set_states(files, "done", [len(chunks) for _, chunks in batch], spaces=self.space_names,
-                                 records=records)
+                                 records=per_space)
         report.indexed += len(files)
 
     def _payload(self, path: str, rid: str, position: int, chunk: Chunk) -> dict[str, Any]:

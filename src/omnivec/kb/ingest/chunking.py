@@ -27,10 +27,12 @@ PROBE_CHARS_PER_TOKEN = 16  # a piece of n tokens is first counted on n * this m
 Passage = tuple[str, str, int, int]  # (passage text, heading path, char_start, char_end)
 
 
-def tokenizer_counters(tokenizer: Any) -> tuple[Callable[[str], int], Callable[[list[str]], list[int]], Any]:
+def tokenizer_counters(tokenizer: Any) -> tuple[Callable[[str], int], Callable[[list[str]], list[int]],
+                                                 Callable[[str], list[tuple[int, int]]] | None]:
     """``count_tokens``, ``count_tokens_many`` and ``word_offsets`` (fast tokenizers only, else None) for
-    ``IngestOptions`` from a Hugging Face tokenizer (special tokens left out). A fast tokenizer's backend counts many short texts ~3x quicker than the Python wrapper, which is used
-    whenever the backend has truncation or padding set (another caller may have left it so)."""
+    ``IngestOptions`` from a Hugging Face tokenizer (special tokens left out). A fast tokenizer's backend counts
+    many short texts ~3x quicker than the Python wrapper, which is used whenever the backend has truncation or
+    padding set (another caller may have left it so)."""
     def count(text: str) -> int:
         # verbose=False: counting a long section is fine; transformers would warn it exceeds the model's window
         return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
