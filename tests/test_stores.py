@@ -301,3 +301,15 @@ def test_open_store_uris(tmp_path, monkeypatch):
     open_store(f"qdrant+path://{tmp_path / 'c'}")
     assert made == [{"url": "https://qdrant.example:6333", "api_key": "secret", "ann_threshold": None},
                     {"path": str(tmp_path / "c"), "ann_threshold": None}]
+
+
+def test_file_counts_and_drop_collection(opener):
+    store = opener()
+    assert store.file_counts("docs") == {} and store.drop_collection("docs") is None  # missing: nothing to do
+    store.ensure_collection("docs", DIM)
+    store.upsert("docs", _records(_unit(7, 3), ["/a.txt", "/b.md", "/c.pdf"]))
+    assert store.file_counts("docs") == {"/a.txt": 3, "/b.md": 2, "/c.pdf": 2}
+    store.drop_collection("docs")
+    assert "docs" not in store.collections() and store.count("docs") == 0
+    store.ensure_collection("docs", DIM * 2)  # gone with its dimension: another model's vectors fit
+    assert store.file_counts("docs") == {}

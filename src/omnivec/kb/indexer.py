@@ -17,6 +17,7 @@ from typing import Any
 from omnivec.errors import InputError
 from omnivec.kb.chunk import Chunk, IngestError
 from omnivec.kb.config import KBConfig
+from omnivec.kb.consistency import check_models, check_store
 from omnivec.kb.manifest import Manifest, content_hash
 from omnivec.kb.spaces import Space, load_spaces
 from omnivec.printing import printable
@@ -33,6 +34,7 @@ class IndexReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # not read: symlinks, FIFOs, devices, sockets
     chunks: dict[str, int] = field(default_factory=dict)  # space -> chunks written
     problems: list[str] = field(default_factory=list)  # spaces left out of this run
+    repairs: list[str] = field(default_factory=list)  # where the manifest and the store had drifted apart
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> time spent
 
     def summary(self) -> str:
@@ -43,6 +45,7 @@ class IndexReport:
         for stage, spent in self.seconds.items():
             lines.append(f"  {stage}: {spent:.1f} s")
         lines.extend(f"  skipped space: {problem}" for problem in self.problems)
+        lines.extend(f"  repaired: {repair}" for repair in self.repairs)
         # A file name (and a reason quoting it) may hold control characters: escaped, so each entry stays one line
         # and no escape sequence reaches the terminal.
         for title, entries in (("Files not indexed:", self.failed), ("Skipped (not read):", self.skipped)):
@@ -179,6 +182,7 @@ class Indexer:
             self.close()
             raise InputError("No model of this KB could be loaded, so nothing can be indexed: "
                              + " ".join(self.problems))
+        self.repairs = check_models(self.manifest, self.store, self.spaces)  # before a changed dimension is refused
         for space in self.spaces:
             self.store.ensure_collection(space.name, space.dim)
         self.active = {s.name for s in self.spaces}
@@ -189,6 +193,8 @@ class Indexer:
         from omnivec.kb.ingest import SUPPORTED
 
         report = IndexReport(problems=list(self.problems))  # the summary names them
+        report.repairs = self.repairs + check_store(self.manifest, self.store, self.spaces, self.kb_dir)
+        self.repairs = []
         started = time.perf_counter()
         found = scan(paths, self.kb_dir, SUPPORTED)
         files = found.files
@@ -293,7 +299,11 @@ class Indexer:
             self.store.upsert(space.name, records)
             report.seconds["write"] = report.seconds.get("write", 0.0) + time.perf_counter() - started
             report.chunks[space.name] = report.chunks.get(space.name, 0) + len(records)
-        self.manifest.set_states(files, "done", [len(chunks) for _, chunks in batch], spaces=self.space_names)
+        per_space = [{space.name: n for space in self.spaces
+                      if (n := sum(chunk.modality == space.modality for chunk in file_chunks))}
+                     for _, file_chunks in batch]  # what the next run checks the store against
+        self.manifest.set_states(files, "done", [len(chunks) for _, chunks in batch], spaces=self.space_names,
+                                 records=per_space)
         report.indexed += len(files)
 
     def _payload(self, path: str, rid: str, position: int, chunk: Chunk) -> dict[str, Any]:
@@ -319,6 +329,7 @@ class Indexer:
                 thumbnail.unlink(missing_ok=True)
 
     def _ingest_options(self) -> Any:
+        from omnivec.kb.ingest.chunking import tokenizer_counters
         from omnivec.kb.ingest.options import IngestOptions
 
         text = next((s for s in self.spaces if s.name == "text"), None)
@@ -327,11 +338,11 @@ class Indexer:
                                 overlap_tokens=self.config.overlap_tokens, audio_window_s=self.config.audio_window_s,
                                 audio_hop_s=self.config.audio_window_s, video_segment_s=self.config.video_segment_s,
                                 frames_per_segment=self.config.frames_per_segment,
-                                transcribe_model=self.config.transcribe)
+                                transcribe_model=self.config.transcribe,
+                                modalities=frozenset(s.modality for s in self.spaces))  # nothing else is decoded
         if text is not None:
-            tokenizer = text.model.tokenizer
-            # verbose=False: counting a long section is fine; transformers would warn it exceeds the model's window
-            options.count_tokens = lambda s: len(tokenizer(s, add_special_tokens=False, verbose=False)["input_ids"])
+            options.count_tokens, options.count_tokens_many, options.word_offsets = tokenizer_counters(
+                text.model.tokenizer)
         if audio is not None:
             options.audio_rate = audio.model.sampling_rate or options.audio_rate
         return options

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import sqlite3
 import stat
@@ -23,8 +24,15 @@ CREATE TABLE IF NOT EXISTS files (
     chunks INTEGER NOT NULL DEFAULT 0,
     error TEXT NOT NULL DEFAULT '',
     spaces TEXT NOT NULL DEFAULT '',
+    updated REAL NOT NULL,
+    records TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS spaces (
+    name TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    identity TEXT NOT NULL,
     updated REAL NOT NULL
-)
+);
 """
 
 
@@ -38,6 +46,12 @@ class FileEntry:
     chunks: int
     error: str
     spaces: str  # the spaces active when the file was indexed, comma-separated
+    records: str = ""  # JSON {space: vectors stored}; "" in manifests written before it was kept
+
+
+def record_counts(entry: FileEntry) -> dict[str, int] | None:
+    """The vectors a done file has in each space; None where the manifest predates this count."""
+    return json.loads(entry.records) if entry.records else None
 
 
 def content_hash(path: Path) -> str:
@@ -60,26 +74,58 @@ class Manifest:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path))
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(files)")}
+        if columns and "records" not in columns:  # a manifest from before per-space counts were kept
+            self.db.execute("ALTER TABLE files ADD COLUMN records TEXT NOT NULL DEFAULT ''")
+        self.db.executescript(SCHEMA)
         self.db.commit()
 
     def entries(self) -> dict[str, FileEntry]:
-        rows = self.db.execute("SELECT path, hash, size, mtime, state, chunks, error, spaces FROM files").fetchall()
+        rows = self.db.execute("SELECT path, hash, size, mtime, state, chunks, error, spaces, records "
+                               "FROM files").fetchall()
         return {row[0]: FileEntry(*row) for row in rows}
 
     def set_states(self, files: list[tuple[str, str, int, float]], state: str, chunks: list[int] | None = None,
-                   errors: list[str] | None = None, spaces: str = "") -> None:
-        """Record ``(path, hash, size, mtime)`` files in ``state``, in one transaction."""
+                   errors: list[str] | None = None, spaces: str = "",
+                   records: list[dict[str, int]] | None = None) -> None:
+        """Record ``(path, hash, size, mtime)`` files in ``state``, in one transaction; ``records``: the vectors
+        each has in each space (none by default)."""
         now = time.time()
         chunks = chunks or [0] * len(files)
         errors = errors or [""] * len(files)
+        counts = [json.dumps(r, sort_keys=True) for r in records] if records else ["{}"] * len(files)
         self.db.executemany(
-            "INSERT INTO files (path, hash, size, mtime, state, chunks, error, spaces, updated) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET hash=excluded.hash, size=excluded.size, "
-            "mtime=excluded.mtime, state=excluded.state, chunks=excluded.chunks, error=excluded.error, "
-            "spaces=excluded.spaces, updated=excluded.updated",
-            [(p, h, s, m, state, c, e, spaces, now) for (p, h, s, m), c, e in zip(files, chunks, errors)])
+            "INSERT INTO files (path, hash, size, mtime, state, chunks, error, spaces, updated, records) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET hash=excluded.hash, "
+            "size=excluded.size, mtime=excluded.mtime, state=excluded.state, chunks=excluded.chunks, "
+            "error=excluded.error, spaces=excluded.spaces, updated=excluded.updated, records=excluded.records",
+            [(p, h, s, m, state, c, e, spaces, now, r)
+             for (p, h, s, m), c, e, r in zip(files, chunks, errors, counts)])
         self.db.commit()
+
+    def set_records(self, counts: dict[str, dict[str, int]]) -> None:
+        """``path -> {space: vectors}`` for files indexed before the counts were kept (read from the store)."""
+        self.db.executemany("UPDATE files SET records = ? WHERE path = ?",
+                            [(json.dumps(c, sort_keys=True), p) for p, c in counts.items()])
+        self.db.commit()
+
+    def mark_pending(self, paths: list[str]) -> None:
+        """Files whose vectors must be written again: the next pass over them re-indexes them."""
+        self.db.executemany("UPDATE files SET state = 'pending' WHERE path = ?", [(p,) for p in paths])
+        self.db.commit()
+
+    def space_models(self) -> dict[str, tuple[str, str]]:
+        """``space -> (model as configured, identity)`` recorded when its vectors were written."""
+        return {name: (model, identity)
+                for name, model, identity in self.db.execute("SELECT name, model, identity FROM spaces")}
+
+    def set_space_model(self, name: str, model: str, identity: str, pending: list[str] = ()) -> None:
+        """Record the model of space ``name``, and mark ``pending`` files for re-indexing, in one transaction."""
+        with self.db:
+            self.db.executemany("UPDATE files SET state = 'pending' WHERE path = ?", [(p,) for p in pending])
+            self.db.execute("INSERT INTO spaces (name, model, identity, updated) VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT(name) DO UPDATE SET model=excluded.model, identity=excluded.identity, "
+                            "updated=excluded.updated", (name, model, identity, time.time()))
 
     def touch(self, files: list[tuple[str, float]]) -> None:
         """``(path, mtime)``: same content, new modification time; remembered so the next run need not hash again."""

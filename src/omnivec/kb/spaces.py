@@ -19,6 +19,7 @@ class Space:
     name: str
     model_id: str
     model: Any  # omnivec.Embedder
+    identity: str = ""  # fingerprint of the model's files (kb/consistency.model_identity)
 
     @property
     def modality(self) -> str:
@@ -50,6 +51,7 @@ class Space:
 def load_spaces(config: KBConfig, device: str | None = None) -> tuple[list[Space], list[str]]:
     """The spaces whose model loads, and a message for each that does not."""
     from omnivec import Embedder
+    from omnivec.kb.consistency import model_identity
     from omnivec.models.defaults import DEFAULT_TEXT_MODEL, default_text_model
 
     spaces, problems = [], []
@@ -65,7 +67,7 @@ def load_spaces(config: KBConfig, device: str | None = None) -> tuple[list[Space
             problems.append(f"model {model_id!r} cannot embed {name} inputs (it takes "
                             f"{', '.join(model.modalities)}): the {name} space is left out.")
             continue
-        spaces.append(Space(name, model_id, model))
+        spaces.append(Space(name, model_id, model, model_identity(source)))
     return spaces, problems
 
 

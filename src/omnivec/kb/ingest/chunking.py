@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Sequence
+from itertools import islice
+from typing import Any, Callable, Sequence
 
 from omnivec.kb.ingest.options import IngestOptions
 
@@ -17,8 +18,35 @@ _BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 _WORD = re.compile(r"\S+")
 PARAGRAPH, SENTENCE, LINE, INSIDE = 3, 2, 1, 0  # boundary ranks: higher is a better place to cut
+# A section longer than this is cut in blocks (at a paragraph, line or word break) chunked one by one: time and
+# memory stay linear in the text, and passages never span two blocks. Documents below it are cut as before.
+BLOCK_CHARS = 1 << 20
+COUNT_BATCH = 4096  # atoms counted per tokenizer call
+PROBE_CHARS_PER_TOKEN = 16  # a piece of n tokens is first counted on n * this many characters
 
 Passage = tuple[str, str, int, int]  # (passage text, heading path, char_start, char_end)
+
+
+def tokenizer_counters(tokenizer: Any) -> tuple[Callable[[str], int], Callable[[list[str]], list[int]],
+                                                 Callable[[str], list[tuple[int, int]]] | None]:
+    """``count_tokens``, ``count_tokens_many`` and ``word_offsets`` (fast tokenizers only, else None) for
+    ``IngestOptions`` from a Hugging Face tokenizer (special tokens left out). A fast tokenizer's backend counts
+    many short texts ~3x quicker than the Python wrapper, which is used whenever the backend has truncation or
+    padding set (another caller may have left it so)."""
+    def count(text: str) -> int:
+        # verbose=False: counting a long section is fine; transformers would warn it exceeds the model's window
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def offsets(text: str) -> list[tuple[int, int]]:
+        return tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
+
+    def count_many(texts: list[str]) -> list[int]:
+        backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+        if backend is not None and backend.truncation is None and backend.padding is None:
+            return [len(encoding.ids) for encoding in backend.encode_batch(texts, add_special_tokens=False)]
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
+
+    return count, count_many, offsets if getattr(tokenizer, "is_fast", False) else None
 
 
 def embedder_text(passage: str, heading: str) -> str:
@@ -40,8 +68,23 @@ def chunk_text(text: str, options: IngestOptions, headings: Sequence[tuple[int, 
     out: list[Passage] = []
     for index, (start, heading) in enumerate(bounds):
         end = bounds[index + 1][0] if index + 1 < len(bounds) else len(text)
-        out.extend((text[a:b], heading, a, b) for a, b in cutter.section(start, end, heading))
+        for block_start, block_end in _blocks(text, start, end):
+            out.extend((text[a:b], heading, a, b) for a, b in cutter.section(block_start, block_end, heading))
     return out
+
+
+def _blocks(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """``[start, end)`` in pieces of at most ``BLOCK_CHARS``, each ending at the last paragraph break, else line
+    break, else whitespace, in its second half (else cut blindly)."""
+    blocks = []
+    while end - start > BLOCK_CHARS:
+        limit, half = start + BLOCK_CHARS, start + BLOCK_CHARS // 2
+        cut = next((c + len(sep) for sep in ("\n\n", "\n", " ") if (c := text.rfind(sep, half, limit)) >= 0),
+                   limit)
+        blocks.append((start, cut))
+        start = cut
+    blocks.append((start, end))
+    return blocks
 
 
 @dataclass
@@ -65,8 +108,6 @@ class _Cutter:
         return self.options.token_count(self.text[start:end]) - self.special
 
     def section(self, start: int, end: int, heading: str) -> list[tuple[int, int]]:
-        heading_cost = self.options.token_count(heading + "\n\n") - self.special if heading else 0
-        budget = max(self.limit - heading_cost, self.limit // 2)
         first, last = start, end
         while first < last and self.text[first].isspace():
             first += 1
@@ -74,7 +115,12 @@ class _Cutter:
             last -= 1
         if first == last:
             return []
-        if self.cost(first, last) <= budget:  # most sections and records fit whole: one count, no cutting
+        heading_cost = self.options.token_count(heading + "\n\n") - self.special if heading else 0
+        budget = max(self.limit - heading_cost, self.limit // 2)
+        # Most sections and records fit whole: one count, no cutting. One with more words than the budget cannot
+        # (every word is at least one token), and is not counted whole: a long text costs one count per atom only.
+        words = sum(1 for _ in islice(_WORD.finditer(self.text, first, last), budget + 1))
+        if words <= budget and self.cost(first, last) <= budget:
             return [(first, last)]
         atoms = self._atoms(start, end, budget)
         spans: list[tuple[int, int]] = []
@@ -106,7 +152,7 @@ class _Cutter:
         return spans
 
     def _atoms(self, start: int, end: int, budget: int) -> list[_Atom]:
-        atoms: list[_Atom] = []
+        spans: list[tuple[int, int, int]] = []
         atom_start, rank = start, PARAGRAPH
         for match in _BOUNDARY.finditer(self.text, start, end):
             if match.start() <= atom_start:  # whitespace where an atom would start: skip it
@@ -115,11 +161,19 @@ class _Cutter:
             boundary = self._rank(match)
             if boundary == INSIDE:
                 continue
-            self._add(atoms, atom_start, match.start(), rank, budget)
+            spans.append((atom_start, match.start(), rank))
             rank, atom_start = boundary, match.end()
         stop = self._rstrip(atom_start, end)
         if atom_start < end and not self.text[atom_start:stop].isspace():
-            self._add(atoms, atom_start, stop, rank, budget)
+            spans.append((atom_start, stop, rank))
+        atoms: list[_Atom] = []
+        counts: dict[str, int] = {}  # many short atoms repeat ("}", "-", a number): each distinct one counted once
+        for offset in range(0, len(spans), COUNT_BATCH):  # and one tokenizer call per batch
+            texts = [self.text[a:b] for a, b, _ in spans[offset:offset + COUNT_BATCH]]
+            new = list(dict.fromkeys(t for t in texts if t not in counts))
+            counts.update(zip(new, self.options.token_counts(new)))
+            for (a, b, rank), atom in zip(spans[offset:offset + COUNT_BATCH], texts):
+                self._add(atoms, a, b, rank, budget, counts[atom] - self.special)
         return atoms
 
     def _rank(self, match: re.Match) -> int:
@@ -132,8 +186,7 @@ class _Cutter:
             return SENTENCE
         return LINE if "\n" in space else INSIDE
 
-    def _add(self, atoms: list[_Atom], start: int, end: int, rank: int, budget: int) -> None:
-        cost = self.cost(start, end)
+    def _add(self, atoms: list[_Atom], start: int, end: int, rank: int, budget: int, cost: int) -> None:
         if cost <= budget:
             atoms.append(_Atom(start, end, cost, rank))
             return
@@ -152,12 +205,19 @@ class _Cutter:
             cuts = [start + m.end() for m in _WORD.finditer(piece)]
         cuts = [c for c in cuts if start < c < end] + [end]
         pieces, pos = [], start
+        words = chars = 1  # the previous piece's size: where the search for the next one starts
         while pos < end:
-            best = self._longest_fit(pos, cuts, bisect_right(cuts, pos), budget)
-            if best is None:  # the next word alone is over budget
-                stop = cuts[bisect_right(cuts, pos)]
-                chars = list(range(pos + 1, stop + 1))
-                best = self._longest_fit(pos, chars, 0, budget) or pos + 1
+            first = bisect_right(cuts, pos)
+            huge = cuts[first] - pos > budget * PROBE_CHARS_PER_TOKEN and self.options.word_offsets is not None
+            best = None if huge else self._longest_fit(pos, cuts, first, budget, words)
+            if best is not None:
+                words = bisect_right(cuts, best) - first
+            elif self.options.word_offsets is not None:  # the next word alone is over budget: cut between tokens
+                best = self._cut_word(pos, cuts[first], budget, chars)
+                chars = best - pos
+            else:  # ... or between characters, found by counting
+                best = self._longest_fit(pos, range(pos + 1, cuts[first] + 1), 0, budget, chars) or pos + 1
+                chars = best - pos
             stop = self._rstrip(pos, best)
             pieces.append((pos, stop))
             pos = best
@@ -165,15 +225,56 @@ class _Cutter:
                 pos += 1
         return pieces
 
-    def _longest_fit(self, pos: int, cuts: list[int], lo: int, budget: int) -> int | None:
-        best, hi = None, len(cuts) - 1
-        while lo <= hi:  # token counts grow with the prefix, so the longest fitting prefix is a binary search
+    def _cut_word(self, pos: int, stop: int, budget: int, chars: int) -> int:
+        """Where a piece of the word ``text[pos:stop]`` (over ``budget``) ends: the furthest token start that fits,
+        looked for in a window of twice the previous piece's length, widened until it holds more than ``budget``."""
+        window = min(stop, pos + max(2 * chars, budget))
+        while True:
+            starts = [pos + a for a, b in self.options.word_offsets(self.text[pos:window]) if b > a > 0]
+            if len(starts) > budget or window == stop or window - pos >= budget * PROBE_CHARS_PER_TOKEN:
+                return self._longest_fit(pos, starts + [window], 0, budget, budget) or pos + 1
+            window = min(stop, pos + 2 * (window - pos))
+
+    def _longest_fit(self, pos: int, cuts: Sequence[int], lo: int, budget: int, guess: int = 1) -> int | None:
+        """The furthest of ``cuts[lo:]`` whose prefix from ``pos`` fits ``budget``. Token counts grow with the
+        prefix, so it is a search: it starts ``guess`` cuts out (the previous piece's size) and gallops from there,
+        so a probe never counts much more text than the answer holds (a binary search over a whole long text would
+        count all of it for every piece: quadratic)."""
+        def fits(index: int) -> bool:
+            stop = self._rstrip(pos, cuts[index])
+            # A far cut (one word of a megabyte) is first tried on a prefix: over budget there, over budget whole.
+            if stop - pos > budget * PROBE_CHARS_PER_TOKEN and self.cost(
+                    pos, pos + budget * PROBE_CHARS_PER_TOKEN) > budget:
+                return False
+            return self.cost(pos, stop) <= budget
+
+        best, hi, step = None, len(cuts) - 1, 1
+        if lo > hi:
+            return None
+        start = min(lo + max(guess, 1) - 1, hi)
+        if fits(start):
+            best, lo = start, start + 1
+            while lo <= hi:  # gallop out
+                probe = min(lo + step - 1, hi)
+                if not fits(probe):
+                    hi = probe - 1
+                    break
+                best, lo, step = probe, probe + 1, step * 2
+        else:
+            hi = start - 1
+            while lo <= hi:  # gallop back
+                probe = max(hi - step + 1, lo)
+                if fits(probe):
+                    best, lo = probe, probe + 1
+                    break
+                hi, step = probe - 1, step * 2
+        while lo <= hi:
             mid = (lo + hi) // 2
-            if self.cost(pos, self._rstrip(pos, cuts[mid])) <= budget:
-                best, lo = cuts[mid], mid + 1
+            if fits(mid):
+                best, lo = mid, mid + 1
             else:
                 hi = mid - 1
-        return best
+        return None if best is None else cuts[best]
 
     def _rstrip(self, pos: int, stop: int) -> int:
         while stop > pos + 1 and self.text[stop - 1].isspace():

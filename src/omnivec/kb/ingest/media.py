@@ -31,6 +31,8 @@ def ingest_image(path: Path, options: IngestOptions) -> list[Chunk]:
 
     from omnivec.inputs.image import load_image
 
+    if not options.wants("image"):
+        return []  # no image space: not decoded
     source = decoder_source(path)
     try:
         image = load_image(source, index=0)
@@ -48,6 +50,8 @@ def ingest_audio(path: Path, options: IngestOptions) -> list[Chunk]:
     "transcript" passages too when ``options.transcribe_model`` is set."""
     from omnivec.inputs.audio import load_audio
 
+    if not options.wants("audio") and not (options.transcribe_model and options.wants("text")):
+        return []  # neither sound nor transcripts are embedded: not decoded
     source = decoder_source(path)
     try:
         waveform = load_audio(source, index=0, sampling_rate=options.audio_rate)
@@ -59,10 +63,11 @@ def ingest_audio(path: Path, options: IngestOptions) -> list[Chunk]:
 def sound_chunks(file: str, waveform: np.ndarray, options: IngestOptions) -> list[Chunk]:
     """Audio-window chunks (and transcript chunks, if asked for) of mono samples at ``options.audio_rate``."""
     rate = options.audio_rate
+    windows = audio_windows(waveform, rate, options.audio_window_s, options.audio_hop_s) if options.wants(
+        "audio") else []
     chunks = [Chunk(file=file, modality="audio", kind="audio", content={"array": window, "sampling_rate": rate},
-                    start=start, end=end)
-              for start, end, window in audio_windows(waveform, rate, options.audio_window_s, options.audio_hop_s)]
-    if options.transcribe_model:
+                    start=start, end=end) for start, end, window in windows]
+    if options.transcribe_model and options.wants("text"):
         from omnivec.kb.ingest.transcribe import transcript_chunks
 
         chunks.extend(transcript_chunks(file, waveform, rate, options))

@@ -9,12 +9,11 @@ from pathlib import Path
 
 from omnivec.kb.chunk import Chunk, IngestError
 from omnivec.kb.ingest.chunking import HEADING_SEPARATOR, Passage, chunk_text, embedder_text
-from omnivec.kb.ingest.options import IngestOptions
+from omnivec.kb.ingest.options import MIB, IngestOptions
 
 TEXT_EXTENSIONS = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 # Control characters other than tab/newline/CR/form feed: a file with more than a few of them is not text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _NOT_PARAGRAPH = re.compile(r"^\s*([-*+>|]|\d+[.)])(\s|$)")  # list items, quotes, tables: no setext heading
@@ -23,6 +22,12 @@ _NOT_PARAGRAPH = re.compile(r"^\s*([-*+>|]|\d+[.)])(\s|$)")  # list items, quote
 def ingest_text(path: Path, options: IngestOptions) -> list[Chunk]:
     """"text" passages of a .txt, .md/.markdown, .html/.htm file (under their heading path), or of each record of
     a .jsonl file (``extra["record_id"]``, ``extra["line"]``)."""
+    if not options.wants("text"):
+        return []  # no text space: not read
+    size = path.stat().st_size
+    if size > options.max_text_bytes:
+        raise IngestError(str(path), f"text file is {size / MIB:.1f} MiB, over the {options.max_text_bytes / MIB:.1f} "
+                                     "MiB limit for text (IngestOptions.max_text_bytes)")
     text, encoding = decode_text(Path(path).read_bytes(), path)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
@@ -72,6 +77,7 @@ def markdown_sections(text: str) -> tuple[str, list[tuple[int, str]]]:
     stack: list[tuple[int, str]] = []
     fence = ""
     paragraph = 0  # lines of the paragraph just emitted: what a setext underline turns into a heading
+    listed = False  # whether one of them is a list item, quote or table row (kept as it goes: no rescans)
 
     def heading(level: int, title: str) -> None:
         while stack and stack[-1][0] >= level:
@@ -86,11 +92,11 @@ def markdown_sections(text: str) -> tuple[str, list[tuple[int, str]]]:
                 fence = ""
         elif match := _FENCE.match(line):
             fence, paragraph = match.group(1), 0
-        elif match := _ATX.match(line):
-            heading(len(match.group(1)), (match.group(2) or "").strip())
+        elif atx := _atx_heading(line):
+            heading(*atx)
             paragraph = 0
             continue
-        elif (match := _SETEXT.match(line)) and paragraph and not any(map(_NOT_PARAGRAPH.match, body[-paragraph:])):
+        elif (match := _SETEXT.match(line)) and paragraph and not listed:
             title_lines = body[-paragraph:]
             del body[-paragraph:]
             length -= sum(len(t) + 1 for t in title_lines)
@@ -99,9 +105,30 @@ def markdown_sections(text: str) -> tuple[str, list[tuple[int, str]]]:
             continue
         else:
             paragraph = paragraph + 1 if line.strip() else 0
+        if paragraph <= 1:
+            listed = False
+        listed = listed or (paragraph > 0 and bool(_NOT_PARAGRAPH.match(line)))
         body.append(line)
         length += len(line) + 1
     return "\n".join(body), headings
+
+
+def _atx_heading(line: str) -> tuple[int, str] | None:
+    """``(level, title)`` of an ATX heading line (``## Title ##``), else None. Parsed by hand, in linear time: the
+    regular expression it replaces, ``^ {0,3}(#{1,6})(?:[ \\t]+(.*?))?(?:[ \\t]+#+)?[ \\t]*$``, backtracked
+    quadratically on long runs of spaces (a 128 KB line: minutes). Same results."""
+    rest = line.lstrip(" ")
+    if len(line) - len(rest) > 3 or not rest.startswith("#"):
+        return None
+    title = rest.lstrip("#")
+    level = len(rest) - len(title)
+    if level > 6 or (title and title[0] not in " \t"):
+        return None
+    title = title.strip(" \t")
+    bare = title.rstrip("#")
+    if bare != title and bare[-1:] in (" ", "\t"):  # a closing sequence: " ##"
+        title = bare.rstrip(" \t")
+    return level, title.strip()
 
 
 def _records(path: Path, text: str, options: IngestOptions) -> list[Chunk]:

@@ -17,21 +17,30 @@ from omnivec.kb.ingest.thumbnail import thumbnail
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov")
 SEEK_GAP_S = 3.0  # seek when the next frame wanted is this far ahead; closer ones are cheaper to decode through
+MAX_SEGMENTS = 2000  # segments per video (5.5 hours at 10 s); past it the rest is left out, with a warning
 EPS = 1e-6
 
 
 def ingest_video(path: Path, options: IngestOptions) -> list[Chunk]:
     """Per segment of ``options.video_segment_s`` seconds, ``frames_per_segment`` "frame" image chunks (start/end:
-    the segment; ``extra["time"]``: the frame's own time), then the sound track as "audio" windows."""
+    the segment; ``extra["time"]``: the frame's own time), then the sound track as "audio" windows.
+
+    Segments follow the frames actually decoded, never the duration a header claims (a crafted tag can say
+    277,777 hours), and stop at ``MAX_SEGMENTS``. Frames are decoded only when ``options`` wants "image" chunks,
+    the sound track only when it wants "audio" (or transcripts)."""
     from omnivec.inputs.audio import _require_av, resample
     from omnivec.inputs.video import _duration, video_audio
 
+    wants_frames = options.wants("image")
+    wants_sound = options.wants("audio") or (options.transcribe_model is not None and options.wants("text"))
+    if not wants_frames and not wants_sound:
+        return []  # no space of this KB embeds anything of a video: nothing is decoded
     try:
         av = _require_av()
     except InputError as exc:
         raise IngestError(str(path), str(exc)) from None
     source = decoder_source(path)
-    sound_only = False
+    sound_only, frames = False, []
     try:
         with av.open(source) as container:
             if not container.streams.video:
@@ -39,15 +48,11 @@ def ingest_video(path: Path, options: IngestOptions) -> list[Chunk]:
                     raise IngestError(str(path), "the file has no video or audio stream")
                 sound_only = True
             else:
-                stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
-                duration = _duration(container, stream)
                 has_audio = bool(container.streams.audio)
-                segments = video_segments(duration, options.video_segment_s)
-                wanted = [(segment, start + (end - start) * (j + 0.5) / options.frames_per_segment)
-                          for segment, (start, end) in enumerate(segments)
-                          for j in range(options.frames_per_segment)]
-                frames = _FrameGrabber(container, stream).frames_at([t for _, t in wanted])
+                if wants_frames:
+                    stream = container.streams.video[0]
+                    stream.thread_type = "AUTO"
+                    frames = segment_frames(path, container, stream, _duration(container, stream), options)
     except IngestError:
         raise
     except Exception as exc:  # av.error.* for damaged containers and streams
@@ -56,14 +61,12 @@ def ingest_video(path: Path, options: IngestOptions) -> list[Chunk]:
         from omnivec.kb.ingest.media import ingest_audio
 
         return ingest_audio(path, options)
-    if not frames:
+    if wants_frames and not frames:
         raise IngestError(str(path), "the video stream holds no decodable frame")
-    chunks = []
-    for (segment, _), (image, time) in zip(wanted, frames):
-        start, end = segments[segment]
-        chunks.append(Chunk(file=str(path), modality="image", kind="frame", content=image, start=start, end=end,
-                            thumbnail=thumbnail(image, options.thumbnail_px), extra={"time": time}))
-    if has_audio:
+    chunks = [Chunk(file=str(path), modality="image", kind="frame", content=image, start=start, end=end,
+                    thumbnail=thumbnail(image, options.thumbnail_px), extra={"time": time})
+              for start, end, image, time in frames]
+    if has_audio and wants_sound:
         try:
             waveform, rate = video_audio(source, index=0)
         except InputError as exc:  # the pictures are still worth indexing without their sound
@@ -74,10 +77,39 @@ def ingest_video(path: Path, options: IngestOptions) -> list[Chunk]:
     return chunks
 
 
-def video_segments(duration: float, segment_s: float) -> list[tuple[float, float]]:
-    """Consecutive ``(start, end)`` seconds covering ``duration``; the last one ends with the video."""
-    count = max(1, math.ceil(duration / segment_s - EPS))
-    return [(k * segment_s, min((k + 1) * segment_s, duration)) for k in range(count)]
+def segment_frames(path: Path, container: Any, stream: Any, duration: float,
+                   options: IngestOptions) -> list[tuple[float, float, Any, float]]:
+    """``(segment start, segment end, frame image, frame time)``: the frames on screen at evenly spaced times in
+    each segment. Segments are cut as frames decode: planning stops where the stream ends (whatever ``duration``
+    says) or at ``MAX_SEGMENTS``; a duration that is unknown or not finite is read as "until the frames end"."""
+    segment_s, per_segment = options.video_segment_s, options.frames_per_segment
+    if not math.isfinite(duration) or duration <= 0:
+        duration = math.inf
+    count = max(1, math.ceil(duration / segment_s - EPS)) if math.isfinite(duration) else math.inf
+    grabber = _FrameGrabber(container, stream)
+    out: list[tuple[float, float, Any, float]] = []
+    k = 0
+    while k < count:
+        start = k * segment_s
+        if k == MAX_SEGMENTS:
+            warnings.warn(f"{path}: only the first {MAX_SEGMENTS} segments of {segment_s:g} s are indexed "
+                          f"(MAX_SEGMENTS); the rest of the video is left out", stacklevel=3)
+            break
+        end = min((k + 1) * segment_s, duration)
+        picked: list[tuple[Any, float]] = []
+        for j in range(per_segment):
+            shown = grabber.at(start + (end - start) * (j + 0.5) / per_segment)
+            if shown is None:
+                break
+            picked.append(shown)
+        if not picked or (grabber.ended and start >= grabber.end_time - EPS):
+            break  # no frame this late: the duration overstated the stream
+        picked += picked[-1:] * (per_segment - len(picked))  # the last frame stays on screen
+        if grabber.ended and start < grabber.end_time < end:
+            end = grabber.end_time  # the stream ends before the duration said
+        out.extend((start, end, image, time) for image, time in picked)
+        k += 1
+    return out
 
 
 class _FrameGrabber:
@@ -87,44 +119,51 @@ class _FrameGrabber:
         self.container, self.stream = container, stream
         # Times are relative to the stream's first timestamp, as the segment times are.
         self.origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        self.frame_s = 1 / float(stream.average_rate) if stream.average_rate else 0.0
         self.can_seek = True
         self.landed = 0.0  # time of the first frame after the last seek
+        self.frames: Iterator[Any] | None = None
+        self.previous = self.ahead = None  # the last frame at or before the last target; the first one after it
+        self.ended = False  # the decoder ran out of frames
+        self.last_time = 0.0  # the latest frame time decoded (relative to the origin)
 
-    def frames_at(self, targets: list[float]) -> list[tuple[Any, float]]:
-        out: list[tuple[Any, float]] = []
-        frames: Iterator[Any] | None = None
-        previous = ahead = None  # the last frame at or before the current target; the first one after it
-        for target in targets:
-            at = target + self.origin
-            position = ahead if ahead is not None else previous
-            if frames is None or (position is not None and at - position.time > SEEK_GAP_S):
-                sought = self._seek(at)
-                if sought is not None:
-                    if position is not None and self.landed <= position.time:
-                        # Keyframes are further apart than the targets: seeking only re-decodes, so stop seeking.
-                        self.can_seek = False
-                    frames, previous, ahead = sought, None, None
-                elif frames is None:  # cannot seek: decode through from the start
-                    frames = self._decode()
-            while True:
-                if ahead is None:
-                    ahead = next(frames, None)
-                    if ahead is None:  # end of stream: the last frame stays on screen
-                        break
-                if ahead.time > at + EPS:
+    @property
+    def end_time(self) -> float:
+        """Where the decoded stream ends: its last frame's time plus one frame."""
+        return self.last_time + self.frame_s
+
+    def at(self, target: float) -> tuple[Any, float] | None:
+        """The frame on screen at ``target`` seconds and its own time; None when nothing decodes there."""
+        at = target + self.origin
+        position = self.ahead if self.ahead is not None else self.previous
+        if self.frames is None or (position is not None and at - position.time > SEEK_GAP_S):
+            sought = self._seek(at)
+            if sought is not None:
+                if position is not None and self.landed <= position.time:
+                    # Keyframes are further apart than the targets: seeking only re-decodes, so stop seeking.
+                    self.can_seek = False
+                self.frames, self.previous, self.ahead = sought, None, None
+            elif self.frames is None:  # cannot seek: decode through from the start
+                self.frames = self._decode()
+        while True:
+            if self.ahead is None:
+                self.ahead = next(self.frames, None)
+                if self.ahead is None:  # end of stream: the last frame stays on screen
+                    self.ended = True
                     break
-                previous, ahead = ahead, None
-            shown = previous if previous is not None else ahead
-            if shown is None:  # nothing decodes past here (a duration that overstates the stream)
-                if not out:
-                    break
-                out.append(out[-1])
-                continue
-            out.append((shown.to_image(), float(shown.time) - self.origin))
-        return out
+            if self.ahead.time > at + EPS:
+                break
+            self.previous, self.ahead = self.ahead, None
+        shown = self.previous if self.previous is not None else self.ahead
+        if shown is None:  # nothing decodes past here
+            return None
+        return shown.to_image(), float(shown.time) - self.origin
 
     def _decode(self) -> Iterator[Any]:
-        return (frame for frame in self.container.decode(self.stream) if frame.time is not None)
+        for frame in self.container.decode(self.stream):
+            if frame.time is not None:
+                self.last_time = max(self.last_time, float(frame.time) - self.origin)
+                yield frame
 
     def _seek(self, at: float) -> Iterator[Any] | None:
         """Frames from the keyframe at or before ``at``; a seek that lands after ``at`` (inexact indexes) is

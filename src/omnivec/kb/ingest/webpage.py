@@ -35,16 +35,18 @@ class _Reader(HTMLParser):
         self.headings: list[tuple[int, str]] = []
         self.stack: list[tuple[int, str]] = []
         self.skip: list[str] = []  # open skipped elements; their text is dropped
+        self.skipped: dict[str, int] = {}  # how many of each are open: no scan of a deeply nested stack per tag
         self.pre = 0
         self.title: list[str] | None = None  # text of the heading being read
         self.level = 0
         self.pending = ""  # the break owed before the next text
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag == "body" and "head" in self.skip:  # a <head> left open ends where the body begins
-            del self.skip[self.skip.index("head"):]
+        if tag == "body" and self.skipped.get("head"):  # a <head> left open ends where the body begins
+            self._close("head")
         if tag in SKIPPED:
             self.skip.append(tag)
+            self.skipped[tag] = self.skipped.get(tag, 0) + 1
         elif tag in HEADINGS and not self.skip:
             self._break("\n\n")
             self.title, self.level = [], HEADINGS[tag]
@@ -62,8 +64,8 @@ class _Reader(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if tag in SKIPPED:
-            if tag in self.skip:
-                del self.skip[len(self.skip) - 1 - self.skip[::-1].index(tag):]
+            if self.skipped.get(tag):
+                self._close(tag)
         elif tag in HEADINGS and self.title is not None:
             title = _SPACE.sub(" ", "".join(self.title)).strip()
             while self.stack and self.stack[-1][0] >= self.level:
@@ -93,6 +95,14 @@ class _Reader(HTMLParser):
             self._write(self.pending)
         self.pending = ""
         self._write(data)
+
+    def _close(self, tag: str) -> None:
+        """Close the innermost open ``tag`` and the skipped elements opened inside it."""
+        while self.skip:
+            closed = self.skip.pop()
+            self.skipped[closed] -= 1
+            if closed == tag:
+                return
 
     def _break(self, kind: str) -> None:
         # The strongest break owed wins: a paragraph over a line over a cell separator.

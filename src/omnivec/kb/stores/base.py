@@ -225,6 +225,14 @@ class VectorStore(ABC):
     def files(self, name: str) -> set[str]:
         """The distinct payload ``file`` values in ``name``."""
 
+    @abstractmethod
+    def file_counts(self, name: str) -> dict[str, int]:
+        """Records per payload ``file`` in ``name`` ({} if missing)."""
+
+    @abstractmethod
+    def drop_collection(self, name: str) -> None:
+        """Remove ``name`` and all its records (nothing if missing)."""
+
     def optimize(self, name: str) -> None:
         """Compact storage and build or refresh the ANN index once ``name`` has ``ann_threshold`` records."""
 

@@ -117,6 +117,18 @@ class LanceDBStore(VectorStore):
         column = table.search().select(["file"]).limit(None).to_arrow().column("file")
         return set(column.unique().to_pylist())
 
+    def file_counts(self, name: str) -> dict[str, int]:
+        table = self._table(name)
+        if table is None:
+            return {}
+        counts = table.search().select(["file"]).limit(None).to_arrow().column("file").value_counts()
+        return {item["values"].as_py(): item["counts"].as_py() for item in counts}
+
+    def drop_collection(self, name: str) -> None:
+        if self._table(name) is not None:
+            self._db.drop_table(name)
+        self._tables.pop(name, None)
+
     # -- writes --------------------------------------------------------------------------------------------
 
     def upsert(self, name: str, records: list[Record]) -> None:

@@ -44,7 +44,7 @@ class QdrantStore(VectorStore):
         self.location = path if path is not None else url
         self.local = path is not None
         self.batch_size = batch_size
-        self._dims: dict[str, int] = {}  # saves a round trip per call to a server; collections are never dropped
+        self._dims: dict[str, int] = {}  # saves a round trip per call to a server (forgotten on drop)
         try:
             if path == ":memory:":
                 self._client = QdrantClient(location=":memory:")
@@ -109,6 +109,24 @@ class QdrantStore(VectorStore):
             found.update(p.payload["file"] for p in points)
             if offset is None:
                 return found
+
+    def file_counts(self, name: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        if not self._exists(name):
+            return counts
+        offset = None
+        while True:
+            points, offset = self._client.scroll(name, limit=_PAGE, offset=offset, with_payload=["file"],
+                                                 with_vectors=False)
+            for point in points:
+                counts[point.payload["file"]] = counts.get(point.payload["file"], 0) + 1
+            if offset is None:
+                return counts
+
+    def drop_collection(self, name: str) -> None:
+        if self._exists(name):
+            self._client.delete_collection(name)
+        self._dims.pop(name, None)
 
     # -- writes --------------------------------------------------------------------------------------------
 

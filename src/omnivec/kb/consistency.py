@@ -1,0 +1,103 @@
+"""Keeping the manifest and the vector store in step, checked at the start of every index run: a space whose model
+changed is re-embedded (old and new vectors never mix), files whose vectors went missing (the store's data deleted)
+are re-indexed, and vectors of files the manifest does not know (manifest.sqlite lost) are deleted. Each repair is
+reported in one message."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from omnivec.kb.manifest import Manifest, record_counts
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_BYTES = 1 << 20  # of each model file's head and tail, hashed into the model's identity
+
+
+def model_identity(source: str) -> str:
+    """A fingerprint of the model at ``source`` (a folder, or a Hub id in the local cache): each file's name and
+    size, and a hash of its first and last MiB. Another checkpoint (retrained, another revision) differs in these;
+    the same files moved or copied elsewhere do not. The source itself where it is not a local folder."""
+    from omnivec.models.hub import HubOptions, resolve_model_dir
+
+    try:
+        folder = Path(resolve_model_dir(source, HubOptions(local_files_only=True)))
+    except Exception:  # loaded another way (a package's copy): the name is all there is
+        return f"name:{source}"
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        size = path.stat().st_size
+        digest.update(f"{relative.as_posix()}\0{size}\0".encode())
+        with open(path, "rb") as f:
+            digest.update(f.read(SAMPLE_BYTES))
+            if size > SAMPLE_BYTES:
+                f.seek(max(SAMPLE_BYTES, size - SAMPLE_BYTES))
+                digest.update(f.read(SAMPLE_BYTES))
+    return digest.hexdigest()
+
+
+def check_models(manifest: Manifest, store: Any, spaces: list[Any]) -> list[str]:
+    """Re-embed every space whose model is not the one its vectors were made with: its collection is dropped (the
+    new model may have another dimension) and the files that had vectors in it are marked for re-indexing."""
+    recorded = manifest.space_models()
+    messages = []
+    for space in spaces:
+        before = recorded.get(space.name)
+        if before is not None and before[1] != space.identity:
+            entries = manifest.entries()
+            files = [path for path, entry in entries.items()
+                     if entry.state == "done" and (record_counts(entry) or {space.name: 1}).get(space.name, 0) > 0]
+            store.drop_collection(space.name)  # first: a run killed after it still sees the old identity
+            messages.append(f"the {space.name} space's model changed ({before[0]!r} -> {space.model_id!r}): its "
+                            f"vectors were deleted and its {len(files)} files are re-embedded.")
+            manifest.set_space_model(space.name, space.model_id, space.identity, pending=files)
+        elif before is None or before[0] != space.model_id:  # first run, or the same files under another name
+            manifest.set_space_model(space.name, space.model_id, space.identity)
+    return messages
+
+
+def check_store(manifest: Manifest, store: Any, spaces: list[Any], kb_dir: Path) -> list[str]:
+    """Compare, per space, the vectors the manifest's done files should have with the store's count; where they
+    differ, look file by file: vectors of files the manifest does not know are deleted, done files whose vectors
+    are missing or incomplete are marked for re-indexing."""
+    from omnivec.kb.indexer import file_key
+
+    entries = manifest.entries()
+    unknown = [path for path, entry in entries.items() if entry.state == "done" and record_counts(entry) is None]
+    if unknown:  # a manifest from before per-space counts: take them from the store, once
+        per_space = {space.name: store.file_counts(space.name) for space in spaces}
+        manifest.set_records({path: {name: counts[path] for name, counts in per_space.items() if path in counts}
+                              for path in unknown})
+        entries = manifest.entries()
+    orphans: set[str] = set()
+    missing: set[str] = set()
+    for space in spaces:
+        expected = {path: n for path, entry in entries.items() if entry.state == "done"
+                    and (n := (record_counts(entry) or {}).get(space.name, 0)) > 0}
+        if store.count(space.name) == sum(expected.values()):  # the cheap check, every run
+            continue
+        stored = store.file_counts(space.name)
+        orphans.update(path for path in stored if path not in entries)
+        missing.update(path for path, n in expected.items() if stored.get(path, 0) != n)
+    messages = []
+    if orphans:
+        for name in store.collections():
+            store.delete_files(name, sorted(orphans))
+        keys = {file_key(path) for path in orphans}
+        for thumbnail in (kb_dir / "thumbs").iterdir():
+            if thumbnail.name.split("-", 1)[0] in keys:
+                thumbnail.unlink(missing_ok=True)
+        messages.append(f"the vector store held vectors of {len(orphans)} files the manifest does not know "
+                        "(manifest.sqlite lost or replaced?): deleted; those still present are indexed again.")
+    if missing:
+        manifest.mark_pending(sorted(missing))
+        messages.append(f"{len(missing)} indexed files have missing or incomplete vectors in the store (its data "
+                        "deleted or damaged?): they are indexed again.")
+    return messages
+

@@ -1,0 +1,185 @@
+"""Hostile files stay bounded: a video whose duration tag lies, media no space embeds, and text of pathological
+shapes (no whitespace, heading-like lines, one huge line, many tiny lines, deep nesting, a large file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from omnivec.kb.ingest import IngestOptions, ingest_file
+from omnivec.kb.ingest.sample import write_pdf
+from tests.fixtures.media import write_video
+
+LIE = b"277777:00:00.00000"  # 10^9 seconds, as long as the real "00:00:03.000000000" tag it replaces
+
+
+def _lying_video(path: Path) -> Path:
+    """A 3 s Matroska video (with sound) whose track DURATION tag says 277,777 hours."""
+    write_video(path, seconds=3.0, fps=10, with_audio=True)
+    data = path.read_bytes()
+    assert data.count(b"00:00:03.000000000") == 1
+    path.write_bytes(data.replace(b"00:00:03.000000000", LIE))
+    return path
+
+
+def _run_bounded(code: str, *args: str, timeout: float = 60) -> dict:
+    """Run ``code`` in a fresh interpreter with its address space capped at 3 GiB; it prints one JSON line."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    prelude = "import resource; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))\n"
+    done = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code), *args], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_lying_video_duration_is_bounded_by_the_decoded_frames(tmp_path):
+    video = _lying_video(tmp_path / "liar.mkv")
+    got = _run_bounded("""
+        import json, sys, time
+        from omnivec.inputs.video import _duration
+        import av
+        from omnivec.kb.ingest import IngestOptions, ingest_file
+        with av.open(sys.argv[1]) as c:
+            claimed = _duration(c, c.streams.video[0])
+        started = time.perf_counter()
+        chunks = ingest_file(sys.argv[1], IngestOptions(video_segment_s=1.0, audio_rate=16000))
+        spent = time.perf_counter() - started
+        peak = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) // 1024
+        print(json.dumps({"claimed": claimed, "seconds": spent, "peak_mib": peak,
+                          "frames": [(c.start, c.end) for c in chunks if c.kind == "frame"],
+                          "audio": len([c for c in chunks if c.kind == "audio"])}))
+    """, str(video))
+    assert got["claimed"] == 277777 * 3600  # the tag is read as it lies
+    assert [tuple(s) for s in got["frames"]] == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]
+    assert got["audio"] == 1 and got["seconds"] < 10 and got["peak_mib"] < 1024  # bounds: 10 s, 1 GiB peak
+
+
+def test_segments_stop_at_max_segments_with_a_warning(tmp_path, monkeypatch):
+    from omnivec.kb.ingest import video
+
+    path = write_video(tmp_path / "clip.mp4", seconds=3.0, fps=10)
+    monkeypatch.setattr(video, "MAX_SEGMENTS", 2)
+    with pytest.warns(UserWarning, match=r"only the first 2 segments of 1 s are indexed \(MAX_SEGMENTS\)"):
+        chunks = ingest_file(path, IngestOptions(video_segment_s=1.0))
+    assert [(c.start, c.end) for c in chunks] == [(0.0, 1.0), (1.0, 2.0)]
+    monkeypatch.setattr(video, "MAX_SEGMENTS", 3)  # exactly at the limit: everything, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(ingest_file(path, IngestOptions(video_segment_s=1.0))) == 3
+
+
+def test_media_no_space_embeds_is_not_decoded(tmp_path, monkeypatch):
+    import av
+    import pypdfium2
+
+    video = write_video(tmp_path / "clip.mkv", seconds=3.0, fps=10, with_audio=True)
+    pdf = write_pdf(tmp_path / "long.pdf", [[f"Page {n} of a long report."] for n in range(40)])
+    renders, opens = [0], [0]
+    render, open_ = pypdfium2.PdfPage.render, av.open
+
+    def counted_render(self, *args, **kwargs):
+        renders[0] += 1
+        return render(self, *args, **kwargs)
+
+    def counted_open(*args, **kwargs):
+        opens[0] += 1
+        return open_(*args, **kwargs)
+
+    monkeypatch.setattr(pypdfium2.PdfPage, "render", counted_render)
+    monkeypatch.setattr(av, "open", counted_open)
+    text_only = IngestOptions(modalities={"text"}, audio_rate=16000)
+    chunks = ingest_file(pdf, text_only)
+    assert renders[0] == 0 and [c.page for c in chunks] == list(range(1, 41)) and {c.kind for c in chunks} == {"text"}
+    assert ingest_file(video, text_only) == [] and opens[0] == 0
+    assert ingest_file(tmp_path / "long.pdf", IngestOptions(modalities={"image"}))[0].kind == "page"
+    assert renders[0] == 40
+    sound = ingest_file(video, IngestOptions(modalities={"audio"}, audio_rate=16000))
+    assert [c.kind for c in sound] == ["audio"]
+    pictures = ingest_file(video, IngestOptions(modalities={"image"}, video_segment_s=1.0))
+    assert [c.kind for c in pictures] == ["frame"] * 3
+    with pytest.raises(ValueError, match="modalities must be among"):
+        IngestOptions(modalities={"video"})
+
+
+MB = 1 << 20
+SHAPE_SECONDS = 20  # per 1 MB shape, reading + chunking with MiniLM's tokenizer (measured 0.01-11 s on 2 busy cores)
+
+
+def _shape(name: str) -> str:
+    import random
+
+    rng = random.Random(0)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    words = "lamp cable socket adapter brightness charging warranty".split()
+    return {
+        "no_whitespace.txt": lambda: "".join(rng.choice(alphabet) for _ in range(MB)),  # base64-like
+        "heading_backtrack.md": lambda: "# x" + " " * MB + "y\n",  # the old ATX regex: O(n^2) here
+        "heading_lines.md": lambda: ("# x" + " " * 1000 + "y #z\n") * (MB // 1006),
+        "many_headings.md": lambda: "# h\n" * (MB // 4),
+        "huge_line.txt": lambda: " ".join(rng.choice(words) for _ in range(MB // 7)),  # one sentence
+        "tiny_lines.txt": lambda: "".join(f"{i}\n" for i in range(MB // 7)),
+        "nested.md": lambda: "".join("  " * (i % 500) + "- > item\n" for i in range(MB // 600)),
+        "setext.md": lambda: "a\n" * 50000 + "- x\n" + "---\n" * 200000,  # every underline rescanned its paragraph
+        "nested.html": lambda: "<svg>" * (MB // 10) + "</style>" * (MB // 16),
+    }[name]()
+
+
+@pytest.fixture(scope="module")
+def minilm_options(minilm_dir):
+    from transformers import AutoTokenizer
+
+    from omnivec.kb.ingest.chunking import tokenizer_counters
+
+    count, many, offsets = tokenizer_counters(AutoTokenizer.from_pretrained(minilm_dir))
+    return IngestOptions(count_tokens=count, count_tokens_many=many, word_offsets=offsets)
+
+
+@pytest.mark.parametrize("name", ["no_whitespace.txt", "heading_backtrack.md", "heading_lines.md", "many_headings.md",
+                                  "huge_line.txt", "tiny_lines.txt", "nested.md", "setext.md", "nested.html"])
+def test_a_megabyte_of_each_pathological_shape_is_read_in_linear_time(tmp_path, name, minilm_options):
+    path = tmp_path / name
+    path.write_text(_shape(name), encoding="utf-8")
+    started = time.perf_counter()
+    chunks = ingest_file(path, minilm_options)
+    spent = time.perf_counter() - started
+    assert spent < SHAPE_SECONDS, f"{name}: {spent:.1f} s"
+    budget = minilm_options.chunk_tokens
+    assert all(minilm_options.token_count(c.text) <= budget for c in chunks[:50])
+
+
+def test_a_large_text_file_is_read_in_bounded_memory(tmp_path):
+    """50 MB of prose: peak RSS grows by less than 400 MiB (measured: 122 MiB; 635 MiB before)."""
+    path = tmp_path / "big.txt"
+    line = "The lamp cable fits the socket adapter and the charging base holds the phone well.\n"
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(50 * MB // (len(line) * 2000)):
+            f.write(line * 2000 + "\n")
+    got = _run_bounded("""
+        import json, sys
+        from omnivec.kb.ingest import ingest_file
+        def hwm():
+            return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) // 1024
+        before = hwm()
+        chunks = ingest_file(sys.argv[1])
+        print(json.dumps({"growth_mib": hwm() - before, "chunks": len(chunks)}))
+    """, str(path), timeout=120)
+    assert got["chunks"] > 10000 and got["growth_mib"] < 400, got
+
+
+def test_text_files_over_the_text_limit_are_refused(tmp_path):
+    from omnivec.kb.chunk import IngestError
+
+    path = tmp_path / "notes.txt"
+    path.write_text("word " * 200, encoding="utf-8")
+    size = path.stat().st_size
+    assert ingest_file(path, IngestOptions(max_text_bytes=size))  # at the limit: read
+    with pytest.raises(IngestError, match=r"over the 0\.0 MiB limit for text \(IngestOptions.max_text_bytes\)"):
+        ingest_file(path, IngestOptions(max_text_bytes=size - 1))

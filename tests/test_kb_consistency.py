@@ -1,0 +1,126 @@
+"""The manifest and the vector store never drift apart silently: a space's model replaced by another of the same
+dimension, the store's data deleted, and manifest.sqlite lost are each repaired on the next run, with a message."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omnivec.cli import main
+from omnivec.kb.ingest.sample import write_pdf
+from omnivec.kb.stores.base import open_store
+from tests.fixtures.checkpoints import build_bert
+
+NOTES = {f"note{i}.md": f"# Note {i}\n\nThe lamp number {i} charges phones.\n\n## Care\n\nDust it weekly, lamp {i}.\n"
+         for i in range(3)}
+
+
+@pytest.fixture(scope="module")
+def other_bert(tmp_path_factory) -> str:
+    """A second tiny BERT, same dimension (32) as ``bert_dir``, other weights."""
+    return str(build_bert(tmp_path_factory.mktemp("bert-seed-1"), seed=1))
+
+
+def _docs(folder: Path) -> Path:
+    folder.mkdir()
+    for name, text in NOTES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    write_pdf(folder / "report.pdf", [["Quarterly report", "Revenue grew."], ["Outlook", "Stable."]])
+    return folder
+
+
+def _index(docs: Path, kb: Path, model: str) -> str:
+    config = kb.parent / f"{kb.name}.toml"
+    config.write_text(f'overlap_tokens = 8\n[spaces]\ntext = "{model}"\n', encoding="utf-8")
+    summary = io.StringIO()
+    with contextlib.redirect_stderr(summary):
+        assert main(["index", str(docs), "--kb", str(kb), "--config", str(config)]) == 0
+    return summary.getvalue()
+
+
+def _store(kb: Path) -> tuple[set[str], int]:
+    store = open_store(str(kb / "vectors"))
+    try:
+        return store.files("text"), store.count("text")
+    finally:
+        store.close()
+
+
+def test_a_changed_model_re_embeds_its_space(tmp_path, bert_dir, other_bert, monkeypatch):
+    import pypdfium2
+
+    renders = [0]
+    render = pypdfium2.PdfPage.render
+    monkeypatch.setattr(pypdfium2.PdfPage, "render",
+                        lambda self, *a, **k: renders.__setitem__(0, renders[0] + 1) or render(self, *a, **k))
+    docs, kb = _docs(tmp_path / "docs"), tmp_path / "kb"
+    assert "4 indexed" in _index(docs, kb, bert_dir)
+    assert renders[0] == 0  # no image space: no PDF page is rendered
+    before = _store(kb)
+    summary = _index(docs, kb, other_bert)
+    assert f"the text space's model changed ({bert_dir!r} -> {other_bert!r})" in summary
+    assert "its 4 files are re-embedded" in summary and "4 indexed, 0 unchanged" in summary
+    assert _store(kb) == before
+    import omnivec
+    from omnivec.kb.ingest.chunking import embedder_text
+
+    model = omnivec.Embedder(other_bert, device="cpu")
+    store = open_store(str(kb / "vectors"))
+    try:  # every stored vector is the new model's
+        for path in (docs / "note0.md", docs / "report.pdf"):
+            hits = store.search("text", np.ones(32, np.float32), 50)
+            texts = [embedder_text(h.payload["text"], h.payload["heading"]) for h in hits]
+            vectors = model.encode(texts, normalize_embeddings=True)
+            again = [store.search("text", v, 1)[0] for v in vectors]
+            assert all(hit.score == pytest.approx(1.0, abs=1e-4) for hit in again), path
+    finally:
+        store.close()
+    assert "0 indexed, 4 unchanged" in (quiet := _index(docs, kb, other_bert)) and "repaired" not in quiet
+
+
+def test_a_deleted_store_is_refilled(tmp_path, bert_dir):
+    docs, kb = _docs(tmp_path / "docs"), tmp_path / "kb"
+    _index(docs, kb, bert_dir)
+    before = _store(kb)
+    shutil.rmtree(kb / "vectors")
+    summary = _index(docs, kb, bert_dir)
+    assert "4 indexed files have missing or incomplete vectors in the store" in summary and "4 indexed" in summary
+    assert _store(kb) == before and before[1] > 0
+    assert "repaired" not in _index(docs, kb, bert_dir)
+
+
+def test_a_lost_manifest_leaves_no_orphan_vectors(tmp_path, bert_dir):
+    docs, kb = _docs(tmp_path / "docs"), tmp_path / "kb"
+    _index(docs, kb, bert_dir)
+    gone = docs / "note1.md"
+    gone.unlink()
+    for name in ("manifest.sqlite", "manifest.sqlite-wal", "manifest.sqlite-shm"):
+        (kb / name).unlink(missing_ok=True)
+    summary = _index(docs, kb, bert_dir)
+    assert "vectors of 4 files the manifest does not know (manifest.sqlite lost or replaced?)" in summary
+    files, count = _store(kb)
+    assert str(gone.resolve()) not in files and len(files) == 3
+    clean = tmp_path / "clean"
+    _index(docs, clean, bert_dir)
+    assert _store(clean) == (files, count)
+    assert "repaired" not in _index(docs, kb, bert_dir)
+
+
+def test_a_manifest_from_before_the_counts_is_taken_over_without_work(tmp_path, bert_dir):
+    import sqlite3
+
+    docs, kb = _docs(tmp_path / "docs"), tmp_path / "kb"
+    _index(docs, kb, bert_dir)
+    with sqlite3.connect(str(kb / "manifest.sqlite")) as db:  # the schema before this release
+        db.execute("ALTER TABLE files DROP COLUMN records")
+        db.execute("DROP TABLE spaces")
+    summary = _index(docs, kb, bert_dir)
+    assert "0 indexed, 4 unchanged" in summary and "repaired" not in summary
+    with sqlite3.connect(str(kb / "manifest.sqlite")) as db:
+        assert all(records != "" for (records,) in db.execute("SELECT records FROM files"))
+        assert [name for (name,) in db.execute("SELECT name FROM spaces")] == ["text"]
