@@ -140,3 +140,29 @@ def test_a_file_name_that_is_not_utf8_is_reported_and_the_rest_indexed(tmp_path,
     assert "1 indexed" in summary and "1 skipped" in summary
     assert "caf\\udce9.md: name is not valid UTF-8 (rename it to index it)" in summary
     assert _states(kb) == {str((docs / "fine.md").resolve()): "done"}
+
+
+def test_a_passage_that_names_a_file_is_embedded_as_text(tmp_path, minilm_dir, monkeypatch):
+    """A text chunk "photo.png" read while an image of that name sits in the working directory used to be read
+    as that image (the file failed: a text model takes no images); passages are always text."""
+    import numpy as np
+    from PIL import Image
+
+    from omnivec import Embedder
+    from omnivec.kb.stores.base import open_store
+
+    docs, kb = tmp_path / "docs", tmp_path / "kb"
+    docs.mkdir()
+    (docs / "names.txt").write_text("photo.png", encoding="utf-8")  # a passage that is also a path
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "photo.png")
+    monkeypatch.chdir(tmp_path)
+    config = _config(tmp_path, minilm_dir)
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["index", str(docs), "--kb", str(kb), "--config", str(config)]) == 0
+    expected = Embedder(minilm_dir, device="cpu").encode(["photo.png"], modality="text", normalize_embeddings=True)
+    store = open_store(str(kb / "vectors"))
+    try:
+        hits = store.search("text", expected[0], 1, None)
+    finally:
+        store.close()
+    assert hits and np.isclose(hits[0].score, 1.0, atol=1e-4), hits

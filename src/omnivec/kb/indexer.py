@@ -289,7 +289,7 @@ class Indexer:
                 continue
             started = time.perf_counter()
             vectors = space.embed([chunk.content for _, _, chunk in chunks], self.config.batch_size,
-                                  self.show_progress)
+                                  self.show_progress, modality=space.modality)
             report.seconds[f"embed {space.name}"] = report.seconds.get(f"embed {space.name}", 0.0) + (
                 time.perf_counter() - started)
             started = time.perf_counter()

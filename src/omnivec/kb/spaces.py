@@ -38,10 +38,12 @@ class Space:
         kinds = [("text",), ("image",), ("text", "image")]
         return [" + ".join(kind) for kind in kinds if self.takes_query(*kind)]
 
-    def embed(self, inputs: list[Any], batch_size: int, show_progress_bar: bool | None = None) -> Any:
-        """L2-normalised float32 vectors (cosine similarity is then a dot product in every store)."""
+    def embed(self, inputs: list[Any], batch_size: int, show_progress_bar: bool | None = None,
+              modality: str | None = None) -> Any:
+        """L2-normalised float32 vectors (cosine similarity is then a dot product in every store). ``modality``
+        forces how every input is read (a passage "figure.png" is text, not the file of that name)."""
         return self.model.encode(inputs, batch_size=batch_size, normalize_embeddings=True,
-                                 show_progress_bar=show_progress_bar)
+                                 show_progress_bar=show_progress_bar, modality=modality)
 
     @property
     def dim(self) -> int:
