@@ -12,8 +12,9 @@ from omnivec.inputs.sources import DEFAULT_POLICY, FetchPolicy, SourceError, ope
 # processor still downsamples with antialiasing: the photo loses detail the model could not see anyway.
 DRAFT_MARGIN = 2
 # Pixels one image may have (width x height, read from its header before anything is decoded): a 1-bit PNG of
-# 20 KB can declare 13000 x 13000 pixels, 0.5 GB as RGB. 100 MP is above any camera's photo.
-MAX_IMAGE_PIXELS = 100_000_000
+# 20 KB can declare 13000 x 13000 pixels, 0.5 GB as RGB. Pillow's own decompression-bomb threshold (89.5 MP, about
+# 256 MiB as RGBA), above nearly every camera's photo: at or below it Pillow does not warn either.
+MAX_IMAGE_PIXELS = 89_478_485
 # Modes whose pixels can be averaged by Image.reduce (others are converted first: "1" to "L", palettes to RGB).
 _REDUCIBLE_MODES = {"L", "LA", "RGB", "RGBA", "I", "F", "CMYK"}
 _ORIENTATION = 0x0112
