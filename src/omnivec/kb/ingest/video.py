@@ -15,7 +15,6 @@ from omnivec.kb.ingest.media import decoder_source, reason, sound_chunks
 from omnivec.kb.ingest.options import IngestOptions
 from omnivec.kb.ingest.thumbnail import thumbnail
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov")
 SEEK_GAP_S = 3.0  # seek when the next frame wanted is this far ahead; closer ones are cheaper to decode through
 MAX_SEGMENTS = 2000  # segments per video (5.5 hours at 10 s); past it the rest is left out, with a warning
 EPS = 1e-6
