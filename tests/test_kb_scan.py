@@ -166,3 +166,23 @@ def test_a_passage_that_names_a_file_is_embedded_as_text(tmp_path, minilm_dir, m
     finally:
         store.close()
     assert hits and np.isclose(hits[0].score, 1.0, atol=1e-4), hits
+
+
+def test_a_path_given_that_is_not_utf8_is_an_error_naming_it(tmp_path, minilm_dir, capsys, monkeypatch):
+    """A folder named on the command line with a Latin-1 name (or inside such a folder) used to crash the run with a
+    UnicodeEncodeError traceback from SQLite; it is now one line naming the path, escaped, and exit status 2."""
+    folder = os.path.join(os.fsencode(tmp_path), b"caf\xe9")
+    os.mkdir(folder)
+    with open(os.path.join(folder, b"a.txt"), "wb") as f:
+        f.write(b"A note in a folder with a Latin-1 name.\n")
+    config, kb = _config(tmp_path, minilm_dir), tmp_path / "kb"
+    for given, cwd in ((os.fsdecode(folder), None), (os.fsdecode(os.path.join(folder, b"a.txt")), None),
+                       (".", folder)):  # the folder, a file in it, and "." inside it
+        if cwd is not None:
+            monkeypatch.chdir(os.fsdecode(cwd))
+        capsys.readouterr()
+        assert main(["index", given, "--kb", str(kb), "--config", str(config)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("omnivec index: ") and "caf\\udce9" in err[0], err
+        assert "not valid UTF-8" in err[0]
+    assert _states(kb) == {}

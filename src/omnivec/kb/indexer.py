@@ -89,11 +89,13 @@ def scan(paths: Iterable[Path], kb_dir: Path, supported: Iterable[str]) -> Scan:
     skipped: list[tuple[str, str]] = []
     unlisted: list[tuple[str, str]] = []
     for root in paths:
+        _check_utf8(root)  # named as the user wrote it
         try:
             root = root.resolve()
             mode = root.stat().st_mode
         except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop, for Path.resolve
             raise InputError(f"{str(root)!r} does not exist or cannot be read: {_reason(exc)}") from None
+        _check_utf8(root)  # and the folders above it (a relative path in a non-UTF-8 working directory)
         if stat_mode.S_ISDIR(mode):
             _walk(root, kb_dir, found, skipped, unlisted)
         elif stat_mode.S_ISREG(mode):
@@ -149,6 +151,14 @@ def _utf8(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _check_utf8(path: Path) -> None:
+    """A path given to index must be text all along: every indexed file's path starts with it, and SQLite, the
+    stores and JSON hold text only."""
+    if not _utf8(str(path)):
+        raise InputError(f"{str(path)!r}: the path is not valid UTF-8 (undecodable bytes shown as \\udcXX), so "
+                         "files under it cannot be recorded; rename it to index it.")
 
 
 def _not_regular(mode: int) -> str:
