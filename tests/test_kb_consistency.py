@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +125,28 @@ def test_a_manifest_from_before_the_counts_is_taken_over_without_work(tmp_path, 
     with sqlite3.connect(str(kb / "manifest.sqlite")) as db:
         assert all(records != "" for (records,) in db.execute("SELECT records FROM files"))
         assert [name for (name,) in db.execute("SELECT name FROM spaces")] == ["text"]
+
+
+def test_files_left_pending_outside_the_paths_given_are_redone(tmp_path, bert_dir):
+    """A repair marks files of the whole KB for re-indexing; a run on one folder used to redo only that folder's,
+    leaving the others pending (unsearchable) for ever. They are redone while they exist, else named."""
+    docs, kb = tmp_path / "docs", tmp_path / "kb"
+    for name in ("a/note0.md", "b/note1.md", "b/gone.md"):
+        (docs / name).parent.mkdir(parents=True, exist_ok=True)
+        (docs / name).write_text(NOTES["note0.md"].replace("0", name[-4]), encoding="utf-8")
+    assert "3 indexed" in _index(docs, kb, bert_dir)
+    shutil.rmtree(kb / "vectors")  # every file is marked for re-indexing by the next run, whatever its paths
+    gone = (docs / "b/gone.md").resolve()
+    gone.unlink()
+    summary = _index(docs / "a", kb, bert_dir)
+    assert "3 indexed files have missing or incomplete vectors" in summary and "2 indexed" in summary
+    assert (f"{gone}: left to re-index by an earlier run, but not indexable now (No such file or directory): "
+            "index it, or the folder it was in, again") in summary
+    with sqlite3.connect(str(kb / "manifest.sqlite")) as db:
+        states = dict(db.execute("SELECT path, state FROM files"))
+    assert states == {str((docs / "a/note0.md").resolve()): "done", str((docs / "b/note1.md").resolve()): "done",
+                      str(gone): "pending"}
+    files, count = _store(kb)
+    assert files == {str((docs / "a/note0.md").resolve()), str((docs / "b/note1.md").resolve())} and count > 0
+    summary = _index(docs, kb, bert_dir)  # the folder it was in: gone, removed
+    assert "0 indexed, 2 unchanged, 1 removed" in summary and "repaired" not in summary

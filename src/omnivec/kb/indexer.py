@@ -224,6 +224,7 @@ class Indexer:
             self.manifest.remove(gone)
             report.removed = len(gone)
         todo = self._changed(files, entries, report)
+        todo += self._pending_elsewhere(entries, roots, SUPPORTED, report)
         report.seconds["scan"] = time.perf_counter() - started
         self._index(todo, report)
         for space in self.spaces:
@@ -256,6 +257,32 @@ class Indexer:
                 report.failed.append((str(path), f"cannot read the file: {_reason(exc)}{kept}"))
         if touched:
             self.manifest.touch(touched)
+        return todo
+
+    def _pending_elsewhere(self, entries: dict[str, Any], roots: list[str], supported: Iterable[str],
+                           report: IndexReport) -> list[tuple]:
+        """Files outside this run's paths left pending by a repair (a changed model, missing vectors) or a killed
+        run: redone here while each is still a regular file of a supported type with no symlink on its path (what a
+        scan would take), else named with what to do; otherwise one would stay pending, unsearchable, forever."""
+        extensions = {e.lower() for e in supported}
+        todo = []
+        for path, entry in sorted(entries.items()):
+            if entry.state != "pending" or _under(path, roots):  # under the roots: the scan decided
+                continue
+            file = Path(path)
+            try:
+                stat = file.lstat()
+                if not stat_mode.S_ISREG(stat.st_mode):
+                    raise OSError(_not_regular(stat.st_mode) if not stat_mode.S_ISLNK(stat.st_mode)
+                                  else SYMLINK_SKIPPED)
+                if file.resolve() != file:
+                    raise OSError("a folder on its path is now a symlink")
+                if file.suffix.lower() not in extensions:
+                    raise OSError(f"unsupported file type {file.suffix or '(no extension)'!r}")
+                todo.append((path, content_hash(file), stat.st_size, stat.st_mtime))
+            except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop, for Path.resolve
+                report.failed.append((path, f"left to re-index by an earlier run, but not indexable now "
+                                            f"({_reason(exc)}): index it, or the folder it was in, again"))
         return todo
 
     def _index(self, todo: list[tuple], report: IndexReport) -> None:
