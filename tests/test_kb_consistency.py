@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -150,3 +151,53 @@ def test_files_left_pending_outside_the_paths_given_are_redone(tmp_path, bert_di
     assert files == {str((docs / "a/note0.md").resolve()), str((docs / "b/note1.md").resolve())} and count > 0
     summary = _index(docs, kb, bert_dir)  # the folder it was in: gone, removed
     assert "0 indexed, 2 unchanged, 1 removed" in summary and "repaired" not in summary
+
+
+def test_search_does_not_read_the_model_files(tmp_path, bert_dir, monkeypatch, capsys):
+    """Every search and server start used to hash 2 MiB of every model file (and crash where one could not be
+    read); the model identity is an index run's check only."""
+    import omnivec.kb.consistency as consistency
+
+    docs, kb = _docs(tmp_path / "docs"), tmp_path / "kb"
+    _index(docs, kb, bert_dir)
+
+    def refuse(source):
+        raise AssertionError(f"model_identity({source!r}) called by a search")
+
+    monkeypatch.setattr(consistency, "model_identity", refuse)
+    capsys.readouterr()
+    assert main(["search", "lamp", "--kb", str(kb), "--config", str(kb.parent / "kb.toml"), "--json",
+                 "--rerank", "none"]) == 0
+    assert json.loads(capsys.readouterr().out)
+
+
+def test_a_model_that_becomes_resolvable_is_not_re_embedded(tmp_path, bert_dir):
+    """Vectors recorded with a name-only identity (the model was not a local folder then) and a model now found
+    locally (a fingerprint): unknown, not another model, so nothing is re-embedded; the fingerprint is recorded."""
+    docs, kb = _docs(tmp_path / "docs"), tmp_path / "kb"
+    _index(docs, kb, bert_dir)
+    with sqlite3.connect(str(kb / "manifest.sqlite")) as db:
+        (fingerprint,) = db.execute("SELECT identity FROM spaces").fetchone()
+        db.execute("UPDATE spaces SET identity = ?", (f"name:{bert_dir}",))
+    summary = _index(docs, kb, bert_dir)
+    assert "0 indexed, 4 unchanged" in summary and "repaired" not in summary
+    with sqlite3.connect(str(kb / "manifest.sqlite")) as db:
+        assert db.execute("SELECT identity FROM spaces").fetchone() == (fingerprint,)
+
+
+def test_unreadable_model_files_are_a_note_not_a_crash(tmp_path, bert_dir, monkeypatch):
+    """An OSError reading a model file used to end the run (and every search) with a traceback; the model is then
+    judged by its name, with a note, and nothing is re-embedded."""
+    import omnivec.kb.consistency as consistency
+
+    docs, kb = _docs(tmp_path / "docs"), tmp_path / "kb"
+    _index(docs, kb, bert_dir)
+
+    def unreadable(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(consistency, "open", unreadable, raising=False)  # the module's reads only
+    summary = _index(docs, kb, bert_dir)
+    assert "note: the text space's model files could not be read ([Errno 13] Permission denied:" in summary
+    assert f"judged by its name, {bert_dir!r}" in summary
+    assert "0 indexed, 4 unchanged" in summary and "repaired" not in summary

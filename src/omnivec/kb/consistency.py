@@ -20,13 +20,14 @@ SAMPLE_BYTES = 1 << 20  # of each model file's head and tail, hashed into the mo
 def model_identity(source: str) -> str:
     """A fingerprint of the model at ``source`` (a folder, or a Hub id in the local cache): each file's name and
     size, and a hash of its first and last MiB. Another checkpoint (retrained, another revision) differs in these;
-    the same files moved or copied elsewhere do not. The source itself where it is not a local folder."""
+    the same files moved or copied elsewhere do not. ``name:<source>`` where it is not a local folder (the files
+    are unknown). Raises ``OSError`` where a file cannot be listed or read."""
     from omnivec.models.hub import HubOptions, resolve_model_dir
 
     try:
         folder = Path(resolve_model_dir(source, HubOptions(local_files_only=True)))
     except Exception:  # loaded another way (a package's copy): the name is all there is
-        return f"name:{source}"
+        return f"{NAME_ONLY}{source}"
     digest = hashlib.blake2b(digest_size=16)
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder)
@@ -42,24 +43,54 @@ def model_identity(source: str) -> str:
     return digest.hexdigest()
 
 
-def check_models(manifest: Manifest, store: Any, spaces: list[Any]) -> list[str]:
+NAME_ONLY = "name:"  # an identity that knows the model's name, not its files
+
+
+def _known(identity: str) -> bool:
+    """Whether ``identity`` fingerprints files ("" where they could not be read; a name where not local)."""
+    return bool(identity) and not identity.startswith(NAME_ONLY)
+
+
+def _changed(before: tuple[str, str], space: Any, identity: str) -> bool:
+    """Whether the model that made a space's vectors (``before``: as configured, identity) is not ``space``'s.
+    Files against files where both are known; where either is not, the model's name decides: a model that became
+    resolvable locally (a name before, a fingerprint now) is not taken for another."""
+    if _known(before[1]) and _known(identity):
+        return before[1] != identity
+    if before[1].startswith(NAME_ONLY):
+        return before[1] != f"{NAME_ONLY}{space.source}"
+    return before[0] != space.model_id
+
+
+def check_models(manifest: Manifest, store: Any, spaces: list[Any]) -> tuple[list[str], list[str]]:
     """Re-embed every space whose model is not the one its vectors were made with: its collection is dropped (the
-    new model may have another dimension) and the files that had vectors in it are marked for re-indexing."""
+    new model may have another dimension) and the files that had vectors in it are marked for re-indexing.
+    Returns the repairs made and notes (a model whose files could not be read, judged by its name)."""
     recorded = manifest.space_models()
-    messages = []
+    messages, notes = [], []
     for space in spaces:
+        try:  # here only, not when loading spaces: search and the server never hash model files
+            identity = model_identity(space.source)
+        except OSError as exc:
+            identity = ""
+            notes.append(f"the {space.name} space's model files could not be read ({exc}): whether its model "
+                         f"changed is judged by its name, {space.model_id!r}.")
         before = recorded.get(space.name)
-        if before is not None and before[1] != space.identity:
+        if before is not None and _changed(before, space, identity):
             entries = manifest.entries()
             files = [path for path, entry in entries.items()
                      if entry.state == "done" and (record_counts(entry) or {space.name: 1}).get(space.name, 0) > 0]
             store.drop_collection(space.name)  # first: a run killed after it still sees the old identity
             messages.append(f"the {space.name} space's model changed ({before[0]!r} -> {space.model_id!r}): its "
                             f"vectors were deleted and its {len(files)} files are re-embedded.")
-            manifest.set_space_model(space.name, space.model_id, space.identity, pending=files)
-        elif before is None or before[0] != space.model_id:  # first run, or the same files under another name
-            manifest.set_space_model(space.name, space.model_id, space.identity)
-    return messages
+            manifest.set_space_model(space.name, space.model_id, identity, pending=files)
+        elif before is None:
+            manifest.set_space_model(space.name, space.model_id, identity)
+        else:  # the same model, perhaps under another name or better known now: what is known is kept
+            best = identity if _known(identity) or (identity and not _known(before[1])) else before[1]
+            if (space.model_id, best) != before:
+                manifest.set_space_model(space.name, space.model_id, best)
+    return messages, notes
 
 
 def check_store(manifest: Manifest, store: Any, spaces: list[Any], kb_dir: Path) -> list[str]:

@@ -35,6 +35,7 @@ class IndexReport:
     chunks: dict[str, int] = field(default_factory=dict)  # space -> chunks written
     problems: list[str] = field(default_factory=list)  # spaces left out of this run
     repairs: list[str] = field(default_factory=list)  # where the manifest and the store had drifted apart
+    notes: list[str] = field(default_factory=list)  # checks that could not be made (a model's files unreadable)
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> time spent
 
     def summary(self) -> str:
@@ -46,6 +47,7 @@ class IndexReport:
             lines.append(f"  {stage}: {spent:.1f} s")
         lines.extend(f"  skipped space: {problem}" for problem in self.problems)
         lines.extend(f"  repaired: {repair}" for repair in self.repairs)
+        lines.extend(f"  note: {note}" for note in self.notes)
         # A file name (and a reason quoting it) may hold control characters: escaped, so each entry stays one line
         # and no escape sequence reaches the terminal.
         for title, entries in (("Files not indexed:", self.failed), ("Skipped (not read):", self.skipped)):
@@ -192,7 +194,8 @@ class Indexer:
             self.close()
             raise InputError("No model of this KB could be loaded, so nothing can be indexed: "
                              + " ".join(self.problems))
-        self.repairs = check_models(self.manifest, self.store, self.spaces)  # before a changed dimension is refused
+        # Before a changed dimension is refused; the models' files are read here, not when spaces load.
+        self.repairs, self.notes = check_models(self.manifest, self.store, self.spaces)
         for space in self.spaces:
             self.store.ensure_collection(space.name, space.dim)
         self.active = {s.name for s in self.spaces}
@@ -202,9 +205,9 @@ class Indexer:
     def run(self, paths: list[Path]) -> IndexReport:
         from omnivec.kb.ingest import SUPPORTED
 
-        report = IndexReport(problems=list(self.problems))  # the summary names them
+        report = IndexReport(problems=list(self.problems), notes=list(self.notes))  # the summary names them
         report.repairs = self.repairs + check_store(self.manifest, self.store, self.spaces, self.kb_dir)
-        self.repairs = []
+        self.repairs, self.notes = [], []
         started = time.perf_counter()
         found = scan(paths, self.kb_dir, SUPPORTED)
         files = found.files

@@ -19,7 +19,7 @@ class Space:
     name: str
     model_id: str
     model: Any  # omnivec.Embedder
-    identity: str = ""  # fingerprint of the model's files (kb/consistency.model_identity)
+    source: str = ""  # what the model was loaded from; its identity is checked by index runs only (kb/consistency)
 
     @property
     def modality(self) -> str:
@@ -53,7 +53,6 @@ class Space:
 def load_spaces(config: KBConfig, device: str | None = None) -> tuple[list[Space], list[str]]:
     """The spaces whose model loads, and a message for each that does not."""
     from omnivec import Embedder
-    from omnivec.kb.consistency import model_identity
     from omnivec.models.defaults import DEFAULT_TEXT_MODEL, default_text_model
 
     spaces, problems = [], []
@@ -69,7 +68,7 @@ def load_spaces(config: KBConfig, device: str | None = None) -> tuple[list[Space
             problems.append(f"model {model_id!r} cannot embed {name} inputs (it takes "
                             f"{', '.join(model.modalities)}): the {name} space is left out.")
             continue
-        spaces.append(Space(name, model_id, model, model_identity(source)))
+        spaces.append(Space(name, model_id, model, source))
     return spaces, problems
 
 
