@@ -186,3 +186,61 @@ def test_a_path_given_that_is_not_utf8_is_an_error_naming_it(tmp_path, minilm_di
         assert len(err) == 1 and err[0].startswith("omnivec index: ") and "caf\\udce9" in err[0], err
         assert "not valid UTF-8" in err[0]
     assert _states(kb) == {}
+
+
+def _three_notes(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in (("a.md", "The lamp charges phones."), ("b.md", "POISON in this note."),
+                       ("c.md", "The kettle boils water.")):
+        (docs / name).write_text(f"# {name}\n\n{text}\n", encoding="utf-8")
+    return docs
+
+
+def test_a_chunk_the_model_refuses_fails_its_file_alone(tmp_path, minilm_dir, monkeypatch):
+    """An embedding error on one chunk used to stop the run with a traceback, its whole batch left pending; the
+    batch is now embedded file by file, the refused file fails with the model's reason, the others are done."""
+    from omnivec.kb.spaces import Space
+    from omnivec.kb.stores.base import open_store
+
+    embed = Space.embed
+
+    def refuse_poison(self, inputs, *args, **kwargs):
+        if any("POISON" in str(text) for text in inputs):
+            raise ValueError("this chunk cannot be embedded")
+        return embed(self, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(Space, "embed", refuse_poison)
+    docs, kb = _three_notes(tmp_path), tmp_path / "kb"
+    summary = _index(docs, kb, _config(tmp_path, minilm_dir))
+    assert "2 indexed, 0 unchanged, 0 removed, 1 failed" in summary, summary
+    b = str((docs / "b.md").resolve())
+    assert f"{b}: the text model could not embed it: ValueError: this chunk cannot be embedded" in summary
+    assert _states(kb) == {str((docs / "a.md").resolve()): "done", b: "failed",
+                           str((docs / "c.md").resolve()): "done"}
+    store = open_store(str(kb / "vectors"))
+    try:
+        assert store.files("text") == {str((docs / n).resolve()) for n in ("a.md", "c.md")}
+    finally:
+        store.close()
+
+
+def test_a_store_that_refuses_a_write_stops_the_run_with_one_message(tmp_path, minilm_dir, monkeypatch, capsys):
+    """A failing store is no file's fault: the run stops with one line (no traceback), the files left pending, and
+    the next run indexes them."""
+    from omnivec.kb.stores.lancedb_store import LanceDBStore
+
+    def full(self, name, records):
+        raise OSError(28, "No space left on device")
+
+    docs, kb, config = _three_notes(tmp_path), tmp_path / "kb", _config(tmp_path, minilm_dir)
+    with monkeypatch.context() as patch:
+        patch.setattr(LanceDBStore, "upsert", full)
+        capsys.readouterr()
+        assert main(["index", str(docs), "--kb", str(kb), "--config", str(config)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["omnivec index: Writing vectors to the text collection failed (OSError: [Errno 28] No space "
+                   "left on device). The run stopped: the 3 files being written are left pending and are indexed "
+                   "again by the next run."], err
+    assert set(_states(kb).values()) == {"pending"}
+    assert "3 indexed" in _index(docs, kb, config) and set(_states(kb).values()) == {"done"}

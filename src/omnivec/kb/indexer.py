@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omnivec.errors import InputError
+from omnivec.errors import InputError, OmnivecError
 from omnivec.kb.chunk import Chunk, IngestError
 from omnivec.kb.config import KBConfig
 from omnivec.kb.consistency import check_models, check_store
@@ -76,6 +76,13 @@ class Scan:
 
 
 SYMLINK_SKIPPED = "symlink, not followed"
+
+# What a model raises for an input it cannot take (a bad chunk): the file fails alone. Anything else stops the run.
+EMBED_ERRORS = (OmnivecError, ValueError, RuntimeError)
+
+
+class StoreWriteError(OmnivecError):
+    """The vector store refused a write; no file is to blame. The files being written stay pending."""
 
 
 def scan(paths: Iterable[Path], kb_dir: Path, supported: Iterable[str]) -> Scan:
@@ -171,6 +178,13 @@ def _not_regular(mode: int) -> str:
 
 def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc)
+
+
+def _short(exc: BaseException) -> str:
+    """An exception in one line of at most 300 characters, for a summary line."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _under(path: str, folders: list[str]) -> bool:
@@ -316,35 +330,79 @@ class Indexer:
             self._flush(batch, report)
 
     def _flush(self, batch: list[tuple[tuple, list[Chunk]]], report: IndexReport) -> None:
+        """Embed and write a batch of files. A file whose chunks a model refuses fails alone (the batch is embedded
+        again file by file to find it); a store that refuses a write stops the run, the files left pending."""
         from omnivec.kb.stores.base import Record
 
         files = [entry for entry, _ in batch]
         # Pending before any vector changes: a run killed from here on redoes these files.
         self.manifest.set_states(files, "pending", spaces=self.space_names)
         self._delete([entry[0] for entry in files])
+        failed: dict[str, str] = {}  # path -> reason
+        embedded = []  # (space, [(path, position, chunk)], vectors)
         for space in self.spaces:
             chunks = [(entry[0], position, chunk) for entry, file_chunks in batch
                       for position, chunk in enumerate(file_chunks) if chunk.modality == space.modality]
             if not chunks:
                 continue
             started = time.perf_counter()
-            vectors = space.embed([chunk.content for _, _, chunk in chunks], self.config.batch_size,
-                                  self.show_progress, modality=space.modality)
+            try:
+                vectors = list(self._embed(space, chunks, self.show_progress))
+            except EMBED_ERRORS:
+                chunks, vectors = self._embed_alone(space, chunks, failed)
             report.seconds[f"embed {space.name}"] = report.seconds.get(f"embed {space.name}", 0.0) + (
                 time.perf_counter() - started)
+            embedded.append((space, chunks, vectors))
+        for space, chunks, vectors in embedded:
             started = time.perf_counter()
             records = [Record(rid, vector, self._payload(path, rid, position, chunk))
-                       for (path, position, chunk), vector in zip(chunks, vectors)
+                       for (path, position, chunk), vector in zip(chunks, vectors) if path not in failed
                        for rid in [record_id(path, position)]]
-            self.store.upsert(space.name, records)
+            try:
+                self.store.upsert(space.name, records)
+            except Exception as exc:  # the store's own failure (disk, server): no file is to blame
+                raise StoreWriteError(f"Writing vectors to the {space.name} collection failed ({_short(exc)}). "
+                                      f"The run stopped: the {len(files)} files being written are left pending and "
+                                      "are indexed again by the next run.") from exc
             report.seconds["write"] = report.seconds.get("write", 0.0) + time.perf_counter() - started
             report.chunks[space.name] = report.chunks.get(space.name, 0) + len(records)
+        bad = [entry for entry in files if entry[0] in failed]
+        if bad:  # none of their vectors were written
+            self.manifest.set_states(bad, "failed", errors=[failed[entry[0]] for entry in bad],
+                                     spaces=self.space_names)
+            report.failed.extend((entry[0], failed[entry[0]]) for entry in bad)
+        done = [(entry, file_chunks) for entry, file_chunks in batch if entry[0] not in failed]
+        if not done:
+            return
         per_space = [{space.name: n for space in self.spaces
                       if (n := sum(chunk.modality == space.modality for chunk in file_chunks))}
-                     for _, file_chunks in batch]  # what the next run checks the store against
-        self.manifest.set_states(files, "done", [len(chunks) for _, chunks in batch], spaces=self.space_names,
-                                 records=per_space)
-        report.indexed += len(files)
+                     for _, file_chunks in done]  # what the next run checks the store against
+        self.manifest.set_states([entry for entry, _ in done], "done", [len(chunks) for _, chunks in done],
+                                 spaces=self.space_names, records=per_space)
+        report.indexed += len(done)
+
+    def _embed(self, space: Space, chunks: list[tuple[str, int, Chunk]], show_progress: bool | None) -> Any:
+        return space.embed([chunk.content for _, _, chunk in chunks], self.config.batch_size, show_progress,
+                           modality=space.modality)
+
+    def _embed_alone(self, space: Space, chunks: list[tuple[str, int, Chunk]],
+                     failed: dict[str, str]) -> tuple[list[tuple[str, int, Chunk]], list[Any]]:
+        """The batch's files embedded one at a time after the batch failed: each file the model refuses goes into
+        ``failed`` with the model's reason; the chunks and vectors of the others are returned."""
+        by_file: dict[str, list[tuple[str, int, Chunk]]] = {}
+        for item in chunks:
+            by_file.setdefault(item[0], []).append(item)
+        kept, vectors = [], []
+        for path, items in by_file.items():
+            if path in failed:  # refused by an earlier space: none of its vectors are written
+                continue
+            try:
+                vectors.extend(self._embed(space, items, False))
+            except EMBED_ERRORS as exc:
+                failed[path] = f"the {space.name} model could not embed it: {_short(exc)}"
+                continue
+            kept.extend(items)
+        return kept, vectors
 
     def _payload(self, path: str, rid: str, position: int, chunk: Chunk) -> dict[str, Any]:
         thumbnail = ""
