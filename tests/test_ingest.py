@@ -51,6 +51,11 @@ def test_markdown_heading_paths(sample, tmp_path):
     got = [(c.heading, c.text) for c in ingest_file(doc)]
     assert got == [("", "Intro."), ("A", "text a\n```sh\n# not a heading\n```"), ("A > B", "text b\n- item\n---"),
                    ("C", "text c")]
+    from omnivec.kb.ingest.text import _atx_heading
+
+    # A title of only '#' is the closing sequence of an empty heading (CommonMark: "### ###" is an empty h3).
+    assert [_atx_heading(line) for line in ("# ##", "### ###", "## #\t", "# # #", "# a #b", "#5 #")] == [
+        (1, ""), (3, ""), (2, ""), (1, "#"), (1, "a #b"), None]
 
 
 def test_chunks_fit_the_token_budget_and_overlap(tok):

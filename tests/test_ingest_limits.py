@@ -76,6 +76,17 @@ def test_segments_stop_at_max_segments_with_a_warning(tmp_path, monkeypatch):
         assert len(ingest_file(path, IngestOptions(video_segment_s=1.0))) == 3
 
 
+def test_video_warnings_print_file_names_escaped(tmp_path, monkeypatch):
+    from omnivec.kb.ingest import video
+
+    path = write_video(tmp_path / "clip\x1b[2J\u202e.mp4", seconds=2.0, fps=10)  # clears the screen, reverses
+    monkeypatch.setattr(video, "MAX_SEGMENTS", 1)
+    with pytest.warns(UserWarning, match="MAX_SEGMENTS") as caught:
+        ingest_file(path, IngestOptions(video_segment_s=1.0, modalities={"image"}))
+    message = str(caught[0].message)
+    assert "\x1b" not in message and "\u202e" not in message and "clip\\x1b[2J\\u202e.mp4" in message
+
+
 def test_media_no_space_embeds_is_not_decoded(tmp_path, monkeypatch):
     import av
     import pypdfium2

@@ -14,6 +14,7 @@ from omnivec.kb.chunk import Chunk, IngestError
 from omnivec.kb.ingest.media import decoder_source, reason, sound_chunks
 from omnivec.kb.ingest.options import IngestOptions
 from omnivec.kb.ingest.thumbnail import thumbnail
+from omnivec.printing import printable  # file names may hold terminal escapes
 
 SEEK_GAP_S = 3.0  # seek when the next frame wanted is this far ahead; closer ones are cheaper to decode through
 MAX_SEGMENTS = 2000  # segments per video (5.5 hours at 10 s); past it the rest is left out, with a warning
@@ -69,7 +70,7 @@ def ingest_video(path: Path, options: IngestOptions) -> list[Chunk]:
         try:
             waveform, rate = video_audio(source, index=0)
         except InputError as exc:  # the pictures are still worth indexing without their sound
-            warnings.warn(f"{path}: sound track skipped: {reason(exc, source)}", stacklevel=2)
+            warnings.warn(printable(f"{path}: sound track skipped: {reason(exc, source)}"), stacklevel=2)
         else:
             if waveform.size:
                 chunks.extend(sound_chunks(str(path), resample(waveform, rate, options.audio_rate), options))
@@ -91,8 +92,8 @@ def segment_frames(path: Path, container: Any, stream: Any, duration: float,
     while k < count:
         start = k * segment_s
         if k == MAX_SEGMENTS:
-            warnings.warn(f"{path}: only the first {MAX_SEGMENTS} segments of {segment_s:g} s are indexed "
-                          f"(MAX_SEGMENTS); the rest of the video is left out", stacklevel=3)
+            warnings.warn(printable(f"{path}: only the first {MAX_SEGMENTS} segments of {segment_s:g} s are indexed "
+                                    f"(MAX_SEGMENTS); the rest of the video is left out"), stacklevel=3)
             break
         end = min((k + 1) * segment_s, duration)
         picked: list[tuple[Any, float]] = []
