@@ -143,6 +143,43 @@ def test_a_pdf_of_100k_shared_pages_is_bounded(tmp_path):
     assert got["grown_mib"] < 64 and got["kept"] < 200 * 16_000 and got["seconds"] < 30
 
 
+def test_an_indexed_picture_has_the_vector_the_library_gives_its_file(sample_kb, clip_dir):
+    """The KB decodes a picture reduced for the image model exactly as ``Embedder.encode(path)`` does."""
+    from omnivec import Embedder
+    from omnivec.kb.config import load_config
+    from omnivec.kb.stores.base import Filter, open_store
+
+    docs, kb, config = sample_kb
+    model = Embedder(clip_dir)
+    assert model.image_side == 32  # the tiny CLIP's input: its 320x240 pictures decode reduced
+    with open_store(load_config(kb, config).store_uri(kb)) as store:
+        for name in ("red_circle.png", "blue_square.jpg"):
+            path = str(docs / name)
+            [vector] = model.encode([path], normalize_embeddings=True)
+            [hit] = store.search("image", vector, 1, Filter(path_prefix=path))
+            # The same vector: 1.0 up to float32 rounding (decoded at full size instead: 0.999992 and 0.999998).
+            assert hit.payload["file"] == path and hit.score > 1 - 5e-7, (name, hit.score)
+
+
+def test_a_large_picture_is_decoded_reduced_in_bounded_memory(tmp_path):
+    """A 9000x9000 grey PNG (81 MP, under the pixel limit, 80 KB) is 243 MB as an RGB image at full size."""
+    from PIL import Image
+
+    path = tmp_path / "large.png"
+    Image.new("L", (9000, 9000), 200).save(path)
+    got = _run_bounded("""
+        import json, sys
+        import PIL.Image
+        from omnivec.kb.ingest import IngestOptions, ingest_file
+        status = lambda key: int(open("/proc/self/status").read().split(key)[1].split()[0]) // 1024
+        before = status("VmRSS:")
+        [chunk] = ingest_file(sys.argv[1], IngestOptions(image_side=224, modalities={"image"}))
+        print(json.dumps({"size": chunk.content.size, "grown_mib": status("VmHWM:") - before}))
+    """, str(path))
+    # Reduced by 20 (a short side of at least 2 x 224); 128 MiB of peak growth (the 81 MB grey decode is the peak).
+    assert got["size"] == [450, 450] and got["grown_mib"] < 128, got
+
+
 def test_media_no_space_embeds_is_not_decoded(tmp_path, monkeypatch):
     import av
     import pypdfium2

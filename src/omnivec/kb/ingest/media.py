@@ -26,7 +26,8 @@ def reason(exc: InputError, source: str) -> str:
 
 
 def ingest_image(path: Path, options: IngestOptions) -> list[Chunk]:
-    """One "image" chunk (an animated GIF's first frame), EXIF orientation applied, with a thumbnail."""
+    """One "image" chunk (an animated GIF's first frame), EXIF orientation applied, with a thumbnail; decoded
+    reduced for ``options.image_side`` as the library decodes it (its vector is the one ``encode(path)`` gives)."""
     from PIL import Image
 
     from omnivec.inputs.image import load_image
@@ -35,7 +36,7 @@ def ingest_image(path: Path, options: IngestOptions) -> list[Chunk]:
         return []  # no image space: not decoded
     source = decoder_source(path)
     try:
-        image = load_image(source, index=0)
+        image = load_image(source, index=0, min_side=options.image_side)  # as Embedder.encode decodes the file
     except InputError as exc:
         raise IngestError(str(path), reason(exc, source)) from None
     except Image.DecompressionBombError as exc:  # Pillow's guard against huge pixel counts
