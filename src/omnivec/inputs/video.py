@@ -88,10 +88,13 @@ def load_video(value: Any, *, index: int, sampling: VideoSampling, policy: Fetch
 
 
 def video_audio(video_value: Any, *, index: int, policy: FetchPolicy = DEFAULT_POLICY) -> tuple[np.ndarray, int]:
-    """The audio track of a video file, mono, with its rate."""
+    """The audio track of a video file, mono, with its rate; longer than ``MAX_AUDIO_SECONDS``: ``AudioTooLong``."""
     try:
         source, described = open_source(video_value, policy)
-        return decode_audio_track(source)
+        waveform, rate, _ = decode_audio_track(source, index=index, described=described)
+        return waveform, rate
+    except InputError:  # a sampling rate out of range, too long, NaN samples: named already
+        raise
     except SourceError as exc:
         raise InputError(f"Input at index {index}: {exc}") from None
     except Exception as exc:

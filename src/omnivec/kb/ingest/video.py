@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 
 from omnivec.errors import InputError
 from omnivec.kb.chunk import Chunk, IngestError
-from omnivec.kb.ingest.media import decoder_source, reason, sound_chunks
+from omnivec.kb.ingest.media import decoder_source, reason, sound_chunks, warn_cut
 from omnivec.kb.ingest.options import IngestOptions
 from omnivec.kb.ingest.thumbnail import thumbnail
 from omnivec.printing import printable  # file names may hold terminal escapes
@@ -29,8 +29,9 @@ def ingest_video(path: Path, options: IngestOptions) -> list[Chunk]:
     277,777 hours), and stop at ``MAX_SEGMENTS``. Frames past the image pixel limit are refused before decoding;
     large ones are converted reduced for ``options.image_side``. Frames are decoded only when ``options`` wants "image" chunks,
     the sound track only when it wants "audio" (or transcripts)."""
+    from omnivec.inputs import audio
     from omnivec.inputs.audio import _require_av, resample
-    from omnivec.inputs.video import _duration, check_frame_size, frame_image, video_audio
+    from omnivec.inputs.video import _duration, check_frame_size, frame_image
 
     wants_frames = options.wants("image")
     wants_sound = options.wants("audio") or (options.transcribe_model is not None and options.wants("text"))
@@ -73,10 +74,14 @@ def ingest_video(path: Path, options: IngestOptions) -> list[Chunk]:
               for start, end, image, time in frames]
     if has_audio and wants_sound:
         try:
-            waveform, rate = video_audio(source, index=0)
-        except InputError as exc:  # the pictures are still worth indexing without their sound
-            warnings.warn(printable(f"{path}: sound track skipped: {reason(exc, source)}"), stacklevel=2)
+            waveform, rate, cut = audio.decode_audio_track(source, index=0, described=source,
+                                                           max_seconds=audio.MAX_AUDIO_SECONDS, cut=True)
+        except Exception as exc:  # the pictures are still worth indexing without their sound
+            why = reason(exc, source) if isinstance(exc, InputError) else f"cannot read the video's audio track: {exc}"
+            warnings.warn(printable(f"{path}: sound track skipped: {why}"), stacklevel=2)
         else:
+            if cut:
+                warn_cut(path, "sound track")
             if waveform.size:
                 chunks.extend(sound_chunks(str(path), resample(waveform, rate, options.audio_rate), options))
     return chunks
