@@ -20,6 +20,7 @@ MAX_SAMPLING_RATE = 384_000
 # 48 kHz (CLAP) is 691 MB of float32 samples.
 MAX_AUDIO_SECONDS = 3600
 _BLOCK_S = 10  # soundfile reads this many seconds at a time, so a multi-channel file is never whole in memory
+_RESERVE = 1 << 26  # output samples reserved at first when the header gives no duration (256 MB of float32)
 
 
 class AudioTooLong(InputError):
@@ -108,7 +109,7 @@ class _Collector:
         self.index, self.described, self.target_rate = index, described, target_rate
         self.max_seconds, self.may_cut = max_seconds, cut
         self.rate = self.limit = 0
-        self.taken, self.cut, self.resampler, self.out = 0, False, None, []
+        self.taken, self.cut, self.resampler, self.out, self.filled = 0, False, None, np.zeros(0, np.float32), 0
 
     def start(self, rate: Any, claimed_s: float | None) -> None:
         """The source rate (checked before decoding) and the duration its header claims, if any."""
@@ -116,10 +117,18 @@ class _Collector:
         self.limit = int(self.max_seconds * self.rate)
         if claimed_s is not None and claimed_s > self.max_seconds and not self.may_cut:
             raise too_long(self.index, self.described, f"{claimed_s:.0f} s long (its header says)", self.max_seconds)
+        self.resampler = None
         if self.target_rate is not None and self.target_rate != self.rate:
             av = _require_av()
             self.resampler = av.AudioResampler(format="flt", layout="mono", rate=self.target_rate)
-        self.taken, self.cut, self.out = 0, False, []
+        # Room for the output the header announces (else the limit allows, up to 256 MB), reserved but untouched
+        # (the OS backs only the pages written): the samples are not held twice, as blocks and their concatenation.
+        rate = self.target_rate or self.rate
+        self.most = int(self.max_seconds * rate) + rate  # output samples at the limit, resampler rounding included
+        expect = self.most if claimed_s is None else int(min(claimed_s + 1, self.max_seconds) * rate) + rate
+        self.out, self.filled = np.empty(min(expect, self.most, _RESERVE) if claimed_s is None else
+                                         min(expect, self.most), np.float32), 0
+        self.taken, self.cut = 0, False
 
     def add(self, mono: np.ndarray) -> bool:
         """Take a block; False once past the limit (decoding stops)."""
@@ -138,17 +147,27 @@ class _Collector:
 
     def _emit(self, mono: np.ndarray) -> None:
         if self.resampler is None:
-            self.out.append(mono.copy())
+            self._put(mono)
             return
         av = _require_av()
         frame = av.AudioFrame.from_ndarray(mono.reshape(1, -1), format="flt", layout="mono")
         frame.sample_rate, frame.pts, frame.time_base = self.rate, self.taken, Fraction(1, self.rate)
-        self.out.extend(f.to_ndarray().reshape(-1) for f in self.resampler.resample(frame))
+        for out in self.resampler.resample(frame):
+            self._put(out.to_ndarray().reshape(-1))
+
+    def _put(self, samples: np.ndarray) -> None:
+        end = self.filled + samples.size
+        if end > self.out.size:
+            size = max(end, min(2 * self.out.size, self.most))  # the header understated the length
+            self.out = np.concatenate([self.out[:self.filled], np.empty(size - self.filled, np.float32)])
+        self.out[self.filled:end] = samples
+        self.filled = end
 
     def finish(self) -> np.ndarray:
         if self.resampler is not None:
-            self.out.extend(f.to_ndarray().reshape(-1) for f in self.resampler.resample(None))
-        return np.concatenate(self.out).astype(np.float32, copy=False) if self.out else np.zeros(0, np.float32)
+            for out in self.resampler.resample(None):
+                self._put(out.to_ndarray().reshape(-1))
+        return self.out[:self.filled]
 
 
 def _decode(source: Any, described: str, collector: _Collector) -> None:
