@@ -125,9 +125,8 @@ class _Collector:
         # (the OS backs only the pages written): the samples are not held twice, as blocks and their concatenation.
         rate = self.target_rate or self.rate
         self.most = int(self.max_seconds * rate) + rate  # output samples at the limit, resampler rounding included
-        expect = self.most if claimed_s is None else int(min(claimed_s + 1, self.max_seconds) * rate) + rate
-        self.out, self.filled = np.empty(min(expect, self.most, _RESERVE) if claimed_s is None else
-                                         min(expect, self.most), np.float32), 0
+        expect = min(self.most, _RESERVE) if claimed_s is None else min(int((claimed_s + 1) * rate), self.most)
+        self.out, self.filled = np.empty(expect, np.float32), 0
         self.taken, self.cut = 0, False
 
     def add(self, mono: np.ndarray) -> bool:
