@@ -51,6 +51,11 @@ def test_markdown_heading_paths(sample, tmp_path):
     got = [(c.heading, c.text) for c in ingest_file(doc)]
     assert got == [("", "Intro."), ("A", "text a\n```sh\n# not a heading\n```"), ("A > B", "text b\n- item\n---"),
                    ("C", "text c")]
+    from omnivec.kb.ingest.text import _atx_heading
+
+    # A title of only '#' is the closing sequence of an empty heading (CommonMark: "### ###" is an empty h3).
+    assert [_atx_heading(line) for line in ("# ##", "### ###", "## #\t", "# # #", "# a #b", "#5 #")] == [
+        (1, ""), (3, ""), (2, ""), (1, "#"), (1, "a #b"), None]
 
 
 def test_chunks_fit_the_token_budget_and_overlap(tok):
@@ -122,13 +127,14 @@ def test_pdf_pages_text_and_renderings(sample, tmp_path):
     pages = [c for c in chunks if c.kind == "page"]
     assert [(c.page, c.text) for c in texts] == [(n + 1, "\n".join(lines)) for n, lines in enumerate(PDF_PAGES)]
     assert [c.page for c in pages] == [1, 2, 3] and all(c.modality == "image" for c in pages)
-    assert pages[1].text == "\n".join(PDF_PAGES[1]) and pages[0].content.size == (612, 792)
+    assert pages[1].text == "\n".join(PDF_PAGES[1]) and Image.open(io.BytesIO(pages[0].content)).size == (612, 792)
     thumb = Image.open(io.BytesIO(pages[0].thumbnail))
     assert thumb.format == "JPEG" and max(thumb.size) == 64
     landscape = write_pdf(tmp_path / "wide.pdf", [["Wide page"]], size=(800, 400))
     [text, page] = ingest_file(landscape, IngestOptions(page_dpi=144))
-    assert text.text == "Wide page" and page.content.size == (1600, 800)
-    assert np.asarray(page.content).min() < 100  # the text is drawn, not a blank page
+    rendered = Image.open(io.BytesIO(page.content))  # pages are kept as PNG bytes until embedded
+    assert text.text == "Wide page" and rendered.size == (1600, 800) and rendered.format == "PNG"
+    assert np.asarray(rendered).min() < 100  # the text is drawn, not a blank page
 
 
 def test_pictures(sample, tmp_path):

@@ -76,6 +76,111 @@ def test_segments_stop_at_max_segments_with_a_warning(tmp_path, monkeypatch):
         assert len(ingest_file(path, IngestOptions(video_segment_s=1.0))) == 3
 
 
+def test_video_warnings_print_file_names_escaped(tmp_path, monkeypatch):
+    from omnivec.kb.ingest import video
+
+    path = write_video(tmp_path / "clip\x1b[2J\u202e.mp4", seconds=2.0, fps=10)  # clears the screen, reverses
+    monkeypatch.setattr(video, "MAX_SEGMENTS", 1)
+    with pytest.warns(UserWarning, match="MAX_SEGMENTS") as caught:
+        ingest_file(path, IngestOptions(video_segment_s=1.0, modalities={"image"}))
+    message = str(caught[0].message)
+    assert "\x1b" not in message and "\u202e" not in message and "clip\\x1b[2J\\u202e.mp4" in message
+
+
+def _shared_pdf(path: Path, count: int) -> Path:
+    """A PDF whose page tree lists one letter-size page object ``count`` times: 100,000 pages in 600 KB."""
+    stream = b"BT /F1 18 Tf 72 700 Td (Shared page) Tj ET"
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join([b"3 0 R"] * count), count),
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 5 0 R >> >> "
+               b"/Contents 4 0 R >>", b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+    return path
+
+
+def test_pdf_pages_stop_at_max_pages_with_a_warning(tmp_path, monkeypatch):
+    from omnivec.kb.ingest import pdf
+
+    assert pdf.MAX_PAGES == 2000
+    path = _shared_pdf(tmp_path / "shared.pdf", 7)
+    monkeypatch.setattr(pdf, "MAX_PAGES", 5)
+    with pytest.warns(UserWarning, match=r"only the first 5 pages are indexed \(MAX_PAGES\)"):
+        chunks = ingest_file(path)
+    assert [(c.kind, c.page) for c in chunks] == [(kind, n) for n in range(1, 6) for kind in ("text", "page")]
+    monkeypatch.setattr(pdf, "MAX_PAGES", 7)  # exactly at the limit: every page, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [c.page for c in ingest_file(path) if c.kind == "page"] == list(range(1, 8))
+
+
+def test_a_pdf_of_100k_shared_pages_is_bounded(tmp_path):
+    """200 letter pages at 72 dpi would hold 280 MB as PIL images until the file is done; as PNG bytes, ~3 MB."""
+    path = _shared_pdf(tmp_path / "shared.pdf", 100_000)
+    got = _run_bounded("""
+        import json, sys, time, warnings
+        from omnivec.kb.ingest import IngestOptions, ingest_file, pdf
+        pdf.MAX_PAGES = 200  # the real 2000 takes 30 s; the memory per page kept is what is measured
+        status = lambda key: int(open("/proc/self/status").read().split(key)[1].split()[0]) // 1024
+        import pypdfium2, PIL.Image  # loaded before the baseline
+        before, started = status("VmRSS:"), time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            chunks = ingest_file(sys.argv[1], IngestOptions(modalities={"image"}))
+        print(json.dumps({"pages": len(chunks), "seconds": time.perf_counter() - started,
+                          "grown_mib": status("VmHWM:") - before, "kept": sum(len(c.content) for c in chunks),
+                          "warned": [str(w.message) for w in caught]}))
+    """, str(path))
+    assert got["pages"] == 200 and "(MAX_PAGES)" in got["warned"][0]
+    # Bounds: 64 MiB of peak growth (measured 22; without PNG storage: 280 MB), 3.2 MB of page bytes kept, 30 s.
+    assert got["grown_mib"] < 64 and got["kept"] < 200 * 16_000 and got["seconds"] < 30
+
+
+def test_an_indexed_picture_has_the_vector_the_library_gives_its_file(sample_kb, clip_dir):
+    """The KB decodes a picture reduced for the image model exactly as ``Embedder.encode(path)`` does."""
+    from omnivec import Embedder
+    from omnivec.kb.config import load_config
+    from omnivec.kb.stores.base import Filter, open_store
+
+    docs, kb, config = sample_kb
+    model = Embedder(clip_dir)
+    assert model.image_side == 32  # the tiny CLIP's input: its 320x240 pictures decode reduced
+    with open_store(load_config(kb, config).store_uri(kb)) as store:
+        for name in ("red_circle.png", "blue_square.jpg"):
+            path = str(docs / name)
+            [vector] = model.encode([path], normalize_embeddings=True)
+            [hit] = store.search("image", vector, 1, Filter(path_prefix=path))
+            # The same vector: 1.0 up to float32 rounding (decoded at full size instead: 0.999992 and 0.999998).
+            assert hit.payload["file"] == path and hit.score > 1 - 5e-7, (name, hit.score)
+
+
+def test_a_large_picture_is_decoded_reduced_in_bounded_memory(tmp_path):
+    """A 9000x9000 grey PNG (81 MP, under the pixel limit, 80 KB) is 243 MB as an RGB image at full size."""
+    from PIL import Image
+
+    path = tmp_path / "large.png"
+    Image.new("L", (9000, 9000), 200).save(path)
+    got = _run_bounded("""
+        import json, sys
+        import PIL.Image
+        from omnivec.kb.ingest import IngestOptions, ingest_file
+        status = lambda key: int(open("/proc/self/status").read().split(key)[1].split()[0]) // 1024
+        before = status("VmRSS:")
+        [chunk] = ingest_file(sys.argv[1], IngestOptions(image_side=224, modalities={"image"}))
+        print(json.dumps({"size": chunk.content.size, "grown_mib": status("VmHWM:") - before}))
+    """, str(path))
+    # Reduced by 20 (a short side of at least 2 x 224); 128 MiB of peak growth (measured 91: the 81 MB grey decode;
+    # decoded at full size and made RGB, over 320).
+    assert got["size"] == [450, 450] and got["grown_mib"] < 128, got
+
+
 def test_media_no_space_embeds_is_not_decoded(tmp_path, monkeypatch):
     import av
     import pypdfium2

@@ -1,4 +1,5 @@
-"""Decode audio: soundfile for wav/flac/ogg, PyAV for compressed formats; mono mix-down; resampling."""
+"""Decode audio: soundfile for wav/flac/ogg, PyAV for compressed formats; mono mix-down; resampling. Decoding is
+streamed (mono mix-down and resampling block by block) and stops at ``MAX_AUDIO_SECONDS``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,16 @@ from omnivec.inputs.sources import DEFAULT_POLICY, FetchPolicy, SourceError, ope
 # model's rate (48 kHz for CLAP) within 48x; 384 kHz is the highest rate audio interfaces record at.
 MIN_SAMPLING_RATE = 1_000
 MAX_SAMPLING_RATE = 384_000
+# Seconds of audio one input may hold. 16 MiB of Opus at 6 kbit/s is 6 hours, 3-4 GB as float32: longer audio is
+# refused from its header before decoding, and decoding stops past the limit whatever the header says. An hour at
+# 48 kHz (CLAP) is 691 MB of float32 samples.
+MAX_AUDIO_SECONDS = 3600
+_BLOCK_S = 10  # soundfile reads this many seconds at a time, so a multi-channel file is never whole in memory
+_RESERVE = 1 << 26  # output samples reserved at first when the header gives no duration (256 MB of float32)
+
+
+class AudioTooLong(InputError):
+    """Audio longer than ``MAX_AUDIO_SECONDS`` (its header says so, or decoding went past the limit)."""
 
 
 def _require_av() -> Any:
@@ -26,7 +37,15 @@ def _require_av() -> Any:
 
 
 def load_audio(value: Any, *, index: int, sampling_rate: int, policy: FetchPolicy = DEFAULT_POLICY) -> np.ndarray:
-    """Mono float32 samples at ``sampling_rate`` from an ``{"array", "sampling_rate"}`` dict, path, URL or bytes."""
+    """Mono float32 samples at ``sampling_rate`` from an ``{"array", "sampling_rate"}`` dict, path, URL or bytes.
+    Audio longer than ``MAX_AUDIO_SECONDS`` is refused (``AudioTooLong``)."""
+    return read_audio(value, index=index, sampling_rate=sampling_rate, policy=policy)[0]
+
+
+def read_audio(value: Any, *, index: int, sampling_rate: int, policy: FetchPolicy = DEFAULT_POLICY,
+               max_seconds: float = MAX_AUDIO_SECONDS, cut: bool = False) -> tuple[np.ndarray, bool]:
+    """``load_audio``, with the duration limit as a parameter: past ``max_seconds`` the audio is refused, or with
+    ``cut`` only its first ``max_seconds`` are returned; and whether it was cut."""
     if isinstance(value, dict):
         source_rate = check_sampling_rate(value["sampling_rate"], index, "audio 'sampling_rate'")
         try:
@@ -36,23 +55,38 @@ def load_audio(value: Any, *, index: int, sampling_rate: int, policy: FetchPolic
                              f"got {type(value['array']).__name__} ({exc}).") from None
         waveform = _as_mono(array, index)
         described = "audio 'array'"
+        limit = int(max_seconds * source_rate)
+        if waveform.size > limit and not cut:
+            raise too_long(index, described, f"{waveform.size / source_rate:.0f} s long", max_seconds)
+        was_cut, waveform = waveform.size > limit, waveform[:limit]
     else:
         try:
             source, described = open_source(value, policy)
         except SourceError as exc:
             raise InputError(f"Input at index {index}: {exc}") from None
-        waveform, source_rate = _decode(source, described, index)
+        collector = _Collector(index, described, sampling_rate, max_seconds, cut)
+        _decode(source, described, collector)
+        waveform, was_cut = collector.finish(), collector.cut
         if waveform.size == 0:
             raise InputError(f"Input at index {index} ({described}): cannot decode as audio: no samples decoded "
                              "(damaged or empty file).")
-        check_sampling_rate(source_rate, index, f"the sampling rate of {described}")
+        return waveform, was_cut  # already checked and resampled block by block
     if waveform.size == 0:
         raise InputError(f"Input at index {index}: the audio array holds no samples.")
     if not np.isfinite(waveform).all():  # NaN or inf would silently turn every embedding into NaN
         first = int(np.flatnonzero(~np.isfinite(waveform))[0])
-        raise InputError(f"Input at index {index}: {described} holds NaN or infinite samples (the first at "
-                         f"sample {first}); expected finite samples, e.g. in [-1, 1].")
-    return resample(waveform, source_rate, sampling_rate)
+        raise non_finite(index, described, first)
+    return resample(waveform, source_rate, sampling_rate), was_cut
+
+
+def too_long(index: int, described: str, length: str, max_seconds: float) -> AudioTooLong:
+    return AudioTooLong(f"Input at index {index} ({described}): the audio is {length}, more than the limit of "
+                        f"{max_seconds:g} s (MAX_AUDIO_SECONDS).")
+
+
+def non_finite(index: int, described: str, first: int) -> InputError:
+    return InputError(f"Input at index {index}: {described} holds NaN or infinite samples (the first at sample "
+                      f"{first}); expected finite samples, e.g. in [-1, 1].")
 
 
 def check_sampling_rate(rate: Any, index: int, field: str) -> int:
@@ -67,44 +101,129 @@ def check_sampling_rate(rate: Any, index: int, field: str) -> int:
     return int(value)
 
 
-def _decode(source: Any, described: str, index: int) -> tuple[np.ndarray, int]:
+class _Collector:
+    """Mono float32 blocks at the source rate in, checked (finite, within the duration limit) and resampled to the
+    target rate as they come (None: kept at the source rate), so only the output is ever whole in memory."""
+
+    def __init__(self, index: int, described: str, target_rate: int | None, max_seconds: float, cut: bool) -> None:
+        self.index, self.described, self.target_rate = index, described, target_rate
+        self.max_seconds, self.may_cut = max_seconds, cut
+        self.rate = self.limit = 0
+        self.taken, self.cut, self.resampler, self.out, self.filled = 0, False, None, np.zeros(0, np.float32), 0
+
+    def start(self, rate: Any, claimed_s: float | None) -> None:
+        """The source rate (checked before decoding) and the duration its header claims, if any."""
+        self.rate = check_sampling_rate(rate, self.index, f"the sampling rate of {self.described}")
+        self.limit = int(self.max_seconds * self.rate)
+        if claimed_s is not None and claimed_s > self.max_seconds and not self.may_cut:
+            raise too_long(self.index, self.described, f"{claimed_s:.0f} s long (its header says)", self.max_seconds)
+        self.resampler = None
+        if self.target_rate is not None and self.target_rate != self.rate:
+            av = _require_av()
+            self.resampler = av.AudioResampler(format="flt", layout="mono", rate=self.target_rate)
+        # Room for the output the header announces (else the limit allows, up to 256 MB), reserved but untouched
+        # (the OS backs only the pages written): the samples are not held twice, as blocks and their concatenation.
+        rate = self.target_rate or self.rate
+        self.most = int(self.max_seconds * rate) + rate  # output samples at the limit, resampler rounding included
+        expect = min(self.most, _RESERVE) if claimed_s is None else min(int((claimed_s + 1) * rate), self.most)
+        self.out, self.filled = np.empty(expect, np.float32), 0
+        self.taken, self.cut = 0, False
+
+    def add(self, mono: np.ndarray) -> bool:
+        """Take a block; False once past the limit (decoding stops)."""
+        room = self.limit - self.taken
+        if mono.size > room:
+            if not self.may_cut:
+                raise too_long(self.index, self.described, f"longer than {self.max_seconds:g} s (decoding stopped "
+                               "there)", self.max_seconds)
+            mono, self.cut = mono[:room], True
+        if not np.isfinite(mono).all():  # NaN or inf would silently turn every embedding into NaN
+            raise non_finite(self.index, self.described, self.taken + int(np.flatnonzero(~np.isfinite(mono))[0]))
+        if mono.size:
+            self._emit(np.ascontiguousarray(mono, dtype=np.float32))
+        self.taken += mono.size
+        return not self.cut
+
+    def _emit(self, mono: np.ndarray) -> None:
+        if self.resampler is None:
+            self._put(mono)
+            return
+        av = _require_av()
+        frame = av.AudioFrame.from_ndarray(mono.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = self.rate, self.taken, Fraction(1, self.rate)
+        for out in self.resampler.resample(frame):
+            self._put(out.to_ndarray().reshape(-1))
+
+    def _put(self, samples: np.ndarray) -> None:
+        end = self.filled + samples.size
+        if end > self.out.size:
+            size = max(end, min(2 * self.out.size, self.most))  # the header understated the length
+            self.out = np.concatenate([self.out[:self.filled], np.empty(size - self.filled, np.float32)])
+        self.out[self.filled:end] = samples
+        self.filled = end
+
+    def finish(self) -> np.ndarray:
+        if self.resampler is not None:
+            for out in self.resampler.resample(None):
+                self._put(out.to_ndarray().reshape(-1))
+        return self.out[:self.filled]
+
+
+def _decode(source: Any, described: str, collector: _Collector) -> None:
     errors = []
     try:
         import soundfile
 
-        data, rate = soundfile.read(source, dtype="float32", always_2d=True)
-        return data.mean(axis=1).astype(np.float32), int(rate)
+        with soundfile.SoundFile(source) as file:
+            collector.start(file.samplerate, file.frames / file.samplerate if file.frames > 0 else None)
+            for block in file.blocks(blocksize=_BLOCK_S * collector.rate, dtype="float32", always_2d=True):
+                if not collector.add(block.mean(axis=1)):
+                    break
+        return
     except ImportError:
         errors.append("soundfile is not installed")
+    except InputError:  # a sampling rate out of range, too long, NaN samples: named already
+        raise
     except Exception as exc:  # libsndfile cannot read mp3-in-mp4, m4a, opus...: PyAV can
         errors.append(f"soundfile: {exc}")
     if hasattr(source, "seek"):
         source.seek(0)
     try:
-        return decode_audio_track(source)
+        _decode_track(source, collector)
+        return
     except InputError:
         raise
     except Exception as exc:
         errors.append(f"PyAV: {exc}")
-    raise InputError(f"Input at index {index} ({described}): cannot decode as audio ({'; '.join(errors)}).")
+    raise InputError(f"Input at index {collector.index} ({described}): cannot decode as audio "
+                     f"({'; '.join(errors)}).")
 
 
-def decode_audio_track(source: Any) -> tuple[np.ndarray, int]:
-    """The first audio stream of a media file as mono float32, with its sampling rate."""
+def decode_audio_track(source: Any, *, index: int = 0, described: str = "the audio track",
+                       max_seconds: float = MAX_AUDIO_SECONDS, cut: bool = False) -> tuple[np.ndarray, int, bool]:
+    """The first audio stream of a media file as mono float32 at its own sampling rate, the rate, and whether it
+    was cut at ``max_seconds`` (``cut``; else longer audio raises ``AudioTooLong``)."""
+    collector = _Collector(index, described, None, max_seconds, cut)
+    _decode_track(source, collector)
+    return collector.finish(), collector.rate, collector.cut
+
+
+def _decode_track(source: Any, collector: _Collector) -> None:
     av = _require_av()
     with av.open(source) as container:
         if not container.streams.audio:
             raise ValueError("the file has no audio stream")
         stream = container.streams.audio[0]
         rate = stream.rate or stream.codec_context.sample_rate
-        to_mono = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        chunks = []
+        claimed = (float(stream.duration * stream.time_base) if stream.duration and stream.time_base
+                   else container.duration / 1_000_000 if container.duration else None)
+        collector.start(rate, claimed)
+        to_mono = av.AudioResampler(format="flt", layout="mono", rate=collector.rate)
         for frame in container.decode(stream):
-            for out in to_mono.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
+            if not all(collector.add(out.to_ndarray().reshape(-1)) for out in to_mono.resample(frame)):
+                return
         for out in to_mono.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)).astype(np.float32), int(rate)
+            collector.add(out.to_ndarray().reshape(-1))
 
 
 def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:

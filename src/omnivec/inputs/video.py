@@ -1,17 +1,18 @@
 """Decode video with PyAV: uniform frame sampling (a frame count or a rate) streamed, never the whole file
-in memory; the audio track is there for audio models."""
+in memory, frames checked against the image pixel limit before decoding and converted reduced for the model's
+input size; the audio track is there for audio models."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from omnivec.errors import InputError
 from omnivec.inputs.audio import _require_av, decode_audio_track
-from omnivec.inputs.image import load_image
+from omnivec.inputs.image import DRAFT_MARGIN, MAX_IMAGE_PIXELS, load_image
 from omnivec.inputs.sources import DEFAULT_POLICY, FetchPolicy, SourceError, open_source
 
 
@@ -51,8 +52,12 @@ class Video:
     duration: float
 
 
-def load_video(value: Any, *, index: int, sampling: VideoSampling, policy: FetchPolicy = DEFAULT_POLICY) -> Video:
-    """Sample frames from a path/URL/bytes, or from ``{"frames": [...], "fps": f}`` already in memory."""
+def load_video(value: Any, *, index: int, sampling: VideoSampling, policy: FetchPolicy = DEFAULT_POLICY,
+               min_side: int | None = None) -> Video:
+    """Sample frames from a path/URL/bytes, or from ``{"frames": [...], "fps": f}`` already in memory.
+
+    A stream whose frames have more than ``MAX_IMAGE_PIXELS`` pixels is refused before any frame is decoded.
+    ``min_side``: the model's input size; frames much larger are converted reduced (as ``load_image`` decodes)."""
     if isinstance(value, dict):
         return _from_frames(value, index, sampling)
     if isinstance(value, (list, tuple)):
@@ -68,9 +73,11 @@ def load_video(value: Any, *, index: int, sampling: VideoSampling, policy: Fetch
                 raise InputError(f"Input at index {index} ({described}): the file has no video stream.")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            check_frame_size(stream.codec_context.width, stream.codec_context.height, index, described)
             duration = _duration(container, stream)
             targets = sampling.timestamps(duration)
-            frames, times = _pick_frames(container, stream, targets)
+            frames, times = _pick_frames(container, stream, targets,
+                                         lambda frame: frame_image(frame, min_side, index, described))
     except InputError:
         raise
     except Exception as exc:  # av.error.* for damaged containers and streams
@@ -81,14 +88,39 @@ def load_video(value: Any, *, index: int, sampling: VideoSampling, policy: Fetch
 
 
 def video_audio(video_value: Any, *, index: int, policy: FetchPolicy = DEFAULT_POLICY) -> tuple[np.ndarray, int]:
-    """The audio track of a video file, mono, with its rate."""
+    """The audio track of a video file, mono, with its rate; longer than ``MAX_AUDIO_SECONDS``: ``AudioTooLong``."""
     try:
         source, described = open_source(video_value, policy)
-        return decode_audio_track(source)
+        waveform, rate, _ = decode_audio_track(source, index=index, described=described)
+        return waveform, rate
+    except InputError:  # a sampling rate out of range, too long, NaN samples: named already
+        raise
     except SourceError as exc:
         raise InputError(f"Input at index {index}: {exc}") from None
     except Exception as exc:
         raise InputError(f"Input at index {index}: cannot read the video's audio track: {exc}") from None
+
+
+def check_frame_size(width: int | None, height: int | None, index: int, described: str) -> None:
+    """An InputError when frames are larger than ``MAX_IMAGE_PIXELS`` (the image limit): a 100 KB stream can declare
+    16000x16000 frames, 768 MB each as RGB."""
+    pixels = (width or 0) * (height or 0)
+    if pixels > MAX_IMAGE_PIXELS:
+        raise InputError(f"Input at index {index} ({described}): the video's {width}x{height} frames have "
+                         f"{pixels:,} pixels each, more than the limit of {MAX_IMAGE_PIXELS:,} (MAX_IMAGE_PIXELS).")
+
+
+def frame_image(frame: Any, min_side: int | None, index: int, described: str) -> Any:
+    """A decoded frame as a PIL RGB image: its size checked (a stream can change size midway), and reduced by an
+    integer factor where its short side is at least twice ``DRAFT_MARGIN * min_side`` (as ``load_image``), so the
+    full-size RGB copy is never made."""
+    width, height = frame.width, frame.height
+    check_frame_size(width, height, index, described)
+    want = DRAFT_MARGIN * min_side if min_side else None
+    if want and min(width, height) >= 2 * want:
+        factor = min(width, height) // want
+        return frame.to_image(width=max(1, width // factor), height=max(1, height // factor), interpolation="AREA")
+    return frame.to_image()
 
 
 def _duration(container: Any, stream: Any) -> float:
@@ -108,9 +140,10 @@ def _duration(container: Any, stream: Any) -> float:
     return 0.0
 
 
-def _pick_frames(container: Any, stream: Any, targets: list[float]) -> tuple[list[Any], list[float]]:
-    """For each target time, the frame on screen then (the last one starting at or before it). Frames are
-    decoded in order and only the picked ones are kept in memory."""
+def _pick_frames(container: Any, stream: Any, targets: list[float],
+                 to_image: Callable[[Any], Any]) -> tuple[list[Any], list[float]]:
+    """For each target time, the frame on screen then (the last one starting at or before it), made an image by
+    ``to_image``. Frames are decoded in order and only the picked ones are kept in memory."""
     frames, times = [], []
     pending = list(targets)
     previous = None
@@ -119,14 +152,14 @@ def _pick_frames(container: Any, stream: Any, targets: list[float]) -> tuple[lis
             continue
         while pending and frame.time > pending[0] + 1e-6:
             shown = previous if previous is not None else frame
-            frames.append(shown.to_image())
+            frames.append(to_image(shown))
             times.append(float(shown.time))
             pending.pop(0)
         if not pending:
             break
         previous = frame
     if pending and previous is not None:  # targets past the last frame's start: the last frame is on screen
-        image = previous.to_image()
+        image = to_image(previous)
         frames.extend(image for _ in pending)
         times.extend(float(previous.time) for _ in pending)
     return frames, times

@@ -20,9 +20,9 @@ class IngestError(OmnivecError):
 class Chunk:
     """One searchable piece of a file.
 
-    ``modality`` is what gets embedded: "text" (``content`` is the text), "image" (a PIL image) or "audio"
-    (``{"array": float32 mono, "sampling_rate": int}``). ``kind`` says what the piece is: "text" (a passage),
-    "page" (a rendered PDF page), "image", "frame" (a video frame), "audio" (a window of a recording or a video's
+    ``modality`` is what gets embedded: "text" (``content`` is the text), "image" (a PIL image; PNG bytes for a
+    rendered page) or "audio" (``{"array": float32 mono, "sampling_rate": int}``). ``kind`` says what the piece
+    is: "text" (a passage), "page" (a rendered PDF page), "image", "frame" (a video frame), "audio" (a window of a recording or a video's
     sound track) or "transcript". Location: ``page`` (1-based), ``start``/``end`` (seconds), ``heading`` (the
     heading path above a passage, "Setup > Wiring"). ``text`` is what a reranker and a reader see (the passage,
     or the page's text for a rendered page); ``thumbnail`` a small JPEG of an image, page or frame."""

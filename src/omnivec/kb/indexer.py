@@ -338,6 +338,7 @@ class Indexer:
                 text.model.tokenizer)
         if audio is not None:
             options.audio_rate = audio.model.sampling_rate or options.audio_rate
+        options.image_side = next((s.model.image_side for s in self.spaces if s.modality == "image"), None)
         return options
 
     def close(self) -> None:

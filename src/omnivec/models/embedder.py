@@ -138,6 +138,12 @@ class Embedder(Pipeline):
         """The audio rate (Hz) the model's processor expects; None for a model without an audio tower."""
         return self._decode_options().sampling_rate
 
+    @property
+    def image_side(self) -> int | None:
+        """The input size (pixels) images are decoded for: ``load_image(min_side=...)`` of every image this model
+        decodes from a file (None: full size, as for a model without an image tower or with fast decoding off)."""
+        return self._decode_options().image_side
+
     def supports(self, modality: str) -> bool:
         return modality in self.modalities
 
@@ -320,12 +326,13 @@ def _image_side(processor: Any) -> int | None:
         return None
     for attribute in ("crop_size", "size"):
         size = getattr(image_processor, attribute, None)
-        if isinstance(size, dict):
-            side = size.get("shortest_edge") or size.get("height")
-            if side:
-                return int(side)
-        elif isinstance(size, int):
+        if isinstance(size, int):
             return size
+        # A dict, or (transformers 5) a SizeDict, whose keys are attributes and which is no dict.
+        get = size.get if isinstance(size, dict) else lambda key: getattr(size, key, None)
+        side = get("shortest_edge") or get("height")
+        if side:
+            return int(side)
     return None
 
 

@@ -127,7 +127,8 @@ def _single_units(position: int, kind: str, value: Any, index: int, model_modali
                   options: DecodeOptions) -> list[Unit]:
     if kind == "video" and "video" not in model_modalities:
         if "image" in model_modalities:
-            video = load_video(value, index=index, sampling=options.video, policy=options.policy)
+            video = load_video(value, index=index, sampling=options.video, policy=options.policy,
+                               min_side=options.image_side)  # frames converted reduced, as image files decode
             return [Unit(position, "image", frame) for frame in video.frames]
         if isinstance(value, dict):
             raise InputError(f"Input at index {index}: frames have no audio track for this audio model.")

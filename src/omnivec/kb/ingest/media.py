@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,8 @@ def reason(exc: InputError, source: str) -> str:
 
 
 def ingest_image(path: Path, options: IngestOptions) -> list[Chunk]:
-    """One "image" chunk (an animated GIF's first frame), EXIF orientation applied, with a thumbnail."""
+    """One "image" chunk (an animated GIF's first frame), EXIF orientation applied, with a thumbnail; decoded
+    reduced for ``options.image_side`` as the library decodes it (its vector is the one ``encode(path)`` gives)."""
     from PIL import Image
 
     from omnivec.inputs.image import load_image
@@ -35,7 +37,7 @@ def ingest_image(path: Path, options: IngestOptions) -> list[Chunk]:
         return []  # no image space: not decoded
     source = decoder_source(path)
     try:
-        image = load_image(source, index=0)
+        image = load_image(source, index=0, min_side=options.image_side)  # as Embedder.encode decodes the file
     except InputError as exc:
         raise IngestError(str(path), reason(exc, source)) from None
     except Image.DecompressionBombError as exc:  # Pillow's guard against huge pixel counts
@@ -47,17 +49,30 @@ def ingest_image(path: Path, options: IngestOptions) -> list[Chunk]:
 
 def ingest_audio(path: Path, options: IngestOptions) -> list[Chunk]:
     """"audio" windows of the recording (mono, resampled to ``options.audio_rate``) with start/end seconds;
-    "transcript" passages too when ``options.transcribe_model`` is set."""
-    from omnivec.inputs.audio import load_audio
+    "transcript" passages too when ``options.transcribe_model`` is set. Only the first ``MAX_AUDIO_SECONDS`` are
+    decoded and indexed (with a warning): the whole recording is in memory until its chunks are embedded."""
+    from omnivec.inputs import audio
 
     if not options.wants("audio") and not (options.transcribe_model and options.wants("text")):
         return []  # neither sound nor transcripts are embedded: not decoded
     source = decoder_source(path)
     try:
-        waveform = load_audio(source, index=0, sampling_rate=options.audio_rate)
+        waveform, cut = audio.read_audio(source, index=0, sampling_rate=options.audio_rate,
+                                         max_seconds=audio.MAX_AUDIO_SECONDS, cut=True)
     except InputError as exc:
         raise IngestError(str(path), reason(exc, source)) from None
+    if cut:
+        warn_cut(path, "recording")
     return sound_chunks(str(path), waveform, options)
+
+
+def warn_cut(path: Path, what: str) -> None:
+    """The warning for a recording (or sound track) cut at ``MAX_AUDIO_SECONDS``."""
+    from omnivec.inputs.audio import MAX_AUDIO_SECONDS
+    from omnivec.printing import printable
+
+    warnings.warn(printable(f"{path}: only the first {MAX_AUDIO_SECONDS:g} s of the {what} are indexed "
+                            "(MAX_AUDIO_SECONDS); the rest is left out"), stacklevel=3)
 
 
 def sound_chunks(file: str, waveform: np.ndarray, options: IngestOptions) -> list[Chunk]:

@@ -24,6 +24,9 @@ class IngestOptions:
 
     Audio: ``audio_window_s`` windows every ``audio_hop_s`` seconds, resampled to ``audio_rate`` (the audio model's
     rate, 48 kHz for CLAP). Video: one segment every ``video_segment_s`` seconds with ``frames_per_segment`` frames.
+    Pictures are decoded for ``image_side``, the image model's input size (``Embedder.image_side``): one much
+    larger is decoded reduced, exactly as the library decodes that file, so the vector is the same and an 89 MP
+    picture does not stay 268 MB in memory until its batch is embedded; None decodes at full size.
     PDF pages are rendered at ``page_dpi``; thumbnails fit in ``thumbnail_px`` squared. Files over
     ``max_file_bytes`` are refused, text files over ``max_text_bytes`` too (their passages and vectors would take
     several times their size in memory). ``transcribe_model``: a Whisper-family model id or folder; when set, speech in
@@ -43,6 +46,7 @@ class IngestOptions:
     audio_rate: int = 48000
     video_segment_s: float = 10.0
     frames_per_segment: int = 1
+    image_side: int | None = None  # the image model's input size: pictures and video frames decode reduced for it
     page_dpi: int = 72
     thumbnail_px: int = 256
     max_file_bytes: int = 512 * MIB
@@ -59,6 +63,8 @@ class IngestOptions:
             raise ValueError("audio_window_s, audio_hop_s and video_segment_s must be positive")
         if self.frames_per_segment < 1 or self.page_dpi < 1 or self.thumbnail_px < 16:
             raise ValueError("frames_per_segment and page_dpi must be >= 1, thumbnail_px >= 16")
+        if self.image_side is not None and self.image_side < 1:
+            raise ValueError(f"image_side must be None or >= 1, got {self.image_side}")
         self.modalities = frozenset(self.modalities)
         if not self.modalities <= MODALITIES:
             raise ValueError(f"modalities must be among {sorted(MODALITIES)}, got {sorted(self.modalities)}")

@@ -3,33 +3,56 @@
 
 from __future__ import annotations
 
+import io
+import warnings
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 from omnivec.kb.chunk import Chunk
 from omnivec.kb.ingest.chunking import chunk_text, embedder_text
 from omnivec.kb.ingest.options import IngestOptions
 from omnivec.kb.ingest.pdfium import MAX_PAGE_PX, read_pages, render_page
 from omnivec.kb.ingest.thumbnail import thumbnail
+from omnivec.printing import printable
 
-__all__ = ["MAX_PAGE_PX", "PAGE_TEXT_CHARS", "ingest_pdf", "render_page"]
+__all__ = ["MAX_PAGES", "MAX_PAGE_PX", "PAGE_TEXT_CHARS", "ingest_pdf", "render_page"]
 
 PAGE_TEXT_CHARS = 2000  # the text kept with a rendered page, for rerankers and readers
+# Pages read per PDF; past it the rest is left out, with a warning. A 10 KB file can list one page object 100,000
+# times, and every page's chunks stay in memory until the file is done.
+MAX_PAGES = 2000
+PNG_LEVEL = 1  # fast zlib level: a rendered page is mostly flat colour, so even level 1 compresses it ~50x
 
 
 def ingest_pdf(path: Path, options: IngestOptions) -> list[Chunk]:
     """Per page (``Chunk.page`` 1-based): "text" passages of its text layer, and one "page" image chunk (the page
-    rendered at ``options.page_dpi``, its text truncated to ``PAGE_TEXT_CHARS`` in ``Chunk.text``). Pages are
-    rendered only when ``options.modalities`` has "image", passages made only when it has "text"."""
+    rendered at ``options.page_dpi``, as PNG bytes, its text truncated to ``PAGE_TEXT_CHARS`` in ``Chunk.text``).
+    Pages are rendered only when ``options.modalities`` has "image", passages made only when it has "text"; only
+    the first ``MAX_PAGES`` pages are read."""
     wants_text, wants_pages = options.wants("text"), options.wants("image")
     chunks: list[Chunk] = []
-    for index, (text, image) in enumerate(read_pages(path, options.page_dpi if wants_pages else None)):
-        number = index + 1
-        if wants_text:
-            for passage, heading, _, _ in chunk_text(text, options):
-                chunks.append(Chunk(file=str(path), modality="text", kind="text",
-                                    content=embedder_text(passage, heading), text=passage, page=number))
-        if image is not None:
-            chunks.append(Chunk(file=str(path), modality="image", kind="page", content=image,
-                                text=text.strip()[:PAGE_TEXT_CHARS], page=number,
-                                thumbnail=thumbnail(image, options.thumbnail_px)))
+    with closing(read_pages(path, options.page_dpi if wants_pages else None)) as pages:
+        for index, (text, image) in enumerate(pages):
+            number = index + 1
+            if number > MAX_PAGES:
+                warnings.warn(printable(f"{path}: only the first {MAX_PAGES} pages are indexed (MAX_PAGES); "
+                                        "the rest of the document is left out"), stacklevel=2)
+                break
+            if wants_text:
+                for passage, heading, _, _ in chunk_text(text, options):
+                    chunks.append(Chunk(file=str(path), modality="text", kind="text",
+                                        content=embedder_text(passage, heading), text=passage, page=number))
+            if image is not None:
+                chunks.append(Chunk(file=str(path), modality="image", kind="page", content=png_bytes(image),
+                                    text=text.strip()[:PAGE_TEXT_CHARS], page=number,
+                                    thumbnail=thumbnail(image, options.thumbnail_px)))
     return chunks
+
+
+def png_bytes(image: Any) -> bytes:
+    """``image`` as a PNG: lossless (the embedder decodes the same pixels), and a letter page at 72 dpi is some
+    10-40 KB instead of 1.4 MB as a PIL image, so a long document's pages fit in memory until it is embedded."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=PNG_LEVEL)
+    return buffer.getvalue()

@@ -116,7 +116,8 @@ def markdown_sections(text: str) -> tuple[str, list[tuple[int, str]]]:
 def _atx_heading(line: str) -> tuple[int, str] | None:
     """``(level, title)`` of an ATX heading line (``## Title ##``), else None. Parsed by hand, in linear time: the
     regular expression it replaces, ``^ {0,3}(#{1,6})(?:[ \\t]+(.*?))?(?:[ \\t]+#+)?[ \\t]*$``, backtracked
-    quadratically on long runs of spaces (a 128 KB line: minutes). Same results."""
+    quadratically on long runs of spaces (a 128 KB line: minutes). Same results, except that a title of only ``#``
+    (``# ##``) is read as a closing sequence: an empty heading, as CommonMark has it."""
     rest = line.lstrip(" ")
     if len(line) - len(rest) > 3 or not rest.startswith("#"):
         return None
@@ -126,7 +127,9 @@ def _atx_heading(line: str) -> tuple[int, str] | None:
         return None
     title = title.strip(" \t")
     bare = title.rstrip("#")
-    if bare != title and bare[-1:] in (" ", "\t"):  # a closing sequence: " ##"
+    if not bare:  # only a closing sequence: "# ##" is an empty heading (CommonMark)
+        title = ""
+    elif bare != title and bare[-1:] in (" ", "\t"):  # a closing sequence: " ##"
         title = bare.rstrip(" \t")
     return level, title.strip()
 

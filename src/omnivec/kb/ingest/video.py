@@ -7,13 +7,14 @@ import math
 import warnings
 from itertools import chain
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from omnivec.errors import InputError
 from omnivec.kb.chunk import Chunk, IngestError
-from omnivec.kb.ingest.media import decoder_source, reason, sound_chunks
+from omnivec.kb.ingest.media import decoder_source, reason, sound_chunks, warn_cut
 from omnivec.kb.ingest.options import IngestOptions
 from omnivec.kb.ingest.thumbnail import thumbnail
+from omnivec.printing import printable  # file names may hold terminal escapes
 
 SEEK_GAP_S = 3.0  # seek when the next frame wanted is this far ahead; closer ones are cheaper to decode through
 MAX_SEGMENTS = 2000  # segments per video (5.5 hours at 10 s); past it the rest is left out, with a warning
@@ -25,10 +26,12 @@ def ingest_video(path: Path, options: IngestOptions) -> list[Chunk]:
     the segment; ``extra["time"]``: the frame's own time), then the sound track as "audio" windows.
 
     Segments follow the frames actually decoded, never the duration a header claims (a crafted tag can say
-    277,777 hours), and stop at ``MAX_SEGMENTS``. Frames are decoded only when ``options`` wants "image" chunks,
+    277,777 hours), and stop at ``MAX_SEGMENTS``. Frames past the image pixel limit are refused before decoding;
+    large ones are converted reduced for ``options.image_side``. Frames are decoded only when ``options`` wants "image" chunks,
     the sound track only when it wants "audio" (or transcripts)."""
+    from omnivec.inputs import audio
     from omnivec.inputs.audio import _require_av, resample
-    from omnivec.inputs.video import _duration, video_audio
+    from omnivec.inputs.video import _duration, check_frame_size, frame_image
 
     wants_frames = options.wants("image")
     wants_sound = options.wants("audio") or (options.transcribe_model is not None and options.wants("text"))
@@ -51,9 +54,13 @@ def ingest_video(path: Path, options: IngestOptions) -> list[Chunk]:
                 if wants_frames:
                     stream = container.streams.video[0]
                     stream.thread_type = "AUTO"
-                    frames = segment_frames(path, container, stream, _duration(container, stream), options)
+                    check_frame_size(stream.codec_context.width, stream.codec_context.height, 0, source)
+                    frames = segment_frames(path, container, stream, _duration(container, stream), options,
+                                            lambda frame: frame_image(frame, options.image_side, 0, source))
     except IngestError:
         raise
+    except InputError as exc:  # frames past the pixel limit
+        raise IngestError(str(path), reason(exc, source)) from None
     except Exception as exc:  # av.error.* for damaged containers and streams
         raise IngestError(str(path), f"cannot decode as video: {exc}") from None
     if sound_only:  # an .mp4/.webm holding only sound (a podcast, a voice note): index it as a recording
@@ -67,32 +74,36 @@ def ingest_video(path: Path, options: IngestOptions) -> list[Chunk]:
               for start, end, image, time in frames]
     if has_audio and wants_sound:
         try:
-            waveform, rate = video_audio(source, index=0)
-        except InputError as exc:  # the pictures are still worth indexing without their sound
-            warnings.warn(f"{path}: sound track skipped: {reason(exc, source)}", stacklevel=2)
+            waveform, rate, cut = audio.decode_audio_track(source, index=0, described=source,
+                                                           max_seconds=audio.MAX_AUDIO_SECONDS, cut=True)
+        except Exception as exc:  # the pictures are still worth indexing without their sound
+            why = reason(exc, source) if isinstance(exc, InputError) else f"cannot read the video's audio track: {exc}"
+            warnings.warn(printable(f"{path}: sound track skipped: {why}"), stacklevel=2)
         else:
+            if cut:
+                warn_cut(path, "sound track")
             if waveform.size:
                 chunks.extend(sound_chunks(str(path), resample(waveform, rate, options.audio_rate), options))
     return chunks
 
 
-def segment_frames(path: Path, container: Any, stream: Any, duration: float,
-                   options: IngestOptions) -> list[tuple[float, float, Any, float]]:
+def segment_frames(path: Path, container: Any, stream: Any, duration: float, options: IngestOptions,
+                   to_image: Callable[[Any], Any]) -> list[tuple[float, float, Any, float]]:
     """``(segment start, segment end, frame image, frame time)``: the frames on screen at evenly spaced times in
-    each segment. Segments are cut as frames decode: planning stops where the stream ends (whatever ``duration``
+    each segment, made images by ``to_image``. Segments are cut as frames decode: planning stops where the stream ends (whatever ``duration``
     says) or at ``MAX_SEGMENTS``; a duration that is unknown or not finite is read as "until the frames end"."""
     segment_s, per_segment = options.video_segment_s, options.frames_per_segment
     if not math.isfinite(duration) or duration <= 0:
         duration = math.inf
     count = max(1, math.ceil(duration / segment_s - EPS)) if math.isfinite(duration) else math.inf
-    grabber = _FrameGrabber(container, stream)
+    grabber = _FrameGrabber(container, stream, to_image)
     out: list[tuple[float, float, Any, float]] = []
     k = 0
     while k < count:
         start = k * segment_s
         if k == MAX_SEGMENTS:
-            warnings.warn(f"{path}: only the first {MAX_SEGMENTS} segments of {segment_s:g} s are indexed "
-                          f"(MAX_SEGMENTS); the rest of the video is left out", stacklevel=3)
+            warnings.warn(printable(f"{path}: only the first {MAX_SEGMENTS} segments of {segment_s:g} s are indexed "
+                                    f"(MAX_SEGMENTS); the rest of the video is left out"), stacklevel=3)
             break
         end = min((k + 1) * segment_s, duration)
         picked: list[tuple[Any, float]] = []
@@ -114,8 +125,8 @@ def segment_frames(path: Path, container: Any, stream: Any, duration: float,
 class _FrameGrabber:
     """Frames on screen at ascending times: decodes forward, seeking to the keyframe before a far target."""
 
-    def __init__(self, container: Any, stream: Any) -> None:
-        self.container, self.stream = container, stream
+    def __init__(self, container: Any, stream: Any, to_image: Callable[[Any], Any]) -> None:
+        self.container, self.stream, self.to_image = container, stream, to_image
         # Times are relative to the stream's first timestamp, as the segment times are.
         self.origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         self.frame_s = 1 / float(stream.average_rate) if stream.average_rate else 0.0
@@ -156,7 +167,7 @@ class _FrameGrabber:
         shown = self.previous if self.previous is not None else self.ahead
         if shown is None:  # nothing decodes past here
             return None
-        return shown.to_image(), float(shown.time) - self.origin
+        return self.to_image(shown), float(shown.time) - self.origin
 
     def _decode(self) -> Iterator[Any]:
         for frame in self.container.decode(self.stream):
