@@ -133,7 +133,10 @@ def test_killed_run_resumes_to_the_same_index(tmp_path, minilm_dir, clip_dir, cl
         process = subprocess.Popen(command + ["--kb", str(killed_kb)], env=env, stderr=subprocess.DEVNULL)
         deadline = time.time() + 120
         while time.time() < deadline and process.poll() is None:
-            states = _states(killed_kb) if (killed_kb / "manifest.sqlite").is_file() else {}
+            try:
+                states = _states(killed_kb) if (killed_kb / "manifest.sqlite").is_file() else {}
+            except sqlite3.OperationalError:  # the file exists a moment before its table does
+                states = {}
             if sum(state == "done" for state, _ in states.values()) >= delay_done:
                 break
             time.sleep(0.05)
