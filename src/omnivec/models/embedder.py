@@ -138,6 +138,12 @@ class Embedder(Pipeline):
         """The audio rate (Hz) the model's processor expects; None for a model without an audio tower."""
         return self._decode_options().sampling_rate
 
+    @property
+    def image_decode_side(self) -> int | None:
+        """The model's image input side that ``encode`` decodes large encoded images (paths, bytes, URIs) toward
+        (reduced, never below twice it); None when it decodes them at full size (``fast_image_decode`` off)."""
+        return self._decode_options().image_side
+
     def supports(self, modality: str) -> bool:
         return modality in self.modalities
 
@@ -320,12 +326,15 @@ def _image_side(processor: Any) -> int | None:
         return None
     for attribute in ("crop_size", "size"):
         size = getattr(image_processor, attribute, None)
-        if isinstance(size, dict):
-            side = size.get("shortest_edge") or size.get("height")
+        if isinstance(size, int):
+            return size
+        if size is None:
+            continue
+        # A dict in older transformers, a SizeDict (attributes, no dict subclass) in newer ones.
+        for key in ("shortest_edge", "height"):
+            side = size.get(key) if isinstance(size, dict) else getattr(size, key, None)
             if side:
                 return int(side)
-        elif isinstance(size, int):
-            return size
     return None
 
 
