@@ -105,3 +105,12 @@ def test_the_pixel_limit_is_pillows_bomb_threshold_so_allowed_images_raise_no_wa
         warnings.simplefilter("error")  # Pillow's DecompressionBombWarning fails the test
         image = load_image(one_bit_png(side), index=0, min_side=224)
     assert min(image.size) >= 2 * DRAFT_MARGIN * 224 // 2 and max(image.size) < side
+
+
+def test_encode_knows_its_models_image_side_with_the_installed_transformers(clip_dir):
+    """The side large images decode reduced toward comes from the image processor's size, a dict in older
+    transformers and a SizeDict in newer ones (it was read only from a dict: reduced decoding was silently off)."""
+    model = omnivec.Embedder(clip_dir, device="cpu")
+    assert model.image_side == 32  # the tiny CLIP's shortest_edge / crop size
+    model.fast_image_decode = False
+    assert model.image_side is None

@@ -188,3 +188,19 @@ def test_a_model_failure_is_a_json_500_and_spares_its_batch_mates():
     assert good.status_code == 200 and also.status_code == 200
     assert bad.status_code == 500 and "device-side assert" in bad.json()["error"]["message"], bad.text
     assert any(len(call) > 1 and "boom" in call for call in model.calls), model.calls  # it had batch-mates
+
+
+def test_search_images_are_refused_past_the_servers_pixel_limit(tmp_path):
+    """/v1/search uses create_app(max_image_pixels=) as /v1/embeddings does (it used the library's default)."""
+    from types import SimpleNamespace
+
+    searched = []
+    searcher = SimpleNamespace(kb_dir=tmp_path, spaces=[], reranker=None,
+                               search=lambda *args, **kwargs: searched.append(args[1].size) or [])
+    image = Image.new("RGB", (100, 100), (200, 30, 30))
+    with TestClient(create_app({}, {}, kb=searcher, max_image_pixels=10_000)) as client:
+        small = "data:image/png;base64," + base64.b64encode(_png(100)).decode()
+        assert client.post("/v1/search", json={"image": small}).status_code == 200 and searched == [image.size]
+        big = "data:image/png;base64," + base64.b64encode(_png(101)).decode()
+        reply = client.post("/v1/search", json={"image": big})
+        assert reply.status_code == 413 and "10,000" in reply.text and "pixels" in reply.text, reply.text

@@ -96,7 +96,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return run_server(args.model or [], args.reranker or [], args.host, args.port,
                       args.api_key or os.environ.get("OMNIVEC_API_KEY"), args.max_batch_size, args.max_wait_ms,
                       not args.no_batching, args.allow_media_urls, args.kb, args.config, args.cors_origin or [],
-                      args.max_connections, args.body_timeout)
+                      args.max_connections, args.body_timeout, args.header_timeout)
 
 
 def _at_least_one(value: str) -> int:
@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections", type=_at_least_one, default=512,
                        help="open connections past which requests get 503 at once (default 512)")
     serve.add_argument("--body-timeout", type=float, help="seconds a request body may take to arrive (default 30)")
+    serve.add_argument("--header-timeout", type=float,
+                       help="seconds from a connection's opening to its complete request headers (default 10)")
     serve.add_argument("--cors-origin", action="append",
                        help="let pages from this origin call the API, e.g. https://app.example.com (repeatable; * = any)")
     serve.add_argument("--kb", help="a knowledge base to search at / and POST /v1/search (folder or Qdrant URI)")

@@ -120,14 +120,20 @@ class Transformer(Module):
     # -- tokenization ---------------------------------------------------------------------------
     def tokenize_unpadded(self, texts: Sequence[str] | Sequence[tuple[str, str]]) -> dict[str, list[list[int]]]:
         """Token ids (and masks, type ids) for each text or text pair, truncated, not yet padded. Texts are first cut
-        to ``CHARS_PER_TOKEN_BOUND`` characters per token of the limit: the tokenizer's work (and memory) on a 1 MB
-        text is then bounded, and what truncation keeps of any ordinary text is the same."""
+        to ``CHARS_PER_TOKEN_BOUND`` characters per token of the limit, on the side the tokenizer truncates (its
+        ``truncation_side``): the tokenizer's work (and memory) on a 1 MB text is then bounded, and what truncation
+        keeps of any ordinary text is the same."""
         bound = self.max_seq_length * CHARS_PER_TOKEN_BOUND
+        left = getattr(self.tokenizer, "truncation_side", "right") == "left"
+
+        def cut(text: str) -> str:  # keep the part truncation keeps: the end when it truncates on the left
+            return text[-bound:] if left else text[:bound]
+
         if texts and isinstance(texts[0], tuple):
-            firsts, seconds = [t[0][:bound] for t in texts], [t[1][:bound] for t in texts]
+            firsts, seconds = [cut(t[0]) for t in texts], [cut(t[1]) for t in texts]
             enc = self.tokenizer(firsts, seconds, padding=False, truncation="longest_first", max_length=self.max_seq_length)
         else:
-            enc = self.tokenizer([t[:bound] for t in texts], padding=False, truncation="longest_first",
+            enc = self.tokenizer([cut(t) for t in texts], padding=False, truncation="longest_first",
                                  max_length=self.max_seq_length)
         return dict(enc)
 

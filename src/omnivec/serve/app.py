@@ -93,9 +93,10 @@ def _decode_part(part: Any, index: int, model: Any, policy: FetchPolicy, max_pix
     if isinstance(part, s.ImagePart):
         url = part.image_url.url
         check_image_url(url, f"input[{index}] image_url.url", policy)
-        # Full-size decode (no JPEG draft mode), so a vector equals encode() of the same image; the pixel limit
-        # is checked on the header first.
-        return "image", load_image(url, index=index, policy=policy, max_pixels=max_pixels)
+        # Decoded as encode() decodes the same bytes (reduced toward the model's input side when far larger, see
+        # Embedder.image_side), so a vector equals encode() of them; the pixel limit is checked first.
+        return "image", load_image(url, index=index, policy=policy, max_pixels=max_pixels,
+                                   min_side=getattr(model, "image_side", None))
     try:
         raw = base64.b64decode(part.input_audio.data, validate=True)
     except (binascii.Error, ValueError):
@@ -327,7 +328,7 @@ def create_app(
     if kb is not None:
         from omnivec.serve.search_routes import search_router
 
-        app.include_router(search_router(kb, authorize, api_key, policy))
+        app.include_router(search_router(kb, authorize, api_key, policy, max_image_pixels))
     else:
         @app.get("/", include_in_schema=False)
         async def root() -> dict[str, Any]:

@@ -12,7 +12,8 @@ logger = logging.getLogger(__name__)
 # Open connections (and requests in progress) past which uvicorn answers 503 at once: slow or idle clients cannot
 # take every file descriptor and starve real requests.
 MAX_CONNECTIONS = 512
-# Seconds an idle keep-alive connection stays open between requests (uvicorn's default).
+# Seconds an idle keep-alive connection stays open after a response (uvicorn's default); before its first request, and
+# while a request's headers trickle in, the header deadline (serve/connection.py, HEADER_TIMEOUT_S) applies instead.
 KEEP_ALIVE_S = 5
 
 
@@ -31,22 +32,38 @@ def parse_models(specs: list[str]) -> dict[str, str]:
     return models
 
 
+def _header_timeout(value: float | None) -> float:
+    from omnivec.serve.connection import HEADER_TIMEOUT_S
+
+    value = HEADER_TIMEOUT_S if value is None else value
+    if not 0 < value < float("inf"):
+        raise InputError(f"--header-timeout must be a number of seconds > 0, got {value}.")
+    return value
+
+
 def uvicorn_config(app: Any, host: str, port: int, max_connections: int = MAX_CONNECTIONS,
-                   log_level: str = "info") -> Any:
-    """uvicorn's settings for ``app``: the connection cap and keep-alive limit (the body deadline is the app's)."""
+                   log_level: str = "info", header_timeout_s: float | None = None) -> Any:
+    """uvicorn's settings for ``app``: the connection cap, the request-header deadline and keep-alive limit (the
+    body deadline is the app's)."""
     import uvicorn
+
+    from omnivec.serve.connection import header_deadline_protocol
 
     if max_connections < 1:
         raise InputError(f"--max-connections must be >= 1, got {max_connections}.")
+    header_timeout_s = _header_timeout(header_timeout_s)
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, limit_concurrency=max_connections,
-                          timeout_keep_alive=KEEP_ALIVE_S)
+                          timeout_keep_alive=KEEP_ALIVE_S, http=header_deadline_protocol(header_timeout_s))
 
 
 def run_server(models: list[str], rerankers: list[str], host: str, port: int, api_key: str | None,
                max_batch_size: int, max_wait_ms: float, batching: bool, allow_media_urls: bool,
                kb: str | None = None, kb_config: str | None = None, cors_origins: list[str] | None = None,
-               max_connections: int = MAX_CONNECTIONS, body_timeout_s: float | None = None) -> int:
+               max_connections: int = MAX_CONNECTIONS, body_timeout_s: float | None = None,
+               header_timeout_s: float | None = None) -> int:
     import uvicorn
+
+    header_timeout_s = _header_timeout(header_timeout_s)  # checked before the models load
 
     from omnivec import CrossEncoder, Embedder
     from omnivec.models.defaults import DEFAULT_TEXT_MODEL, default_text_model
@@ -77,5 +94,5 @@ def run_server(models: list[str], rerankers: list[str], host: str, port: int, ap
     logger.info("Serving %s on http://%s:%d", ", ".join([*embedders, *reranker_models]) or "no models", host, port)
     if searcher is not None:
         logger.info("Search page: http://%s:%d/", host, port)
-    uvicorn.Server(uvicorn_config(app, host, port, max_connections)).run()
+    uvicorn.Server(uvicorn_config(app, host, port, max_connections, header_timeout_s=header_timeout_s)).run()
     return 0

@@ -4,6 +4,8 @@ seek), and PDF pages rendered on demand.
 Only files the KB has indexed are served, looked up by their 16-hex-digit key, never by a path from the request,
 and only while the file on disk is still the one indexed: a regular file, not a symlink and not under one, with
 the size and modification time the manifest recorded (else 404, or 410 when it changed since indexing).
+The check runs right before the response opens the file by its path: a symlink swapped in between the two (a
+window of milliseconds) would still be followed; serving from a descriptor opened with O_NOFOLLOW would close it.
 With an API key, links carry an expiring signature (``?exp=&sig=``) so that ``<img>``, ``<audio>`` and ``<video>``
 elements, which cannot send an Authorization header, can load them; a request without one needs the key.
 """
@@ -56,29 +58,32 @@ class KBFiles:
         files indexed (or re-indexed) since are found."""
         if not _KEY.match(key):
             raise ApiError(404, f"no indexed file with key {key!r}", "not_found")
-        fresh = key not in self._files
+        # One reference per look-up: a reload in another thread replaces the dict, never changes this one.
+        files = self._files
+        fresh = key not in files
         if fresh:
-            self._reload()
+            files = self._reload()
         try:
-            return self._verify(key)
+            return self._verify(key, files)
         except ApiError:
             if fresh:
                 raise
-        self._reload()
-        return self._verify(key)
+        return self._verify(key, self._reload())
 
-    def _reload(self) -> None:
+    def _reload(self) -> dict[str, tuple[str, int, float]]:
         from omnivec.kb.indexer import file_key
         from omnivec.kb.manifest import indexed_versions
 
         with self._lock:
             versions = indexed_versions(self.kb_dir / "manifest.sqlite")
             self._files = {file_key(path): (path, size, mtime) for path, size, mtime in versions}
+            return self._files
 
-    def _verify(self, key: str) -> tuple[Path, os.stat_result]:
-        if key not in self._files:
+    @staticmethod
+    def _verify(key: str, files: dict[str, tuple[str, int, float]]) -> tuple[Path, os.stat_result]:
+        if key not in files:
             raise ApiError(404, f"no indexed file with key {key!r}", "not_found")
-        path, size, mtime = self._files[key]
+        path, size, mtime = files[key]
         try:
             found = os.lstat(path)  # lstat: a symlink put in the file's place is not followed
         except OSError:
@@ -169,12 +174,11 @@ def files_router(files: KBFiles, authorize: Callable[[Request], None]) -> APIRou
                          width: int = Query(960, ge=64, le=PAGE_WIDTHS[-1])) -> Response:
         """A PDF page rendered as a JPEG about ``width`` pixels wide (rounded up to one of ``PAGE_WIDTHS``)."""
         allow(request)
-        path = files.path(key)
+        path, checked = await run_in_threadpool(files.checked, key)  # may re-read the manifest: off the event loop
         if path.suffix.lower() != ".pdf":
             raise ApiError(404, f"file {key!r} is not a PDF", "not_found")
         width = next(w for w in PAGE_WIDTHS if w >= width)
-        stat = path.stat()
-        jpeg = await run_in_threadpool(_page_jpeg, str(path), stat.st_mtime_ns, page, width)
+        jpeg = await run_in_threadpool(_page_jpeg, str(path), checked.st_mtime_ns, page, width)
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     return router

@@ -50,9 +50,10 @@ class SearchRequest(BaseModel):
 
 
 def search_router(searcher: Any, authorize: Callable[[Request], None], api_key: str | None,
-                  policy: FetchPolicy) -> APIRouter:
+                  policy: FetchPolicy, max_image_pixels: int) -> APIRouter:
     """Routes for one KB ``searcher`` (``omnivec.kb.search.Searcher``). Searches run one at a time in a worker
-    thread: the searcher's models are not thread-safe, and the event loop stays free."""
+    thread: the searcher's models are not thread-safe, and the event loop stays free. A query image is refused
+    past ``max_image_pixels`` (the server's per-image limit, as for ``/v1/embeddings``)."""
     from omnivec.inputs.image import ImageTooLarge, load_image
     from omnivec.kb.stores.base import Filter
     from omnivec.serve.app import check_image_url
@@ -69,7 +70,7 @@ def search_router(searcher: Any, authorize: Callable[[Request], None], api_key: 
             check_text(body.image, "'image'")
             check_image_url(body.image, "'image'", policy)
             try:
-                image = load_image(body.image, index=0, policy=policy)
+                image = load_image(body.image, index=0, policy=policy, max_pixels=max_image_pixels)
             except ImageTooLarge as exc:
                 raise ApiError(413, f"'image' is too large: {exc}", "image_too_large") from None
             except InputError as exc:

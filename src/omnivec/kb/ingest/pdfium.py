@@ -53,13 +53,16 @@ def render_page(path: Path, number: int, width: int) -> Any:
         try:
             if not 1 <= number <= len(document):
                 raise IngestError(str(path), f"has no page {number} (pages 1-{len(document)})")
-            page = document[number - 1]
-            try:
-                page_width, page_height = page.get_size()
-                return _render(page, min(width / max(page_width, 1),
-                                         MAX_PAGE_PX / max(page_width, page_height, 1)))
-            finally:
-                page.close()
+            try:  # a damaged page fails here, not at opening: the caller gets an IngestError, not PDFium's own
+                page = document[number - 1]
+                try:
+                    page_width, page_height = page.get_size()
+                    return _render(page, min(width / max(page_width, 1),
+                                             MAX_PAGE_PX / max(page_width, page_height, 1)))
+                finally:
+                    page.close()
+            except pdfium.PdfiumError as exc:
+                raise IngestError(str(path), f"page {number} cannot be rendered: {exc}") from None
         finally:
             document.close()
 
