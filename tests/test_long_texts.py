@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import omnivec
 from omnivec.modules.transformer import CHARS_PER_TOKEN_BOUND
@@ -82,3 +83,29 @@ def test_a_left_truncating_reranker_scores_pairs_as_without_the_cut(bert_dir, tm
     cut = reranker.predict(pairs)
     monkeypatch.setattr(text_cut, "_cut", lambda value, *args: value)  # pairs tokenized whole
     np.testing.assert_allclose(cut, reranker.predict(pairs), atol=1e-5)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_cut_pairs_keep_what_longest_first_truncation_keeps(bert_dir, tmp_path, side):
+    """Random pairs of long texts (past the character bound too, at small limits) at random limits: the token ids
+    a pair's own "longest first" truncation keeps are the same with and without the cut. It gives the odd token
+    to the longer text, so the cut must keep the texts' order, which retokenizing a cut text can change."""
+    import random
+
+    reranker = omnivec.CrossEncoder(_left_truncating(bert_dir, tmp_path), num_labels=1, device="cpu")
+    tokenizer = reranker.tokenizer
+    tokenizer.truncation_side = side
+    rng = random.Random(0)
+    words = ["alpha", "beta", "gamma", "unbelievable", "x", "qqqq", "tokenization", "ab", "é", "naïve", "😀"]
+
+    def text(n: int) -> str:
+        return " ".join(rng.choice(words) + rng.choice(["", "", "ing", "ness"]) for _ in range(n))
+
+    for _ in range(60):
+        reranker.max_length = limit = rng.randint(16, 80)
+        pairs = [(text(rng.randint(1, 200)), text(rng.randint(1, 200))) for _ in range(4)]
+
+        def kept(some_pairs):
+            return tokenizer(*map(list, zip(*some_pairs)), truncation="longest_first", max_length=limit)["input_ids"]
+
+        assert kept(reranker._cut_pairs(pairs)) == kept(pairs), (limit, pairs)

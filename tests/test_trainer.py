@@ -172,6 +172,7 @@ def test_image_text_pairs_train_a_clip_model(tmp_path, clip_dir, coco_photos):
     from PIL import Image
 
     model = omnivec.Embedder(clip_dir, device="cpu").eval()
+    model.fast_image_decode = False  # the reference below decodes the photos at full size
     photos, captions = [str(p) for p in coco_photos[:4]], ["a photo", "a dog", "a plate of food", "a street"]
     value = losses.MultipleNegativesRankingLoss()(model, [model.prepare(photos), model.prepare(captions)], None)
     clip, processor = CLIPModel.from_pretrained(clip_dir).eval(), CLIPProcessor.from_pretrained(clip_dir)
