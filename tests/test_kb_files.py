@@ -12,16 +12,8 @@ from fastapi.testclient import TestClient
 
 from omnivec.kb.indexer import file_key
 from omnivec.kb.ingest.sample import write_pdf
-from omnivec.kb.manifest import Manifest, content_hash
 from omnivec.serve.kb_files import KBFiles
-
-
-def _kb(tmp_path: Path, files: list[Path]) -> Path:
-    kb = tmp_path / "kb"
-    manifest = Manifest(kb / "manifest.sqlite")
-    manifest.set_states([(str(p), content_hash(p), p.stat().st_size, p.stat().st_mtime) for p in files], "done")
-    manifest.close()
-    return kb
+from tests.fixtures.kb_state import indexed_kb
 
 
 def _client(kb: Path) -> TestClient:
@@ -55,7 +47,7 @@ def test_a_reload_between_two_reads_of_the_file_table_is_not_a_key_error(tmp_pat
 def test_page_previews_look_up_the_file_off_the_event_loop(tmp_path, monkeypatch):
     """The look-up may re-read the manifest (SQLite): it runs in a worker thread, not on the event loop."""
     pdf = write_pdf(tmp_path / "doc.pdf", [["page one"]])
-    kb = _kb(tmp_path, [pdf])
+    kb = indexed_kb(tmp_path, [pdf])
     on_loop = []
     original = KBFiles.checked
 
@@ -80,7 +72,7 @@ def test_a_page_pdfium_cannot_render_is_a_4xx_not_a_500(tmp_path, monkeypatch):
     import pypdfium2
 
     pdf = write_pdf(tmp_path / "damaged.pdf", [["page one"], ["page two"]])
-    kb = _kb(tmp_path, [pdf])
+    kb = indexed_kb(tmp_path, [pdf])
     original, calls = pypdfium2.PdfPage.render, [0]
 
     def damaged_first_render(self, *args, **kwargs):  # the first render (page 2's) fails as a damaged page does

@@ -18,7 +18,7 @@ import httpx
 from PIL import Image
 
 from omnivec.kb.ingest.sample import write_pdf
-from omnivec.kb.manifest import Manifest, content_hash
+from tests.fixtures.kb_state import indexed_kb
 
 PDFS, PAGES = 4, 8
 CONCURRENCY = 16
@@ -48,19 +48,11 @@ def _pdfs(folder: Path) -> list[Path]:
     return paths
 
 
-def _kb(tmp_path: Path, pdfs: list[Path]) -> Path:
-    kb = tmp_path / "kb"
-    manifest = Manifest(kb / "manifest.sqlite")
-    manifest.set_states([(str(p), content_hash(p), p.stat().st_size, p.stat().st_mtime) for p in pdfs], "done")
-    manifest.close()
-    return kb
-
-
 def test_concurrent_page_previews_on_a_live_server(tmp_path):
     from omnivec.kb.indexer import file_key
 
     pdfs = _pdfs(tmp_path / "docs")
-    kb = _kb(tmp_path, pdfs)
+    kb = indexed_kb(tmp_path, pdfs)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(kb)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, env=env, text=True)
