@@ -1,91 +1,22 @@
 """Hostile requests against a live ``omnivec serve`` on loopback (issue 12): long rerank and search queries, pixel
-bombs, trickled bodies, many slow connections, bad text that must not fail batch-mates, and limits that must
-answer 4xx. The server runs in its own process, so its memory is measured alone (peak RSS reset before each
-measurement through /proc/PID/clear_refs)."""
+bombs, bad text that must not fail batch-mates, and limits that must answer 4xx (slow clients:
+``test_server_connections.py``)."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
-import json
-import os
-import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 
 import omnivec
-
-BODY_TIMEOUT_S = 2
-HEADER_TIMEOUT_S = 2
-MAX_CONNECTIONS = 6
-
-
-def _memory_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/{pid}/status")
-
-
-class Served:
-    """The server process, its URL, and a peak-memory probe."""
-
-    def __init__(self, process: subprocess.Popen, url: str) -> None:
-        self.process, self.url = process, url
-
-    def reset_peak(self) -> int:
-        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")  # peak RSS := current RSS
-        return _memory_kb(self.process.pid, "VmRSS")
-
-    def peak_growth_mb(self, base_kb: int) -> float:
-        return (_memory_kb(self.process.pid, "VmHWM") - base_kb) / 1024
-
-    def post(self, path: str, body: dict, timeout: float = 60) -> httpx.Response:
-        # json.dumps escapes a lone surrogate as "\\ud800", as a JSON client may send it (httpx would refuse it).
-        return httpx.post(self.url + path, content=json.dumps(body), headers={"Content-Type": "application/json"},
-                          timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def served(sample_kb, clip_dir, bert_dir, tmp_path_factory):
-    _, kb, config = sample_kb
-    folder = tmp_path_factory.mktemp("hostile")
-    reranker = folder / "reranker"
-    omnivec.CrossEncoder(bert_dir, num_labels=1, device="cpu").save(str(reranker))
-    with_reranker = folder / "kb.toml"
-    with_reranker.write_text(f'reranker = "{reranker}"\n' + config.read_text(encoding="utf-8"), encoding="utf-8")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "omnivec.cli", "serve", "--model", f"clip={clip_dir}", "--model", f"tiny={bert_dir}",
-         "--reranker", f"rr={reranker}", "--kb", str(kb), "--config", str(with_reranker), "--port", str(port),
-         "--body-timeout", str(BODY_TIMEOUT_S), "--header-timeout", str(HEADER_TIMEOUT_S),
-         "--max-connections", str(MAX_CONNECTIONS)],
-        stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
-            try:
-                if httpx.get(url + "/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield Served(process, url)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+from tests.fixtures.hostile_server import MAX_CONNECTIONS
 
 
 # -- item 2: long queries ---------------------------------------------------------------------------------------
@@ -168,136 +99,7 @@ def test_a_decompression_bomb_image_in_search_is_4xx(served):
     assert reply.status_code == 413 and "pixels" in reply.text, reply.text
 
 
-# -- item 4: slow bodies and connection cap --------------------------------------------------------------------
-def _slow_body(url: str) -> socket.socket:
-    """A connection that sent headers announcing a 1000-byte body, and one byte of it."""
-    host, port = url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=10)
-    sock.sendall(b"POST /v1/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: 1000\r\n\r\n{")
-    return sock
-
-
-def test_a_trickled_body_is_cut_off_after_the_deadline(served):
-    sock = _slow_body(served.url)
-    start, reply = time.monotonic(), b""
-    try:
-        for _ in range(40):  # one byte each 0.25 s: 10 s at most, well past the 2 s deadline
-            try:
-                sock.sendall(b" ")
-            except OSError:
-                break  # closed by the server
-            sock.settimeout(0.25)
-            try:
-                chunk = sock.recv(4096)
-            except socket.timeout:
-                continue
-            reply += chunk
-            if not chunk or b"\r\n\r\n" in reply:
-                break
-        elapsed = time.monotonic() - start
-        sock.settimeout(5)  # the body may follow the head in another segment: read to the close
-        with contextlib.suppress(OSError):
-            while more := sock.recv(4096):
-                reply += more
-    finally:
-        sock.close()
-    assert reply.startswith(b"HTTP/1.1 408") and b"did not arrive within 2 s" in reply, reply[:300]
-    assert BODY_TIMEOUT_S - 0.5 < elapsed < BODY_TIMEOUT_S + 3, elapsed
-
-
-def _answers(socks: list[socket.socket], wait_s: float) -> list[str]:
-    """Each socket's status line (its first 12 bytes), or "" if it sent none within ``wait_s`` of the call."""
-    deadline, statuses = time.monotonic() + wait_s, []
-    for sock in socks:
-        sock.settimeout(max(deadline - time.monotonic(), 0.01))
-        try:
-            statuses.append(sock.recv(4096)[:12].decode())
-        except socket.timeout:
-            statuses.append("")
-    return statuses
-
-
-def test_slow_connections_cannot_starve_real_requests(served):
-    """Slow bodies under the connection cap are all cut off by the deadline (408). Twice the cap's worth: each gets
-    a 503 at once or a 408 at the deadline, never more 408s than the cap, and real requests are served after.
-    (Which ones get 503 depends on how far the server got when the others connected: under load, all of them.)"""
-    under_cap = [_slow_body(served.url) for _ in range(MAX_CONNECTIONS - 2)]  # plus a probe: still under the cap
-    try:
-        start = time.monotonic()
-        busy = httpx.get(served.url + "/health", timeout=10)
-        assert busy.status_code == 200 and time.monotonic() - start < 2, busy.status_code
-        assert _answers(under_cap, BODY_TIMEOUT_S + 8) == ["HTTP/1.1 408"] * len(under_cap)
-    finally:
-        for sock in under_cap:
-            sock.close()
-    socks = [_slow_body(served.url) for _ in range(2 * MAX_CONNECTIONS)]
-    try:
-        statuses = _answers(socks, BODY_TIMEOUT_S + 8)
-        assert set(statuses) <= {"HTTP/1.1 503", "HTTP/1.1 408"}, statuses
-        assert statuses.count("HTTP/1.1 408") < MAX_CONNECTIONS, statuses  # the cap held
-        assert httpx.get(served.url + "/health", timeout=10).status_code == 200
-    finally:
-        for sock in socks:
-            sock.close()
-
-
-def _open(url: str) -> socket.socket:
-    host, port = url.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=10)
-
-
-def _closed_after(sock: socket.socket, trickle: bytes, limit_s: float) -> tuple[bytes, float]:
-    """Sends ``trickle`` a byte each 0.2 s (bounded by ``limit_s``) until the server closes; returns what it answered
-    and when it closed."""
-    start, reply = time.monotonic(), b""
-    for i in range(int(limit_s / 0.2)):
-        if i < len(trickle):
-            try:
-                sock.sendall(trickle[i:i + 1])
-            except OSError:
-                break
-        sock.settimeout(0.2)
-        try:
-            chunk = sock.recv(4096)
-        except socket.timeout:
-            continue
-        except OSError:
-            break
-        if not chunk:
-            break
-        reply += chunk
-    return reply, time.monotonic() - start
-
-
-def test_idle_and_trickled_header_connections_are_closed_at_the_header_deadline(served):
-    """A socket that sends nothing, and one that sends its headers a byte each 0.2 s: 408 and closed about
-    HEADER_TIMEOUT_S after opening (before the fix both stayed open, each counting toward the connection cap)."""
-    headers = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 200 + b"\r\n\r\n"
-    for trickle in (b"", headers):
-        sock = _open(served.url)
-        try:
-            reply, elapsed = _closed_after(sock, trickle, HEADER_TIMEOUT_S + 8)
-        finally:
-            sock.close()
-        assert reply.startswith(b"HTTP/1.1 408") and b"headers did not arrive within 2 s" in reply, reply[:300]
-        assert HEADER_TIMEOUT_S - 0.5 < elapsed < HEADER_TIMEOUT_S + 4, elapsed
-
-
-def test_idle_connections_at_the_cap_lock_nobody_out_past_the_header_deadline(served):
-    """The cap's worth of sockets that never send a byte: past the header deadline they are closed and a real
-    request is answered 200."""
-    socks = [_open(served.url) for _ in range(MAX_CONNECTIONS)]
-    try:
-        time.sleep(HEADER_TIMEOUT_S + 1)
-        assert _answers(socks, 5) == ["HTTP/1.1 408"] * MAX_CONNECTIONS
-        assert httpx.get(served.url + "/health", timeout=10).status_code == 200
-    finally:
-        for sock in socks:
-            sock.close()
-
-
-# -- item 5: bad input is 4xx and stays in its own request ----------------------------------------------------------
+# -- item 5: one bad request, 4xx not 500 -----------------------------------------------------------------------
 def test_a_lone_surrogate_in_one_rerank_request_does_not_fail_the_others(served):
     docs = ["paris is in france", "berlin", "rome"]
     results: dict[int, int] = {}
