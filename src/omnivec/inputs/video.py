@@ -30,8 +30,7 @@ class VideoSampling:
             count = getattr(self, name)
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 raise InputError(f"VideoSampling.{name} must be a positive integer, got {count!r}.")
-        if self.fps is not None and (isinstance(self.fps, bool) or not isinstance(self.fps, (int, float))
-                                     or not math.isfinite(self.fps) or self.fps <= 0):
+        if self.fps is not None and (not isinstance(self.fps, (int, float)) or _rate(self.fps) is None):
             raise InputError(f"VideoSampling.fps must be None or a finite rate above 0 (frames per second), "
                              f"got {self.fps!r}.")
 
@@ -177,11 +176,19 @@ def _from_frames(value: dict, index: int, sampling: VideoSampling) -> Video:
 
 def _check_fps(fps: Any, index: int) -> float:
     """A frames dict's rate: a finite number of frames per second above 0 (it turns frame numbers into times)."""
-    try:
-        value = float(fps)
-    except (TypeError, ValueError, OverflowError):
-        value = float("nan")
-    if isinstance(fps, bool) or not math.isfinite(value) or value <= 0:
+    value = _rate(fps)
+    if value is None:
         raise InputError(f"Input at index {index}: video 'fps' must be a finite number of frames per second "
                          f"above 0, got {fps!r}.")
     return value
+
+
+def _rate(value: Any) -> float | None:
+    """``value`` as a finite rate above 0, or None when it is not one (a bool, NaN, inf, 0 or below, not a number)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        rate = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return rate if math.isfinite(rate) and rate > 0 else None
