@@ -111,8 +111,11 @@ class Manifest:
 
     def mark_pending(self, paths: list[str]) -> None:
         """Files whose vectors must be written again: the next pass over them re-indexes them."""
+        with self.db:
+            self._pending(paths)
+
+    def _pending(self, paths: list[str]) -> None:
         self.db.executemany("UPDATE files SET state = 'pending' WHERE path = ?", [(p,) for p in paths])
-        self.db.commit()
 
     def space_models(self) -> dict[str, tuple[str, str]]:
         """``space -> (model as configured, identity)`` recorded when its vectors were written."""
@@ -122,7 +125,7 @@ class Manifest:
     def set_space_model(self, name: str, model: str, identity: str, pending: list[str] = ()) -> None:
         """Record the model of space ``name``, and mark ``pending`` files for re-indexing, in one transaction."""
         with self.db:
-            self.db.executemany("UPDATE files SET state = 'pending' WHERE path = ?", [(p,) for p in pending])
+            self._pending(list(pending))
             self.db.execute("INSERT INTO spaces (name, model, identity, updated) VALUES (?, ?, ?, ?) "
                             "ON CONFLICT(name) DO UPDATE SET model=excluded.model, identity=excluded.identity, "
                             "updated=excluded.updated", (name, model, identity, time.time()))
@@ -140,16 +143,11 @@ class Manifest:
         self.db.close()
 
 
-def indexed_files(path: Path) -> list[str]:
-    """The files of the manifest at ``path`` whose vectors are all stored, read without writing (a server may read
-    while ``omnivec index`` writes)."""
-    return [row[0] for row in _read_only(path, "SELECT path FROM files WHERE state = 'done'")]
-
-
 def indexed_versions(path: Path) -> list[tuple[str, int, float]]:
-    """``(path, size, mtime)`` of the same files, as they were when indexed: what the server checks before serving."""
-    return [(p, size, mtime) for p, size, mtime in _read_only(path, "SELECT path, size, mtime FROM files "
-                                                                    "WHERE state = 'done'")]
+    """``(path, size, mtime)`` of the files of the manifest at ``path`` whose vectors are all stored, as they were
+    when indexed (what the server checks before serving), read without writing (a server may read while
+    ``omnivec index`` writes)."""
+    return _read_only(path, "SELECT path, size, mtime FROM files WHERE state = 'done'")
 
 
 def _read_only(path: Path, query: str) -> list[tuple]:

@@ -101,10 +101,10 @@ def search_router(searcher: Any, authorize: Callable[[Request], None], api_key: 
     @router.get("/v1/kb", responses=errors(401))
     async def about(request: Request) -> dict[str, Any]:
         """The KB's spaces and the queries each takes, its reranker, and how many files it holds."""
-        from omnivec.kb.manifest import indexed_files
+        from omnivec.kb.manifest import indexed_versions
 
         authorize(request)
-        count = len(await run_in_threadpool(indexed_files, searcher.kb_dir / "manifest.sqlite"))
+        count = len(await run_in_threadpool(indexed_versions, searcher.kb_dir / "manifest.sqlite"))
         spaces = [{"name": space.name, "queries": [m for m in ("text", "image") if space.takes_query(m)]}
                   for space in searcher.spaces]
         reranker = getattr(searcher.reranker, "name_or_path", None) if searcher.reranker is not None else None
