@@ -9,4 +9,8 @@ if [ -z "${OMNIVEC_CHROMIUM:-}" ] && ! command -v chromium >/dev/null && [ "$(id
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2
 fi
 export HF_HUB_OFFLINE=1
+# Static checks first (seconds): lint rules, types on src/, the import-layer contract (pyproject.toml).
+.venv/bin/python -m ruff check src tests
+.venv/bin/pyright
+.venv/bin/lint-imports
 exec .venv/bin/python -m pytest "$@"
