@@ -91,7 +91,6 @@ def _saved(model, folder):
 def test_logit_score_reranker_with_qwen3_template_matches_sentence_transformers(qwen3_lm, st, tmp_path):
     from sentence_transformers.cross_encoder.modules import LogitScore
     from sentence_transformers.sentence_transformer.modules import Transformer
-
     from transformers import AutoTokenizer
 
     with_template = tmp_path / "lm"

@@ -12,7 +12,10 @@ import torch
 import omnivec
 from omnivec.errors import InputError
 from omnivec.train.evaluation import (
-    EmbeddingSimilarityEvaluator, InformationRetrievalEvaluator, RerankingEvaluator, SequentialEvaluator,
+    EmbeddingSimilarityEvaluator,
+    InformationRetrievalEvaluator,
+    RerankingEvaluator,
+    SequentialEvaluator,
     STSEvaluator,
 )
 from omnivec.train.evaluation import metrics as M

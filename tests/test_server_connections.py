@@ -33,7 +33,7 @@ def test_a_trickled_body_is_cut_off_after_the_deadline(served):
             sock.settimeout(0.25)
             try:
                 chunk = sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             reply += chunk
             if not chunk or b"\r\n\r\n" in reply:
@@ -56,7 +56,7 @@ def _answers(socks: list[socket.socket], wait_s: float) -> list[str]:
         sock.settimeout(max(deadline - time.monotonic(), 0.01))
         try:
             statuses.append(sock.recv(4096)[:12].decode())
-        except socket.timeout:
+        except TimeoutError:
             statuses.append("")
     return statuses
 
@@ -103,7 +103,7 @@ def _closed_after(sock: socket.socket, trickle: bytes, limit_s: float) -> tuple[
         sock.settimeout(0.2)
         try:
             chunk = sock.recv(4096)
-        except socket.timeout:
+        except TimeoutError:
             continue
         except OSError:
             break

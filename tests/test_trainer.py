@@ -11,9 +11,8 @@ import torch
 
 import omnivec
 from omnivec.errors import InputError
-from omnivec.train import CrossEncoderTrainer, EmbedderTrainer, TrainingArguments
+from omnivec.train import CrossEncoderTrainer, EmbedderTrainer, TrainingArguments, losses
 from omnivec.train import cross_encoder_losses as ce_losses
-from omnivec.train import losses
 from omnivec.train.model_card import card_facts
 from omnivec.train.sampler import NoDuplicatesBatchSampler
 from tests.fixtures.checkpoints import build_bert
@@ -168,8 +167,8 @@ def test_per_column_prompts_reach_the_model(tmp_path, qwen3_st_dir):
 
 def test_image_text_pairs_train_a_clip_model(tmp_path, clip_dir, coco_photos):
     """MNRL on (photo, caption): the loss equals InfoNCE written on transformers' CLIP, and both towers learn."""
-    from transformers import CLIPModel, CLIPProcessor
     from PIL import Image
+    from transformers import CLIPModel, CLIPProcessor
 
     model = omnivec.Embedder(clip_dir, device="cpu").eval()
     model.fast_image_decode = False  # the reference below decodes the photos at full size

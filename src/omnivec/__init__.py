@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from omnivec._version import __version__
 
 if TYPE_CHECKING:
+    from omnivec.inputs.video import VideoSampling
     from omnivec.models.cross_encoder import CrossEncoder
     from omnivec.models.embedder import Embedder
     from omnivec.models.templates import RerankTemplate
-    from omnivec.inputs.video import VideoSampling
     from omnivec.modules import CLIPModel, Dense, LogitScore, Normalize, Pooling, Router, Transformer
 
 # Public name -> module that defines it, imported on first attribute access (PEP 562).

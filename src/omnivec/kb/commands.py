@@ -11,6 +11,7 @@ from omnivec.errors import InputError
 from omnivec.kb.location import DEFAULT_KB, kb_location
 from omnivec.printing import printable
 
+
 def kb_settings(kb: str | None, config_path: str | None, existing: bool = False) -> tuple[Path, Any]:
     """The KB folder and its config (``--config``, else ``<kb>/kb.toml``), the store set by a URI ``kb``.
     ``existing``: the KB must have been indexed (a search), else an error says how to index it."""

@@ -4,10 +4,11 @@ are cut into chunks. Read from ``kb.toml`` (in the KB directory, or ``--config``
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from omnivec.errors import InputError
 from omnivec.models.defaults import DEFAULT_TEXT_MODEL

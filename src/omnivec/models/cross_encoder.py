@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import numbers
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch

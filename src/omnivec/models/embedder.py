@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -22,8 +23,7 @@ from omnivec.modules.transformer import Transformer
 from omnivec.runtime.batching import default_token_budget
 from omnivec.runtime.execute import RunOptions, embed_units, forward_units
 from omnivec.runtime.precision import PRECISIONS, Precision, quantize_embeddings
-from omnivec.runtime.units import (DecodeOptions, PreparedInputs, combine_units, decode, expand,
-                                  supported_modalities)
+from omnivec.runtime.units import DecodeOptions, PreparedInputs, combine_units, decode, expand, supported_modalities
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ without prefix sharing and without truncation (cutting a prompt could split an i
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from omnivec.errors import InputError, ModelLoadError
 from omnivec.inputs.image import load_image

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 # transformers' processor argument for each modality.
 PROCESSOR_ARG = {"text": "text", "image": "images", "audio": "audio", "video": "videos"}

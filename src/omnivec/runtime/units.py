@@ -11,8 +11,9 @@ conversation, so a multimodal dict yields one fused embedding.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 

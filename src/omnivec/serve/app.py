@@ -16,7 +16,8 @@ import copy
 import hmac
 import logging
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request

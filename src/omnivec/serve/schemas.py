@@ -50,7 +50,7 @@ class AudioPart(_Wire):
     input_audio: InputAudio
 
 
-ContentPart = Annotated[Union[TextPart, ImagePart, AudioPart], Field(discriminator="type")]
+ContentPart = Annotated[TextPart | ImagePart | AudioPart, Field(discriminator="type")]
 # One item: a string (always text, never read as a URL or path), one part, or parts fused into one embedding.
 EmbeddingItem = Union[str, ContentPart, list[ContentPart]]
 
@@ -59,7 +59,7 @@ class EmbeddingRequest(_Wire):
     """OpenAI ``POST /v1/embeddings`` body; ``input`` may also hold content parts for images and audio."""
 
     model: str
-    input: Union[str, list[EmbeddingItem]]
+    input: str | list[EmbeddingItem]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
     user: str | None = None
@@ -79,7 +79,7 @@ def vector_payload(vector: Any, encoding_format: str) -> list[float] | str:
 class Embedding(_Wire):
     object: Literal["embedding"] = "embedding"
     index: int
-    embedding: Union[list[float], str]  # a str is base64 of little-endian float32
+    embedding: list[float] | str  # a str is base64 of little-endian float32
 
 
 class EmbeddingUsage(_Wire):
@@ -103,7 +103,7 @@ class RerankRequest(_Wire):
 
     model: str
     query: str
-    documents: list[Union[str, RerankDocument]]
+    documents: list[str | RerankDocument]
     top_n: int | None = Field(default=None, ge=1)
     return_documents: bool = False
 

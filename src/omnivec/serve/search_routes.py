@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from importlib import resources
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -15,10 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from omnivec.errors import InputError
 from omnivec.inputs.sources import FetchPolicy
 from omnivec.serve.errors import ApiError
-from omnivec.serve.schemas import check_text
 from omnivec.serve.kb_files import KBFiles, files_router
 from omnivec.serve.openapi import errors
-
+from omnivec.serve.schemas import check_text
 
 # Filter sizes: a path longer than any file system allows, and lists longer than the kinds there are, are refused
 # (422) before they reach the store's query language.

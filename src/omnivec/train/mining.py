@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 

@@ -3,8 +3,8 @@ pages, windows of recordings, video frames and sound tracks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from omnivec.inputs.modality import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS  # what the decoders read
 from omnivec.kb.chunk import Chunk, IngestError

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from omnivec.kb.ingest.options import IngestOptions
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 MIB = 1024 * 1024
 MAX_TEXT_BYTES = 64 * MIB  # a text file (txt, md, html, jsonl) over this is reported and skipped

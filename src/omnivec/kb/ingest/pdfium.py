@@ -6,8 +6,9 @@ this module: callers get text and PIL images."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from omnivec.kb.chunk import IngestError
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Iterator
 from itertools import chain
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from omnivec.errors import InputError
 from omnivec.kb.chunk import Chunk, IngestError

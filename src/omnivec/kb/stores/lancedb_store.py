@@ -15,8 +15,22 @@ from typing import Any
 import numpy as np
 
 from omnivec.errors import InputError, OmnivecError
-from omnivec.kb.stores.base import (FLOAT_KEYS, INT_KEYS, PAYLOAD_DEFAULTS, STR_KEYS, Filter, Hit, Record, VectorStore,
-                                    check_dim, check_k, check_name, check_vector, ivf_partitions, prepare_records)
+from omnivec.kb.stores.base import (
+    FLOAT_KEYS,
+    INT_KEYS,
+    PAYLOAD_DEFAULTS,
+    STR_KEYS,
+    Filter,
+    Hit,
+    Record,
+    VectorStore,
+    check_dim,
+    check_k,
+    check_name,
+    check_vector,
+    ivf_partitions,
+    prepare_records,
+)
 
 _COLUMNS = tuple(PAYLOAD_DEFAULTS)
 _INDEX_PREFIX = "omnivec_ivfsq_"  # + the row count the index was trained on, so optimize knows when to retrain

@@ -17,8 +17,19 @@ from typing import Any
 import numpy as np
 
 from omnivec.errors import InputError, OmnivecError
-from omnivec.kb.stores.base import (PAYLOAD_DEFAULTS, Filter, Hit, Record, VectorStore, check_dim, check_k, check_name,
-                                    check_vector, path_ancestors, prepare_records)
+from omnivec.kb.stores.base import (
+    PAYLOAD_DEFAULTS,
+    Filter,
+    Hit,
+    Record,
+    VectorStore,
+    check_dim,
+    check_k,
+    check_name,
+    check_vector,
+    path_ancestors,
+    prepare_records,
+)
 
 # Fixed namespace: the same record id maps to the same point id in every process and version.
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/omnivec/kb-records")
