@@ -111,8 +111,8 @@ def test_logit_score_reranker_with_qwen3_template_matches_sentence_transformers(
     long_pairs = [(QUERY, "protein cell receptor " * 150), ("cells " * 10, "mitosis binds " * 120)]
     ours.max_length = peer.max_length = 300
     np.testing.assert_allclose(ours.predict(long_pairs), peer.predict(long_pairs), atol=ATOL)
-    ids = ours._encode_pairs(long_pairs[:1], None)["input_ids"][0]
-    closing = ours._chat_as_template(None).segments[0].split("{document}")[1]  # what the template renders after it
+    ids = ours.scorer.encode(long_pairs[:1], None)["input_ids"][0]
+    closing = ours.scorer.chat_template(None).segments[0].split("{document}")[1]  # what the template renders after it
     assert len(ids) == 300 and closing.startswith("<|im_end|>") and ours.tokenizer.decode(ids).endswith(closing)
     ours.max_length = peer.max_length = 1024
     ours_scores = {r["corpus_id"]: r["score"] for r in ours.rank(QUERY, DOCS)}
@@ -283,8 +283,8 @@ def test_long_texts_in_templates_score_as_before(template, qwen3_lm):
     """The template path gets cut texts too: the scores equal those of the uncut texts."""
     model = omnivec.CrossEncoder(qwen3_lm, template=template, device="cpu", max_length=400)
     pairs = [("mitosis cells " * 300, "protein receptor " * 10), (QUERY, "receptor binding " * 400)]
-    full = model._encode_pairs(pairs, model._resolve_prompt(None, None))["input_ids"]
-    cut = model._encode_pairs(model._cut_pairs(pairs), model._resolve_prompt(None, None))["input_ids"]
+    full = model.scorer.encode(pairs, model._resolve_prompt(None, None))["input_ids"]
+    cut = model.scorer.encode(model._cut_pairs(pairs), model._resolve_prompt(None, None))["input_ids"]
     assert full == cut and all(len(ids) == 400 for ids in cut)
     assert model._cut_pairs(PAIRS) == PAIRS  # texts within the limit are not touched
 
@@ -332,14 +332,14 @@ def test_rank_with_a_1_mb_query_stays_in_bounded_memory(kind, bert_dir, qwen3_lm
 def test_prefix_batches_count_each_rows_copy_of_the_prefix(qwen3_lm, monkeypatch):
     """Every row of a suffix batch holds a copy of the prefix's KV cache, so a batch's token budget counts
     rows x (prefix + widest suffix): a long query means fewer documents per batch, not more memory."""
-    import omnivec.runtime.prefix_cache as prefix_cache
+    import omnivec.runtime.execute as execute  # plans the prefix-shared batches too
 
     batches = []
-    real_plan = prefix_cache.plan_batches
-    monkeypatch.setattr(prefix_cache, "plan_batches", lambda *a, **k: batches.extend(real_plan(*a, **k)) or batches)
+    real_plan = execute.plan_batches
+    monkeypatch.setattr(execute, "plan_batches", lambda *a, **k: batches.extend(real_plan(*a, **k)) or batches)
     model = omnivec.CrossEncoder(qwen3_lm, template="qwen3-reranker", device="cpu", max_length=2048)
     query, docs = "mitosis cells " * 50, [f"doc {i} receptor" for i in range(8)]
-    rows = model._encode_pairs([(query, d) for d in docs], model._resolve_prompt(None, None))["input_ids"]
+    rows = model.scorer.encode([(query, d) for d in docs], model._resolve_prompt(None, None))["input_ids"]
     assert len(model.rank(query, docs, max_tokens_per_batch=1024)) == 8
     padded = [len(b) * max(len(rows[i]) for i in b) for b in batches]
     assert len(batches) > 1 and max(padded) <= 1024, padded

@@ -13,19 +13,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from omnivec.errors import InputError, ModelLoadError
+from omnivec.errors import InputError
 from omnivec.models.hub import HubOptions
 from omnivec.models.pipeline import Pipeline, default_device, load_options
+from omnivec.models.scorers import Scorer, build_scorer, with_template_head
 from omnivec.models.templates import RerankTemplate, resolve_template
 from omnivec.models.text_cut import PairCutter
-from omnivec.models.vision_pairs import image_placeholder, pair_has_image, prompts_with_images
 from omnivec.modules.base import Module
-from omnivec.modules.dense import activation_from_path, activation_path
-from omnivec.modules.logit_score import LogitScore, token_id
+from omnivec.modules.dense import Dense, activation_from_path, activation_path
+from omnivec.modules.logit_score import LogitScore
 from omnivec.modules.transformer import Transformer
-from omnivec.runtime.batching import default_token_budget, plan_batches, progress, restore_order
-from omnivec.runtime.execute import to_device
-from omnivec.runtime.prefix_cache import common_prefix_length, last_token_logits_with_prefix
 
 Pair = Sequence[str]
 
@@ -84,19 +81,18 @@ class CrossEncoder(Pipeline):
             if loaded is None:
                 loaded, model_config = _default_modules(folder, options, max_length, template)
             modules = loaded
-        super().__init__(*modules)
+        assert modules is not None  # exactly one of model_name_or_path and modules (checked above)
+        template = resolve_template(template)
+        super().__init__(*with_template_head(modules, template))
         self.name_or_path = str(model_name_or_path) if model_name_or_path is not None else None
         if max_length is not None:
             self.transformer.max_seq_length = max_length
         self._set_prompts(model_config, prompts, default_prompt_name)
-        self.template = resolve_template(template)
-        self._chat_templates: dict[str | None, RerankTemplate] = {}
-        self._image_placeholder: str | None = None  # rendered from the processor's chat template on first use
-        if self.template is not None:
-            self._check_template_tokens(self.template)
+        self.template = template
         self.activation_fn = activation_fn or self._default_activation(model_config.get("activation_fn"))
         self.to(device or default_device())
         self.eval()
+        self.scorer: Scorer = build_scorer(self, self.logit_score, self.template)
 
     # -- properties -------------------------------------------------------------------------------
     @property
@@ -115,7 +111,7 @@ class CrossEncoder(Pipeline):
                 return 1
             if isinstance(module, Transformer):
                 return int(module.config.num_labels)
-            if getattr(module, "module_output_name", None) == "scores":
+            if isinstance(module, Dense) and module.module_output_name == "scores":
                 return int(module.get_embedding_dimension())
         return 1
 
@@ -128,7 +124,7 @@ class CrossEncoder(Pipeline):
     @property
     def takes_images(self) -> bool:
         """Whether pairs may hold images (a vision-language reranker)."""
-        return self.transformer.transformer_task == "any-to-any"
+        return self.scorer.takes_images
 
     @property
     def logit_score(self) -> LogitScore | None:
@@ -140,13 +136,6 @@ class CrossEncoder(Pipeline):
         if self.template is not None and self.template.activation == "identity":
             return torch.nn.Identity()
         return torch.nn.Sigmoid() if self.num_labels == 1 else torch.nn.Identity()
-
-    def _check_template_tokens(self, template: RerankTemplate) -> None:
-        head = self.logit_score
-        if head is None:
-            raise ModelLoadError(f"Template {template.name!r} needs a LogitScore head (a causal LM reranker).")
-        head.true_token_id = token_id(self.tokenizer, template.true_token)
-        head.false_token_id = None if template.false_token is None else token_id(self.tokenizer, template.false_token)
 
     # -- scoring ----------------------------------------------------------------------------------
     def predict(
@@ -171,7 +160,7 @@ class CrossEncoder(Pipeline):
         single = len(pairs) == 2 and not any(isinstance(p, (list, tuple)) for p in pairs)
         checked = self._cut_pairs(_check_pairs([pairs] if single else pairs, self.takes_images))
         prompt = self._resolve_prompt(prompt, prompt_name)
-        scores = self._score(checked, batch_size, prompt, show_progress_bar, False, max_tokens_per_batch)
+        scores = self._run(self.scorer.score, checked, batch_size, prompt, show_progress_bar, max_tokens_per_batch)
         scores = self._finish(scores, activation_fn, apply_softmax)
         if convert_to_tensor:
             result: Any = scores
@@ -202,7 +191,7 @@ class CrossEncoder(Pipeline):
             raise InputError(f"top_k must be a whole number >= 0 or None (all documents), got {top_k!r}.")
         pairs = self._cut_pairs(_check_pairs([(query, d) for d in documents], self.takes_images)) if documents else []
         prompt = self._resolve_prompt(prompt, prompt_name)
-        scores = self._score(pairs, batch_size, prompt, show_progress_bar, True, max_tokens_per_batch)
+        scores = self._run(self.scorer.rank_scores, pairs, batch_size, prompt, show_progress_bar, max_tokens_per_batch)
         scores = self._finish(scores, activation_fn, False)
         results = [{"corpus_id": i, "score": float(s)} for i, s in enumerate(scores.tolist())]
         if return_documents:
@@ -226,52 +215,14 @@ class CrossEncoder(Pipeline):
         return scores
 
     @torch.inference_mode()
-    def _score(self, pairs: list[tuple[str, str]], batch_size: int, prompt: str | None,
-               show_progress_bar: bool | None, share_prefix: bool, max_tokens: int | None) -> torch.Tensor:
+    def _run(self, scorer_method: Callable[..., torch.Tensor], pairs: list[tuple[Any, Any]], batch_size: int,
+             prompt: str | None, show_progress_bar: bool | None, max_tokens: int | None) -> torch.Tensor:
+        """Raw scores from ``scorer_method`` (the scorer's ``score`` or ``rank_scores``), no activation."""
         if not pairs:
             return torch.zeros((0, self.num_labels))
         if batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
-        if self.takes_images and any(pair_has_image(p) for p in pairs):
-            return self._score_with_images(pairs, batch_size, prompt, show_progress_bar)
-        encoded = self._encode_pairs(pairs, prompt)
-        budget = max_tokens if max_tokens is not None else default_token_budget(self.device)
-        head = self.logit_score
-        if share_prefix and head is not None and len(pairs) > 1:
-            prefix = common_prefix_length(encoded["input_ids"])
-            if prefix > 0:
-                ids = [head.true_token_id] + ([head.false_token_id] if head.false_token_id is not None else [])
-                logits = last_token_logits_with_prefix(self.transformer.model, encoded["input_ids"], prefix, batch_size,
-                                                       ids, self.tokenizer.pad_token_id or 0, budget)
-                return (logits[:, :1] - logits[:, 1:2]) if len(ids) == 2 else logits[:, :1]
-        batches = plan_batches([len(r) for r in encoded["input_ids"]], batch_size, budget)
-        out: list[torch.Tensor] = []
-        for indices in progress(batches, len(batches), show_progress_bar, "Scoring"):
-            features = to_device(self.transformer.collate(encoded, indices), self.device)
-            out.extend(self(features)["scores"].float().cpu())
-        return torch.stack(restore_order(batches, out))
-
-    def _score_with_images(self, pairs: list[tuple[Any, Any]], batch_size: int, prompt: str | None,
-                           show_progress_bar: bool | None) -> torch.Tensor:
-        starts = range(0, len(pairs), batch_size)
-        scores: list[torch.Tensor] = []
-        for start in progress(starts, len(starts), show_progress_bar, "Scoring"):
-            features = self._image_pair_features(pairs[start : start + batch_size], prompt, start)
-            scores.extend(self(features)["scores"].float().cpu())
-        return torch.stack(scores)
-
-    def _image_pair_features(self, pairs: Sequence[tuple[Any, Any]], prompt: str | None, start: int) -> dict[str, Any]:
-        template = self.template or self._chat_as_template(prompt)
-        if self._image_placeholder is None:
-            self._image_placeholder = image_placeholder(self.transformer.processor)
-        placeholder = self._image_placeholder
-        texts, images = prompts_with_images(template, pairs, prompt, placeholder, start)
-        features = dict(self.transformer.processor(text=texts, images=images or None, padding=True, return_tensors="pt"))
-        if features["input_ids"].shape[1] > self.max_length:
-            raise InputError(f"Pairs at index {start}..{start + len(texts) - 1}: a prompt with images takes "
-                             f"{features['input_ids'].shape[1]} tokens, more than max_length={self.max_length} "
-                             "(image prompts are not truncated).")
-        return to_device(features, self.device)
+        return scorer_method(pairs, prompt, batch_size, show_progress_bar, max_tokens)
 
     def logits(self, pairs: Sequence[Pair], prompt: str | None = None) -> torch.Tensor:
         """Raw scores of (query, document) pairs, shape (n, num_labels), in one forward pass with gradients:
@@ -281,48 +232,7 @@ class CrossEncoder(Pipeline):
         prompt = self._resolve_prompt(prompt, None)
         if not checked:
             return torch.zeros((0, self.num_labels), device=self.device)
-        if self.takes_images and any(pair_has_image(p) for p in checked):
-            features = self._image_pair_features(checked, prompt, 0)
-        else:
-            encoded = self._encode_pairs(checked, prompt)
-            features = to_device(self.transformer.collate(encoded, range(len(checked))), self.device)
-        return self(features)["scores"]
-
-    def _prompt_template(self, prompt: str | None) -> RerankTemplate | None:
-        """The template a generative reranker fills: its own, or its chat template (None: plain text pairs)."""
-        if self.template is not None:
-            return self.template
-        if self.logit_score is not None and getattr(self.tokenizer, "chat_template", None):
-            return self._chat_as_template(prompt)
-        return None
-
-    def _encode_pairs(self, pairs: list[tuple[str, str]], prompt: str | None) -> dict[str, list[list[int]]]:
-        transformer = self.transformer
-        template = self._prompt_template(prompt)
-        if template is None:
-            pairs = [(prompt + q, d) for q, d in pairs] if prompt else pairs
-            return transformer.tokenize_unpadded(pairs)
-        # A chat template has the prompt rendered in already; a template's {instruction} slot takes it.
-        instruction = prompt if template is self.template else None
-        rows = [template.encode(self.tokenizer, q, d, instruction, transformer.max_seq_length, i)
-                for i, (q, d) in enumerate(pairs)]
-        return {"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]}
-
-    def _chat_as_template(self, prompt: str | None) -> RerankTemplate:
-        """The tokenizer's chat template, rendered once with query/document messages (and the prompt as a system
-        message), as a one-segment template: truncation can then spare its fixed parts."""
-        if prompt not in self._chat_templates:
-            marks = {"query": "\x00OMNIVEC_QUERY\x00", "document": "\x00OMNIVEC_DOCUMENT\x00"}
-            messages = ([{"role": "system", "content": prompt}] if prompt else []) + [
-                {"role": "query", "content": marks["query"]}, {"role": "document", "content": marks["document"]}]
-            rendered = self.tokenizer.apply_chat_template(messages, tokenize=False)
-            for slot, mark in marks.items():
-                if rendered.count(mark) != 1:
-                    raise ModelLoadError(f"The tokenizer's chat template does not place the {slot} message exactly once; "
-                                         "pass template= to describe the reranker's prompt.")
-                rendered = rendered.replace(mark, "{" + slot + "}")
-            self._chat_templates[prompt] = RerankTemplate.from_string(rendered, name="chat template")
-        return self._chat_templates[prompt]
+        return self.scorer.logits(checked, prompt)
 
     # -- saving -----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:

@@ -11,6 +11,9 @@ import torch
 from omnivec.errors import ModelLoadError
 from omnivec.modules.base import Module
 
+# sentence-transformers' default activation, one shared instance as its signature's default is
+_TANH = torch.nn.Tanh()
+
 
 class Dense(Module):
     """``activation(linear(x))`` applied to ``features[module_input_name]``.
@@ -29,7 +32,7 @@ class Dense(Module):
         in_features: int,
         out_features: int,
         bias: bool = True,
-        activation_function: torch.nn.Module | None = torch.nn.Tanh(),
+        activation_function: torch.nn.Module | None = _TANH,
         module_input_name: str = "sentence_embedding",
         module_output_name: str | None = None,
     ) -> None:
@@ -67,8 +70,8 @@ class Dense(Module):
         return module
 
 
-def activation_path(activation: torch.nn.Module) -> str:
-    """The class path a config stores for an activation module (as sentence-transformers writes it)."""
+def activation_path(activation: object) -> str:
+    """The class path a config stores for an activation (a torch module; as sentence-transformers writes it)."""
     cls = type(activation)
     return f"{cls.__module__}.{cls.__qualname__}"
 

@@ -11,8 +11,9 @@ from omnivec.modules.base import Module
 class LogitScore(Module):
     """Score = ``logits[true_token_id] - logits[false_token_id]`` at the last position (or the true logit alone).
 
-    The last position is the last real token: the Transformer pads causal LMs on the left. Features may
-    instead carry ``last_positions`` (one index per row) when the rows are right-padded continuations.
+    The last position is the last real token: the Transformer pads causal LMs on the left, and a prefix-shared
+    ``rank`` passes each row's last-token logits alone (shape (rows, 1, vocab)). This is the only place the
+    yes - no formula is written: every CrossEncoder scorer gets its scores from this module.
     """
 
     config_keys = ("true_token_id", "false_token_id", "module_input_name")

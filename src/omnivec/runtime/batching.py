@@ -38,6 +38,14 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None
     return batches
 
 
+def fixed_batches(count: int, batch_size: int) -> list[np.ndarray]:
+    """Input indices in their own order, ``batch_size`` at a time: for inputs whose size is unknown before they
+    are prepared (images)."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+    return [np.arange(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
+
+
 def restore_order(batches: Sequence[np.ndarray], results: Sequence[object]) -> list:
     """Inverse of the batch plan: ``results`` (flattened in batch order) back in input order."""
     flat = np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64)

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from omnivec.inputs.modality import Item
@@ -32,14 +33,14 @@ class RunOptions:
 
 
 def _per_modality(units: Sequence[Unit],
-                  embed: Callable[[str, list[Unit]], Sequence[torch.Tensor]]) -> list[torch.Tensor]:
+                  embed: Callable[[str, list[Unit]], Sequence[torch.Tensor] | torch.Tensor]) -> list[torch.Tensor]:
     """``embed(modality, units)`` for each modality's units, the results put back in the units' order."""
     groups: dict[str, list[int]] = defaultdict(list)
     for position, unit in enumerate(units):
         groups[unit.modality].append(position)
     out: list[torch.Tensor | None] = [None] * len(units)
     for modality, positions in groups.items():
-        for position, vector in zip(positions, embed(modality, [units[p] for p in positions])):
+        for position, vector in zip(positions, embed(modality, [units[p] for p in positions]), strict=True):
             out[position] = vector
     return out  # type: ignore[return-value]
 
@@ -55,16 +56,34 @@ def embed_units(units: Sequence[Unit], items: Sequence[Item], stages: Stages, op
     return _per_modality(units, embed)
 
 
+def run_token_batches(rows: Sequence[Sequence[int]], batch_size: int, max_tokens: int | None,
+                      show_progress_bar: bool | None, desc: str,
+                      run: Callable[[list[int]], Sequence[torch.Tensor]]) -> list[torch.Tensor]:
+    """Pre-tokenized rows run in batches of similar token length (at most ``batch_size`` rows and ``max_tokens``
+    padded tokens); ``run(indices)`` gives one output per row of a batch. The outputs come back in row order."""
+    return run_batches(plan_batches([len(ids) for ids in rows], batch_size, max_tokens), show_progress_bar, desc, run)
+
+
+def run_batches(batches: Sequence[np.ndarray], show_progress_bar: bool | None, desc: str,
+                run: Callable[[list[int]], Sequence[torch.Tensor]]) -> list[torch.Tensor]:
+    """``run(indices)`` for each planned batch, under a progress bar; the outputs put back in input order."""
+    results: list[torch.Tensor] = []
+    for indices in progress(batches, len(batches), show_progress_bar, desc):
+        results.extend(run(indices.tolist()))
+    return restore_order(batches, results)
+
+
 def _embed_texts(texts: list[str], stages: Stages, opts: RunOptions) -> list[torch.Tensor]:
     transformer, modules = stages("text")
     # Tokenize once up front: exact token lengths make tighter batches than character counts.
     encoded = _tokenize(transformer, texts, opts.prompt)
-    batches = plan_batches([len(ids) for ids in encoded["input_ids"]], opts.batch_size, opts.max_tokens)
-    results: list[torch.Tensor] = []
-    for indices in progress(batches, len(batches), opts.show_progress_bar, "Encoding"):
+
+    def run(indices: list[int]) -> list[torch.Tensor]:
         features = _text_batch(transformer, encoded, indices, opts.prompt, opts.device)
-        results.extend(_outputs(_run(modules, features), opts.output_value))
-    return restore_order(batches, results)
+        return _outputs(_run(modules, features), opts.output_value)
+
+    return run_token_batches(encoded["input_ids"], opts.batch_size, opts.max_tokens, opts.show_progress_bar,
+                             "Encoding", run)
 
 
 def _tokenize(transformer: Any, texts: Sequence[str], prompt: str | None) -> dict[str, list[list[int]]]:
@@ -143,5 +162,5 @@ def _outputs(features: dict[str, Any], output_value: str) -> list[torch.Tensor]:
         if "token_embeddings" not in features or "attention_mask" not in features:
             raise ValueError("output_value='token_embeddings' needs a model that produces token embeddings; "
                              "this one outputs pooled vectors directly.")
-        return [row[mask.bool()].cpu() for row, mask in zip(features["token_embeddings"], features["attention_mask"])]
+        return [row[mask.bool()].cpu() for row, mask in zip(features["token_embeddings"], features["attention_mask"], strict=True)]
     return list(features["sentence_embedding"].cpu())
