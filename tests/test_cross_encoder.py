@@ -187,6 +187,27 @@ def test_user_template_and_save_load(qwen3_lm, tmp_path):
     np.testing.assert_allclose(again.predict(PAIRS), ours.predict(PAIRS), atol=ATOL)
 
 
+def test_a_template_gets_a_head_of_its_own_and_the_given_head_is_left_alone(qwen3_lm, bert_dir):
+    from omnivec.models.scorers.causal_lm import CausalLMScorer
+    from omnivec.models.scorers.classifier import ClassifierScorer
+    from omnivec.modules import LogitScore, Transformer
+
+    transformer = Transformer(qwen3_lm, transformer_task="text-generation")
+    head = LogitScore.from_tokens(transformer.tokenizer, "yes", "no")
+    ids = (head.true_token_id, head.false_token_id)
+    model = omnivec.CrossEncoder(modules=[transformer, head], template="mxbai-rerank-v2", device="cpu")
+    vocab = transformer.tokenizer.get_vocab()
+    assert (head.true_token_id, head.false_token_id) == ids  # not changed in place
+    assert model.logit_score is not None and model.logit_score is not head
+    assert (model.logit_score.true_token_id, model.logit_score.false_token_id) == (vocab["1"], vocab["0"])
+    assert isinstance(model.scorer, CausalLMScorer) and model.scorer.head is model.logit_score
+    loaded = omnivec.CrossEncoder(qwen3_lm, template="mxbai-rerank-v2", device="cpu")
+    np.testing.assert_allclose(model.predict(PAIRS), loaded.predict(PAIRS), atol=ATOL)
+    assert isinstance(omnivec.CrossEncoder(bert_dir, device="cpu").scorer, ClassifierScorer)
+    with pytest.raises(ModelLoadError, match="needs a LogitScore head"):
+        omnivec.CrossEncoder(bert_dir, template="qwen3-reranker", device="cpu")
+
+
 @pytest.mark.parametrize("preset", ["qwen3-reranker", "mxbai-rerank-v2"])
 def test_prefix_sharing_equals_unshared_scores(preset, qwen3_lm):
     model = omnivec.CrossEncoder(qwen3_lm, template=preset, device="cpu")
@@ -241,6 +262,7 @@ def test_vision_language_reranker_scores_image_pairs_like_transformers(qwen2_vl_
         "<|im_start|>user\nQuery: {query}\nDocument: {document}\nRelevant (1 or 0)?<|im_end|>\n<|im_start|>assistant\n",
         true_token="1", false_token="0", activation="identity")
     model = omnivec.CrossEncoder(qwen2_vl_dir, template=template, device="cpu")
+    assert type(model.scorer).__name__ == "VisionLanguageScorer" and model.takes_images
     photo = Image.open(coco_photos[0]).convert("RGB")
     pairs = [("a plane over a lake", photo), ("two dogs", "a text document"), (str(coco_photos[1]), "a bus")]
 
