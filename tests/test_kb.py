@@ -334,7 +334,7 @@ def test_every_media_extension_the_library_decodes_is_indexed(tmp_path, minilm_d
 
     searcher = Searcher(tmp_path / "kb", load_config(tmp_path, config), device="cpu")
     try:  # a text query reaches all three spaces: every chunk of these files is among 50 results
-        kinds = {(Path(r.file).name, r.kind) for r in searcher.search("a sound", k=50, rerank=False)}
+        kinds = {(Path(r.location.file).name, r.kind) for r in searcher.search("a sound", k=50, rerank=False)}
     finally:
         searcher.close()
     assert {("tone.opus", "audio"), ("tone.aac", "audio"), ("clip.avi", "frame"), ("clip.m4v", "frame"),
