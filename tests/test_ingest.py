@@ -39,16 +39,17 @@ def sample(tmp_path_factory):
 def test_markdown_heading_paths(sample, tmp_path):
     chunks = ingest_file(sample["manual.md"], IngestOptions())
     top = "Aurora Desk Lamp Manual"
-    assert [c.heading for c in chunks] == [top, f"{top} > Setup", f"{top} > Setup > Wiring",
+    assert [c.location.heading for c in chunks] == [top, f"{top} > Setup", f"{top} > Setup > Wiring",
                                            f"{top} > Setup > Mounting", f"{top} > Operation", f"{top} > Maintenance"]
     wiring = chunks[2]
     assert wiring.text.startswith("Plug the 12 V adapter") and "#" not in wiring.text
-    assert wiring.content == f"{wiring.heading}\n\n{wiring.text}" and wiring.kind == wiring.modality == "text"
+    assert wiring.content == f"{wiring.location.heading}\n\n{wiring.text}" and wiring.kind == wiring.modality == "text"
     faq = ingest_file(sample["faq.md"])  # setext headings
-    assert [c.heading for c in faq] == ["Frequently Asked Questions > Shipping", "Frequently Asked Questions > Returns"]
+    assert [c.location.heading for c in faq] == ["Frequently Asked Questions > Shipping",
+                                                  "Frequently Asked Questions > Returns"]
     doc = tmp_path / "code.markdown"
     doc.write_text("Intro.\n\n# A\ntext a\n```sh\n# not a heading\n```\n## B ##\ntext b\n- item\n---\n# C\ntext c\n")
-    got = [(c.heading, c.text) for c in ingest_file(doc)]
+    got = [(c.location.heading, c.text) for c in ingest_file(doc)]
     assert got == [("", "Intro."), ("A", "text a\n```sh\n# not a heading\n```"), ("A > B", "text b\n- item\n---"),
                    ("C", "text c")]
     from omnivec.kb.ingest.text import _atx_heading
@@ -75,7 +76,7 @@ def test_chunks_fit_the_token_budget_and_overlap(tok):
         assert options.token_count(f"{heading}\n\n{body}") <= 64
         covered[start:end] = True
     assert all(covered[i] or text[i].isspace() for i in range(len(text)))
-    overlaps = [options.token_count(text[b[2]:a[3]]) - 2 for a, b in zip(passages, passages[1:])
+    overlaps = [options.token_count(text[b[2]:a[3]]) - 2 for a, b in zip(passages, passages[1:], strict=False)
                 if a[1] == b[1] and b[2] < a[3]]
     assert len(overlaps) >= len(passages) - 5 and all(4 <= n <= 16 for n in overlaps)
     ends = [p[0][-1] for p in passages if "x" * 50 not in p[0] and "." in p[0]]
@@ -91,7 +92,7 @@ def test_html_readable_text_and_headings(tmp_path):
                     "&amp; late.</p><script>var secret = 1;</script><h2>Menu</h2><ul><li>Tea</li><li>Cake</li>"
                     "</ul></body></html>", encoding="utf-8")
     chunks = ingest_file(page)
-    assert [(c.heading, c.text) for c in chunks] == [("Café guide", "Open daily & late."),
+    assert [(c.location.heading, c.text) for c in chunks] == [("Café guide", "Open daily & late."),
                                                      ("Café guide > Menu", "Tea\n\nCake")]
     assert not any(word in c.content for c in chunks for word in ("secret", "color", "Home", "About"))
 
@@ -111,7 +112,7 @@ def test_jsonl_records(tmp_path):
     rows = [{"_id": "d1", "title": "Lamps", "text": "LED lamps last long."}, {"id": 7, "text": "No title here."}]
     corpus.write_text("\n".join(map(json.dumps, rows)) + "\n\n")
     chunks = ingest_file(corpus)
-    assert [(c.extra["record_id"], c.heading, c.content) for c in chunks] == [
+    assert [(c.extra["record_id"], c.location.heading, c.content) for c in chunks] == [
         ("d1", "Lamps", "Lamps\n\nLED lamps last long."), ("7", "", "No title here.")]
     corpus.write_text(json.dumps(rows[0]) + "\n" + json.dumps(rows[1]) + "\n{broken\n")
     with pytest.raises(IngestError, match="line 3: not valid JSON"):
@@ -125,8 +126,9 @@ def test_pdf_pages_text_and_renderings(sample, tmp_path):
     chunks = ingest_file(sample["report.pdf"], IngestOptions(thumbnail_px=64))
     texts = [c for c in chunks if c.kind == "text"]
     pages = [c for c in chunks if c.kind == "page"]
-    assert [(c.page, c.text) for c in texts] == [(n + 1, "\n".join(lines)) for n, lines in enumerate(PDF_PAGES)]
-    assert [c.page for c in pages] == [1, 2, 3] and all(c.modality == "image" for c in pages)
+    assert [(c.location.page, c.text) for c in texts] == [(n + 1, "\n".join(lines))
+                                                          for n, lines in enumerate(PDF_PAGES)]
+    assert [c.location.page for c in pages] == [1, 2, 3] and all(c.modality == "image" for c in pages)
     assert pages[1].text == "\n".join(PDF_PAGES[1]) and Image.open(io.BytesIO(pages[0].content)).size == (612, 792)
     thumb = Image.open(io.BytesIO(pages[0].thumbnail))
     assert thumb.format == "JPEG" and max(thumb.size) == 64
@@ -151,13 +153,13 @@ def test_pictures(sample, tmp_path):
 def test_audio_windows_cover_the_recording(tmp_path):
     wav = write_audio(tmp_path / "tone.wav", sine(25.0, 16000), 16000)
     chunks = ingest_file(wav, IngestOptions(audio_rate=48000))
-    assert [(c.start, c.end) for c in chunks] == [(0.0, 10.0), (10.0, 20.0), (20.0, 25.0)]
+    assert [(c.location.start, c.location.end) for c in chunks] == [(0.0, 10.0), (10.0, 20.0), (20.0, 25.0)]
     assert all(c.kind == c.modality == "audio" and c.content["sampling_rate"] == 48000 for c in chunks)
     assert [c.content["array"].size for c in chunks] == [480000, 480000, 240000]
     short_tail = write_audio(tmp_path / "tail.flac", sine(20.5, 16000), 16000)
-    assert [c.end for c in ingest_file(short_tail, IngestOptions(audio_rate=16000))] == [10.0, 20.0]
+    assert [c.location.end for c in ingest_file(short_tail, IngestOptions(audio_rate=16000))] == [10.0, 20.0]
     overlapping = ingest_file(wav, IngestOptions(audio_rate=16000, audio_window_s=10, audio_hop_s=5))
-    assert [(c.start, c.end) for c in overlapping] == [(0, 10), (5, 15), (10, 20), (15, 25)]
+    assert [(c.location.start, c.location.end) for c in overlapping] == [(0, 10), (5, 15), (10, 20), (15, 25)]
     voice = tmp_path / "voice.mp4"  # sound only, in a video container: indexed as a recording
     voice.write_bytes(write_audio(tmp_path / "voice.m4a", sine(3.0, 16000), 16000).read_bytes())
     assert [c.kind for c in ingest_file(voice)] == ["audio"]
@@ -189,16 +191,16 @@ def test_video_frames_at_segment_times(tmp_path, name):
         chunks = ingest_file(path, options)
         frames = [c for c in chunks if c.kind == "frame"]
         segments = [(5.0 * k, min(5.0 * k + 5, 24.0)) for k in range(5)]
-        assert [(c.start, c.end) for c in frames] == [s for s in segments for _ in range(per_segment)]
+        assert [(c.location.start, c.location.end) for c in frames] == [s for s in segments for _ in range(per_segment)]
         for n, chunk in enumerate(frames):
-            start, end = chunk.start, chunk.end
+            start, end = chunk.location.start, chunk.location.end
             target = start + (end - start) * (n % per_segment + 0.5) / per_segment
             assert frame_index_from_pixels(chunk.content) == int(target * 10 + 1e-6), (name, per_segment, target)
             assert chunk.extra["time"] == pytest.approx(int(target * 10 + 1e-6) / 10, abs=1e-3)
         sound = [c for c in chunks if c.kind == "audio"]
         if name.startswith("clip"):
-            assert [(c.start, c.end) for c in sound][:2] == [(0.0, 10.0), (10.0, 20.0)]
-            assert sound[-1].start == 20.0 and sound[-1].end == pytest.approx(24.0, abs=0.1)
+            assert [(c.location.start, c.location.end) for c in sound][:2] == [(0.0, 10.0), (10.0, 20.0)]
+            assert sound[-1].location.start == 20.0 and sound[-1].location.end == pytest.approx(24.0, abs=0.1)
         else:
             assert sound == []
 
@@ -206,7 +208,7 @@ def test_video_frames_at_segment_times(tmp_path, name):
 def test_sample_video_has_frames_and_sound(sample):
     chunks = ingest_file(sample["ball.mp4"], IngestOptions(video_segment_s=2.0, audio_window_s=2.0,
                                                              audio_hop_s=2.0))
-    assert [(c.kind, c.start, c.end) for c in chunks] == [("frame", 0.0, 2.0), ("frame", 2.0, 4.0),
+    assert [(c.kind, c.location.start, c.location.end) for c in chunks] == [("frame", 0.0, 2.0), ("frame", 2.0, 4.0),
                                                           ("audio", 0.0, 2.0), ("audio", 2.0, 4.0)]
     assert chunks[0].content.size == (160, 120) and chunks[0].thumbnail[:2] == b"\xff\xd8"
 
@@ -290,7 +292,8 @@ def test_transcripts_with_a_tiny_whisper(tmp_path, one_thread):
     wav = write_audio(tmp_path / "talk.wav", sine(5.0, 16000), 16000)
     chunks = ingest_file(wav, IngestOptions(audio_rate=16000, transcribe_model=model))
     transcript = [c for c in chunks if c.kind == "transcript"]
-    assert transcript and all(c.modality == "text" and c.content == c.text and c.start <= c.end for c in transcript)
+    assert transcript and all(c.modality == "text" and c.content == c.text and c.location.start <= c.location.end
+                              for c in transcript)
     missing = str(tmp_path / "no-such-model")
     with pytest.warns(UserWarning, match=f"'{missing}'.*transcripts will be skipped"):
         chunks = ingest_file(wav, IngestOptions(transcribe_model=missing))

@@ -54,7 +54,7 @@ def test_a_lying_video_duration_is_bounded_by_the_decoded_frames(tmp_path):
         spent = time.perf_counter() - started
         peak = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) // 1024
         print(json.dumps({"claimed": claimed, "seconds": spent, "peak_mib": peak,
-                          "frames": [(c.start, c.end) for c in chunks if c.kind == "frame"],
+                          "frames": [(c.location.start, c.location.end) for c in chunks if c.kind == "frame"],
                           "audio": len([c for c in chunks if c.kind == "audio"])}))
     """, str(video))
     assert got["claimed"] == 277777 * 3600  # the tag is read as it lies
@@ -69,7 +69,7 @@ def test_segments_stop_at_max_segments_with_a_warning(tmp_path, monkeypatch):
     monkeypatch.setattr(video, "MAX_SEGMENTS", 2)
     with pytest.warns(UserWarning, match=r"only the first 2 segments of 1 s are indexed \(MAX_SEGMENTS\)"):
         chunks = ingest_file(path, IngestOptions(video_segment_s=1.0))
-    assert [(c.start, c.end) for c in chunks] == [(0.0, 1.0), (1.0, 2.0)]
+    assert [(c.location.start, c.location.end) for c in chunks] == [(0.0, 1.0), (1.0, 2.0)]
     monkeypatch.setattr(video, "MAX_SEGMENTS", 3)  # exactly at the limit: everything, no warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -114,11 +114,11 @@ def test_pdf_pages_stop_at_max_pages_with_a_warning(tmp_path, monkeypatch):
     monkeypatch.setattr(pdf, "MAX_PAGES", 5)
     with pytest.warns(UserWarning, match=r"only the first 5 pages are indexed \(MAX_PAGES\)"):
         chunks = ingest_file(path)
-    assert [(c.kind, c.page) for c in chunks] == [(kind, n) for n in range(1, 6) for kind in ("text", "page")]
+    assert [(c.kind, c.location.page) for c in chunks] == [(kind, n) for n in range(1, 6) for kind in ("text", "page")]
     monkeypatch.setattr(pdf, "MAX_PAGES", 7)  # exactly at the limit: every page, no warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert [c.page for c in ingest_file(path) if c.kind == "page"] == list(range(1, 8))
+        assert [c.location.page for c in ingest_file(path) if c.kind == "page"] == list(range(1, 8))
 
 
 def test_a_pdf_of_100k_shared_pages_is_bounded(tmp_path):
@@ -202,7 +202,8 @@ def test_media_no_space_embeds_is_not_decoded(tmp_path, monkeypatch):
     monkeypatch.setattr(av, "open", counted_open)
     text_only = IngestOptions(modalities={"text"}, audio_rate=16000)
     chunks = ingest_file(pdf, text_only)
-    assert renders[0] == 0 and [c.page for c in chunks] == list(range(1, 41)) and {c.kind for c in chunks} == {"text"}
+    assert renders[0] == 0 and [c.location.page for c in chunks] == list(range(1, 41))
+    assert {c.kind for c in chunks} == {"text"}
     assert ingest_file(video, text_only) == [] and opens[0] == 0
     assert ingest_file(tmp_path / "long.pdf", IngestOptions(modalities={"image"}))[0].kind == "page"
     assert renders[0] == 40

@@ -254,7 +254,7 @@ def test_search_with_a_mistyped_image_path_is_an_error_naming_it(sample_kb, caps
 def test_a_kb_named_by_a_qdrant_uri_is_found_from_any_directory(tmp_path, minilm_dir, monkeypatch, capsys):
     """Its manifest lives in one folder per store under $XDG_DATA_HOME/omnivec/kb, not under the working
     directory; a relative store path in a KB folder's kb.toml is taken from the KB folder."""
-    from omnivec.kb.location import kb_location, state_root
+    from omnivec.kb.state_dir import kb_location, state_root
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     docs, here, there = tmp_path / "docs", tmp_path / "here", tmp_path / "there"
@@ -293,14 +293,14 @@ def test_a_kb_named_by_a_qdrant_uri_is_found_from_any_directory(tmp_path, minilm
 
 
 def test_state_kept_under_the_working_directory_by_earlier_releases_moves_once(tmp_path, monkeypatch, caplog):
-    from omnivec.kb.location import kb_location, state_root
+    from omnivec.kb.state_dir import kb_location, state_root
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
     legacy = tmp_path / ".omnivec" / "http_qdrant.example_6333"
     legacy.mkdir(parents=True)
     (legacy / "manifest.sqlite").write_bytes(b"manifest")
-    with caplog.at_level("WARNING", logger="omnivec.kb.location"):
+    with caplog.at_level("WARNING", logger="omnivec.kb.state_dir"):
         folder, uri = kb_location("http://qdrant.example:6333")
     assert uri == "http://qdrant.example:6333" and folder.parent == state_root()
     assert (folder / "manifest.sqlite").read_bytes() == b"manifest" and not legacy.exists()
@@ -334,7 +334,7 @@ def test_every_media_extension_the_library_decodes_is_indexed(tmp_path, minilm_d
 
     searcher = Searcher(tmp_path / "kb", load_config(tmp_path, config), device="cpu")
     try:  # a text query reaches all three spaces: every chunk of these files is among 50 results
-        kinds = {(Path(r.file).name, r.kind) for r in searcher.search("a sound", k=50, rerank=False)}
+        kinds = {(Path(r.location.file).name, r.kind) for r in searcher.search("a sound", k=50, rerank=False)}
     finally:
         searcher.close()
     assert {("tone.opus", "audio"), ("tone.aac", "audio"), ("clip.avi", "frame"), ("clip.m4v", "frame"),

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 from fastapi.testclient import TestClient
 
+from omnivec.kb.file_version import FileVersion
 from omnivec.kb.indexer import file_key
 from omnivec.kb.ingest.sample import write_pdf
 from omnivec.serve.kb_files import KBFiles
@@ -39,7 +40,7 @@ def test_a_reload_between_two_reads_of_the_file_table_is_not_a_key_error(tmp_pat
                 files._files = {}
             return dict.__contains__(self, item)
 
-    files._files = Replaced({key: (str(path.resolve()), found.st_size, found.st_mtime)})
+    files._files = Replaced({key: FileVersion.of(str(path.resolve()), found, "")})
     checked_path, _ = files.checked(key)
     assert checked_path == path.resolve() and reads[0] == 2
 

@@ -139,10 +139,10 @@ def test_the_kb_indexes_the_first_hour_of_a_longer_recording(tmp_path, monkeypat
                                          r"\(MAX_AUDIO_SECONDS\)"):
         chunks = ingest_file(path, IngestOptions(audio_rate=16000, audio_window_s=2.0, audio_hop_s=2.0,
                                                  modalities={"audio"}))
-    assert [(c.start, c.end) for c in chunks] == [(0.0, 2.0), (2.0, 4.0), (4.0, 5.0)]
+    assert [(c.location.start, c.location.end) for c in chunks] == [(0.0, 2.0), (2.0, 4.0), (4.0, 5.0)]
     clip = write_video(tmp_path / "clip.mkv", seconds=3.0, fps=10, with_audio=True)
     monkeypatch.setattr(audio, "MAX_AUDIO_SECONDS", 2)
     with pytest.warns(UserWarning, match=r"clip\.mkv: only the first 2 s of the sound track are indexed"):
         chunks = ingest_file(clip, IngestOptions(audio_rate=16000, audio_window_s=1.0, audio_hop_s=1.0,
                                                  modalities={"audio"}))
-    assert [(c.start, c.end) for c in chunks] == [(0.0, 1.0), (1.0, 2.0)]
+    assert [(c.location.start, c.location.end) for c in chunks] == [(0.0, 1.0), (1.0, 2.0)]

@@ -206,7 +206,7 @@ def test_a_text_and_image_query_goes_only_to_spaces_that_take_both(served, sampl
     photo = docs / "red_circle.png"
     results = searcher.search("a red circle", image=str(photo), k=5, rerank=False)
     assert results and all(r.spaces == ["image"] for r in results)
-    assert results[0].file == str(photo.resolve())
+    assert results[0].location.file == str(photo.resolve())
     image = "data:image/png;base64," + base64.b64encode(photo.read_bytes()).decode()
     reply = client.post("/v1/search", json={"query": "a red circle", "image": image, "k": 5}, headers=AUTH)
     assert reply.status_code == 200, reply.text

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omnivec.errors import OmnivecError
+from omnivec.kb.location import Location
 
 
 class IngestError(OmnivecError):
@@ -22,19 +23,15 @@ class Chunk:
 
     ``modality`` is what gets embedded: "text" (``content`` is the text), "image" (a PIL image; PNG bytes for a
     rendered page) or "audio" (``{"array": float32 mono, "sampling_rate": int}``). ``kind`` says what the piece
-    is: "text" (a passage), "page" (a rendered PDF page), "image", "frame" (a video frame), "audio" (a window of a recording or a video's
-    sound track) or "transcript". Location: ``page`` (1-based), ``start``/``end`` (seconds), ``heading`` (the
-    heading path above a passage, "Setup > Wiring"). ``text`` is what a reranker and a reader see (the passage,
-    or the page's text for a rendered page); ``thumbnail`` a small JPEG of an image, page or frame."""
+    is: "text" (a passage), "page" (a rendered PDF page), "image", "frame" (a video frame), "audio" (a window of a
+    recording or a video's sound track) or "transcript". ``location``: the file, and the page, time span or heading
+    path in it. ``text`` is what a reranker and a reader see (the passage, or the page's text for a rendered page);
+    ``thumbnail`` a small JPEG of an image, page or frame."""
 
-    file: str
+    location: Location
     modality: str
     kind: str
     content: Any
     text: str = ""
-    page: int | None = None
-    start: float | None = None
-    end: float | None = None
-    heading: str = ""
     thumbnail: bytes | None = None
     extra: dict[str, Any] = field(default_factory=dict)

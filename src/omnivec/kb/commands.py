@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from omnivec.errors import InputError
-from omnivec.kb.location import DEFAULT_KB, kb_location
+from omnivec.kb.state_dir import DEFAULT_KB, kb_location
 from omnivec.printing import printable
 
 
@@ -87,7 +87,7 @@ def print_results(results: list[Any], kb_dir: Path) -> None:
         else:
             score = f"cosine {result.similarity:.3f}" + (f" (+{len(result.spaces) - 1} spaces)" if len(result.spaces) > 1 else "")
         snippet = printable(" ".join(result.text.split())[:160])
-        print(f"{rank:>2}. {score}  [{result.kind}]  {printable(result.location())}")
+        print(f"{rank:>2}. {score}  [{result.kind}]  {printable(result.location.describe())}")
         if snippet:
             print(f"      {snippet}")
         if result.thumbnail:

@@ -10,7 +10,7 @@ import os
 import stat as stat_mode
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,8 @@ from omnivec.errors import InputError, OmnivecError
 from omnivec.kb.chunk import Chunk, IngestError
 from omnivec.kb.config import KBConfig
 from omnivec.kb.consistency import check_models, check_store
-from omnivec.kb.manifest import Manifest, content_hash
+from omnivec.kb.file_version import FileVersion
+from omnivec.kb.manifest import FileEntry, Manifest, content_hash
 from omnivec.kb.scan import SYMLINK_SKIPPED, not_regular, os_reason, scan
 from omnivec.kb.spaces import Space, load_spaces
 from omnivec.printing import printable
@@ -143,27 +144,30 @@ class Indexer:
             self.store.optimize(space.name)
         return report
 
-    def _changed(self, files: list[Path], entries: dict[str, Any], report: IndexReport) -> list[tuple]:
-        todo, touched = [], []
+    def _changed(self, files: list[Path], entries: dict[str, FileEntry], report: IndexReport) -> list[FileVersion]:
+        todo: list[FileVersion] = []
+        touched: list[FileVersion] = []
         for path in files:
             entry = entries.get(str(path))
             try:  # a file replaced, removed or unreadable since the scan fails alone; what was indexed is kept
-                stat = path.lstat()
-                if not stat_mode.S_ISREG(stat.st_mode):
-                    raise OSError(f"{not_regular(stat.st_mode)} since the scan")
+                found = path.lstat()
+                if not stat_mode.S_ISREG(found.st_mode):
+                    raise OSError(f"{not_regular(found.st_mode)} since the scan")
                 file_hash = None  # hashed only when size and mtime cannot tell, and then only once
-                if entry is not None and entry.state != "pending" and entry.size == stat.st_size:
-                    file_hash = content_hash(path) if entry.mtime != stat.st_mtime else entry.hash
-                    if file_hash == entry.hash and (entry.state == "failed"
-                                                    or self.active <= set(entry.spaces.split(","))):
-                        if entry.mtime != stat.st_mtime:
-                            touched.append((str(path), stat.st_mtime))
+                if entry is not None and entry.state != "pending" and entry.version.size == found.st_size:
+                    known = entry.version
+                    file_hash = known.hash if known.shown_by(found) else content_hash(path)
+                    current = FileVersion.of(str(path), found, file_hash)
+                    if current.same_content(known) and (entry.state == "failed"
+                                                        or self.active <= set(entry.spaces.split(","))):
+                        if current != known:  # only its modification time changed
+                            touched.append(current)
                         if entry.state == "failed":
                             report.failed.append((str(path), f"{entry.error} (unchanged since the last run)"))
                         else:
                             report.unchanged += 1
                         continue
-                todo.append((str(path), file_hash or content_hash(path), stat.st_size, stat.st_mtime))
+                todo.append(FileVersion.of(str(path), found, file_hash or content_hash(path)))
             except OSError as exc:
                 kept = "; what was indexed from it is kept" if entry is not None else ""
                 report.failed.append((str(path), f"cannot read the file: {os_reason(exc)}{kept}"))
@@ -171,52 +175,52 @@ class Indexer:
             self.manifest.touch(touched)
         return todo
 
-    def _pending_elsewhere(self, entries: dict[str, Any], roots: list[str], supported: Iterable[str],
-                           report: IndexReport) -> list[tuple]:
+    def _pending_elsewhere(self, entries: dict[str, FileEntry], roots: list[str], supported: Iterable[str],
+                           report: IndexReport) -> list[FileVersion]:
         """Files outside this run's paths left pending by a repair (a changed model, missing vectors) or a killed
         run: redone here while each is still a regular file of a supported type with no symlink on its path (what a
         scan would take), else named with what to do; otherwise one would stay pending, unsearchable, forever."""
         extensions = {e.lower() for e in supported}
-        todo = []
+        todo: list[FileVersion] = []
         for path, entry in sorted(entries.items()):
             if entry.state != "pending" or _under(path, roots):  # under the roots: the scan decided
                 continue
             file = Path(path)
             try:
-                stat = file.lstat()
-                if not stat_mode.S_ISREG(stat.st_mode):
-                    raise OSError(not_regular(stat.st_mode) if not stat_mode.S_ISLNK(stat.st_mode)
+                found = file.lstat()
+                if not stat_mode.S_ISREG(found.st_mode):
+                    raise OSError(not_regular(found.st_mode) if not stat_mode.S_ISLNK(found.st_mode)
                                   else SYMLINK_SKIPPED)
                 if file.resolve() != file:
                     raise OSError("a folder on its path is now a symlink")
                 if file.suffix.lower() not in extensions:
                     raise OSError(f"unsupported file type {file.suffix or '(no extension)'!r}")
-                todo.append((path, content_hash(file), stat.st_size, stat.st_mtime))
+                todo.append(FileVersion.of(path, found, content_hash(file)))
             except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop, for Path.resolve
                 report.failed.append((path, f"left to re-index by an earlier run, but not indexable now "
                                             f"({os_reason(exc)}): index it, or the folder it was in, again"))
         return todo
 
-    def _index(self, todo: list[tuple], report: IndexReport) -> None:
+    def _index(self, todo: list[FileVersion], report: IndexReport) -> None:
         from omnivec.kb.ingest import ingest_file
         from omnivec.runtime.batching import progress
 
         options = self._ingest_options()
-        batch: list[tuple[tuple, list[Chunk]]] = []
+        batch: list[tuple[FileVersion, list[Chunk]]] = []
         pending = 0
-        for entry in progress(todo, len(todo), self.show_progress, "Reading files", unit="file"):
+        for version in progress(todo, len(todo), self.show_progress, "Reading files", unit="file"):
             started = time.perf_counter()
             try:
-                chunks = ingest_file(entry[0], options)
+                chunks = ingest_file(version.path, options)
             except IngestError as exc:
-                self.manifest.set_states([entry], "pending", spaces=self.space_names)  # before its vectors go
-                self._delete([entry[0]])
-                self.manifest.set_states([entry], "failed", errors=[exc.reason], spaces=self.space_names)
-                report.failed.append((entry[0], exc.reason))
+                self.manifest.set_states([version], "pending", spaces=self.space_names)  # before its vectors go
+                self._delete([version.path])
+                self.manifest.set_states([version], "failed", errors=[exc.reason], spaces=self.space_names)
+                report.failed.append((version.path, exc.reason))
                 continue
             finally:
                 report.seconds["read"] = report.seconds.get("read", 0.0) + time.perf_counter() - started
-            batch.append((entry, chunks))
+            batch.append((version, chunks))
             pending += len(chunks)
             if pending >= self.config.flush_chunks:
                 self._flush(batch, report)
@@ -224,19 +228,19 @@ class Indexer:
         if batch:
             self._flush(batch, report)
 
-    def _flush(self, batch: list[tuple[tuple, list[Chunk]]], report: IndexReport) -> None:
+    def _flush(self, batch: list[tuple[FileVersion, list[Chunk]]], report: IndexReport) -> None:
         """Embed and write a batch of files. A file whose chunks a model refuses fails alone (the batch is embedded
         again file by file to find it); a store that refuses a write stops the run, the files left pending."""
         from omnivec.kb.stores.base import Record
 
-        files = [entry for entry, _ in batch]
+        files = [version for version, _ in batch]
         # Pending before any vector changes: a run killed from here on redoes these files.
         self.manifest.set_states(files, "pending", spaces=self.space_names)
-        self._delete([entry[0] for entry in files])
+        self._delete([version.path for version in files])
         failed: dict[str, str] = {}  # path -> reason
         embedded = []  # (space, [(path, position, chunk)], vectors)
         for space in self.spaces:
-            chunks = [(entry[0], position, chunk) for entry, file_chunks in batch
+            chunks = [(version.path, position, chunk) for version, file_chunks in batch
                       for position, chunk in enumerate(file_chunks) if chunk.modality == space.modality]
             if not chunks:
                 continue
@@ -251,7 +255,7 @@ class Indexer:
         for space, chunks, vectors in embedded:
             started = time.perf_counter()
             records = [Record(rid, vector, self._payload(path, rid, position, chunk))
-                       for (path, position, chunk), vector in zip(chunks, vectors) if path not in failed
+                       for (path, position, chunk), vector in zip(chunks, vectors, strict=True) if path not in failed
                        for rid in [record_id(path, position)]]
             try:
                 self.store.upsert(space.name, records)
@@ -261,18 +265,18 @@ class Indexer:
                                       "are indexed again by the next run.") from exc
             report.seconds["write"] = report.seconds.get("write", 0.0) + time.perf_counter() - started
             report.chunks[space.name] = report.chunks.get(space.name, 0) + len(records)
-        bad = [entry for entry in files if entry[0] in failed]
+        bad = [version for version in files if version.path in failed]
         if bad:  # none of their vectors were written
-            self.manifest.set_states(bad, "failed", errors=[failed[entry[0]] for entry in bad],
+            self.manifest.set_states(bad, "failed", errors=[failed[version.path] for version in bad],
                                      spaces=self.space_names)
-            report.failed.extend((entry[0], failed[entry[0]]) for entry in bad)
-        done = [(entry, file_chunks) for entry, file_chunks in batch if entry[0] not in failed]
+            report.failed.extend((version.path, failed[version.path]) for version in bad)
+        done = [(version, file_chunks) for version, file_chunks in batch if version.path not in failed]
         if not done:
             return
         per_space = [{space.name: n for space in self.spaces
                       if (n := sum(chunk.modality == space.modality for chunk in file_chunks))}
                      for _, file_chunks in done]  # what the next run checks the store against
-        self.manifest.set_states([entry for entry, _ in done], "done", [len(chunks) for _, chunks in done],
+        self.manifest.set_states([version for version, _ in done], "done", [len(chunks) for _, chunks in done],
                                  spaces=self.space_names, records=per_space)
         report.indexed += len(done)
 
@@ -304,9 +308,9 @@ class Indexer:
         if chunk.thumbnail:
             thumbnail = f"thumbs/{rid}.jpg"
             (self.kb_dir / thumbnail).write_bytes(chunk.thumbnail)
-        return {"file": path, "modality": chunk.modality,  # stores derive file_type from file
-                "kind": chunk.kind, "text": chunk.text, "page": chunk.page, "start": chunk.start, "end": chunk.end,
-                "heading": chunk.heading, "chunk": position, "thumbnail": thumbnail,
+        # The file as indexed (the chunk's own is the same path); stores derive file_type from it.
+        return {**replace(chunk.location, file=path).to_payload(), "modality": chunk.modality, "kind": chunk.kind,
+                "text": chunk.text, "chunk": position, "thumbnail": thumbnail,
                 "record": str(chunk.extra.get("record_id", ""))}
 
     def _delete(self, paths: list[str]) -> None:

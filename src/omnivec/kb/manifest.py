@@ -11,16 +11,26 @@ import os
 import sqlite3
 import stat
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, TypeGuard, get_args
 
-SCHEMA = """
+from omnivec.errors import OmnivecError
+from omnivec.kb.file_version import FileVersion
+
+FileState = Literal["pending", "done", "failed"]
+"""A file's row in the manifest: its vectors being replaced, all stored, or not indexable (with the reason)."""
+FILE_STATES: tuple[FileState, ...] = get_args(FileState)
+_STATE_VALUES = ", ".join(f"'{state}'" for state in FILE_STATES)  # SQL: 'pending', 'done', 'failed'
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
     hash TEXT NOT NULL,
     size INTEGER NOT NULL,
     mtime REAL NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
+    state TEXT NOT NULL CHECK (state IN ({_STATE_VALUES})),
     chunks INTEGER NOT NULL DEFAULT 0,
     error TEXT NOT NULL DEFAULT '',
     spaces TEXT NOT NULL DEFAULT '',
@@ -36,13 +46,21 @@ CREATE TABLE IF NOT EXISTS spaces (
 """
 
 
+class ManifestError(OmnivecError):
+    """The manifest holds what this version of omnivec cannot read."""
+
+
+def is_file_state(value: object) -> TypeGuard[FileState]:
+    """Whether ``value`` is one of the states a manifest's ``state`` column holds."""
+    return value in FILE_STATES
+
+
 @dataclass
 class FileEntry:
-    path: str
-    hash: str
-    size: int
-    mtime: float
-    state: str
+    """One file's row: the version indexed (or being indexed), its state, and what indexing it gave."""
+
+    version: FileVersion
+    state: FileState
     chunks: int
     error: str
     spaces: str  # the spaces active when the file was indexed, comma-separated
@@ -72,6 +90,7 @@ class Manifest:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.db = sqlite3.connect(str(path))
         self.db.execute("PRAGMA journal_mode=WAL")
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(files)")}
@@ -81,15 +100,24 @@ class Manifest:
         self.db.commit()
 
     def entries(self) -> dict[str, FileEntry]:
+        """Every file's row, by path. Raises ``ManifestError`` naming the file for a state this version does not
+        know."""
         rows = self.db.execute("SELECT path, hash, size, mtime, state, chunks, error, spaces, records "
                                "FROM files").fetchall()
-        return {row[0]: FileEntry(*row) for row in rows}
+        entries = {}
+        for path, file_hash, size, mtime, state, chunks, error, spaces, records in rows:
+            if not is_file_state(state):
+                raise ManifestError(f"{self.path}: file {path!r} has state {state!r}; expected one of "
+                                    f"{', '.join(FILE_STATES)} (a manifest written by another omnivec version?).")
+            entries[path] = FileEntry(FileVersion(path, file_hash, size, mtime), state, chunks, error, spaces,
+                                      records)
+        return entries
 
-    def set_states(self, files: list[tuple[str, str, int, float]], state: str, chunks: list[int] | None = None,
+    def set_states(self, files: Sequence[FileVersion], state: FileState, chunks: list[int] | None = None,
                    errors: list[str] | None = None, spaces: str = "",
                    records: list[dict[str, int]] | None = None) -> None:
-        """Record ``(path, hash, size, mtime)`` files in ``state``, in one transaction; ``records``: the vectors
-        each has in each space (none by default)."""
+        """Record ``files`` in ``state``, in one transaction; ``chunks``, ``errors`` and ``records`` (the vectors
+        each has in each space) one per file, when given."""
         now = time.time()
         chunks = chunks or [0] * len(files)
         errors = errors or [""] * len(files)
@@ -99,8 +127,8 @@ class Manifest:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET hash=excluded.hash, "
             "size=excluded.size, mtime=excluded.mtime, state=excluded.state, chunks=excluded.chunks, "
             "error=excluded.error, spaces=excluded.spaces, updated=excluded.updated, records=excluded.records",
-            [(p, h, s, m, state, c, e, spaces, now, r)
-             for (p, h, s, m), c, e, r in zip(files, chunks, errors, counts)])
+            [(v.path, v.hash, v.size, v.mtime, state, c, e, spaces, now, r)
+             for v, c, e, r in zip(files, chunks, errors, counts, strict=True)])
         self.db.commit()
 
     def set_records(self, counts: dict[str, dict[str, int]]) -> None:
@@ -115,14 +143,15 @@ class Manifest:
             self._pending(paths)
 
     def _pending(self, paths: list[str]) -> None:
-        self.db.executemany("UPDATE files SET state = 'pending' WHERE path = ?", [(p,) for p in paths])
+        pending: FileState = "pending"
+        self.db.executemany("UPDATE files SET state = ? WHERE path = ?", [(pending, p) for p in paths])
 
     def space_models(self) -> dict[str, tuple[str, str]]:
         """``space -> (model as configured, identity)`` recorded when its vectors were written."""
         return {name: (model, identity)
                 for name, model, identity in self.db.execute("SELECT name, model, identity FROM spaces")}
 
-    def set_space_model(self, name: str, model: str, identity: str, pending: list[str] = ()) -> None:
+    def set_space_model(self, name: str, model: str, identity: str, pending: Sequence[str] = ()) -> None:
         """Record the model of space ``name``, and mark ``pending`` files for re-indexing, in one transaction."""
         with self.db:
             self._pending(list(pending))
@@ -130,9 +159,10 @@ class Manifest:
                             "ON CONFLICT(name) DO UPDATE SET model=excluded.model, identity=excluded.identity, "
                             "updated=excluded.updated", (name, model, identity, time.time()))
 
-    def touch(self, files: list[tuple[str, float]]) -> None:
-        """``(path, mtime)``: same content, new modification time; remembered so the next run need not hash again."""
-        self.db.executemany("UPDATE files SET mtime = ? WHERE path = ?", [(m, p) for p, m in files])
+    def touch(self, files: list[FileVersion]) -> None:
+        """Files with the same content and a new modification time: their ``mtime`` is remembered, so the next run
+        need not hash them again."""
+        self.db.executemany("UPDATE files SET mtime = ? WHERE path = ?", [(v.mtime, v.path) for v in files])
         self.db.commit()
 
     def remove(self, paths: list[str]) -> None:
@@ -143,16 +173,18 @@ class Manifest:
         self.db.close()
 
 
-def indexed_versions(path: Path) -> list[tuple[str, int, float]]:
-    """``(path, size, mtime)`` of the files of the manifest at ``path`` whose vectors are all stored, as they were
-    when indexed (what the server checks before serving), read without writing (a server may read while
+def indexed_versions(path: Path) -> list[FileVersion]:
+    """The versions of the files of the manifest at ``path`` whose vectors are all stored, as they were when
+    indexed (what the server checks before serving), read without writing (a server may read while
     ``omnivec index`` writes)."""
-    return _read_only(path, "SELECT path, size, mtime FROM files WHERE state = 'done'")
+    done: FileState = "done"
+    rows = _read_only(path, "SELECT path, hash, size, mtime FROM files WHERE state = ?", (done,))
+    return [FileVersion(*row) for row in rows]
 
 
-def _read_only(path: Path, query: str) -> list[tuple]:
+def _read_only(path: Path, query: str, parameters: tuple[object, ...] = ()) -> list[tuple]:
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        return db.execute(query).fetchall()
+        return db.execute(query, parameters).fetchall()
     finally:
         db.close()

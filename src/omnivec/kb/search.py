@@ -4,48 +4,50 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from omnivec.errors import InputError
 from omnivec.kb.config import KBConfig
 from omnivec.kb.fusion import fuse
+from omnivec.kb.location import Location
 from omnivec.kb.spaces import load_spaces
+
+if TYPE_CHECKING:
+    from omnivec.kb.stores.base import Hit
+    from omnivec.models.cross_encoder import CrossEncoder
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Result:
-    """One search result: where it is, what it is, and how it scored."""
+    """One search result: where it is (``location.describe()`` says it in one line), what it is, and how it
+    scored."""
 
     id: str
     score: float
-    file: str
+    location: Location
     modality: str
     kind: str
     text: str = ""
-    page: int | None = None
-    start: float | None = None
-    end: float | None = None
-    heading: str = ""
     thumbnail: str = ""
     record: str = ""
     spaces: list[str] = field(default_factory=list)
     similarity: float | None = None  # cosine similarity in the first space that found it
     rerank_score: float | None = None
 
-    def location(self) -> str:
-        where = self.file
-        if self.page is not None:
-            where += f" p.{self.page}"
-        if self.start is not None:
-            where += f" {_clock(self.start)}-{_clock(self.end if self.end is not None else self.start)}"
-        return where + (f" ({self.heading})" if self.heading else "")
-
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The result as JSON fields, the location's among them (``file``, ``page``, ``start``, ``end``,
+        ``heading``): the keys, in the order, that ``omnivec search --json`` and ``POST /v1/search`` give."""
+        where = self.location
+        return {"id": self.id, "score": self.score, "file": where.file, "modality": self.modality, "kind": self.kind,
+                "text": self.text, "page": where.page, "start": where.start, "end": where.end,
+                "heading": where.heading, "thumbnail": self.thumbnail, "record": self.record,
+                "spaces": list(self.spaces), "similarity": self.similarity, "rerank_score": self.rerank_score}
 
 
 class Searcher:
@@ -63,7 +65,7 @@ class Searcher:
         self.spaces, self.problems = (spaces, []) if spaces is not None else load_spaces(config, device)
         for problem in self.problems:
             logger.warning(problem)
-        self.reranker = None
+        self.reranker: CrossEncoder | None = None
         if reranker:
             from omnivec import CrossEncoder
 
@@ -89,31 +91,36 @@ class Searcher:
             takes = "; ".join(f"{s.name}: {', '.join(s.queries()) or 'nothing'}" for s in self.spaces) or "no spaces"
             raise InputError(f"No space of this KB takes {' + '.join(parts)} queries (spaces: {takes}).")
         fused = fuse(lists, fusion)[: max(candidates, k)]
-        results = [_result(f.hit.payload, f.id, f.score, f.spaces, f.hit.score) for f in fused]
+        results = [_result(f.hit, f.id, f.score, f.spaces) for f in fused]
         if rerank and self.reranker is not None and query:
-            results = self._rerank(query, results)
+            results = self._rerank(self.reranker, query, results)
         return results[:k]
 
-    def _rerank(self, query: str, results: list[Result]) -> list[Result]:
+    def _rerank(self, reranker: CrossEncoder, query: str, results: list[Result]) -> list[Result]:
         """Results the reranker can read (text; images too for a vision-language reranker) are reordered by its
         scores; the others keep their fused positions."""
-        documents = {i: doc for i, r in enumerate(results) if (doc := self._document(r)) is not None}
+        documents = {i: doc for i, r in enumerate(results)
+                     if (doc := self._document(r, reranker.takes_images)) is not None}
         if not documents:
             return results
-        scores = self.reranker.predict([(query, doc) for doc in documents.values()], show_progress_bar=False)
-        for i, score in zip(documents, scores):
-            results[i].rerank_score = float(score)
-        reranked = iter(sorted((results[i] for i in documents), key=lambda r: r.rerank_score, reverse=True))
-        return [next(reranked) if i in documents else r for i, r in enumerate(results)]
+        # A list of pairs gives an array of one score per pair (predict's other return types are for one pair
+        # or tensors asked for).
+        scores = reranker.predict([(query, doc) for doc in documents.values()], show_progress_bar=False)
+        assert isinstance(scores, np.ndarray), type(scores)
+        scored = {i: float(score) for i, score in zip(documents, scores, strict=True)}
+        for i, score in scored.items():
+            results[i].rerank_score = score
+        reranked = iter(sorted(scored, key=lambda i: scored[i], reverse=True))
+        return [results[next(reranked)] if i in scored else r for i, r in enumerate(results)]
 
-    def _document(self, result: Result) -> Any:
+    def _document(self, result: Result, takes_images: bool) -> Any:
         """What the reranker reads for a result: its text, or for an image reranker an image-only result's
         picture (the file itself, or the thumbnail of a PDF page or video frame)."""
         if result.text:
             return result.text
-        if result.modality == "image" and self.reranker.takes_images:
+        if result.modality == "image" and takes_images:
             if result.kind == "image":
-                return result.file
+                return result.location.file
             if result.thumbnail:
                 return str(self.kb_dir / result.thumbnail)
         return None
@@ -136,12 +143,15 @@ def check_image_query(image: Any) -> None:
             raise InputError(f"The image query {image!r} {reason}: give an image file, an http(s) URL or a data: URI.")
 
 
-def _result(payload: dict[str, Any], id_: str, score: float, spaces: list[str], similarity: float) -> Result:
-    keys = ("file", "modality", "kind", "text", "page", "start", "end", "heading", "thumbnail", "record")
-    return Result(id=id_, score=score, spaces=spaces, similarity=similarity,
-                  **{k: payload.get(k) for k in keys if payload.get(k) is not None})
+def _result(hit: Hit, id_: str, score: float, spaces: list[str]) -> Result:
+    """A fused hit as a result: ``score`` the fused score, ``similarity`` the hit's cosine."""
+    payload = hit.payload
+    return Result(id=id_, score=score, location=hit.location, modality=payload["modality"], kind=payload["kind"],
+                  text=_text(payload, "text"), thumbnail=_text(payload, "thumbnail"),
+                  record=_text(payload, "record"), spaces=spaces, similarity=hit.score)
 
 
-def _clock(seconds: float) -> str:
-    minutes, rest = divmod(int(seconds), 60)
-    return f"{minutes:02d}:{rest:02d}"
+def _text(payload: dict[str, Any], key: str) -> str:
+    """A text field of a payload; "" where a record lacks it (``record`` is not a field every record has)."""
+    value = payload.get(key)
+    return "" if value is None else value

@@ -24,14 +24,18 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from omnivec.kb.file_version import FileVersion
 from omnivec.serve.errors import ApiError
 from omnivec.serve.openapi import errors
+
+if TYPE_CHECKING:
+    from omnivec.kb.search import Result
 
 _KEY = re.compile(r"^[0-9a-f]{16}$")
 _THUMB = re.compile(r"^[0-9a-f]{16}-[0-9]+\.jpg$")
@@ -46,7 +50,7 @@ class KBFiles:
     def __init__(self, kb_dir: Path, api_key: str | None, link_ttl_s: float = 3600) -> None:
         self.kb_dir, self.link_ttl_s = kb_dir, link_ttl_s
         self._secret = hashlib.sha256(b"omnivec-links:" + api_key.encode()).digest() if api_key else None
-        self._files: dict[str, tuple[str, int, float]] = {}  # key -> (path, size, mtime) as indexed
+        self._files: dict[str, FileVersion] = {}  # key -> the file as indexed
         self._lock = threading.Lock()
 
     def path(self, key: str) -> Path:
@@ -71,20 +75,21 @@ class KBFiles:
                 raise
         return self._verify(key, self._reload())
 
-    def _reload(self) -> dict[str, tuple[str, int, float]]:
+    def _reload(self) -> dict[str, FileVersion]:
         from omnivec.kb.indexer import file_key
         from omnivec.kb.manifest import indexed_versions
 
         with self._lock:
             versions = indexed_versions(self.kb_dir / "manifest.sqlite")
-            self._files = {file_key(path): (path, size, mtime) for path, size, mtime in versions}
+            self._files = {file_key(version.path): version for version in versions}
             return self._files
 
     @staticmethod
-    def _verify(key: str, files: dict[str, tuple[str, int, float]]) -> tuple[Path, os.stat_result]:
+    def _verify(key: str, files: dict[str, FileVersion]) -> tuple[Path, os.stat_result]:
         if key not in files:
             raise ApiError(404, f"no indexed file with key {key!r}", "not_found")
-        path, size, mtime = files[key]
+        indexed = files[key]
+        path = indexed.path
         try:
             found = os.lstat(path)  # lstat: a symlink put in the file's place is not followed
         except OSError:
@@ -93,7 +98,7 @@ class KBFiles:
             raise ApiError(404, f"the file indexed as {key!r} was replaced by a symlink or a special file", "not_found")
         if os.path.realpath(path) != path:  # indexed paths are resolved: a folder on the way became a symlink
             raise ApiError(404, f"a folder on the path of the file indexed as {key!r} is now a symlink", "not_found")
-        if found.st_size != size or found.st_mtime != mtime:
+        if not indexed.shown_by(found):
             raise ApiError(410, f"the file indexed as {key!r} changed since it was indexed: index it again", "gone")
         return Path(path), found
 
@@ -113,16 +118,18 @@ class KBFiles:
         return hmac.compare_digest(sig.encode(), self._sign(request.url.path, int(expires)).encode())
 
     def _sign(self, route: str, expires: int) -> str:
+        assert self._secret is not None, "links are signed only when the server has an API key"
         return hmac.new(self._secret, f"{route}\n{expires}".encode(), hashlib.sha256).hexdigest()[:32]
 
-    def result_links(self, result: Any) -> dict[str, Any]:
+    def result_links(self, result: Result) -> dict[str, Any]:
         """Links for one ``Result``: its thumbnail, its file, its PDF page's preview, and for a recording or a video
         the player source starting at the matched time (a media fragment, ``#t=start,end``)."""
         from omnivec.kb.indexer import file_key
 
-        key = file_key(result.file)
+        where = result.location
+        key = file_key(where.file)
         file_url = self.link(f"/v1/kb/files/{key}")
-        kind = media_kind(result.file)
+        kind = media_kind(where.file)
         links: dict[str, Any] = {
             "thumbnail_url": self.link(f"/v1/kb/thumbs/{Path(result.thumbnail).name}") if result.thumbnail else None,
             "file_url": file_url,
@@ -130,11 +137,11 @@ class KBFiles:
             "media_url": None,
             "media_kind": kind,
         }
-        if result.page is not None and result.file.lower().endswith(".pdf"):
-            links["page_image_url"] = self.link(f"/v1/kb/pages/{key}/{result.page}.jpg")
+        if where.page is not None and where.file.lower().endswith(".pdf"):
+            links["page_image_url"] = self.link(f"/v1/kb/pages/{key}/{where.page}.jpg")
         if kind is not None:
-            fragment = "" if result.start is None else f"#t={result.start:g}" + (
-                f",{result.end:g}" if result.end is not None else "")
+            fragment = "" if where.start is None else f"#t={where.start:g}" + (
+                f",{where.end:g}" if where.end is not None else "")
             links["media_url"] = file_url + fragment
         return links
 

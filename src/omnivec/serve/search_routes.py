@@ -90,7 +90,7 @@ def search_router(searcher: Any, authorize: Callable[[Request], None], api_key: 
                 results = searcher.search(body.query or None, image, body.k, where, body.fusion, rerank=body.rerank)
             except InputError as exc:
                 raise ApiError(400, str(exc), "invalid_query") from None
-        return [{**result.to_dict(), "location": result.location(), **files.result_links(result)}
+        return [{**result.to_dict(), "location": result.location.describe(), **files.result_links(result)}
                 for result in results]
 
     @router.post("/v1/search", responses=errors(400, 401, 413, 422))

@@ -4,6 +4,7 @@ pages, windows of recordings, video frames and sound tracks."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from omnivec.inputs.modality import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS  # what the decoders read
@@ -39,7 +40,8 @@ def _reader(kind: str) -> Callable[[Path, IngestOptions], list[Chunk]]:
 
 
 def ingest_file(path: str | Path, options: IngestOptions | None = None) -> list[Chunk]:
-    """The chunks of one file, by its extension (see ``SUPPORTED``); ``Chunk.file`` is ``str(path)`` as given.
+    """The chunks of one file, by its extension (see ``SUPPORTED``); each chunk's ``location.file`` is
+    ``str(path)`` as given.
 
     Raises ``IngestError(path, reason)`` for an unsupported extension, a missing, empty, oversized, corrupt or
     unreadable file: the caller reports it and moves on.
@@ -73,5 +75,5 @@ def ingest_file(path: str | Path, options: IngestOptions | None = None) -> list[
     except Exception as exc:  # a decoder's unforeseen failure on one file must not stop a whole folder
         raise IngestError(file, f"cannot ingest: {type(exc).__name__}: {exc}") from exc
     for chunk in chunks:
-        chunk.file = file
+        chunk.location = replace(chunk.location, file=file)
     return chunks

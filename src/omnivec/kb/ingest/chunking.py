@@ -172,8 +172,8 @@ class _Cutter:
         for offset in range(0, len(spans), COUNT_BATCH):  # and one tokenizer call per batch
             texts = [self.text[a:b] for a, b, _ in spans[offset:offset + COUNT_BATCH]]
             new = list(dict.fromkeys(t for t in texts if t not in counts))
-            counts.update(zip(new, self.options.token_counts(new)))
-            for (a, b, rank), atom in zip(spans[offset:offset + COUNT_BATCH], texts):
+            counts.update(zip(new, self.options.token_counts(new), strict=True))
+            for (a, b, rank), atom in zip(spans[offset:offset + COUNT_BATCH], texts, strict=True):
                 self._add(atoms, a, b, rank, budget, counts[atom] - self.special)
         return atoms
 
@@ -214,7 +214,7 @@ class _Cutter:
             if best is not None:
                 words = bisect_right(cuts, best) - first
             elif self.options.word_offsets is not None:  # the next word alone is over budget: cut between tokens
-                best = self._cut_word(pos, cuts[first], budget, chars)
+                best = self._cut_word(self.options.word_offsets, pos, cuts[first], budget, chars)
                 chars = best - pos
             else:  # ... or between characters, found by counting
                 best = self._longest_fit(pos, range(pos + 1, cuts[first] + 1), 0, budget, chars) or pos + 1
@@ -226,12 +226,14 @@ class _Cutter:
                 pos += 1
         return pieces
 
-    def _cut_word(self, pos: int, stop: int, budget: int, chars: int) -> int:
-        """Where a piece of the word ``text[pos:stop]`` (over ``budget``) ends: the furthest token start that fits,
-        looked for in a window of twice the previous piece's length, widened until it holds more than ``budget``."""
+    def _cut_word(self, word_offsets: Callable[[str], list[tuple[int, int]]], pos: int, stop: int, budget: int,
+                  chars: int) -> int:
+        """Where a piece of the word ``text[pos:stop]`` (over ``budget``) ends: the furthest token start that fits
+        (``word_offsets``: the tokens' character offsets), looked for in a window of twice the previous piece's
+        length, widened until it holds more than ``budget``."""
         window = min(stop, pos + max(2 * chars, budget))
         while True:
-            starts = [pos + a for a, b in self.options.word_offsets(self.text[pos:window]) if b > a > 0]
+            starts = [pos + a for a, b in word_offsets(self.text[pos:window]) if b > a > 0]
             if len(starts) > budget or window == stop or window - pos >= budget * PROBE_CHARS_PER_TOKEN:
                 return self._longest_fit(pos, starts + [window], 0, budget, budget) or pos + 1
             window = min(stop, pos + 2 * (window - pos))

@@ -12,6 +12,7 @@ from omnivec.errors import InputError
 from omnivec.kb.chunk import Chunk, IngestError
 from omnivec.kb.ingest.options import IngestOptions
 from omnivec.kb.ingest.thumbnail import thumbnail
+from omnivec.kb.location import Location
 
 MIN_WINDOW_S = 1.0  # a shorter tail window carries too little sound to embed (a short clip is still kept whole)
 
@@ -42,7 +43,7 @@ def ingest_image(path: Path, options: IngestOptions) -> list[Chunk]:
         raise IngestError(str(path), reason(exc, source)) from None
     except Image.DecompressionBombError as exc:  # Pillow's guard against huge pixel counts
         raise IngestError(str(path), f"image too large to decode safely: {exc}") from None
-    return [Chunk(file=str(path), modality="image", kind="image", content=image,
+    return [Chunk(Location(str(path)), modality="image", kind="image", content=image,
                   thumbnail=thumbnail(image, options.thumbnail_px),
                   extra={"width": image.width, "height": image.height})]
 
@@ -80,8 +81,8 @@ def sound_chunks(file: str, waveform: np.ndarray, options: IngestOptions) -> lis
     rate = options.audio_rate
     windows = audio_windows(waveform, rate, options.audio_window_s, options.audio_hop_s) if options.wants(
         "audio") else []
-    chunks = [Chunk(file=file, modality="audio", kind="audio", content={"array": window, "sampling_rate": rate},
-                    start=start, end=end) for start, end, window in windows]
+    chunks = [Chunk(Location(file, start=start, end=end), modality="audio", kind="audio",
+                    content={"array": window, "sampling_rate": rate}) for start, end, window in windows]
     if options.transcribe_model and options.wants("text"):
         from omnivec.kb.ingest.transcribe import transcript_chunks
 

@@ -14,6 +14,7 @@ from omnivec.kb.ingest.chunking import chunk_text, embedder_text
 from omnivec.kb.ingest.options import IngestOptions
 from omnivec.kb.ingest.pdfium import MAX_PAGE_PX, read_pages, render_page
 from omnivec.kb.ingest.thumbnail import thumbnail
+from omnivec.kb.location import Location
 from omnivec.printing import printable
 
 __all__ = ["MAX_PAGES", "MAX_PAGE_PX", "PAGE_TEXT_CHARS", "ingest_pdf", "render_page"]
@@ -26,8 +27,9 @@ PNG_LEVEL = 1  # fast zlib level: a rendered page is mostly flat colour, so even
 
 
 def ingest_pdf(path: Path, options: IngestOptions) -> list[Chunk]:
-    """Per page (``Chunk.page`` 1-based): "text" passages of its text layer, and one "page" image chunk (the page
-    rendered at ``options.page_dpi``, as PNG bytes, its text truncated to ``PAGE_TEXT_CHARS`` in ``Chunk.text``).
+    """Per page (``Chunk.location.page`` 1-based): "text" passages of its text layer, and one "page" image chunk
+    (the page rendered at ``options.page_dpi``, as PNG bytes, its text truncated to ``PAGE_TEXT_CHARS`` in
+    ``Chunk.text``).
     Pages are rendered only when ``options.modalities`` has "image", passages made only when it has "text"; only
     the first ``MAX_PAGES`` pages are read."""
     wants_text, wants_pages = options.wants("text"), options.wants("image")
@@ -41,11 +43,11 @@ def ingest_pdf(path: Path, options: IngestOptions) -> list[Chunk]:
                 break
             if wants_text:
                 for passage, heading, _, _ in chunk_text(text, options):
-                    chunks.append(Chunk(file=str(path), modality="text", kind="text",
-                                        content=embedder_text(passage, heading), text=passage, page=number))
+                    chunks.append(Chunk(Location(str(path), page=number), modality="text", kind="text",
+                                        content=embedder_text(passage, heading), text=passage))
             if image is not None:
-                chunks.append(Chunk(file=str(path), modality="image", kind="page", content=png_bytes(image),
-                                    text=text.strip()[:PAGE_TEXT_CHARS], page=number,
+                chunks.append(Chunk(Location(str(path), page=number), modality="image", kind="page",
+                                    content=png_bytes(image), text=text.strip()[:PAGE_TEXT_CHARS],
                                     thumbnail=thumbnail(image, options.thumbnail_px)))
     return chunks
 

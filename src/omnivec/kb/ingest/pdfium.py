@@ -6,7 +6,7 @@ this module: callers get text and PIL images."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ def require_pdfium() -> Any:
     return pypdfium2
 
 
-def read_pages(path: Path, dpi: int | None) -> Iterator[tuple[str, Any]]:
+def read_pages(path: Path, dpi: int | None) -> Generator[tuple[str, Any], None, None]:
     """Each page's text (newlines normalised) and, unless ``dpi`` is None, its rendering at ``dpi`` as a PIL RGB
     image (else None). The lock is taken per page, so a long document does not stall previews meanwhile."""
     pdfium = require_pdfium()

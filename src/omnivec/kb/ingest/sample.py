@@ -171,11 +171,11 @@ def _write_video(path: Path, seconds: float = 4.0, fps: int = 10, rate: int = 16
 
 
 def _encoder(names: tuple[str, ...], required: bool = True) -> str | None:
-    import av
+    from av.codec import Codec
 
     for name in names:
         try:
-            av.codec.Codec(name, "w")
+            Codec(name, "w")
             return name
         except Exception:  # unknown codec in this FFmpeg build
             continue

@@ -10,6 +10,7 @@ from pathlib import Path
 from omnivec.kb.chunk import Chunk, IngestError
 from omnivec.kb.ingest.chunking import HEADING_SEPARATOR, Passage, chunk_text, embedder_text
 from omnivec.kb.ingest.options import MIB, IngestOptions
+from omnivec.kb.location import Location
 
 TEXT_EXTENSIONS = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 # Control characters other than tab/newline/CR/form feed: a file with more than a few of them is not text.
@@ -159,5 +160,5 @@ def _records(path: Path, text: str, options: IngestOptions) -> list[Chunk]:
 
 def _chunk(path: Path, passage: Passage, extra: dict) -> Chunk:
     text, heading, _, _ = passage
-    return Chunk(file=str(path), modality="text", kind="text", content=embedder_text(text, heading), text=text,
-                 heading=heading, extra=dict(extra))
+    return Chunk(Location(str(path), heading=heading), modality="text", kind="text",
+                 content=embedder_text(text, heading), text=text, extra=dict(extra))

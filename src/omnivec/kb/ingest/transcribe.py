@@ -11,6 +11,7 @@ import numpy as np
 from omnivec.errors import OmnivecError
 from omnivec.kb.chunk import Chunk
 from omnivec.kb.ingest.options import IngestOptions
+from omnivec.kb.location import Location
 
 _PIPELINES: dict[tuple[str, str | None], Any] = {}  # loading a speech model takes seconds: once per process and model
 _WARNED: set[str] = set()
@@ -73,8 +74,8 @@ def transcript_chunks(file: str, waveform: np.ndarray, rate: int, options: Inges
 
 def _chunk(file: str, group: list[tuple[float, float, str]]) -> Chunk:
     text = " ".join(t for _, _, t in group)
-    return Chunk(file=file, modality="text", kind="transcript", content=text, text=text,
-                 start=group[0][0], end=group[-1][1])
+    return Chunk(Location(file, start=group[0][0], end=group[-1][1]), modality="text", kind="transcript",
+                 content=text, text=text)
 
 
 def _pipeline(model_id: str, device: str | None) -> Any:

@@ -8,14 +8,18 @@ import warnings
 from collections.abc import Callable, Iterator
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omnivec.errors import InputError
 from omnivec.kb.chunk import Chunk, IngestError
 from omnivec.kb.ingest.media import decoder_source, reason, sound_chunks, warn_cut
 from omnivec.kb.ingest.options import IngestOptions
 from omnivec.kb.ingest.thumbnail import thumbnail
+from omnivec.kb.location import Location
 from omnivec.printing import printable  # file names may hold terminal escapes
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SEEK_GAP_S = 3.0  # seek when the next frame wanted is this far ahead; closer ones are cheaper to decode through
 MAX_SEGMENTS = 2000  # segments per video (5.5 hours at 10 s); past it the rest is left out, with a warning
@@ -28,11 +32,9 @@ def ingest_video(path: Path, options: IngestOptions) -> list[Chunk]:
 
     Segments follow the frames actually decoded, never the duration a header claims (a crafted tag can say
     277,777 hours), and stop at ``MAX_SEGMENTS``. Frames past the image pixel limit are refused before decoding;
-    large ones are converted reduced for ``options.image_side``. Frames are decoded only when ``options`` wants "image" chunks,
-    the sound track only when it wants "audio" (or transcripts)."""
-    from omnivec.inputs import audio
+    large ones are converted reduced for ``options.image_side``. Frames are decoded only when ``options`` wants
+    "image" chunks, the sound track only when it wants "audio" (or transcripts)."""
     from omnivec.inputs.audio import _require_av, resample
-    from omnivec.inputs.video import _duration, check_frame_size, frame_image
 
     wants_frames = options.wants("image")
     wants_sound = options.wants("audio") or (options.transcribe_model is not None and options.wants("text"))
@@ -43,49 +45,65 @@ def ingest_video(path: Path, options: IngestOptions) -> list[Chunk]:
     except InputError as exc:
         raise IngestError(str(path), str(exc)) from None
     source = decoder_source(path)
-    sound_only, frames = False, []
+    has_video, has_audio, frames = _read_streams(path, av, source, options, wants_frames)
+    if not has_video:  # an .mp4/.webm holding only sound (a podcast, a voice note): index it as a recording
+        from omnivec.kb.ingest.media import ingest_audio
+
+        return ingest_audio(path, options)
+    if wants_frames and not frames:
+        raise IngestError(str(path), "the video stream holds no decodable frame")
+    chunks = [Chunk(Location(str(path), start=start, end=end), modality="image", kind="frame", content=image,
+                    thumbnail=thumbnail(image, options.thumbnail_px), extra={"time": time})
+              for start, end, image, time in frames]
+    track = _sound_track(path, source) if has_audio and wants_sound else None
+    if track is not None:
+        waveform, rate, cut = track
+        if cut:
+            warn_cut(path, "sound track")
+        if waveform.size:
+            chunks.extend(sound_chunks(str(path), resample(waveform, rate, options.audio_rate), options))
+    return chunks
+
+
+def _read_streams(path: Path, av: Any, source: Any, options: IngestOptions,
+                  wants_frames: bool) -> tuple[bool, bool, list[tuple[float, float, Any, float]]]:
+    """Whether the file has a video stream and an audio stream (``IngestError`` when it has neither), and when
+    ``wants_frames`` and it has video, its frames by segment (see ``segment_frames``)."""
+    from omnivec.inputs.video import _duration, check_frame_size, frame_image
+
     try:
         with av.open(source) as container:
-            if not container.streams.video:
-                if not container.streams.audio:
-                    raise IngestError(str(path), "the file has no video or audio stream")
-                sound_only = True
-            else:
-                has_audio = bool(container.streams.audio)
-                if wants_frames:
-                    stream = container.streams.video[0]
-                    stream.thread_type = "AUTO"
-                    check_frame_size(stream.codec_context.width, stream.codec_context.height, 0, source)
-                    frames = segment_frames(path, container, stream, _duration(container, stream), options,
-                                            lambda frame: frame_image(frame, options.image_side, 0, source))
+            has_video, has_audio = bool(container.streams.video), bool(container.streams.audio)
+            if not has_video and not has_audio:
+                raise IngestError(str(path), "the file has no video or audio stream")
+            if not (has_video and wants_frames):
+                return has_video, has_audio, []
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            check_frame_size(stream.codec_context.width, stream.codec_context.height, 0, source)
+            return has_video, has_audio, segment_frames(
+                path, container, stream, _duration(container, stream), options,
+                lambda frame: frame_image(frame, options.image_side, 0, source))
     except IngestError:
         raise
     except InputError as exc:  # frames past the pixel limit
         raise IngestError(str(path), reason(exc, source)) from None
     except Exception as exc:  # av.error.* for damaged containers and streams
         raise IngestError(str(path), f"cannot decode as video: {exc}") from None
-    if sound_only:  # an .mp4/.webm holding only sound (a podcast, a voice note): index it as a recording
-        from omnivec.kb.ingest.media import ingest_audio
 
-        return ingest_audio(path, options)
-    if wants_frames and not frames:
-        raise IngestError(str(path), "the video stream holds no decodable frame")
-    chunks = [Chunk(file=str(path), modality="image", kind="frame", content=image, start=start, end=end,
-                    thumbnail=thumbnail(image, options.thumbnail_px), extra={"time": time})
-              for start, end, image, time in frames]
-    if has_audio and wants_sound:
-        try:
-            waveform, rate, cut = audio.decode_audio_track(source, index=0, described=source,
-                                                           max_seconds=audio.MAX_AUDIO_SECONDS, cut=True)
-        except Exception as exc:  # the pictures are still worth indexing without their sound
-            why = reason(exc, source) if isinstance(exc, InputError) else f"cannot read the video's audio track: {exc}"
-            warnings.warn(printable(f"{path}: sound track skipped: {why}"), stacklevel=2)
-        else:
-            if cut:
-                warn_cut(path, "sound track")
-            if waveform.size:
-                chunks.extend(sound_chunks(str(path), resample(waveform, rate, options.audio_rate), options))
-    return chunks
+
+def _sound_track(path: Path, source: Any) -> tuple[np.ndarray, int, bool] | None:
+    """The video's sound track: ``(waveform, sampling rate, whether it was cut at MAX_AUDIO_SECONDS)``, or None,
+    with a warning, where it cannot be read (the pictures are still worth indexing without their sound)."""
+    from omnivec.inputs import audio
+
+    try:
+        return audio.decode_audio_track(source, index=0, described=source, max_seconds=audio.MAX_AUDIO_SECONDS,
+                                        cut=True)
+    except Exception as exc:
+        why = reason(exc, source) if isinstance(exc, InputError) else f"cannot read the video's audio track: {exc}"
+        warnings.warn(printable(f"{path}: sound track skipped: {why}"), stacklevel=3)  # ingest_video's caller
+        return None
 
 
 def segment_frames(path: Path, container: Any, stream: Any, duration: float, options: IngestOptions,

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from omnivec.errors import InputError
+from omnivec.kb.location import Location
 
 # Payload keys every record has after normalisation, with the value an absent key gets. Both backends give
 # these back on every hit, so callers never need ``.get``.
@@ -47,6 +48,11 @@ class Hit:
     id: str
     score: float
     payload: dict[str, Any]
+
+    @property
+    def location(self) -> Location:
+        """Where the record comes from, read from its payload's location fields."""
+        return Location.from_payload(self.payload)
 
 
 @dataclass
@@ -124,25 +130,30 @@ def normalize_payload(payload: dict[str, Any], where: str) -> dict[str, Any]:
         raise InputError(f"{where}: payload keys {reserved} are reserved for the store.")
     out = dict(PAYLOAD_DEFAULTS)
     for key, value in payload.items():
-        if isinstance(value, np.generic):
-            value = value.item()
-        if key in STR_KEYS:
-            if value is None:
-                value = ""
-            if not isinstance(value, str):
-                raise InputError(f"{where}: payload {key!r} must be a string, got {value!r}.")
-        elif key in INT_KEYS and value is not None:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise InputError(f"{where}: payload {key!r} must be an int or None, got {value!r}.")
-        elif key in FLOAT_KEYS and value is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise InputError(f"{where}: payload {key!r} must be a number or None, got {value!r}.")
-            value = float(value)
-        elif value is not None and not isinstance(value, (str, int, float)):
-            raise InputError(f"{where}: payload {key!r} must be str, int, float or None, got {type(value).__name__}.")
-        out[key] = value
+        out[key] = _payload_value(key, value.item() if isinstance(value, np.generic) else value, where)
     out["file_type"] = (out["file_type"] or os.path.splitext(out["file"])[1]).lower().lstrip(".")
     return out
+
+
+def _payload_value(key: str, value: Any, where: str) -> Any:
+    """``value`` as payload ``key`` holds it: a string (None becomes ""), an int, a float, or None."""
+    if key in STR_KEYS:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise InputError(f"{where}: payload {key!r} must be a string, got {value!r}.")
+    elif value is None:
+        return value
+    elif key in INT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{where}: payload {key!r} must be an int or None, got {value!r}.")
+    elif key in FLOAT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"{where}: payload {key!r} must be a number or None, got {value!r}.")
+        return float(value)
+    elif not isinstance(value, (str, int, float)):
+        raise InputError(f"{where}: payload {key!r} must be str, int, float or None, got {type(value).__name__}.")
+    return value
 
 
 def prepare_records(name: str, records: list[Record], dim: int) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
@@ -233,10 +244,10 @@ class VectorStore(ABC):
     def drop_collection(self, name: str) -> None:
         """Remove ``name`` and all its records (nothing if missing)."""
 
-    def optimize(self, name: str) -> None:
+    def optimize(self, name: str) -> None:  # noqa: B027 (not abstract: a no-op for backends that index by themselves)
         """Compact storage and build or refresh the ANN index once ``name`` has ``ann_threshold`` records."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (not abstract: a no-op for backends that hold nothing open)
         """Release files and connections; the store is unusable afterwards."""
 
     def __enter__(self) -> VectorStore:

@@ -10,7 +10,7 @@ import inspect
 import json
 import math
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from omnivec.kb.stores.base import (
     ivf_partitions,
     prepare_records,
 )
+
+if TYPE_CHECKING:
+    from lancedb.db import DBConnection
 
 _COLUMNS = tuple(PAYLOAD_DEFAULTS)
 _INDEX_PREFIX = "omnivec_ivfsq_"  # + the row count the index was trained on, so optimize knows when to retrain
@@ -60,12 +63,18 @@ class LanceDBStore(VectorStore):
         self.path = str(path)
         try:
             # interval 0: every read checks for a newer version, so an indexer in another process is seen at once
-            self._db = lancedb.connect(self.path, read_consistency_interval=timedelta(0))
+            self._db: DBConnection | None = lancedb.connect(self.path, read_consistency_interval=timedelta(0))
         except Exception as exc:  # lancedb raises plain errors for unusable folders
             raise OmnivecError(f"cannot open LanceDB store {self.path!r}: {exc}") from exc
         self._tables: dict[str, Any] = {}
 
     # -- collections ---------------------------------------------------------------------------------------
+
+    @property
+    def _connection(self) -> DBConnection:
+        if self._db is None:
+            raise OmnivecError(f"LanceDB store {self.path!r} is closed.")
+        return self._db
 
     def _table(self, name: str) -> Any | None:
         check_name(name)
@@ -73,14 +82,14 @@ class LanceDBStore(VectorStore):
         if table is None:
             if name not in self._table_names():
                 return None
-            table = self._tables[name] = self._db.open_table(name)
+            table = self._tables[name] = self._connection.open_table(name)
         return table
 
     def _table_names(self) -> list[str]:
         names: list[str] = []
         token = None
         while True:  # list_tables pages its answer
-            page = self._db.list_tables(page_token=token)
+            page = self._connection.list_tables(page_token=token)
             names.extend(page.tables)
             token = page.page_token
             if not token:
@@ -112,7 +121,7 @@ class LanceDBStore(VectorStore):
                 pa.field("extra", pa.string()),  # JSON of payload keys beyond PAYLOAD_DEFAULTS
             ])
             # exist_ok: another process may create it between our check and here; its dim is checked below
-            table = self._tables[name] = self._db.create_table(name, schema=schema, exist_ok=True)
+            table = self._tables[name] = self._connection.create_table(name, schema=schema, exist_ok=True)
         if self._dim(table) != dim:
             raise InputError(f"collection {name!r} in LanceDB store {self.path!r} holds {self._dim(table)}-d "
                              f"vectors, not {dim}-d: use another collection or rebuild it.")
@@ -140,7 +149,7 @@ class LanceDBStore(VectorStore):
 
     def drop_collection(self, name: str) -> None:
         if self._table(name) is not None:
-            self._db.drop_table(name)
+            self._connection.drop_table(name)
         self._tables.pop(name, None)
 
     # -- writes --------------------------------------------------------------------------------------------

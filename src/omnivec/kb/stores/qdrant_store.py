@@ -12,7 +12,7 @@ mid-upsert leaves the store readable, with part of that call written (the KB red
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from omnivec.kb.stores.base import (
     path_ancestors,
     prepare_records,
 )
+
+if TYPE_CHECKING:
+    from qdrant_client import models
 
 # Fixed namespace: the same record id maps to the same point id in every process and version.
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/omnivec/kb-records")
@@ -117,7 +120,7 @@ class QdrantStore(VectorStore):
         while True:
             points, offset = self._client.scroll(name, limit=_PAGE, offset=offset, with_payload=["file"],
                                                  with_vectors=False)
-            found.update(p.payload["file"] for p in points)
+            found.update(_file(p) for p in points)
             if offset is None:
                 return found
 
@@ -130,7 +133,7 @@ class QdrantStore(VectorStore):
             points, offset = self._client.scroll(name, limit=_PAGE, offset=offset, with_payload=["file"],
                                                  with_vectors=False)
             for point in points:
-                counts[point.payload["file"]] = counts.get(point.payload["file"], 0) + 1
+                counts[_file(point)] = counts.get(_file(point), 0) + 1
             if offset is None:
                 return counts
 
@@ -195,6 +198,11 @@ class QdrantStore(VectorStore):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _file(point: models.Record) -> str:
+    """The payload ``file`` of a point read with it (every point a ``Record`` made has one)."""
+    return (point.payload or {})["file"]
 
 
 def point_id(record_id: str) -> str:
