@@ -5,6 +5,7 @@ thread) take turns on it."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -55,15 +56,44 @@ def test_a_model_named_by_the_server_and_the_kb_is_loaded_once(loaded):
     assert app.state.omnivec.embedders["minilm"] is spaces["text"]  # what /v1/embeddings encodes with
 
 
-def test_embeddings_and_searches_on_a_shared_model_take_turns(loaded):
-    """The batcher's thread and the search thread call the same model (and its tokenizer, which is not safe to
-    share across threads) at the same time: every reply is still right."""
-    embedders, rerankers, searcher, _ = loaded
+class Watched:
+    """A model that counts calls made while another call is still inside it (each call lingers a little)."""
+
+    def __init__(self, model) -> None:
+        self.model, self.inside, self.overlaps, self._count = model, 0, 0, threading.Lock()
+
+    def encode(self, *args, **kwargs):
+        with self._count:
+            self.inside += 1
+            self.overlaps += self.inside > 1
+        try:
+            time.sleep(0.02)
+            return self.model.encode(*args, **kwargs)
+        finally:
+            with self._count:
+                self.inside -= 1
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+def test_embeddings_and_searches_on_a_shared_model_take_turns(loaded, sample_kb):
+    """The batchers' threads ("minilm" and "again" are one model) and the search thread call the same model (and its
+    tokenizer, which is not safe to share across threads): one call at a time, and every reply is still right."""
+    from omnivec.kb.config import load_config
+    from omnivec.kb.search import Searcher
+    from omnivec.kb.spaces import Space
+
+    embedders, _, _, _ = loaded
+    _, kb, config = sample_kb
+    model = Watched(embedders["minilm"])
+    searcher = Searcher(kb, load_config(kb, config), spaces=[Space("text", "minilm", model)])
     texts = [f"question number {i} about the revenue of the company" for i in range(4)]
     expected = embedders["minilm"].encode(texts, normalize_embeddings=True)
     ranked = [r.id for r in searcher.search("How much did revenue grow?", k=3)]
     failures: list[str] = []
-    with TestClient(create_app(embedders, rerankers, kb=searcher, max_wait_ms=1)) as client:
+    app = create_app({"minilm": model, "again": model}, {}, kb=searcher, max_wait_ms=1)
+    with TestClient(app) as client:
 
         def embed(name: str) -> None:
             for _ in range(5):
@@ -87,4 +117,6 @@ def test_embeddings_and_searches_on_a_shared_model_take_turns(loaded):
             thread.start()
         for thread in threads:
             thread.join(120)
+    searcher.close()
     assert not failures, failures[:3]
+    assert model.overlaps == 0
