@@ -67,8 +67,8 @@ class ServerState:
                 raise ValueError(f"reranker {name!r} has {model.num_labels} labels; rerank needs a one-label model")
         state = cls(embedders, rerankers, settings, api_key)
         state.model_locks = {id(model): threading.Lock() for model in state.models.values()}
-        state.counters = {name: token_counter(model) for name, model in state.models.items()}
         state.batchers = state.new_batchers()
+        state.counters = {name: token_counter(model) for name, model in state.models.items()}
         if searcher is not None:
             from omnivec.serve.kb_files import KBFiles
 
