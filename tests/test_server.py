@@ -294,12 +294,12 @@ def test_serve_command_starts_a_server(minilm_dir, tmp_path):
 def test_counting_usage_tokens_leaves_the_models_tokenizer_alone(models, monkeypatch):
     """Counting runs in request threads while the model thread tokenizes with truncation; they must not share a
     tokenizer, whose truncation setting is switched by each call."""
-    from omnivec.serve.app import _token_counter
+    from omnivec.serve.usage import token_counter
 
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "true")  # as in a server; batches then encode outside the GIL
 
     model, long_text = models["minilm"], "many words here " * 300
-    count, stop = _token_counter(model), threading.Event()
+    count, stop = token_counter(model), threading.Event()
 
     def hammer() -> None:
         while not stop.is_set():

@@ -87,7 +87,7 @@ def test_a_large_png_is_decoded_reduced_as_encode_decodes_it(served, clip_dir, t
     grown = served.peak_growth_mb(base)
     assert reply.status_code == 200, reply.text
     expected = omnivec.Embedder(clip_dir, device="cpu").encode([str(path)], normalize_embeddings=True)[0]
-    assert max(abs(a - b) for a, b in zip(reply.json()["data"][0]["embedding"], expected.tolist())) < 1e-5
+    assert max(abs(a - b) for a, b in zip(reply.json()["data"][0]["embedding"], expected.tolist(), strict=True)) < 1e-5
     assert grown < 150, grown
 
 
@@ -121,7 +121,7 @@ def test_a_lone_surrogate_in_one_rerank_request_does_not_fail_the_others(served)
 
 def test_a_failing_pair_is_scored_alone_so_its_batch_mates_are_not_failed(served):
     """The batch function itself: the pair the model refuses gets its error, the others their scores."""
-    from omnivec.serve.app import _rerank_batch
+    from omnivec.serve.model_calls import rerank_batch
 
     class Picky:
         def predict(self, pairs, batch_size):
@@ -129,7 +129,7 @@ def test_a_failing_pair_is_scored_alone_so_its_batch_mates_are_not_failed(served
                 raise ValueError("cannot score 'bad'")
             return [len(d) for _, d in pairs]
 
-    out = _rerank_batch(Picky())([("q", "good"), ("q", "bad"), ("q", "fine!")])
+    out = rerank_batch(Picky())([("q", "good"), ("q", "bad"), ("q", "fine!")])
     assert out[0] == 4.0 and isinstance(out[1], ValueError) and out[2] == 5.0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from omnivec.kb.config import KBConfig
 from omnivec.kb.fusion import fuse
 from omnivec.kb.location import Location
 from omnivec.kb.spaces import load_spaces
+from omnivec.models.cache import ModelCache
 
 if TYPE_CHECKING:
     from omnivec.kb.stores.base import Hit
@@ -54,22 +56,24 @@ class Searcher:
     """Searches one KB. ``reranker``: a CrossEncoder model id/folder, or None for fused order only."""
 
     def __init__(self, kb_dir: Path, config: KBConfig, reranker: str | None = None, device: str | None = None,
-                 spaces: list[Any] | None = None) -> None:
-        """``spaces``: already loaded (an ``Indexer``'s), so their models are not loaded again."""
+                 spaces: list[Any] | None = None, models: ModelCache | None = None) -> None:
+        """``spaces``: already loaded (an ``Indexer``'s), so their models are not loaded again. ``models``: models
+        already loaded elsewhere (the server's), reused for the spaces and the reranker that name the same source."""
         from omnivec.kb.stores.base import open_store
 
         if not (kb_dir / "manifest.sqlite").is_file():
             raise InputError(f"{str(kb_dir)!r} is not a knowledge base yet: run `omnivec index PATH --kb {kb_dir}`.")
         self.kb_dir = kb_dir
         self.store = open_store(config.store_uri(kb_dir))
-        self.spaces, self.problems = (spaces, []) if spaces is not None else load_spaces(config, device)
+        self.spaces, self.problems = (spaces, []) if spaces is not None else load_spaces(config, device, models)
         for problem in self.problems:
             logger.warning(problem)
         self.reranker: CrossEncoder | None = None
         if reranker:
             from omnivec import CrossEncoder
 
-            self.reranker = CrossEncoder(reranker, device=device)
+            load = functools.partial(CrossEncoder, reranker, device=device)
+            self.reranker = models.get("cross-encoder", reranker, load) if models is not None else load()
 
     def search(self, query: str | None = None, image: Any = None, k: int = 10, where: Any = None,
                fusion: str = "rrf", candidates: int = 50, rerank: bool = True) -> list[Result]:

@@ -4,12 +4,14 @@ naming the model and what will not be indexed."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from omnivec.errors import ModelLoadError
 from omnivec.kb.config import KBConfig
+from omnivec.models.cache import ModelCache
 
 logger = logging.getLogger(__name__)
 
@@ -50,16 +52,19 @@ class Space:
         return int(self.model.get_sentence_embedding_dimension())
 
 
-def load_spaces(config: KBConfig, device: str | None = None) -> tuple[list[Space], list[str]]:
-    """The spaces whose model loads, and a message for each that does not."""
+def load_spaces(config: KBConfig, device: str | None = None,
+                models: ModelCache | None = None) -> tuple[list[Space], list[str]]:
+    """The spaces whose model loads, and a message for each that does not. ``models``: where models already
+    loaded (the server's) are reused and new ones kept, by the source the config names."""
     from omnivec import Embedder
     from omnivec.models.defaults import DEFAULT_TEXT_MODEL, default_text_model
 
     spaces, problems = [], []
     for name, model_id in config.spaces.items():
         source = default_text_model() if model_id == DEFAULT_TEXT_MODEL else model_id
+        load = functools.partial(Embedder, source, device=device)
         try:
-            model = Embedder(source, device=device)
+            model = models.get("embedder", model_id, load) if models is not None else load()
         except ModelLoadError as exc:
             problems.append(f"model {model_id!r} for the {name} space is not available ({_first_line(exc)}): "
                             f"{_what(name)} will not be indexed or searched in this run.")

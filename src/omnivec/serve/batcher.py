@@ -134,11 +134,11 @@ class DynamicBatcher:
             raise QueueFull(f"queue of {self.name!r} is full", self.retry_after())
         costs = [self._cost(item) for item in items] if self._cost is not None else [0] * len(items)
         req = _Request(asyncio.get_running_loop().create_future(), len(items))
-        self._queue.extend((req, i, item, c) for i, (item, c) in enumerate(zip(items, costs)))
+        self._queue.extend((req, i, item, c) for i, (item, c) in enumerate(zip(items, costs, strict=True)))
         self._stats.queue_depth += len(items)
         self._stats.requests += 1
         self._stats.items += len(items)
-        self._wakeup.set()
+        self._wakeup_event().set()
         try:
             # Shield so a timeout does not cancel the future the worker may be about to fill.
             return await asyncio.wait_for(asyncio.shield(req.future), timeout)
@@ -176,6 +176,10 @@ class DynamicBatcher:
             # The thread cannot be interrupted; do not block the loop on a model call that may be stuck.
             self._executor.shutdown(wait=False, cancel_futures=True)
 
+    def _wakeup_event(self) -> asyncio.Event:
+        assert self._wakeup is not None, "start() creates it before anything is queued or collected"
+        return self._wakeup
+
     def _unqueue(self, req: _Request) -> None:
         if req.queued:
             self._queue = deque(slot for slot in self._queue if slot[0] is not req)
@@ -196,10 +200,10 @@ class DynamicBatcher:
         return len(batch) < self.max_batch_size and (self.max_tokens is None or used + c <= self.max_tokens)
 
     async def _collect(self) -> list[_Slot]:
-        loop = asyncio.get_running_loop()
+        loop, wakeup = asyncio.get_running_loop(), self._wakeup_event()
         while not self._queue:
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            wakeup.clear()
+            await wakeup.wait()
         batch = [self._take()]
         used = batch[0][3]
         # A last batch that served one request means light load: the model keeps up, so a lone request goes at once
@@ -217,9 +221,9 @@ class DynamicBatcher:
             remaining = deadline - loop.time()
             if full or not self.batching or remaining <= 0:
                 return batch
-            self._wakeup.clear()
+            wakeup.clear()
             with contextlib.suppress(asyncio.TimeoutError):  # the next pass sees the deadline has passed
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+                await asyncio.wait_for(wakeup.wait(), remaining)
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
@@ -241,7 +245,7 @@ class DynamicBatcher:
                     if not req.future.done():
                         req.future.set_exception(error)
             else:
-                for (req, i, _, _), result in zip(batch, results):
+                for (req, i, _, _), result in zip(batch, results, strict=True):
                     req.results[i] = result
                     req.remaining -= 1
                     if req.remaining == 0 and not req.future.done():

@@ -56,6 +56,35 @@ def uvicorn_config(app: Any, host: str, port: int, max_connections: int = MAX_CO
                           timeout_keep_alive=KEEP_ALIVE_S, http=header_deadline_protocol(header_timeout_s))
 
 
+def load_models(models: list[str], rerankers: list[str], kb: str | None = None,
+                kb_config: str | None = None) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """The embedders and rerankers named on the command line (name -> model) and, with ``kb``, the KB's searcher.
+    A model the KB's config names too (same folder or Hub id) is loaded once and shared."""
+    from omnivec import CrossEncoder, Embedder
+    from omnivec.models.cache import ModelCache
+    from omnivec.models.defaults import DEFAULT_TEXT_MODEL, default_text_model
+
+    embedder_sources = parse_models(models or [DEFAULT_TEXT_MODEL])
+    reranker_sources = parse_models(rerankers)
+    clash = sorted(set(embedder_sources) & set(reranker_sources))
+    if clash:
+        raise InputError(f"model name(s) {clash} used for both an embedder and a reranker.")
+    cache = ModelCache()
+    embedders = {name: cache.get("embedder", src, lambda src=src: Embedder(
+                     default_text_model() if src == DEFAULT_TEXT_MODEL else src))
+                 for name, src in embedder_sources.items()}
+    reranker_models = {name: cache.get("cross-encoder", src, lambda src=src: CrossEncoder(src))
+                       for name, src in reranker_sources.items()}
+    searcher = None
+    if kb is not None:  # POST /v1/search over it, with the KB config's own models and reranker
+        from omnivec.kb.search import Searcher
+        from omnivec.kb.settings import kb_settings
+
+        kb_dir, config = kb_settings(kb, kb_config, existing=True)
+        searcher = Searcher(kb_dir, config, reranker=config.reranker, models=cache)
+    return embedders, reranker_models, searcher
+
+
 def run_server(models: list[str], rerankers: list[str], host: str, port: int, api_key: str | None,
                max_batch_size: int, max_wait_ms: float, batching: bool, allow_media_urls: bool,
                kb: str | None = None, kb_config: str | None = None, cors_origins: list[str] | None = None,
@@ -65,29 +94,13 @@ def run_server(models: list[str], rerankers: list[str], host: str, port: int, ap
 
     header_timeout_s = _header_timeout(header_timeout_s)  # checked before the models load
 
-    from omnivec import CrossEncoder, Embedder
-    from omnivec.models.defaults import DEFAULT_TEXT_MODEL, default_text_model
     from omnivec.serve.app import create_app
     from omnivec.serve.edge import BODY_TIMEOUT_S
 
     body_timeout_s = BODY_TIMEOUT_S if body_timeout_s is None else body_timeout_s
     if not body_timeout_s > 0:
         raise InputError(f"--body-timeout must be a number of seconds > 0, got {body_timeout_s}.")
-    embedder_sources = parse_models(models or [DEFAULT_TEXT_MODEL])
-    reranker_sources = parse_models(rerankers)
-    clash = sorted(set(embedder_sources) & set(reranker_sources))
-    if clash:
-        raise InputError(f"model name(s) {clash} used for both an embedder and a reranker.")
-    embedders = {name: Embedder(default_text_model() if src == DEFAULT_TEXT_MODEL else src)
-                 for name, src in embedder_sources.items()}
-    reranker_models = {name: CrossEncoder(src) for name, src in reranker_sources.items()}
-    searcher = None
-    if kb is not None:  # POST /v1/search over it, with the KB config's own models and reranker
-        from omnivec.kb.commands import kb_settings
-        from omnivec.kb.search import Searcher
-
-        kb_dir, config = kb_settings(kb, kb_config, existing=True)
-        searcher = Searcher(kb_dir, config, reranker=config.reranker)
+    embedders, reranker_models, searcher = load_models(models, rerankers, kb, kb_config)
     app = create_app(embedders, reranker_models, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                      batching=batching, api_key=api_key, allow_media_urls=allow_media_urls, kb=searcher,
                      cors_origins=cors_origins, body_timeout_s=body_timeout_s)

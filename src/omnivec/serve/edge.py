@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -17,7 +17,7 @@ BODY_TIMEOUT_S = 30.0
 
 
 def error_response(status: int, message: str, code: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
     """OpenAI's ``{"error": {...}}`` body: ``invalid_request_error`` below 500, ``server_error`` from 500."""
     kind = "invalid_request_error" if status < 500 else "server_error"
     body = s.ErrorResponse(error=s.ErrorBody(message=message, type=kind, code=code))

@@ -22,7 +22,6 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from omnivec.kb.file_version import FileVersion
 from omnivec.serve.errors import ApiError
 from omnivec.serve.openapi import errors
+from omnivec.serve.state import kb_access
 
 if TYPE_CHECKING:
     from omnivec.kb.search import Result
@@ -152,44 +152,48 @@ def media_kind(path: str) -> str | None:
     return kind if kind in MEDIA else None
 
 
-def files_router(files: KBFiles, authorize: Callable[[Request], None]) -> APIRouter:
-    router = APIRouter()
+router = APIRouter()
 
-    def allow(request: Request) -> None:
-        if not files.signed(request):
-            authorize(request)
 
-    @router.get("/v1/kb/thumbs/{name}", responses=errors(401, 404))
-    async def thumbnail(name: str, request: Request) -> FileResponse:
-        allow(request)
-        path = files.kb_dir / "thumbs" / name
-        if not _THUMB.match(name) or not path.is_file():  # the pattern keeps requests inside thumbs/
-            raise ApiError(404, f"no thumbnail {name!r}", "not_found")
-        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+def _allowed(request: Request) -> KBFiles:
+    """The KB's files, once the request may read them: a valid link signature, else the API key."""
+    state, kb = kb_access(request)
+    if not kb.files.signed(request):
+        state.authorize(request)
+    return kb.files
 
-    @router.get("/v1/kb/files/{key}", responses=errors(401, 404, 410))
-    async def original(key: str, request: Request) -> FileResponse:
-        """The indexed file itself, if unchanged since indexing; Range requests are answered (206), so audio and
-        video players can seek."""
-        allow(request)
-        path, checked = await run_in_threadpool(files.checked, key)
-        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return FileResponse(path, media_type=media_type, content_disposition_type="inline", filename=path.name,
-                            stat_result=checked)  # the checked stat: not one taken through a symlink
 
-    @router.get("/v1/kb/pages/{key}/{page}.jpg", responses=errors(401, 404, 422))
-    async def page_image(key: str, page: int, request: Request,
-                         width: int = Query(960, ge=64, le=PAGE_WIDTHS[-1])) -> Response:
-        """A PDF page rendered as a JPEG about ``width`` pixels wide (rounded up to one of ``PAGE_WIDTHS``)."""
-        allow(request)
-        path, checked = await run_in_threadpool(files.checked, key)  # may re-read the manifest: off the event loop
-        if path.suffix.lower() != ".pdf":
-            raise ApiError(404, f"file {key!r} is not a PDF", "not_found")
-        width = next(w for w in PAGE_WIDTHS if w >= width)
-        jpeg = await run_in_threadpool(_page_jpeg, str(path), checked.st_mtime_ns, page, width)
-        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+@router.get("/v1/kb/thumbs/{name}", responses=errors(401, 404))
+async def thumbnail(name: str, request: Request) -> FileResponse:
+    files = _allowed(request)
+    path = files.kb_dir / "thumbs" / name
+    if not _THUMB.match(name) or not path.is_file():  # the pattern keeps requests inside thumbs/
+        raise ApiError(404, f"no thumbnail {name!r}", "not_found")
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
-    return router
+
+@router.get("/v1/kb/files/{key}", responses=errors(401, 404, 410))
+async def original(key: str, request: Request) -> FileResponse:
+    """The indexed file itself, if unchanged since indexing; Range requests are answered (206), so audio and
+    video players can seek."""
+    files = _allowed(request)
+    path, checked = await run_in_threadpool(files.checked, key)
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media_type, content_disposition_type="inline", filename=path.name,
+                        stat_result=checked)  # the checked stat: not one taken through a symlink
+
+
+@router.get("/v1/kb/pages/{key}/{page}.jpg", responses=errors(401, 404, 422))
+async def page_image(key: str, page: int, request: Request,
+                     width: int = Query(960, ge=64, le=PAGE_WIDTHS[-1])) -> Response:
+    """A PDF page rendered as a JPEG about ``width`` pixels wide (rounded up to one of ``PAGE_WIDTHS``)."""
+    files = _allowed(request)
+    path, checked = await run_in_threadpool(files.checked, key)  # may re-read the manifest: off the event loop
+    if path.suffix.lower() != ".pdf":
+        raise ApiError(404, f"file {key!r} is not a PDF", "not_found")
+    width = next(w for w in PAGE_WIDTHS if w >= width)
+    jpeg = await run_in_threadpool(_page_jpeg, str(path), checked.st_mtime_ns, page, width)
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @functools.lru_cache(maxsize=64)

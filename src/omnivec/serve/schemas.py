@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from omnivec.serve.errors import ApiError
 
 
 class _Wire(BaseModel):
@@ -52,7 +50,7 @@ class AudioPart(_Wire):
 
 ContentPart = Annotated[TextPart | ImagePart | AudioPart, Field(discriminator="type")]
 # One item: a string (always text, never read as a URL or path), one part, or parts fused into one embedding.
-EmbeddingItem = Union[str, ContentPart, list[ContentPart]]
+EmbeddingItem = str | ContentPart | list[ContentPart]
 
 
 class EmbeddingRequest(_Wire):
@@ -161,18 +159,6 @@ class ErrorResponse(_Wire):
     """OpenAI's error shape, which its client turns into ``APIStatusError.message``."""
 
     error: ErrorBody
-
-
-def check_text(text: str, what: str) -> None:
-    """Refuse (400) text that is not valid Unicode: JSON's ``"\\ud800"`` escape gives a lone surrogate, which no
-    tokenizer takes and which cannot be written back as UTF-8."""
-    if text.isascii():
-        return
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        message = f"{what} is not valid Unicode: {exc.reason} at character {exc.start}"
-        raise ApiError(400, message, "invalid_text") from None
 
 
 def validation_message(errors: list[dict[str, Any]]) -> tuple[int, str]:

@@ -1,12 +1,11 @@
-"""The knowledge base over HTTP: ``POST /v1/search``, ``GET /v1/kb`` (what it holds and takes), the search page at
-``/``, and (``kb_files``) the thumbnails, files and page images results link to."""
+"""The knowledge base over HTTP: ``POST /v1/search``, ``GET /v1/kb`` (what it holds and takes) and the search page
+at ``/``; ``kb_files`` serves the thumbnails, files and page images results link to."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+import contextlib
 from importlib import resources
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -14,11 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from omnivec.errors import InputError
-from omnivec.inputs.sources import FetchPolicy
 from omnivec.serve.errors import ApiError
-from omnivec.serve.kb_files import KBFiles, files_router
+from omnivec.serve.kb_files import KBFiles
 from omnivec.serve.openapi import errors
-from omnivec.serve.schemas import check_text
+from omnivec.serve.request_decoding import check_text, decode_query_image
+from omnivec.serve.state import KBAccess, ServerState, kb_access
+
+if TYPE_CHECKING:
+    from omnivec.kb.search import Result
 
 # Filter sizes: a path longer than any file system allows, and lists longer than the kinds there are, are refused
 # (422) before they reach the store's query language.
@@ -49,70 +51,69 @@ class SearchRequest(BaseModel):
     filters: SearchFilters | None = None
 
 
-def search_router(searcher: Any, authorize: Callable[[Request], None], api_key: str | None,
-                  policy: FetchPolicy, max_image_pixels: int) -> APIRouter:
-    """Routes for one KB ``searcher`` (``omnivec.kb.search.Searcher``). Searches run one at a time in a worker
-    thread: the searcher's models are not thread-safe, and the event loop stays free. A query image is refused
-    past ``max_image_pixels`` (the server's per-image limit, as for ``/v1/embeddings``)."""
-    from omnivec.inputs.image import ImageTooLarge, load_image
+router = APIRouter()
+
+
+@router.post("/v1/search", responses=errors(400, 401, 413, 422))
+async def search(body: SearchRequest, request: Request) -> dict[str, Any]:
+    state, kb = kb_access(request)
+    state.authorize(request)
+    return {"object": "list", "data": await run_in_threadpool(_run, body, state, kb)}
+
+
+@router.get("/v1/kb", responses=errors(401))
+async def about(request: Request) -> dict[str, Any]:
+    """The KB's spaces and the queries each takes, its reranker, and how many files it holds."""
+    from omnivec.kb.manifest import indexed_versions
+
+    state, kb = kb_access(request)
+    state.authorize(request)
+    searcher = kb.searcher
+    count = len(await run_in_threadpool(indexed_versions, searcher.kb_dir / "manifest.sqlite"))
+    spaces = [{"name": space.name, "queries": [m for m in ("text", "image") if space.takes_query(m)]}
+              for space in searcher.spaces]
+    reranker = getattr(searcher.reranker, "name_or_path", None) if searcher.reranker is not None else None
+    return {"object": "kb", "files": count, "spaces": spaces, "reranker": reranker}
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def page() -> HTMLResponse:
+    """The search page; it holds no data, so it needs no key (it asks for one when the API does)."""
+    return HTMLResponse(resources.files("omnivec.serve").joinpath("web/search.html").read_text("utf-8"))
+
+
+def _run(body: SearchRequest, state: ServerState, kb: KBAccess) -> list[dict[str, Any]]:
+    """One search, in a worker thread: searches run one at a time (the searcher's models are not thread-safe, and
+    a model the server also serves waits for its batcher's call to end), and the event loop stays free. A query
+    image is refused past the server's per-image pixel limit, as for ``/v1/embeddings``."""
+    check_text(body.query or "", "'query'")
+    image = None
+    if body.image is not None:
+        image = decode_query_image(body.image, state.settings.fetch_policy, state.settings.max_image_pixels)
+    where = _filter(body.filters) if body.filters is not None else None
+    with kb.lock, contextlib.ExitStack() as held:
+        for lock in kb.model_locks:
+            held.enter_context(lock)
+        try:
+            results = kb.searcher.search(body.query or None, image, body.k, where, body.fusion, rerank=body.rerank)
+        except InputError as exc:
+            raise ApiError(400, str(exc), "invalid_query") from None
+    return [result_json(result, kb.files) for result in results]
+
+
+def result_json(result: Result, files: KBFiles) -> dict[str, Any]:
+    """One ``kb.search.Result`` as ``/v1/search`` returns it: its fields, its location as text and its links."""
+    return {**result.to_dict(), "location": result.location.describe(), **files.result_links(result)}
+
+
+def _filter(f: SearchFilters) -> Any:
+    """The filters as a store ``Filter``, each value checked for lone surrogates."""
     from omnivec.kb.stores.base import Filter
-    from omnivec.serve.app import check_image_url
 
-    router = APIRouter()
-    files = KBFiles(searcher.kb_dir, api_key)
-    router.include_router(files_router(files, authorize))
-    lock = threading.Lock()
-
-    def run(body: SearchRequest) -> list[dict[str, Any]]:
-        check_text(body.query or "", "'query'")
-        image = None
-        if body.image is not None:
-            check_text(body.image, "'image'")
-            check_image_url(body.image, "'image'", policy)
-            try:
-                image = load_image(body.image, index=0, policy=policy, max_pixels=max_image_pixels)
-            except ImageTooLarge as exc:
-                raise ApiError(413, f"'image' is too large: {exc}", "image_too_large") from None
-            except InputError as exc:
-                raise ApiError(400, f"'image' cannot be decoded: {exc}", "invalid_image") from None
-        where = None
-        if body.filters is not None:
-            f = body.filters
-            for what, value in (("filters.path_prefix", f.path_prefix),
-                                *((f"filters.modalities[{i}]", v) for i, v in enumerate(f.modalities or ())),
-                                *((f"filters.file_types[{i}]", v) for i, v in enumerate(f.file_types or ()))):
-                check_text(value or "", what)
-            # A list given empty stays empty (it matches nothing, as in the library); an absent one is None.
-            where = Filter(path_prefix=f.path_prefix, modalities=None if f.modalities is None else tuple(f.modalities),
-                           file_types=None if f.file_types is None else tuple(f.file_types))
-        with lock:
-            try:
-                results = searcher.search(body.query or None, image, body.k, where, body.fusion, rerank=body.rerank)
-            except InputError as exc:
-                raise ApiError(400, str(exc), "invalid_query") from None
-        return [{**result.to_dict(), "location": result.location.describe(), **files.result_links(result)}
-                for result in results]
-
-    @router.post("/v1/search", responses=errors(400, 401, 413, 422))
-    async def search(body: SearchRequest, request: Request) -> dict[str, Any]:
-        authorize(request)
-        return {"object": "list", "data": await run_in_threadpool(run, body)}
-
-    @router.get("/v1/kb", responses=errors(401))
-    async def about(request: Request) -> dict[str, Any]:
-        """The KB's spaces and the queries each takes, its reranker, and how many files it holds."""
-        from omnivec.kb.manifest import indexed_versions
-
-        authorize(request)
-        count = len(await run_in_threadpool(indexed_versions, searcher.kb_dir / "manifest.sqlite"))
-        spaces = [{"name": space.name, "queries": [m for m in ("text", "image") if space.takes_query(m)]}
-                  for space in searcher.spaces]
-        reranker = getattr(searcher.reranker, "name_or_path", None) if searcher.reranker is not None else None
-        return {"object": "kb", "files": count, "spaces": spaces, "reranker": reranker}
-
-    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def page() -> HTMLResponse:
-        """The search page; it holds no data, so it needs no key (it asks for one when the API does)."""
-        return HTMLResponse(resources.files("omnivec.serve").joinpath("web/search.html").read_text("utf-8"))
-
-    return router
+    for what, value in (("filters.path_prefix", f.path_prefix),
+                        *((f"filters.modalities[{i}]", v) for i, v in enumerate(f.modalities or ())),
+                        *((f"filters.file_types[{i}]", v) for i, v in enumerate(f.file_types or ()))):
+        check_text(value or "", what)
+    # A list given empty stays empty (it matches nothing, as in the library); an absent one is None.
+    return Filter(path_prefix=f.path_prefix, modalities=None if f.modalities is None else tuple(f.modalities),
+                  file_types=None if f.file_types is None else tuple(f.file_types))

@@ -1,0 +1,1 @@
+"""One ``APIRouter`` per endpoint group; each route reads the shared ``ServerState`` from ``request.app.state``."""
