@@ -53,13 +53,10 @@ class Space:
 def load_spaces(config: KBConfig, device: str | None = None) -> tuple[list[Space], list[str]]:
     """The spaces whose model loads, and a message for each that does not."""
     from omnivec import Embedder
-    from omnivec.models.defaults import DEFAULT_TEXT_MODEL, default_text_model
-
     spaces, problems = [], []
     for name, model_id in config.spaces.items():
-        source = default_text_model() if model_id == DEFAULT_TEXT_MODEL else model_id
         try:
-            model = Embedder(source, device=device)
+            model = Embedder(model_id, device=device)
         except ModelLoadError as exc:
             problems.append(f"model {model_id!r} for the {name} space is not available ({_first_line(exc)}): "
                             f"{_what(name)} will not be indexed or searched in this run.")
@@ -68,7 +65,7 @@ def load_spaces(config: KBConfig, device: str | None = None) -> tuple[list[Space
             problems.append(f"model {model_id!r} cannot embed {name} inputs (it takes "
                             f"{', '.join(model.modalities)}): the {name} space is left out.")
             continue
-        spaces.append(Space(name, model_id, model, source))
+        spaces.append(Space(name, model_id, model, model_id))
     return spaces, problems
 
 

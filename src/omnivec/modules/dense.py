@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from omnivec.errors import ModelLoadError
+from omnivec.loading.options import LoadOptions
 from omnivec.modules.base import Module
+
+# The default activation, one instance shared by every Dense that takes the default (it holds no state).
+_TANH = torch.nn.Tanh()
 
 
 class Dense(Module):
@@ -29,7 +34,7 @@ class Dense(Module):
         in_features: int,
         out_features: int,
         bias: bool = True,
-        activation_function: torch.nn.Module | None = torch.nn.Tanh(),
+        activation_function: torch.nn.Module | None = _TANH,
         module_input_name: str = "sentence_embedding",
         module_output_name: str | None = None,
     ) -> None:
@@ -57,7 +62,7 @@ class Dense(Module):
         self.save_weights(folder)
 
     @classmethod
-    def load(cls, folder: Path, **options: Any) -> Dense:
+    def load(cls, folder: Path, options: LoadOptions) -> Dense:
         config = cls.split_config(cls.read_config(folder), folder)
         if "activation_function" in config:
             config["activation_function"] = activation_from_path(config["activation_function"],
@@ -67,7 +72,7 @@ class Dense(Module):
         return module
 
 
-def activation_path(activation: torch.nn.Module) -> str:
+def activation_path(activation: Callable[..., Any]) -> str:
     """The class path a config stores for an activation module (as sentence-transformers writes it)."""
     cls = type(activation)
     return f"{cls.__module__}.{cls.__qualname__}"

@@ -66,7 +66,7 @@ def run_server(models: list[str], rerankers: list[str], host: str, port: int, ap
     header_timeout_s = _header_timeout(header_timeout_s)  # checked before the models load
 
     from omnivec import CrossEncoder, Embedder
-    from omnivec.models.defaults import DEFAULT_TEXT_MODEL, default_text_model
+    from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
     from omnivec.serve.app import create_app
     from omnivec.serve.edge import BODY_TIMEOUT_S
 
@@ -78,8 +78,7 @@ def run_server(models: list[str], rerankers: list[str], host: str, port: int, ap
     clash = sorted(set(embedder_sources) & set(reranker_sources))
     if clash:
         raise InputError(f"model name(s) {clash} used for both an embedder and a reranker.")
-    embedders = {name: Embedder(default_text_model() if src == DEFAULT_TEXT_MODEL else src)
-                 for name, src in embedder_sources.items()}
+    embedders = {name: Embedder(src) for name, src in embedder_sources.items()}
     reranker_models = {name: CrossEncoder(src) for name, src in reranker_sources.items()}
     searcher = None
     if kb is not None:  # POST /v1/search over it, with the KB config's own models and reranker
