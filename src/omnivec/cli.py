@@ -23,9 +23,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
         return run_demo(args.out, args.config)
     from omnivec import Embedder
-    from omnivec.models.defaults import default_text_model
+    from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
 
-    model = Embedder(args.model or default_text_model())
+    model = Embedder(args.model or DEFAULT_TEXT_MODEL)
     embeddings = model.encode(DEMO_SENTENCES)
     scores = model.similarity(embeddings, embeddings)
     print(f"{len(DEMO_SENTENCES)} sentences -> {embeddings.shape[1]}-d vectors ({model.similarity_fn_name} similarity)\n")
@@ -41,10 +41,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_encode(args: argparse.Namespace) -> int:
     from omnivec import Embedder
-    from omnivec.models.defaults import default_text_model
+    from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
 
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    model = Embedder(args.model or default_text_model())
+    model = Embedder(args.model or DEFAULT_TEXT_MODEL)
     embeddings = model.encode(texts, batch_size=args.batch_size, normalize_embeddings=args.normalize,
                               prompt_name=args.prompt_name)
     if args.output:

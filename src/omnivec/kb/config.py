@@ -11,7 +11,7 @@ from typing import Any
 import tomllib
 
 from omnivec.errors import InputError
-from omnivec.models.defaults import DEFAULT_TEXT_MODEL
+from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
 
 DEFAULT_SPACES = {  # the spaces and the chunk modality each embeds: passages; images, PDF pages, video frames; audio
     "text": DEFAULT_TEXT_MODEL,

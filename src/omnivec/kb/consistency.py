@@ -22,7 +22,7 @@ def model_identity(source: str) -> str:
     size, and a hash of its first and last MiB. Another checkpoint (retrained, another revision) differs in these;
     the same files moved or copied elsewhere do not. ``name:<source>`` where it is not a local folder (the files
     are unknown). Raises ``OSError`` where a file cannot be listed or read."""
-    from omnivec.models.hub import HubOptions, resolve_model_dir
+    from omnivec.loading.hub import HubOptions, resolve_model_dir
 
     try:
         folder = Path(resolve_model_dir(source, HubOptions(local_files_only=True)))

@@ -57,12 +57,9 @@ def load_spaces(config: KBConfig, device: str | None = None,
     """The spaces whose model loads, and a message for each that does not. ``models``: where models already
     loaded (the server's) are reused and new ones kept, by the source the config names."""
     from omnivec import Embedder
-    from omnivec.models.defaults import DEFAULT_TEXT_MODEL, default_text_model
-
     spaces, problems = [], []
     for name, model_id in config.spaces.items():
-        source = default_text_model() if model_id == DEFAULT_TEXT_MODEL else model_id
-        load = functools.partial(Embedder, source, device=device)
+        load = functools.partial(Embedder, model_id, device=device)
         try:
             model = models.get("embedder", model_id, load) if models is not None else load()
         except ModelLoadError as exc:
@@ -73,7 +70,7 @@ def load_spaces(config: KBConfig, device: str | None = None,
             problems.append(f"model {model_id!r} cannot embed {name} inputs (it takes "
                             f"{', '.join(model.modalities)}): the {name} space is left out.")
             continue
-        spaces.append(Space(name, model_id, model, source))
+        spaces.append(Space(name, model_id, model, model_id))
     return spaces, problems
 
 

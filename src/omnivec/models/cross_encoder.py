@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import numbers
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from omnivec.errors import InputError
-from omnivec.models.hub import HubOptions
-from omnivec.models.pipeline import Pipeline, default_device, load_options
+from omnivec.loading.hub import HubOptions
+from omnivec.loading.options import LoadOptions
+from omnivec.models.base_model import BaseModel
 from omnivec.models.scorers import Scorer, build_scorer, with_template_head
 from omnivec.models.templates import RerankTemplate, resolve_template
 from omnivec.models.text_cut import PairCutter
@@ -27,7 +29,7 @@ from omnivec.modules.transformer import Transformer
 Pair = Sequence[str]
 
 
-class CrossEncoder(Pipeline):
+class CrossEncoder(BaseModel):
     """Scores pairs with a ``*ForSequenceClassification`` model, or a causal LM through a ``LogitScore`` head.
 
     Args:
@@ -69,30 +71,52 @@ class CrossEncoder(Pipeline):
     ) -> None:
         if (model_name_or_path is None) == (modules is None):
             raise ValueError("Pass exactly one of model_name_or_path or modules.")
-        model_config: dict[str, Any] = {}
-        if model_name_or_path is not None:
-            hub = HubOptions(revision=revision, token=token, cache_folder=cache_folder, local_files_only=local_files_only)
-            config_kwargs = {**(config_kwargs or {}), **({"num_labels": num_labels} if num_labels else {})}
-            options = load_options(dtype=dtype, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs,
-                                   tokenizer_kwargs=processor_kwargs, config_kwargs=config_kwargs)
-            options["max_seq_length"] = max_length
-            folder, loaded, model_config = self.read_folder(model_name_or_path, hub, options)
-            template = resolve_template(template if template is not None else model_config.get("rerank_template"))
-            if loaded is None:
-                loaded, model_config = _default_modules(folder, options, max_length, template)
-            modules = loaded
-        assert modules is not None  # exactly one of model_name_or_path and modules (checked above)
-        template = resolve_template(template)
-        super().__init__(*with_template_head(modules, template))
-        self.name_or_path = str(model_name_or_path) if model_name_or_path is not None else None
-        if max_length is not None:
-            self.transformer.max_seq_length = max_length
-        self._set_prompts(model_config, prompts, default_prompt_name)
-        self.template = template
-        self.activation_fn = activation_fn or self._default_activation(model_config.get("activation_fn"))
-        self.to(device or default_device())
-        self.eval()
+        options = LoadOptions(
+            dtype=dtype, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs or {},
+            tokenizer_kwargs=processor_kwargs or {}, max_seq_length=max_length,
+            config_kwargs={**(config_kwargs or {}), **({"num_labels": num_labels} if num_labels else {})},
+            hub=HubOptions(revision=revision, token=token, cache_folder=cache_folder, local_files_only=local_files_only),
+        )
+        super().__init__(model_name_or_path, modules, options, device=device, prompts=prompts,
+                         default_prompt_name=default_prompt_name,
+                         config={"rerank_template": template, "activation_fn": activation_fn})
+
+    @classmethod
+    def _default_modules(cls, folder: Path, options: LoadOptions,
+                         config: Mapping[str, Any]) -> tuple[list[Module], dict[str, Any]]:
+        """A plain checkpoint: sequence classification, or a causal LM as a yes/no LogitScore reranker. An old
+        sentence-transformers CrossEncoder keeps its activation under config.json's "sentence_transformers" key."""
+        hf_config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        architectures = hf_config.get("architectures") or []
+        vision_lm = (bool(architectures) and architectures[0].endswith("ForConditionalGeneration")
+                     and "vision_config" in hf_config)
+        if architectures and (architectures[0].endswith("ForCausalLM") or vision_lm):
+            transformer = Transformer.from_options(folder, options,
+                                                   transformer_task="any-to-any" if vision_lm else "text-generation")
+            template = resolve_template(config.get("rerank_template"))
+            tokens = (template.true_token, template.false_token) if template is not None else ("yes", "no")
+            return [transformer, LogitScore.from_tokens(transformer.tokenizer, *tokens)], {}
+        if not any(a.endswith("ForSequenceClassification") for a in architectures):
+            options = replace(options, config_kwargs={"num_labels": 1, **options.config_kwargs})
+        transformer = Transformer.from_options(folder, options, transformer_task="sequence-classification")
+        saved = (hf_config.get("sentence_transformers", {}).get("activation_fn")
+                 or hf_config.get("sbert_ce_default_activation_function"))
+        return [transformer], ({"activation_fn": saved} if saved else {})
+
+    def _assemble(self, modules: Sequence[Module], config: Mapping[str, Any]) -> list[Module]:
+        """The LogitScore head for the template (a new head when the loaded one scores other tokens)."""
+        return with_template_head(modules, resolve_template(config.get("rerank_template")))
+
+    def _configure(self, config: Mapping[str, Any]) -> None:
+        self.template = resolve_template(config.get("rerank_template"))
+        self.activation_fn = self._default_activation(config.get("activation_fn"))
         self.scorer: Scorer = build_scorer(self, self.logit_score, self.template)
+
+    def _model_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"activation_fn": activation_path(self.activation_fn)}
+        if self.template is not None:
+            config["rerank_template"] = self.template.to_config()
+        return config
 
     # -- properties -------------------------------------------------------------------------------
     @property
@@ -130,9 +154,13 @@ class CrossEncoder(Pipeline):
     def logit_score(self) -> LogitScore | None:
         return next(self.modules_of(LogitScore), None)  # type: ignore[arg-type]
 
-    def _default_activation(self, saved: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
-        if saved is not None:
-            return activation_from_path(saved, "The CrossEncoder config")
+    def _default_activation(self, chosen: str | Callable[[torch.Tensor], torch.Tensor] | None
+                            ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The caller's activation, else the saved one (a class path), else the default for this head."""
+        if callable(chosen):
+            return chosen
+        if chosen is not None:
+            return activation_from_path(chosen, "The CrossEncoder config")
         if self.template is not None and self.template.activation == "identity":
             return torch.nn.Identity()
         return torch.nn.Sigmoid() if self.num_labels == 1 else torch.nn.Identity()
@@ -234,17 +262,6 @@ class CrossEncoder(Pipeline):
             return torch.zeros((0, self.num_labels), device=self.device)
         return self.scorer.logits(checked, prompt)
 
-    # -- saving -----------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
-        """Save in the sentence-transformers layout (plus the reranker template, which it ignores)."""
-        config: dict[str, Any] = {"prompts": self.prompts, "default_prompt_name": self.default_prompt_name,
-                                  "activation_fn": activation_path(self.activation_fn)}
-        if self.template is not None:
-            config["rerank_template"] = self.template.to_config()
-        self.save_modules(path, config)
-
-    save_pretrained = save
-
 
 def _check_pairs(pairs: Sequence[Any], allow_images: bool) -> list[tuple[Any, Any]]:
     checked = []
@@ -264,24 +281,3 @@ def _check_pairs(pairs: Sequence[Any], allow_images: bool) -> list[tuple[Any, An
                                      f"character {exc.start}).") from None
         checked.append((pair[0], pair[1]))
     return checked
-
-
-def _default_modules(folder: Path, options: dict[str, Any], max_length: int | None,
-                     template: RerankTemplate | None) -> tuple[list[Module], dict[str, Any]]:
-    """A plain checkpoint: sequence classification, or a causal LM as a yes/no LogitScore reranker. An old
-    sentence-transformers CrossEncoder keeps its activation under config.json's "sentence_transformers" key."""
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    architectures = config.get("architectures") or []
-    kwargs = dict(dtype=options["dtype"], model_kwargs=options["model_kwargs"], tokenizer_kwargs=options["tokenizer_kwargs"],
-                  config_kwargs=options["config_kwargs"], max_seq_length=max_length)
-    vision_lm = bool(architectures) and architectures[0].endswith("ForConditionalGeneration") and "vision_config" in config
-    if architectures and (architectures[0].endswith("ForCausalLM") or vision_lm):
-        task = "any-to-any" if vision_lm else "text-generation"
-        transformer = Transformer(folder, transformer_task=task, **kwargs)
-        tokens = (template.true_token, template.false_token) if template is not None else ("yes", "no")
-        return [transformer, LogitScore.from_tokens(transformer.tokenizer, *tokens)], {}
-    kwargs["config_kwargs"] = {"num_labels": 1, **kwargs["config_kwargs"]} if not any(
-        a.endswith("ForSequenceClassification") for a in architectures) else kwargs["config_kwargs"]
-    transformer = Transformer(folder, transformer_task="sequence-classification", **kwargs)
-    saved = config.get("sentence_transformers", {}).get("activation_fn") or config.get("sbert_ce_default_activation_function")
-    return [transformer], ({"activation_fn": saved} if saved else {})

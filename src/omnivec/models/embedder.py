@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -14,8 +15,9 @@ from omnivec import similarity as sim
 from omnivec.errors import InputError
 from omnivec.inputs.modality import tag_inputs
 from omnivec.inputs.video import VideoSampling
-from omnivec.models.hub import HubOptions
-from omnivec.models.pipeline import Pipeline, default_device, load_options
+from omnivec.loading.hub import HubOptions
+from omnivec.loading.options import LoadOptions
+from omnivec.models.base_model import BaseModel
 from omnivec.modules.base import Module
 from omnivec.modules.pooling import Pooling
 from omnivec.modules.router import Router
@@ -30,7 +32,7 @@ logger = logging.getLogger(__name__)
 OutputValue = Literal["sentence_embedding", "token_embeddings"]
 
 
-class Embedder(Pipeline):
+class Embedder(BaseModel):
     """Embeds inputs into vectors; loads and saves sentence-transformers model folders.
 
     Args:
@@ -69,28 +71,42 @@ class Embedder(Pipeline):
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        model_config: dict[str, Any] = {}
         if model_name_or_path is not None and modules is not None:
             raise ValueError("Pass either model_name_or_path or modules, not both.")
-        if model_name_or_path is not None:
-            hub = HubOptions(revision=revision, token=token, cache_folder=cache_folder, local_files_only=local_files_only)
-            options = load_options(dtype=dtype, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs,
-                                   tokenizer_kwargs={**(tokenizer_kwargs or {}), **(processor_kwargs or {})},
-                                   config_kwargs=config_kwargs)
-            folder, loaded, model_config = self.read_folder(model_name_or_path, hub, options)
-            modules = loaded if loaded is not None else _default_modules(folder, options)
-        super().__init__(*(modules or []))
-        self.name_or_path = str(model_name_or_path) if model_name_or_path is not None else None
-        self._set_prompts(model_config, prompts, default_prompt_name)
-        self.similarity_fn_name = similarity_fn_name or model_config.get("similarity_fn_name") or "cosine"
-        self.truncate_dim = _check_truncate_dim(truncate_dim if truncate_dim is not None
-                                                else model_config.get("truncate_dim"))
+        options = LoadOptions(
+            dtype=dtype, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs or {},
+            tokenizer_kwargs={**(tokenizer_kwargs or {}), **(processor_kwargs or {})}, config_kwargs=config_kwargs or {},
+            hub=HubOptions(revision=revision, token=token, cache_folder=cache_folder, local_files_only=local_files_only),
+        )
+        super().__init__(model_name_or_path, modules, options, device=device, prompts=prompts,
+                         default_prompt_name=default_prompt_name,
+                         config={"similarity_fn_name": similarity_fn_name, "truncate_dim": truncate_dim})
+
+    @classmethod
+    def _default_modules(cls, folder: Path, options: LoadOptions,
+                         config: Mapping[str, Any]) -> tuple[list[Module], dict[str, Any]]:
+        """A plain Hugging Face checkpoint: Transformer + mean pooling (last-token pooling for causal LMs)."""
+        transformer = Transformer.from_options(folder, options)
+        if transformer.module_output_name != "token_embeddings":  # dual encoders emit pooled vectors themselves
+            return [transformer], {}
+        architectures = getattr(transformer.config, "architectures", None) or []
+        causal = bool(architectures) and architectures[0].endswith("ForCausalLM") and getattr(transformer.config,
+                                                                                              "is_causal", True)
+        return [transformer, Pooling(transformer.get_embedding_dimension(), "lasttoken" if causal else "mean")], {}
+
+    def _configure(self, config: Mapping[str, Any]) -> None:
+        self.similarity_fn_name = config.get("similarity_fn_name") or "cosine"
+        self.truncate_dim = _check_truncate_dim(config.get("truncate_dim"))
         self.video_sampling = VideoSampling()
         # Decode big JPEG files at reduced scale (>= 2x the model's input side). Off: full decode, the
         # numbers sentence-transformers gets from the same file paths.
         self.fast_image_decode = True
-        self.to(device or default_device())
-        self.eval()
+
+    def _model_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"similarity_fn_name": self.similarity_fn_name}
+        if self.truncate_dim is not None:
+            config["truncate_dim"] = self.truncate_dim
+        return config
 
     # -- properties -------------------------------------------------------------------------------
     @property
@@ -104,7 +120,7 @@ class Embedder(Pipeline):
 
     def _input_modules(self) -> list[Transformer]:
         first = self[0]
-        chains = list(first.sub_modules.values()) if isinstance(first, Router) else [[first]]
+        chains = list(first.chains.values()) if isinstance(first, Router) else [[first]]
         return [chain[0] for chain in chains if isinstance(chain[0], Transformer)]
 
     @property
@@ -120,11 +136,11 @@ class Embedder(Pipeline):
 
     def _stages(self, modality: str, task: str | None) -> tuple[Transformer, list[Module]]:
         """The module that prepares ``modality`` and the modules its features then run through."""
-        first, rest = self[0], list(self)[1:]
-        if isinstance(first, Router):
-            chain = first.route(task, modality)
-            return chain[0], chain + rest
-        return first, [first, *rest]
+        first, *rest = cast(list[Module], list(self))
+        chain = first.route(task, modality) if isinstance(first, Router) else [first]
+        if not isinstance(chain[0], Transformer):
+            raise TypeError(f"The modules that take {modality} inputs do not start with a Transformer module.")
+        return chain[0], [*chain, *rest]
 
     def _decode_options(self) -> DecodeOptions:
         processors = [m.processor for m in self._input_modules()]
@@ -151,8 +167,9 @@ class Embedder(Pipeline):
         """Length of the vectors ``encode`` returns (after ``truncate_dim``)."""
         dim = None
         for module in reversed(list(self)):
-            if hasattr(module, "get_embedding_dimension"):
-                dim = module.get_embedding_dimension()
+            dimension = getattr(module, "get_embedding_dimension", None)
+            if callable(dimension):
+                dim = cast("int | None", dimension())  # the modules' own get_embedding_dimension
                 break
         if self.truncate_dim is not None:
             return self.truncate_dim if dim is None else min(dim, self.truncate_dim)
@@ -161,7 +178,7 @@ class Embedder(Pipeline):
     get_embedding_dimension = get_sentence_embedding_dimension
 
     # -- encoding ---------------------------------------------------------------------------------
-    def encode(
+    def encode(  # noqa: C901 (sentence-transformers' encode signature: each of its options is checked here)
         self,
         inputs: Any,
         batch_size: int = 32,
@@ -296,28 +313,6 @@ class Embedder(Pipeline):
         """Score of ``a[i]`` against ``b[i]`` for each i."""
         return sim.get(self.similarity_fn_name, pairwise=True)(a, b)
 
-    # -- saving -----------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
-        """Save in the sentence-transformers layout (loadable by sentence-transformers and omnivec)."""
-        config: dict[str, Any] = {"prompts": self.prompts, "default_prompt_name": self.default_prompt_name,
-                                  "similarity_fn_name": self.similarity_fn_name}
-        if self.truncate_dim is not None:
-            config["truncate_dim"] = self.truncate_dim
-        self.save_modules(path, config)
-
-    save_pretrained = save
-
-
-def _default_modules(folder: Any, options: dict[str, Any]) -> list[Module]:
-    """A plain Hugging Face checkpoint: Transformer + mean pooling (last-token pooling for causal LMs)."""
-    transformer = Transformer(folder, dtype=options["dtype"], model_kwargs=options["model_kwargs"],
-                              tokenizer_kwargs=options["tokenizer_kwargs"], config_kwargs=options["config_kwargs"])
-    if transformer.module_output_name != "token_embeddings":  # dual encoders emit pooled vectors themselves
-        return [transformer]
-    architectures = getattr(transformer.config, "architectures", None) or []
-    causal = bool(architectures) and architectures[0].endswith("ForCausalLM") and getattr(transformer.config, "is_causal", True)
-    return [transformer, Pooling(transformer.get_embedding_dimension(), "lasttoken" if causal else "mean")]
-
 
 def _image_side(processor: Any) -> int | None:
     """The side length a model's image processor resizes to (for reduced-scale JPEG decoding)."""
@@ -329,7 +324,7 @@ def _image_side(processor: Any) -> int | None:
         if isinstance(size, int):
             return size
         # A dict, or (transformers 5) a SizeDict, whose keys are attributes and which is no dict.
-        get = size.get if isinstance(size, dict) else lambda key: getattr(size, key, None)
+        get = size.get if isinstance(size, dict) else lambda key, size=size: getattr(size, key, None)
         side = get("shortest_edge") or get("height")
         if side:
             return int(side)

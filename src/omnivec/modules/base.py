@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import torch
 
 from omnivec.errors import ModelLoadError
+from omnivec.loading.options import LoadOptions
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,9 @@ class Module(torch.nn.Module):
         self.save_config(folder)
 
     @classmethod
-    def load(cls, folder: Path, **options: Any) -> Module:
-        """Build the module from a local folder. ``options`` are model-wide load options a module may use."""
+    def load(cls, folder: Path, options: LoadOptions) -> Module:
+        """Build the module from a local folder. ``options`` are the model's load settings: a module without
+        weights from transformers (this default, Pooling, Normalize...) has none to apply."""
         return cls(**cls.split_config(cls.read_config(folder), folder))
 
     def save_weights(self, folder: Path) -> None:

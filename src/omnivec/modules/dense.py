@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from omnivec.errors import ModelLoadError
+from omnivec.loading.options import LoadOptions
 from omnivec.modules.base import Module
 
 # sentence-transformers' default activation, one shared instance as its signature's default is
@@ -60,7 +62,7 @@ class Dense(Module):
         self.save_weights(folder)
 
     @classmethod
-    def load(cls, folder: Path, **options: Any) -> Dense:
+    def load(cls, folder: Path, options: LoadOptions) -> Dense:
         config = cls.split_config(cls.read_config(folder), folder)
         if "activation_function" in config:
             config["activation_function"] = activation_from_path(config["activation_function"],

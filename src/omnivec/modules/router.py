@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from omnivec.errors import ModelLoadError
+from omnivec.loading.options import LoadOptions
 from omnivec.modules.base import Module, module_class_for
 
 RouteKey = tuple[str | None, str | None]
@@ -38,7 +39,7 @@ class Router(Module):
 
     def __init__(
         self,
-        sub_modules: dict[str, Sequence[Module]],
+        sub_modules: Mapping[str, Sequence[Module]],
         default_route: str | None = None,
         allow_empty_key: bool = True,
         route_mappings: dict[RouteKey, str] | None = None,
@@ -75,7 +76,17 @@ class Router(Module):
         return self.default_route
 
     def route(self, task: str | None, modality: str | None) -> list[Module]:
-        return list(self.sub_modules[self.resolve(task, modality)])
+        return self.chain(self.resolve(task, modality))
+
+    def chain(self, route: str) -> list[Module]:
+        """The modules of ``route``, in order."""
+        # __init__ builds each route as a Sequential of the Modules it was given.
+        return cast(list[Module], list(cast(torch.nn.Sequential, self.sub_modules[route])))
+
+    @property
+    def chains(self) -> dict[str, list[Module]]:
+        """Every route's modules, in order."""
+        return {name: self.chain(name) for name in self.sub_modules}
 
     def forward(self, features: dict[str, Any]) -> dict[str, Any]:
         for module in self.route(features.get("task"), features.get("modality")):
@@ -85,17 +96,18 @@ class Router(Module):
     @property
     def modalities(self) -> list[str]:
         found: list[str] = []
-        for chain in self.sub_modules.values():
+        for chain in self.chains.values():
             for modality in getattr(chain[0], "modalities", ["text"]):
                 if modality not in found:
                     found.append(modality)
         return found
 
     def get_embedding_dimension(self) -> int | None:
-        for chain in self.sub_modules.values():
-            for module in reversed(list(chain)):
-                if hasattr(module, "get_embedding_dimension"):
-                    return module.get_embedding_dimension()
+        for chain in self.chains.values():
+            for module in reversed(chain):
+                dimension = getattr(module, "get_embedding_dimension", None)
+                if callable(dimension):
+                    return cast("int | None", dimension())  # the modules' own get_embedding_dimension
         return None
 
     # -- save / load ----------------------------------------------------------------------------
@@ -103,7 +115,7 @@ class Router(Module):
         ids: dict[int, str] = {}
         types: dict[str, str] = {}
         structure: dict[str, list[str]] = {}
-        for name, chain in self.sub_modules.items():
+        for name, chain in self.chains.items():
             structure[name] = []
             for position, module in enumerate(chain):
                 if id(module) not in ids:  # a module shared by routes is saved once
@@ -118,7 +130,7 @@ class Router(Module):
             json.dump({"types": types, "structure": structure, "parameters": parameters}, f, indent=4)
 
     @classmethod
-    def load(cls, folder: Path, **options: Any) -> Router:
+    def load(cls, folder: Path, options: LoadOptions) -> Router:
         config = cls.read_config(folder)
         if not {"types", "structure"} <= set(config):
             raise ModelLoadError(f"{str(folder / cls.config_file_name)!r} needs 'types' and 'structure'.")
@@ -127,7 +139,7 @@ class Router(Module):
             subfolder = (folder / module_id).resolve()
             if folder.resolve() not in subfolder.parents:
                 raise ModelLoadError(f"Router module id {module_id!r} points outside {str(folder)!r}.")
-            modules[module_id] = module_class_for(type_name).load(subfolder, **options)
+            modules[module_id] = module_class_for(type_name).load(subfolder, options)
         routes = {name: [modules[i] for i in ids] for name, ids in config["structure"].items()}
         parameters = dict(config.get("parameters") or {})
         mappings = {}
@@ -137,5 +149,5 @@ class Router(Module):
         return cls(routes, **cls.split_config(parameters, folder), route_mappings=mappings)
 
     def __repr__(self) -> str:
-        routes = ", ".join(f"{name}: [{', '.join(type(m).__name__ for m in chain)}]" for name, chain in self.sub_modules.items())
+        routes = ", ".join(f"{name}: [{', '.join(type(m).__name__ for m in chain)}]" for name, chain in self.chains.items())
         return f"Router({routes}; default={self.default_route!r}, mappings={self.route_mappings})"

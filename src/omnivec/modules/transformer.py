@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from omnivec.errors import ModelLoadError
-from omnivec.models.hub import HubOptions, resolve_model_dir
+from omnivec.loading.hub import HubOptions, resolve_model_dir
+from omnivec.loading.options import KWARGS_FIELDS, LoadOptions
 from omnivec.modules.base import Module
 from omnivec.modules.processing import call_processor, chat_features, infer_modality_config
 
@@ -99,12 +100,14 @@ class Transformer(Module):
         if do_lower_case:
             _add_lowercase(self.tokenizer)
         if max_seq_length is None:
-            max_seq_length = self.tokenizer.model_max_length
+            limit = int(self.tokenizer.model_max_length)
             text_config = getattr(self.config, "text_config", None)
             max_positions = getattr(self.config, "max_position_embeddings", getattr(text_config, "max_position_embeddings", None))
             if max_positions is not None and max_positions > 0:
-                max_seq_length = min(max_seq_length, max_positions)
-        self.max_seq_length = int(max_seq_length)
+                limit = min(limit, max_positions)
+        else:
+            limit = max_seq_length
+        self.max_seq_length = int(limit)
         self._prompt_lengths: dict[str, int] = {}
         self._params_cache: dict[str, set[str]] = {}
 
@@ -131,10 +134,11 @@ class Transformer(Module):
             return text[-bound:] if left else text[:bound]
 
         if texts and isinstance(texts[0], tuple):
-            firsts, seconds = [cut(t[0]) for t in texts], [cut(t[1]) for t in texts]
+            pairs = cast(Sequence[tuple[str, str]], texts)  # one kind per call: pairs, or texts
+            firsts, seconds = [cut(t[0]) for t in pairs], [cut(t[1]) for t in pairs]
             enc = self.tokenizer(firsts, seconds, padding=False, truncation="longest_first", max_length=self.max_seq_length)
         else:
-            enc = self.tokenizer([cut(t) for t in texts], padding=False, truncation="longest_first",
+            enc = self.tokenizer([cut(t) for t in cast(Sequence[str], texts)], padding=False, truncation="longest_first",
                                  max_length=self.max_seq_length)
         return dict(enc)
 
@@ -219,19 +223,33 @@ class Transformer(Module):
         self.save_config(folder)
 
     @classmethod
-    def load(cls, folder: Path, **options: Any) -> Transformer:
-        raw = cls.read_config(folder)
-        init = cls.split_config(raw, folder)
-        kwargs: dict[str, dict[str, Any]] = {"model_kwargs": {}, "tokenizer_kwargs": {}, "config_kwargs": {}}
+    def load(cls, folder: Path, options: LoadOptions) -> Transformer:
+        return cls.from_options(folder, options, saved=cls.read_config(folder))
+
+    @classmethod
+    def from_options(cls, folder: Path, options: LoadOptions, *, saved: Mapping[str, Any] | None = None,
+                     transformer_task: str | None = None) -> Transformer:
+        """The Transformer of a local model folder, built from the load settings and the saved module config
+        (``sentence_bert_config.json``; none for a plain checkpoint, whose ``transformer_task`` the model class
+        chooses). The caller's kwargs win over saved ones; a saved config never grants ``trust_remote_code``.
+
+        The one place that reads ``options.backend``: another backend (ONNX, OpenVINO) is built here."""
+        saved = saved or {}
+        settings = cls.split_config(dict(saved), folder)
+        if transformer_task is not None:
+            settings["transformer_task"] = transformer_task
+        if options.max_seq_length is not None:
+            settings["max_seq_length"] = options.max_seq_length
+        kwargs: dict[str, dict[str, Any]] = {target: {} for target in KWARGS_FIELDS}
         for key, target in _KWARG_KEYS.items():
-            saved = dict(raw.get(key) or {})
-            saved.pop("trust_remote_code", None)  # a config file never grants code execution
-            kwargs[target].update(saved)
-        for target in kwargs:
-            kwargs[target].update(options.get(target) or {})
-        if options.get("max_seq_length") is not None:
-            init["max_seq_length"] = options["max_seq_length"]
-        return cls(folder, **init, **kwargs, dtype=options.get("dtype"))
+            kept = {k: v for k, v in (saved.get(key) or {}).items() if k != "trust_remote_code"}
+            kwargs[target].update(kept)
+        for target in KWARGS_FIELDS:
+            kwargs[target].update(options.from_pretrained_kwargs(target))
+        if options.backend == "torch":
+            return cls(folder, **settings, model_kwargs=kwargs["model_kwargs"], tokenizer_kwargs=kwargs["tokenizer_kwargs"],
+                       config_kwargs=kwargs["config_kwargs"], dtype=options.dtype)
+        raise ModelLoadError(f"backend {options.backend!r} has no Transformer implementation.")
 
     def __repr__(self) -> str:
         return (f"Transformer({type(self.model).__name__}, task={self.transformer_task}, "

@@ -62,7 +62,7 @@ def load_models(models: list[str], rerankers: list[str], kb: str | None = None,
     A model the KB's config names too (same folder or Hub id) is loaded once and shared."""
     from omnivec import CrossEncoder, Embedder
     from omnivec.models.cache import ModelCache
-    from omnivec.models.defaults import DEFAULT_TEXT_MODEL, default_text_model
+    from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
 
     embedder_sources = parse_models(models or [DEFAULT_TEXT_MODEL])
     reranker_sources = parse_models(rerankers)
@@ -70,8 +70,7 @@ def load_models(models: list[str], rerankers: list[str], kb: str | None = None,
     if clash:
         raise InputError(f"model name(s) {clash} used for both an embedder and a reranker.")
     cache = ModelCache()
-    embedders = {name: cache.get("embedder", src, lambda src=src: Embedder(
-                     default_text_model() if src == DEFAULT_TEXT_MODEL else src))
+    embedders = {name: cache.get("embedder", src, lambda src=src: Embedder(src))
                  for name, src in embedder_sources.items()}
     reranker_models = {name: cache.get("cross-encoder", src, lambda src=src: CrossEncoder(src))
                        for name, src in reranker_sources.items()}

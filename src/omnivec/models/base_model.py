@@ -1,0 +1,239 @@
+"""BaseModel: the one loading path of Embedder and CrossEncoder, and their save.
+
+A model is an ordered list of modules. BaseModel resolves a folder, Hub id or default model, reads
+``modules.json`` and ``config_sentence_transformers.json`` (or asks the subclass for the default modules of a
+plain Hugging Face checkpoint), merges prompts, places the model on a device, and writes the same layout back.
+Subclasses add their task API and four hooks: ``_default_modules``, ``_assemble``, ``_configure`` and
+``_model_config``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from omnivec._version import __version__
+from omnivec.errors import ModelLoadError, ModelNotFoundError
+from omnivec.loading.hub import MODEL_MARKER_FILES, resolve_model_dir
+from omnivec.loading.options import LoadOptions
+from omnivec.modules.base import Module, module_class_for
+from omnivec.modules.router import Router
+from omnivec.modules.transformer import Transformer
+
+logger = logging.getLogger(__name__)
+
+MODEL_CONFIG_FILE = "config_sentence_transformers.json"
+MODULES_FILE = "modules.json"
+
+
+class BaseModel(torch.nn.Sequential):
+    """Modules applied in order to a features dict; loaded from and saved to the sentence-transformers layout.
+
+    Args:
+        model_name_or_path: a local folder, a Hub id (a default model is found offline first: ``loading/``), or
+            None to build from ``modules``.
+        modules: the modules, when not loading.
+        options: the load settings every module's ``load`` receives.
+        device: where the model runs (default: the fastest device torch sees).
+        prompts / default_prompt_name: the caller's prompts; they override the saved ones by name.
+        config: the caller's model-config settings (a None value: not given); they win over the saved
+            ``config_sentence_transformers.json`` and over what a plain checkpoint says.
+    """
+
+    model_type: ClassVar[str] = "SentenceTransformer"
+
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike | None,
+        modules: Sequence[Module] | None,
+        options: LoadOptions,
+        *,
+        device: str | torch.device | None = None,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        given = {key: value for key, value in (config or {}).items() if value is not None}
+        model_config: dict[str, Any] = dict(given)
+        if model_name_or_path is not None:
+            modules, model_config = self._read_folder(model_name_or_path, options, given)
+        super().__init__(*self._assemble(modules or [], model_config))
+        self.name_or_path = str(model_name_or_path) if model_name_or_path is not None else None
+        if options.max_seq_length is not None and len(self):
+            self.max_seq_length = options.max_seq_length
+        self._set_prompts(model_config, prompts, default_prompt_name)
+        self._configure(model_config)
+        self.to(device or default_device())
+        self.eval()
+
+    # -- subclass hooks ---------------------------------------------------------------------------
+    @classmethod
+    def _default_modules(cls, folder: Path, options: LoadOptions,
+                         config: Mapping[str, Any]) -> tuple[list[Module], dict[str, Any]]:
+        """The modules of a plain Hugging Face checkpoint (config.json, no modules.json), and model-config
+        settings the checkpoint itself carries. ``config``: the saved and the caller's settings."""
+        raise NotImplementedError
+
+    def _assemble(self, modules: Sequence[Module], config: Mapping[str, Any]) -> list[Module]:
+        """The modules the model is built from, given the loaded (or passed) ones and the model config; a subclass
+        may swap a head for one its settings need here, before the model exists (modules are never changed after)."""
+        return list(modules)
+
+    def _configure(self, config: Mapping[str, Any]) -> None:
+        """Read this model class's settings from the model config (saved, then the caller's)."""
+
+    def _model_config(self) -> dict[str, Any]:
+        """This model class's settings, written to config_sentence_transformers.json beside the prompts."""
+        return {}
+
+    # -- prompts ----------------------------------------------------------------------------------
+    def _set_prompts(self, model_config: Mapping[str, Any], prompts: dict[str, str] | None,
+                     default_prompt_name: str | None) -> None:
+        """Saved prompts, overridden by the caller's."""
+        self.prompts: dict[str, str] = {**(model_config.get("prompts") or {}), **(prompts or {})}
+        self.default_prompt_name = default_prompt_name or model_config.get("default_prompt_name")
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise ValueError(f"default_prompt_name {self.default_prompt_name!r} is not among the prompts "
+                             f"{sorted(self.prompts)}.")
+
+    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
+        if prompt is not None:
+            return prompt
+        name = prompt_name if prompt_name is not None else self.default_prompt_name
+        if name is None:
+            return None
+        if name not in self.prompts:
+            raise ValueError(f"prompt_name {name!r} is not among this model's prompts {sorted(self.prompts)}.")
+        return self.prompts[name]
+
+    def forward(self, features: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]
+        for module in self:
+            features = module(features)
+        return features
+
+    # -- loading ----------------------------------------------------------------------------------
+    @classmethod
+    def _read_folder(cls, name_or_path: str | os.PathLike, options: LoadOptions,
+                     given: Mapping[str, Any]) -> tuple[list[Module], dict[str, Any]]:
+        """The modules of a model folder (modules.json, else the class's defaults) and its model config."""
+        folder = resolve_model_dir(name_or_path, options.hub)
+        saved = _read_json(folder / MODEL_CONFIG_FILE) if (folder / MODEL_CONFIG_FILE).is_file() else {}
+        if not isinstance(saved, dict):
+            raise ModelLoadError(f"{str(folder / MODEL_CONFIG_FILE)!r} must hold a JSON object.")
+        if (folder / MODULES_FILE).is_file():
+            return _load_modules(folder, options), {**saved, **given}
+        if (folder / "config.json").is_file():
+            modules, from_checkpoint = cls._default_modules(folder, options, {**saved, **given})
+            return modules, {**saved, **from_checkpoint, **given}
+        raise ModelNotFoundError(
+            f"Model folder {str(folder)!r} holds neither {' nor '.join(MODEL_MARKER_FILES)}: it is not a "
+            "sentence-transformers or Hugging Face model folder."
+        )
+
+    # -- saving -----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Save in the sentence-transformers layout (loadable by sentence-transformers and omnivec)."""
+        import transformers
+
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        entries = []
+        for index, (name, module) in enumerate(self._modules.items()):
+            if not isinstance(module, Module):
+                raise TypeError(f"Module {name!r} is a {type(module).__name__}, not an omnivec Module: it has no "
+                                "sentence-transformers config to save.")
+            subfolder = "" if index == 0 and module.save_in_root else f"{index}_{type(module).__name__}"
+            target = folder / subfolder
+            target.mkdir(parents=True, exist_ok=True)
+            module.save(target)
+            entries.append({"idx": index, "name": name, "path": subfolder, "type": module.st_type})
+        with open(folder / MODULES_FILE, "w", encoding="utf-8") as f:
+            json.dump(entries, f, indent=2)
+        config = {
+            "model_type": self.model_type,
+            "__version__": {"omnivec": __version__, "transformers": transformers.__version__,
+                            "pytorch": torch.__version__},
+            "prompts": self.prompts,
+            "default_prompt_name": self.default_prompt_name,
+            **self._model_config(),
+        }
+        with open(folder / MODEL_CONFIG_FILE, "w", encoding="utf-8") as f:
+            json.dump(config, f, indent=2, sort_keys=True)
+
+    save_pretrained = save
+
+    # -- shared helpers -------------------------------------------------------------------------
+    @property
+    def transformer(self) -> Transformer:
+        """The input Transformer (for a Router: the default route's)."""
+        first = self[0] if len(self) else None
+        if isinstance(first, Router):
+            first = first.route(None, None)[0]
+        if not isinstance(first, Transformer):
+            raise TypeError(f"This {type(self).__name__} does not start with a Transformer module.")
+        return first
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.transformer.tokenizer
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.transformer.max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        self.transformer.max_seq_length = int(value)
+
+    def modules_of(self, cls: type[Module]) -> Iterable[Module]:
+        return (m for m in self if isinstance(m, cls))
+
+    @property
+    def device(self) -> torch.device:
+        for tensor in self.parameters():
+            return tensor.device
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for tensor in self.parameters():
+            if tensor.is_floating_point():
+                return tensor.dtype
+        return torch.float32
+
+
+def default_device() -> str:
+    """cuda, then mps, then cpu: the fastest device torch can see."""
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{str(path)!r} is not valid JSON: {exc}") from None
+
+
+def _load_modules(folder: Path, options: LoadOptions) -> list[Module]:
+    entries = _read_json(folder / MODULES_FILE)
+    if not isinstance(entries, list) or not entries:
+        raise ModelLoadError(f"{str(folder / MODULES_FILE)!r} must be a non-empty JSON list of modules.")
+    modules: list[Module] = []
+    for position, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "type" not in entry or "path" not in entry:
+            raise ModelLoadError(f"modules.json entry {position} in {str(folder)!r} needs 'type' and 'path': {entry!r}")
+        subfolder = (folder / entry["path"]).resolve()
+        if folder.resolve() not in (subfolder, *subfolder.parents):
+            raise ModelLoadError(f"modules.json entry {position} path {entry['path']!r} points outside {str(folder)!r}.")
+        modules.append(module_class_for(entry["type"]).load(subfolder, options))
+    return modules
