@@ -197,7 +197,7 @@ class CrossEncoder(Pipeline):
         """``[{"corpus_id", "score", "text"?}]`` sorted by score, best first (a generative reranker computes
         the shared instruction + query prefix once). ``top_k``: how many to return (None: all)."""
         if self.num_labels != 1:
-            raise ValueError("rank() needs a model with one label; use predict() for multi-label models.")
+            raise InputError("rank() needs a model with one label; use predict() for multi-label models.")
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 0):
             raise InputError(f"top_k must be a whole number >= 0 or None (all documents), got {top_k!r}.")
         pairs = self._cut_pairs(_check_pairs([(query, d) for d in documents], self.takes_images)) if documents else []
@@ -231,7 +231,7 @@ class CrossEncoder(Pipeline):
         if not pairs:
             return torch.zeros((0, self.num_labels))
         if batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+            raise InputError(f"batch_size must be a positive integer, got {batch_size}.")
         if self.takes_images and any(pair_has_image(p) for p in pairs):
             return self._score_with_images(pairs, batch_size, prompt, show_progress_bar)
         encoded = self._encode_pairs(pairs, prompt)

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from omnivec.errors import InputError
 from omnivec.inputs.modality import Item
 from omnivec.runtime.batching import plan_batches, progress, restore_order
 from omnivec.runtime.prefetch import prefetched
@@ -141,7 +142,7 @@ def _run(modules: Sequence[torch.nn.Module], features: dict[str, Any]) -> dict[s
 def _outputs(features: dict[str, Any], output_value: str) -> list[torch.Tensor]:
     if output_value == "token_embeddings":
         if "token_embeddings" not in features or "attention_mask" not in features:
-            raise ValueError("output_value='token_embeddings' needs a model that produces token embeddings; "
+            raise InputError("output_value='token_embeddings' needs a model that produces token embeddings; "
                              "this one outputs pooled vectors directly.")
         return [row[mask.bool()].cpu() for row, mask in zip(features["token_embeddings"], features["attention_mask"])]
     return list(features["sentence_embedding"].cpu())

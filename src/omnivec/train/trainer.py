@@ -11,6 +11,7 @@ from typing import Any
 import torch
 import transformers
 
+from omnivec.errors import ConfigError
 from omnivec.train.args import TrainingArguments
 from omnivec.train.data import LABEL_COLUMNS, Collator, ColumnPlan, Rows, check_rows, column_names, plan_columns
 from omnivec.train.model_card import write_model_card
@@ -36,7 +37,7 @@ class _Trainer(transformers.Trainer):
         optimizers: tuple[Any, Any] = (None, None),
     ) -> None:
         if train_dataset is None:
-            raise ValueError("train_dataset is required: a datasets.Dataset or a list of dicts.")
+            raise ConfigError("train_dataset is required: a datasets.Dataset or a list of dicts.")
         args = args or TrainingArguments(output_dir="omnivec-training", report_to="none")
         if not isinstance(args, TrainingArguments):
             raise TypeError("args must be omnivec.train.TrainingArguments (transformers' plus prompts, router_mapping "

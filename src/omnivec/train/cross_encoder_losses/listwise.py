@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from omnivec.errors import InputError
+from omnivec.errors import ConfigError, InputError
 from omnivec.train.cross_encoder_losses.base import PairLoss
 from omnivec.train.losses.base import LossSpec
 
@@ -67,7 +67,7 @@ class LambdaLoss(ListwiseLoss):
                  mini_batch_size: int | None = None) -> None:
         super().__init__(activation, mini_batch_size)
         if weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting {weighting!r} is not one of {WEIGHTINGS}.")
+            raise ConfigError(f"weighting {weighting!r} is not one of {WEIGHTINGS}.")
         self.weighting, self.k, self.sigma, self.mu, self.eps = weighting, k, sigma, mu, eps
 
     def config(self) -> dict[str, Any]:
