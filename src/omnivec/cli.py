@@ -23,6 +23,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.sentences:
         from omnivec.kb.demo import run_demo
 
+        if args.config is not None:  # named before the sample folder is written
+            from pathlib import Path
+
+            from omnivec.kb.config import load_config
+
+            load_config(Path(args.out or "."), args.config)
         return run_demo(args.out, args.config)
     import numpy as np
 
@@ -147,8 +153,8 @@ def _check_serve_settings(args: argparse.Namespace) -> None:
 
 def _model_name(spec: str) -> str:
     """The name a ``NAME=PATH_OR_ID`` or bare ``PATH_OR_ID`` serves under (its last path component)."""
-    name, sep, source = spec.partition("=")
-    return name if sep else source.rstrip("/").split("/")[-1]
+    name, sep, _ = spec.partition("=")
+    return name if sep else spec.rstrip("/").split("/")[-1]
 
 
 def _model_spec(value: str) -> str:

@@ -127,8 +127,9 @@ def run_config(path: str | Path) -> dict[str, Any]:
     args.setdefault("report_to", "none")
     if args.get("eval_strategy", "no") != "no" and eval_rows is None and evaluator is None:
         raise ConfigError(f"{where}: args.eval_strategy is set but there is no data.eval file or evaluator.")
+    args = _numbers(args, where)
     try:
-        training_args = TrainingArguments(**_numbers(args, where))
+        training_args = TrainingArguments(**args)
     except TypeError as exc:
         raise ConfigError(f"{where}: 'args' has an argument TrainingArguments does not take ({exc}).") from None
     except ValueError as exc:  # transformers' own checks (an unknown strategy name, ...)
@@ -190,14 +191,14 @@ def _rows(data: dict[str, Any], split: str, where: str) -> list[dict[str, Any]]:
         rows = read_rows(data[split], **(data.get("format") or {}))
     except ConfigError as exc:
         raise ConfigError(f"{where}: data: {exc}") from None
-    _check_columns(data, split, rows, where)
+    _check_columns("data", data, split, rows, where)
     if data.get("label"):
         numeric_labels(rows, data["label"], float(data.get("label_scale", 1.0)), f"{data[split]!r}")
     return rows
 
 
-def _check_columns(data: dict[str, Any], split: str, rows: list[dict[str, Any]], where: str) -> None:
-    """``data.columns`` and ``data.label`` name columns the file has (its first row's keys)."""
+def _check_columns(section: str, data: dict[str, Any], split: str, rows: list[dict[str, Any]], where: str) -> None:
+    """``<section>.columns`` and ``<section>.label`` name columns the file has (its first row's keys)."""
     if not rows:
         return
     present = set(rows[0])
@@ -206,8 +207,8 @@ def _check_columns(data: dict[str, Any], split: str, rows: list[dict[str, Any]],
         wanted = [value] if isinstance(value, str) else list(value or [])
         missing = [name for name in wanted if name not in present]
         if missing:
-            raise ConfigError(f"{where}: data.{key} names {missing}, not column(s) of data.{split} {data[split]!r}; "
-                              f"its columns: {sorted(present)}.")
+            raise ConfigError(f"{where}: {section}.{key} names {missing}, not column(s) of {section}.{split} "
+                              f"{data[split]!r}; its columns: {sorted(present)}.")
 
 
 def _loss(config: dict[str, Any], cross_encoder: bool, where: str) -> Any:
@@ -224,10 +225,13 @@ def _loss(config: dict[str, Any], cross_encoder: bool, where: str) -> Any:
         raise ConfigError(f"{where}: loss {name!r} is not an {kind} loss; choose one of {available}.")
     try:
         loss = getattr(namespace, name)(**kwargs)
-        if config.get("matryoshka_dims"):
-            loss = losses.MatryoshkaLoss(loss, config["matryoshka_dims"])
-    except (TypeError, ConfigError) as exc:
+    except (TypeError, ValueError) as exc:  # ConfigError is a ValueError
         raise ConfigError(f"{where}: bad arguments for {name}: {exc}") from None
+    if config.get("matryoshka_dims"):
+        try:
+            loss = losses.MatryoshkaLoss(loss, config["matryoshka_dims"])
+        except (TypeError, ValueError) as exc:  # ConfigError is a ValueError
+            raise ConfigError(f"{where}: matryoshka_dims: {exc}") from None
     return loss
 
 
@@ -246,7 +250,7 @@ def _evaluator(spec: dict[str, Any] | None, data: dict[str, Any], where: str) ->
         label = spec.get("label") or data.get("label") or "score"
         if len(columns) != 2:
             raise ConfigError(f"{where}: the sts evaluator needs 2 text columns, got columns {columns!r}.")
-        _check_columns({"data": spec["data"], "columns": columns, "label": label}, "data", rows, where)
+        _check_columns("evaluator", {"data": spec["data"], "columns": columns, "label": label}, "data", rows, where)
         first, second = columns
         numeric_labels(rows, label, 1.0, repr(spec["data"]))
         return evaluation.EmbeddingSimilarityEvaluator([r[first] for r in rows], [r[second] for r in rows],
