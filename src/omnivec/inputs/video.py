@@ -129,9 +129,9 @@ def _duration(container: Any, stream: Any) -> float:
         return float(stream.duration * stream.time_base)
     tag = (stream.metadata or {}).get("DURATION")  # Matroska/WebM keep it as a per-track tag
     try:
-        hours, minutes, seconds = tag.split(":")
+        hours, minutes, seconds = str(tag).split(":")  # no tag: "None", one part, a ValueError
         return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    except (AttributeError, ValueError):
+    except ValueError:
         pass
     if container.duration is not None:
         return container.duration / 1_000_000

@@ -153,5 +153,5 @@ def resolve_template(template: RerankTemplate | str | dict[str, Any] | None) -> 
         return PRESETS[template]
     if "{" not in template:
         raise ConfigError(f"Unknown reranker template preset {template!r}; presets: {sorted(PRESETS)}, or pass a "
-                         "template string with {query} and {document}.")
+                          "template string with {query} and {document}.")
     return RerankTemplate.from_string(template)

@@ -33,14 +33,14 @@ class RunOptions:
 
 
 def _per_modality(units: Sequence[Unit],
-                  embed: Callable[[str, list[Unit]], Sequence[torch.Tensor]]) -> list[torch.Tensor]:
-    """``embed(modality, units)`` for each modality's units, the results put back in the units' order."""
+                  embed: Callable[[str, list[Unit]], Sequence[torch.Tensor] | torch.Tensor]) -> list[torch.Tensor]:
+    """``embed(modality, units)`` (one row per unit) for each modality's units, put back in the units' order."""
     groups: dict[str, list[int]] = defaultdict(list)
     for position, unit in enumerate(units):
         groups[unit.modality].append(position)
     out: list[torch.Tensor | None] = [None] * len(units)
     for modality, positions in groups.items():
-        for position, vector in zip(positions, embed(modality, [units[p] for p in positions])):
+        for position, vector in zip(positions, embed(modality, [units[p] for p in positions]), strict=True):
             out[position] = vector
     return out  # type: ignore[return-value]
 
@@ -144,5 +144,6 @@ def _outputs(features: dict[str, Any], output_value: str) -> list[torch.Tensor]:
         if "token_embeddings" not in features or "attention_mask" not in features:
             raise InputError("output_value='token_embeddings' needs a model that produces token embeddings; "
                              "this one outputs pooled vectors directly.")
-        return [row[mask.bool()].cpu() for row, mask in zip(features["token_embeddings"], features["attention_mask"])]
+        return [row[mask.bool()].cpu()
+                for row, mask in zip(features["token_embeddings"], features["attention_mask"], strict=True)]
     return list(features["sentence_embedding"].cpu())

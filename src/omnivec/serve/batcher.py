@@ -119,6 +119,11 @@ class DynamicBatcher:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"omnivec-{self.name}")
             self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"batcher-{self.name}")
 
+    def _event(self) -> asyncio.Event:
+        """The worker's wake-up event; ``start`` creates it before anything is queued or collected."""
+        assert self._wakeup is not None, "start() creates the event before submit and the worker use it"
+        return self._wakeup
+
     async def submit(self, items: list[Any], timeout: float | None = None) -> list[Any]:
         """Queue ``items`` and return their results in order.
 
@@ -136,11 +141,11 @@ class DynamicBatcher:
             raise QueueFull(f"queue of {self.name!r} is full", self.retry_after())
         costs = [self._cost(item) for item in items] if self._cost is not None else [0] * len(items)
         req = _Request(asyncio.get_running_loop().create_future(), len(items))
-        self._queue.extend((req, i, item, c) for i, (item, c) in enumerate(zip(items, costs)))
+        self._queue.extend((req, i, item, c) for i, (item, c) in enumerate(zip(items, costs, strict=True)))
         self._stats.queue_depth += len(items)
         self._stats.requests += 1
         self._stats.items += len(items)
-        self._wakeup.set()
+        self._event().set()
         try:
             # Shield so a timeout does not cancel the future the worker may be about to fill.
             return await asyncio.wait_for(asyncio.shield(req.future), timeout)
@@ -200,8 +205,8 @@ class DynamicBatcher:
     async def _collect(self) -> list[_Slot]:
         loop = asyncio.get_running_loop()
         while not self._queue:
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            self._event().clear()
+            await self._event().wait()
         batch = [self._take()]
         used = batch[0][3]
         # A last batch that served one request means light load: the model keeps up, so a lone request goes at once
@@ -219,9 +224,9 @@ class DynamicBatcher:
             remaining = deadline - loop.time()
             if full or not self.batching or remaining <= 0:
                 return batch
-            self._wakeup.clear()
+            self._event().clear()
             with contextlib.suppress(asyncio.TimeoutError):  # the next pass sees the deadline has passed
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+                await asyncio.wait_for(self._event().wait(), remaining)
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
@@ -243,7 +248,7 @@ class DynamicBatcher:
                     if not req.future.done():
                         req.future.set_exception(error)
             else:
-                for (req, i, _, _), result in zip(batch, results):
+                for (req, i, _, _), result in zip(batch, results, strict=True):  # lengths checked above
                     req.results[i] = result
                     req.remaining -= 1
                     if req.remaining == 0 and not req.future.done():

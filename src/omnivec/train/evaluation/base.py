@@ -67,6 +67,6 @@ class SequentialEvaluator(Evaluator):
             clash = sorted(merged.keys() & results.keys())
             if clash:
                 raise ConfigError(f"{evaluator!r} returns metric keys that an earlier evaluator also returned: "
-                                 f"{clash}; give the evaluators distinct names.")
+                                  f"{clash}; give the evaluators distinct names.")
             merged.update(results)
         return merged

@@ -49,7 +49,7 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
             raise ConfigError(f"partition_mode must be 'joint' or 'per_direction', got {partition_mode!r}.")
         if partition_mode == "per_direction" and {"query_to_query", "doc_to_doc"} & set(directions):
             raise ConfigError("partition_mode='per_direction' needs every direction to contain the positive pair; "
-                             "query_to_query and doc_to_doc do not. Use partition_mode='joint'.")
+                              "query_to_query and doc_to_doc do not. Use partition_mode='joint'.")
         self.scale, self.similarity, self.directions, self.partition_mode = scale, similarity, directions, partition_mode
         self._sim = sim.get(similarity, pairwise=False)
 
@@ -123,7 +123,7 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
                 states: list[RandomState], grad_output: torch.Tensor) -> None:
         replay = iter(states)
         with torch.enable_grad():
-            for column, grad in zip(inputs, grads):
+            for column, grad in zip(inputs, grads, strict=True):
                 for start in range(0, len(column), self.mini_batch_size):
                     with next(replay).restored():
                         part = model.embed(column.select(start, start + self.mini_batch_size))
@@ -143,6 +143,6 @@ class RandomState:
         devices = [self.device] if self.device is not None else []
         with torch.random.fork_rng(devices=devices):
             torch.set_rng_state(self.cpu)
-            if self.device is not None:
+            if self.cuda is not None and self.device is not None:  # both set exactly for a CUDA device
                 torch.cuda.set_rng_state(self.cuda, self.device)
             yield
