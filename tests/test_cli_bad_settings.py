@@ -30,6 +30,7 @@ KB_ROWS = [
     ("index-missing-config", "index {docs} --kb {kb} --config {kb}/nope.toml", None, "--config"),
     ("index-wait-lock", "index {docs} --kb {kb} --wait-lock -1", None, "--wait-lock"),
     ("index-wait-lock-text", "index {docs} --kb {kb} --wait-lock soon", None, "--wait-lock"),
+    ("index-wait-lock-nan", "index {docs} --kb {kb} --wait-lock nan", None, "--wait-lock"),
     ("index-kb-uri", "index {docs} --kb s3://bucket/kb", None, "--kb"),
     ("search-k-zero", "search q --kb {kb} -k 0", None, "-k"),
     ("search-k-text", "search q --kb {kb} -k abc", None, "-k"),

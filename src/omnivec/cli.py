@@ -241,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--kb", help="KB folder (default ./omnivec-kb), or a Qdrant URI (qdrant://path, http(s)://...; "
                                     "its manifest then lives under ~/.local/share/omnivec/kb)")
     index.add_argument("--config", help="kb.toml: spaces (models), store, chunking (default: <kb>/kb.toml)")
-    index.add_argument("--wait-lock", type=_seconds(0, inclusive=True), default=0.0, metavar="SECONDS",
+    index.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",  # range: kb/lock.py
                        help="when another index run holds the KB, wait this long for it (default 0: exit, status 2)")
     index.set_defaults(func=_cmd_index)
 
