@@ -22,6 +22,10 @@ logger = logging.getLogger(__name__)
 
 class _Trainer(transformers.Trainer):
     prepares_inputs = True  # Embedder: decode inputs in the collator; CrossEncoder: its losses pair raw values
+    # What this trainer holds, narrower than transformers' annotations (a PreTrainedModel or None, its own arguments).
+    model: Any  # an Embedder or CrossEncoder
+    args: TrainingArguments
+    train_dataset: Any  # Rows
 
     def __init__(
         self,
@@ -55,7 +59,7 @@ class _Trainer(transformers.Trainer):
         self.data_summary = {"rows": len(train_rows), "columns": self.plan.inputs, "label": self.plan.label,
                              "eval_rows": len(eval_rows) if eval_rows is not None else 0}
         # transformers refuses eval_strategy without an eval_dataset; an evaluator alone is enough for us.
-        placeholder = eval_rows if eval_rows is not None else ([] if evaluator is not None else None)
+        placeholder: Any = eval_rows if eval_rows is not None else ([] if evaluator is not None else None)
         super().__init__(model=model, args=args, train_dataset=train_rows, eval_dataset=placeholder,
                          data_collator=Collator(model, self.plan, self.prepares_inputs), callbacks=callbacks,
                          optimizers=optimizers)
@@ -146,6 +150,7 @@ class _Trainer(transformers.Trainer):
     # -- saving and resuming ------------------------------------------------------------------------
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = output_dir or self.args.output_dir
+        assert output_dir is not None, "TrainingArguments always has an output_dir (transformers sets a default)"
         if not self.args.should_save:
             return
         os.makedirs(output_dir, exist_ok=True)
@@ -160,7 +165,9 @@ class _Trainer(transformers.Trainer):
     def _load_best_model(self) -> None:
         logger.info("Loading the best model from %s (score: %s).", self.state.best_model_checkpoint,
                     self.state.best_metric)
-        self._load_from_checkpoint(self.state.best_model_checkpoint)
+        checkpoint = self.state.best_model_checkpoint
+        assert checkpoint is not None, "transformers loads the best model only once it has recorded one"
+        self._load_from_checkpoint(checkpoint)
 
 
 class EmbedderTrainer(_Trainer):
