@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 DEMO_SENTENCES = [
     "A man is eating food.",
@@ -21,12 +23,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.sentences:
         from omnivec.kb.demo import run_demo
 
+        if args.config is not None:  # named before the sample folder is written
+            from pathlib import Path
+
+            from omnivec.kb.config import load_config
+
+            load_config(Path(args.out or "."), args.config)
         return run_demo(args.out, args.config)
+    import numpy as np
+
     from omnivec import Embedder
     from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
 
     model = Embedder(args.model or DEFAULT_TEXT_MODEL)
     embeddings = model.encode(DEMO_SENTENCES)
+    assert isinstance(embeddings, np.ndarray)  # a list of texts, convert_to_numpy: one (n, dim) array
     scores = model.similarity(embeddings, embeddings)
     print(f"{len(DEMO_SENTENCES)} sentences -> {embeddings.shape[1]}-d vectors ({model.similarity_fn_name} similarity)\n")
     for index, sentence in enumerate(DEMO_SENTENCES):
@@ -40,20 +51,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from omnivec import Embedder
+    from omnivec.errors import ConfigError
     from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
 
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     model = Embedder(args.model or DEFAULT_TEXT_MODEL)
+    if args.prompt_name is not None and args.prompt_name not in model.prompts:
+        raise ConfigError(f"--prompt-name {args.prompt_name!r} is not a prompt of this model; its prompts: "
+                          f"{sorted(model.prompts) or 'none'}.")
     embeddings = model.encode(texts, batch_size=args.batch_size, normalize_embeddings=args.normalize,
-                              prompt_name=args.prompt_name)
+                              prompt_name=args.prompt_name, precision=args.precision)
+    assert isinstance(embeddings, np.ndarray)  # a list of texts, convert_to_numpy: one (n, dim) array
     if args.output:
-        import numpy as np
-
         np.save(args.output, embeddings)
         print(f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings to {args.output}", file=sys.stderr)
     else:
-        for text, vector in zip(texts, embeddings.tolist()):
+        for text, vector in zip(texts, embeddings.tolist(), strict=True):
             print(json.dumps({"text": text, "embedding": vector}))
     return 0
 
@@ -72,6 +88,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_index(args: argparse.Namespace) -> int:
     from omnivec.kb.commands import run_index
 
+    _check_kb_uri(args.kb)
     return run_index(args.paths, args.kb, args.config, wait_lock_s=args.wait_lock)
 
 
@@ -79,6 +96,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from omnivec.kb.commands import run_search
     from omnivec.kb.stores.base import Filter
 
+    _check_kb_uri(args.kb)
     where = None
     if args.path_prefix or args.modality or args.file_type:
         where = Filter(path_prefix=args.path_prefix, modalities=args.modality, file_types=args.file_type)
@@ -92,11 +110,59 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from omnivec.serve.command import run_server
 
+    _check_serve_settings(args)  # before any model loads
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     return run_server(args.model or [], args.reranker or [], args.host, args.port,
                       args.api_key or os.environ.get("OMNIVEC_API_KEY"), args.max_batch_size, args.max_wait_ms,
                       not args.no_batching, args.allow_media_urls, args.kb, args.config, args.cors_origin or [],
                       args.max_connections, args.body_timeout, args.header_timeout)
+
+
+def _check_kb_uri(kb: str | None) -> None:
+    """A ``--kb`` store URI that names no store, named before any model loads."""
+    if kb is None or "://" not in kb:
+        return
+    from omnivec.errors import ConfigError
+    from omnivec.kb.stores.base import StoreURIError, store_scheme
+
+    try:
+        store_scheme(kb)
+    except StoreURIError as exc:
+        raise ConfigError(f"--kb {kb!r}: {exc}") from None
+
+
+def _check_serve_settings(args: argparse.Namespace) -> None:
+    """What ``omnivec serve`` can check before loading models: model names used twice, the KB's settings."""
+    from omnivec.errors import ConfigError
+
+    names: dict[str, str] = {}
+    for flag, specs in (("--model", args.model or []), ("--reranker", args.reranker or [])):
+        for spec in specs:
+            name = _model_name(spec)
+            if name in names:
+                raise ConfigError(f"{flag} {spec!r}: the name {name!r} is already given by {names[name]}; give each "
+                                  "model its own NAME=PATH_OR_ID.")
+            names[name] = f"{flag} {spec!r}"
+    if args.kb is not None:
+        from omnivec.kb.config import load_config
+        from omnivec.kb.location import kb_location
+
+        _check_kb_uri(args.kb)
+        load_config(kb_location(args.kb)[0], args.config)
+
+
+def _model_name(spec: str) -> str:
+    """The name a ``NAME=PATH_OR_ID`` or bare ``PATH_OR_ID`` serves under (its last path component)."""
+    name, sep, _ = spec.partition("=")
+    return name if sep else spec.rstrip("/").split("/")[-1]
+
+
+def _model_spec(value: str) -> str:
+    """``--model``/``--reranker``: ``NAME=PATH_OR_ID`` or ``PATH_OR_ID``, neither part empty."""
+    name, sep, source = value.partition("=")
+    if (sep and not (name.strip() and source.strip())) or not _model_name(value).strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH_OR_ID or PATH_OR_ID, got {value!r}")
+    return value
 
 
 def _at_least_one(value: str) -> int:
@@ -110,8 +176,45 @@ def _at_least_one(value: str) -> int:
     return number
 
 
+def _port(value: str) -> int:
+    """A TCP port, 0..65535 (0: any free port)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {value!r}")
+    return number
+
+
+def _seconds(least: float, inclusive: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds (or milliseconds) > ``least`` (>= with ``inclusive``)."""
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not (number >= least if inclusive else number > least) or number == math.inf:
+            raise argparse.ArgumentTypeError(f"expected a number {'>=' if inclusive else '>'} {least:g}, got {value!r}")
+        return number
+
+    return parse
+
+
+class _UsageError(Exception):
+    """A command-line value argparse refused; ``main`` prints it as one line and returns 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line in one line (``omnivec index: error: argument -k: ...``) instead of
+    the usage block and lets ``main`` return 2, so in-process callers get a status rather than ``SystemExit``."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omnivec", description="Multimodal embeddings, reranking and search.")
+    parser = _Parser(prog="omnivec", description="Multimodal embeddings, reranking and search.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -125,9 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     encode = commands.add_parser("encode", help="embed texts (arguments, or one per line on stdin)")
     encode.add_argument("texts", nargs="*", help="texts to embed; read from stdin when none are given")
     encode.add_argument("--model", help="model folder or Hub id (default: all-MiniLM-L6-v2)")
-    encode.add_argument("--batch-size", type=int, default=32)
+    encode.add_argument("--batch-size", type=_at_least_one, default=32, help="texts per batch (default 32)")
     encode.add_argument("--normalize", action="store_true", help="L2-normalise the vectors")
     encode.add_argument("--prompt-name", help="a prompt stored with the model, e.g. query")
+    encode.add_argument("--precision", choices=["float32", "int8", "uint8", "binary", "ubinary"], default="float32",
+                        help="quantize the vectors (default float32)")
     encode.add_argument("--output", "-o", help="write a .npy file instead of JSON lines on stdout")
     encode.set_defaults(func=_cmd_encode)
 
@@ -136,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--kb", help="KB folder (default ./omnivec-kb), or a Qdrant URI (qdrant://path, http(s)://...; "
                                     "its manifest then lives under ~/.local/share/omnivec/kb)")
     index.add_argument("--config", help="kb.toml: spaces (models), store, chunking (default: <kb>/kb.toml)")
-    index.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",
+    index.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",  # range: kb/lock.py
                        help="when another index run holds the KB, wait this long for it (default 0: exit, status 2)")
     index.set_defaults(func=_cmd_index)
 
@@ -156,19 +261,22 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(func=_cmd_search)
 
     serve = commands.add_parser("serve", help="HTTP server: OpenAI-style /v1/embeddings, /v1/rerank (omnivec[serve])")
-    serve.add_argument("--model", action="append", help="embedder, NAME=PATH_OR_ID (repeatable; default MiniLM)")
-    serve.add_argument("--reranker", action="append", help="CrossEncoder, NAME=PATH_OR_ID (repeatable)")
+    serve.add_argument("--model", action="append", type=_model_spec,
+                       help="embedder, NAME=PATH_OR_ID (repeatable; default MiniLM)")
+    serve.add_argument("--reranker", action="append", type=_model_spec, help="CrossEncoder, NAME=PATH_OR_ID (repeatable)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=_port, default=8000)
     serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $OMNIVEC_API_KEY)")
-    serve.add_argument("--max-batch-size", type=int, default=32)
-    serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill")
+    serve.add_argument("--max-batch-size", type=_at_least_one, default=32)
+    serve.add_argument("--max-wait-ms", type=_seconds(0, inclusive=True), default=5.0,
+                       help="how long a batch waits to fill")
     serve.add_argument("--no-batching", action="store_true", help="run each request alone")
     serve.add_argument("--allow-media-urls", action="store_true", help="fetch http(s) image/audio URLs")
     serve.add_argument("--max-connections", type=_at_least_one, default=512,
                        help="open connections past which requests get 503 at once (default 512)")
-    serve.add_argument("--body-timeout", type=float, help="seconds a request body may take to arrive (default 30)")
-    serve.add_argument("--header-timeout", type=float,
+    serve.add_argument("--body-timeout", type=_seconds(0, inclusive=False),
+                       help="seconds a request body may take to arrive (default 30)")
+    serve.add_argument("--header-timeout", type=_seconds(0, inclusive=False),
                        help="seconds from a connection's opening to its complete request headers (default 10)")
     serve.add_argument("--cors-origin", action="append",
                        help="let pages from this origin call the API, e.g. https://app.example.com (repeatable; * = any)")
@@ -183,8 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; 0 on success, 2 for a bad setting or input (one message on stderr, never a traceback)."""
+    from omnivec.printing import printable
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        print(printable(str(exc)), file=sys.stderr)
+        return 2
     if args.version:
         from omnivec import __version__
 
@@ -193,13 +308,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    from omnivec.errors import OmnivecError
+    from omnivec.errors import ConfigError, OmnivecError
 
     try:
         return args.func(args)
+    except ConfigError as exc:  # a bad setting: one line naming it and what is allowed
+        print(f"omnivec {args.command}: error: {printable(str(exc))}", file=sys.stderr)
+        return 2
     except OmnivecError as exc:
-        from omnivec.printing import printable
-
         print(f"omnivec {args.command}: {printable(str(exc), keep_newlines=True)}", file=sys.stderr)
         return 2
 

@@ -8,6 +8,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from omnivec.errors import ConfigError
+
 SimilarityName = Literal["cosine", "dot", "euclidean", "manhattan"]
 SIMILARITY_NAMES: tuple[str, ...] = ("cosine", "dot", "euclidean", "manhattan")
 
@@ -65,5 +67,5 @@ def get(name: str, pairwise: bool = False) -> Callable[..., torch.Tensor]:
     """The similarity function called ``name`` (matrix form, or row-by-row when ``pairwise``)."""
     table = _PAIRWISE if pairwise else _MATRIX
     if name not in table:
-        raise ValueError(f"similarity_fn_name {name!r} is not one of {SIMILARITY_NAMES}.")
+        raise ConfigError(f"similarity_fn_name {name!r} is not one of {SIMILARITY_NAMES}.")
     return table[name]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from omnivec.errors import InputError
+from omnivec.errors import DecodeError, InputError
 from omnivec.inputs.sources import DEFAULT_POLICY, FetchPolicy, SourceError, open_source
 
 # Audio sampling rates accepted (Hz), for in-memory arrays and decoded files. 1 kHz keeps the upsampling to a
@@ -63,12 +63,12 @@ def read_audio(value: Any, *, index: int, sampling_rate: int, policy: FetchPolic
         try:
             source, described = open_source(value, policy)
         except SourceError as exc:
-            raise InputError(f"Input at index {index}: {exc}") from None
+            raise DecodeError(f"Input at index {index}: {exc}") from None
         collector = _Collector(index, described, sampling_rate, max_seconds, cut)
         _decode(source, described, collector)
         waveform, was_cut = collector.finish(), collector.cut
         if waveform.size == 0:
-            raise InputError(f"Input at index {index} ({described}): cannot decode as audio: no samples decoded "
+            raise DecodeError(f"Input at index {index} ({described}): cannot decode as audio: no samples decoded "
                              "(damaged or empty file).")
         return waveform, was_cut  # already checked and resampled block by block
     if waveform.size == 0:
@@ -195,7 +195,7 @@ def _decode(source: Any, described: str, collector: _Collector) -> None:
         raise
     except Exception as exc:
         errors.append(f"PyAV: {exc}")
-    raise InputError(f"Input at index {collector.index} ({described}): cannot decode as audio "
+    raise DecodeError(f"Input at index {collector.index} ({described}): cannot decode as audio "
                      f"({'; '.join(errors)}).")
 
 

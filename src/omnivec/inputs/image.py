@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omnivec.errors import InputError
+from omnivec.errors import DecodeError, InputError
 from omnivec.inputs.sources import DEFAULT_POLICY, FetchPolicy, SourceError, open_source
 
 # Draft (reduced-scale) JPEG decoding keeps at least this multiple of the model's input size, so the
@@ -51,7 +51,7 @@ def load_image(value: Any, *, index: int, min_side: int | None = None, policy: F
     try:
         source, described = open_source(value, policy)
     except SourceError as exc:
-        raise InputError(f"Input at index {index}: {exc}") from None
+        raise DecodeError(f"Input at index {index}: {exc}") from None
     try:
         image = Image.open(source)  # reads the header only
         width, height = image.size
@@ -72,7 +72,7 @@ def load_image(value: Any, *, index: int, min_side: int | None = None, policy: F
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"Input at index {index} ({described}): {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"Input at index {index} ({described}): cannot decode as an image: {exc}") from None
+        raise DecodeError(f"Input at index {index} ({described}): cannot decode as an image: {exc}") from None
 
 
 def _not_empty(image: Any, index: int) -> Any:

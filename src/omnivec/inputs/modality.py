@@ -39,7 +39,7 @@ class Item:
 def tag_inputs(inputs: Sequence[Any], modality: str | None = None) -> list[Item]:
     """Tag each input with its modality (or the forced ``modality``), naming the index of any it cannot tell."""
     if modality is not None and modality not in MODALITIES:
-        raise ValueError(f"modality={modality!r} must be one of {MODALITIES} (or None to detect it).")
+        raise InputError(f"modality={modality!r} must be one of {MODALITIES} (or None to detect it).")
     items = [Item(i, *_detect(x, i, modality)) for i, x in enumerate(inputs)]
     if modality is None:
         _warn_missing_media_paths(inputs, items)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
+from omnivec.errors import SourceError  # raised here; importable from here as before
+
 
 @dataclass(frozen=True)
 class FetchPolicy:
@@ -21,10 +23,6 @@ class FetchPolicy:
 
 
 DEFAULT_POLICY = FetchPolicy()
-
-
-class SourceError(ValueError):
-    """The source could not be read (missing file, bad data: URI, failed download)."""
 
 
 def open_source(value: Any, policy: FetchPolicy = DEFAULT_POLICY) -> tuple[str | BinaryIO, str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from omnivec.errors import InputError
+from omnivec.errors import DecodeError, InputError
 from omnivec.inputs.audio import _require_av, decode_audio_track
 from omnivec.inputs.image import DRAFT_MARGIN, MAX_IMAGE_PIXELS, load_image
 from omnivec.inputs.sources import DEFAULT_POLICY, FetchPolicy, SourceError, open_source
@@ -65,12 +65,12 @@ def load_video(value: Any, *, index: int, sampling: VideoSampling, policy: Fetch
     try:
         source, described = open_source(value, policy)
     except SourceError as exc:
-        raise InputError(f"Input at index {index}: {exc}") from None
+        raise DecodeError(f"Input at index {index}: {exc}") from None
     av = _require_av()
     try:
         with av.open(source) as container:
             if not container.streams.video:
-                raise InputError(f"Input at index {index} ({described}): the file has no video stream.")
+                raise DecodeError(f"Input at index {index} ({described}): the file has no video stream.")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             check_frame_size(stream.codec_context.width, stream.codec_context.height, index, described)
@@ -81,9 +81,9 @@ def load_video(value: Any, *, index: int, sampling: VideoSampling, policy: Fetch
     except InputError:
         raise
     except Exception as exc:  # av.error.* for damaged containers and streams
-        raise InputError(f"Input at index {index} ({described}): cannot decode as video: {exc}") from None
+        raise DecodeError(f"Input at index {index} ({described}): cannot decode as video: {exc}") from None
     if not frames:
-        raise InputError(f"Input at index {index} ({described}): the video stream holds no decodable frame.")
+        raise DecodeError(f"Input at index {index} ({described}): the video stream holds no decodable frame.")
     return Video(frames, times, duration)
 
 
@@ -96,9 +96,9 @@ def video_audio(video_value: Any, *, index: int, policy: FetchPolicy = DEFAULT_P
     except InputError:  # a sampling rate out of range, too long, NaN samples: named already
         raise
     except SourceError as exc:
-        raise InputError(f"Input at index {index}: {exc}") from None
+        raise DecodeError(f"Input at index {index}: {exc}") from None
     except Exception as exc:
-        raise InputError(f"Input at index {index}: cannot read the video's audio track: {exc}") from None
+        raise DecodeError(f"Input at index {index}: cannot read the video's audio track: {exc}") from None
 
 
 def check_frame_size(width: int | None, height: int | None, index: int, described: str) -> None:
@@ -129,9 +129,9 @@ def _duration(container: Any, stream: Any) -> float:
         return float(stream.duration * stream.time_base)
     tag = (stream.metadata or {}).get("DURATION")  # Matroska/WebM keep it as a per-track tag
     try:
-        hours, minutes, seconds = tag.split(":")
+        hours, minutes, seconds = str(tag).split(":")  # no tag: "None", one part, a ValueError
         return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    except (AttributeError, ValueError):
+    except ValueError:
         pass
     if container.duration is not None:
         return container.duration / 1_000_000

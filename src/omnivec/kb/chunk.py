@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from omnivec.errors import OmnivecError
+from omnivec.errors import SourceError
 from omnivec.kb.location import Location
 
 
-class IngestError(OmnivecError):
+class IngestError(SourceError):
     """A file that cannot be read: corrupt, unreadable or unsupported. The index reports it and goes on."""
 
     def __init__(self, path: str, reason: str) -> None:

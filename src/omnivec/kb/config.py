@@ -3,14 +3,15 @@ are cut into chunks. Read from ``kb.toml`` (in the KB directory, or ``--config``
 
 from __future__ import annotations
 
+import importlib
+import math
 import os
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
-from omnivec.errors import InputError
+from omnivec.errors import ConfigError
 from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
 
 DEFAULT_SPACES = {  # the spaces and the chunk modality each embeds: passages; images, PDF pages, video frames; audio
@@ -55,33 +56,75 @@ class KBConfig:
         return self.store
 
 
+# Whole-number settings and their smallest allowed value (chunks shorter than 8 tokens hold no sentence).
+WHOLE_NUMBERS = {"chunk_tokens": 8, "batch_size": 1, "frames_per_segment": 1, "flush_chunks": 1}
+SECONDS = ("audio_window_s", "video_segment_s")
+TEXTS = ("store", "reranker", "transcribe")
+
+
 def load_config(kb_dir: Path, path: str | Path | None = None) -> KBConfig:
-    """``path``, else ``<kb_dir>/kb.toml`` if present, else the defaults. Unknown keys are named."""
+    """``path``, else ``<kb_dir>/kb.toml`` if present, else the defaults. A bad setting is a ``ConfigError`` naming
+    the file, the key and what is allowed."""
     source = Path(path) if path is not None else kb_dir / CONFIG_FILE
     if path is not None and not source.is_file():
-        raise InputError(f"KB config {str(source)!r} does not exist.")
+        raise ConfigError(f"--config: KB config {str(source)!r} does not exist.")
     if not source.is_file():
         return KBConfig()
+    toml = _toml()
     try:
-        data = tomllib.loads(source.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"KB config {str(source)!r} is not valid TOML: {exc}") from None
+        data = toml.loads(source.read_text(encoding="utf-8"))
+    except toml.TOMLDecodeError as exc:
+        raise ConfigError(f"KB config {str(source)!r} is not valid TOML: {exc}") from None
     return _from_dict(data, str(source))
+
+
+def _toml() -> Any:
+    """The standard library's TOML reader (Python 3.11+), or tomli, the same parser from PyPI, on 3.10."""
+    return importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
 
 
 def _from_dict(data: dict[str, Any], source: str) -> KBConfig:
     known = {f.name for f in fields(KBConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise InputError(f"KB config {source!r}: unknown key(s) {unknown}; allowed: {sorted(known)}.")
+        raise ConfigError(f"KB config {source!r}: unknown key(s) {unknown}; allowed: {sorted(known)}.")
     spaces = data.get("spaces", DEFAULT_SPACES)
     if not isinstance(spaces, dict) or not spaces:
-        raise InputError(f"KB config {source!r}: [spaces] must map space names to models, e.g. text = \"...\".")
+        raise ConfigError(f"KB config {source!r}: [spaces] must map space names to models, e.g. text = \"...\".")
     bad = sorted(set(spaces) - set(DEFAULT_SPACES))
     if bad:
-        raise InputError(f"KB config {source!r}: unknown space(s) {bad}; spaces are {sorted(DEFAULT_SPACES)}.")
+        raise ConfigError(f"KB config {source!r}: unknown space(s) {bad}; spaces are {sorted(DEFAULT_SPACES)}.")
+    for name, model in spaces.items():
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigError(f"KB config {source!r}: spaces.{name} = {model!r}: expected a model folder or Hub id.")
     config = KBConfig(**{**data, "spaces": dict(spaces)})
-    for name in ("chunk_tokens", "batch_size", "frames_per_segment", "flush_chunks"):
-        if not isinstance(getattr(config, name), int) or getattr(config, name) <= 0:
-            raise InputError(f"KB config {source!r}: {name} must be a positive integer.")
+    _check_values(config, source)
     return config
+
+
+def _check_values(config: KBConfig, source: str) -> None:
+    """Each setting's type and range, so a bad one is named here rather than deep inside an index run."""
+    def fail(name: str, allowed: str) -> ConfigError:
+        return ConfigError(f"KB config {source!r}: {name} = {getattr(config, name)!r}: must be {allowed}.")
+
+    for name, least in WHOLE_NUMBERS.items():
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise fail(name, f"a whole number >= {least}")
+    overlap = config.overlap_tokens
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < config.chunk_tokens // 2:
+        raise fail("overlap_tokens", f"a whole number from 0 to below half of chunk_tokens ({config.chunk_tokens // 2})")
+    for name in SECONDS:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            raise fail(name, "a number of seconds > 0")
+    for name in TEXTS:
+        if getattr(config, name) is not None and not isinstance(getattr(config, name), str):
+            raise fail(name, "a string")
+    if config.store is not None:
+        from omnivec.kb.stores.base import StoreURIError, store_scheme
+
+        try:
+            store_scheme(config.store)
+        except StoreURIError as exc:
+            raise ConfigError(f"KB config {source!r}: store: {exc}") from None

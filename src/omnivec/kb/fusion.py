@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from omnivec.errors import InputError
+
 FUSIONS = ("rrf", "score")
 
 
@@ -24,7 +26,7 @@ def fuse(lists: dict[str, Sequence[Any]], method: str = "rrf", rrf_k: int = 60) 
     no comparable scores, which different models' cosines are not. ``score``: each list's scores min-max
     normalised to [0, 1], then summed."""
     if method not in FUSIONS:
-        raise ValueError(f"fusion {method!r} is not one of {FUSIONS}.")
+        raise InputError(f"fusion {method!r} is not one of {FUSIONS}.")
     fused: dict[str, Fused] = {}
     for space, hits in lists.items():
         scores = [h.score for h in hits]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from omnivec.errors import InputError, OmnivecError
+from omnivec.errors import ConfigError, OmnivecError
 
 LOCK_NAME = "index.lock"
 INFO_NAME = "index.lock.json"
@@ -31,7 +31,7 @@ def index_lock(kb_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
     from filelock import FileLock, Timeout
 
     if not wait_s >= 0:  # also NaN
-        raise InputError(f"--wait-lock must be a number of seconds >= 0, got {wait_s!r}.")
+        raise ConfigError(f"--wait-lock must be a number of seconds >= 0, got {wait_s!r}.")
     kb_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(kb_dir / LOCK_NAME))
     try:

@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -214,7 +214,7 @@ class CrossEncoder(BaseModel):
         """``[{"corpus_id", "score", "text"?}]`` sorted by score, best first (a generative reranker computes
         the shared instruction + query prefix once). ``top_k``: how many to return (None: all)."""
         if self.num_labels != 1:
-            raise ValueError("rank() needs a model with one label; use predict() for multi-label models.")
+            raise InputError("rank() needs a model with one label; use predict() for multi-label models.")
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 0):
             raise InputError(f"top_k must be a whole number >= 0 or None (all documents), got {top_k!r}.")
         pairs = self._cut_pairs(_check_pairs([(query, d) for d in documents], self.takes_images)) if documents else []
@@ -249,7 +249,7 @@ class CrossEncoder(BaseModel):
         if not pairs:
             return torch.zeros((0, self.num_labels))
         if batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+            raise InputError(f"batch_size must be a positive integer, got {batch_size}.")
         return scorer_method(pairs, prompt, batch_size, show_progress_bar, max_tokens)
 
     def logits(self, pairs: Sequence[Pair], prompt: str | None = None) -> torch.Tensor:

@@ -210,11 +210,11 @@ class Embedder(BaseModel):
         (default: 2,048 on CPU, where smaller batches run faster; none on GPU).
         """
         if output_value not in ("sentence_embedding", "token_embeddings"):
-            raise ValueError(f"output_value {output_value!r} must be 'sentence_embedding' or 'token_embeddings'.")
+            raise InputError(f"output_value {output_value!r} must be 'sentence_embedding' or 'token_embeddings'.")
         if precision not in PRECISIONS:
-            raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}.")
+            raise InputError(f"precision {precision!r} is not one of {PRECISIONS}.")
         if batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+            raise InputError(f"batch_size must be a positive integer, got {batch_size}.")
         single = not isinstance(inputs, (list, tuple))
         items = tag_inputs([inputs] if single else inputs, modality)
         prompt = self._resolve_prompt(prompt, prompt_name)

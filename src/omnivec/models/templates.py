@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from omnivec.errors import InputError, ModelLoadError
+from omnivec.errors import ConfigError, InputError, ModelLoadError
 
 _SLOTS = re.compile(r"\{(query|document|instruction)\}")
 
@@ -152,6 +152,6 @@ def resolve_template(template: RerankTemplate | str | dict[str, Any] | None) -> 
     if template in PRESETS:
         return PRESETS[template]
     if "{" not in template:
-        raise ValueError(f"Unknown reranker template preset {template!r}; presets: {sorted(PRESETS)}, or pass a "
-                         "template string with {query} and {document}.")
+        raise ConfigError(f"Unknown reranker template preset {template!r}; presets: {sorted(PRESETS)}, or pass a "
+                          "template string with {query} and {document}.")
     return RerankTemplate.from_string(template)

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from omnivec.errors import ConfigError
 from omnivec.modules.base import Module
 
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
@@ -46,9 +47,9 @@ class Pooling(Module):
         modes = (pooling_mode,) if isinstance(pooling_mode, str) else tuple(pooling_mode)
         for mode in modes:
             if mode not in POOLING_MODES:
-                raise ValueError(f"Pooling mode {mode!r} is not one of {POOLING_MODES}.")
+                raise ConfigError(f"Pooling mode {mode!r} is not one of {POOLING_MODES}.")
         if not modes:
-            raise ValueError(f"Pooling needs at least one mode from {POOLING_MODES}.")
+            raise ConfigError(f"Pooling needs at least one mode from {POOLING_MODES}.")
         self.embedding_dimension = embedding_dimension
         self.modes = modes
         self.include_prompt = include_prompt

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import torch
 
-from omnivec.errors import ModelLoadError
+from omnivec.errors import ConfigError, InputError, ModelLoadError
 from omnivec.loading.options import LoadOptions
 from omnivec.modules.base import Module, module_class_for
 
@@ -46,13 +46,13 @@ class Router(Module):
     ) -> None:
         super().__init__()
         if not sub_modules:
-            raise ValueError("Router needs at least one route.")
+            raise ConfigError("Router needs at least one route.")
         self.sub_modules = torch.nn.ModuleDict({name: torch.nn.Sequential(*mods) for name, mods in sub_modules.items()})
         for key, route in (route_mappings or {}).items():
             if route not in self.sub_modules:
-                raise ValueError(f"route_mappings maps {key} to {route!r}, which is not a route ({list(self.sub_modules)}).")
+                raise ConfigError(f"route_mappings maps {key} to {route!r}, which is not a route ({list(self.sub_modules)}).")
         if default_route is not None and default_route not in self.sub_modules:
-            raise ValueError(f"default_route {default_route!r} is not a route ({list(self.sub_modules)}).")
+            raise ConfigError(f"default_route {default_route!r} is not a route ({list(self.sub_modules)}).")
         self.default_route = default_route if default_route is not None or not allow_empty_key else next(iter(self.sub_modules))
         self.allow_empty_key = allow_empty_key
         self.route_mappings: dict[RouteKey, str] = dict(route_mappings or {})
@@ -71,7 +71,7 @@ class Router(Module):
             if name and name in self.sub_modules:
                 return name
         if self.default_route is None:
-            raise ValueError(f"No route for task={task!r}, modality={modality!r}; routes: {list(self.sub_modules)}, "
+            raise InputError(f"No route for task={task!r}, modality={modality!r}; routes: {list(self.sub_modules)}, "
                              f"mappings: {self.route_mappings}. Pass task= or set a default_route.")
         return self.default_route
 

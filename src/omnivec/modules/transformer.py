@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import torch
 
-from omnivec.errors import ModelLoadError
+from omnivec.errors import ConfigError, ModelLoadError
 from omnivec.loading.hub import HubOptions, resolve_model_dir
 from omnivec.loading.options import KWARGS_FIELDS, LoadOptions
 from omnivec.modules.base import Module
@@ -78,7 +78,7 @@ class Transformer(Module):
     ) -> None:
         super().__init__()
         if transformer_task not in TASKS:
-            raise ValueError(f"transformer_task {transformer_task!r} is not supported; choose one of {list(TASKS)}.")
+            raise ConfigError(f"transformer_task {transformer_task!r} is not supported; choose one of {list(TASKS)}.")
         self.transformer_task = transformer_task
         auto_class, self._output_field, default_output = TASKS[transformer_task]
         self.do_lower_case = do_lower_case

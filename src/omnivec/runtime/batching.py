@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from omnivec.errors import InputError
+
 # On CPU, batches of at most this many padded tokens run faster than bigger ones (their activations and
 # attention stay in cache): measured 1.2x (embedding) to 1.5x (cross-encoding) on a 2-core machine.
 CPU_TOKEN_BUDGET = 2048
@@ -24,9 +26,9 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None
     padded tokens (rows x longest row). An input longer than the budget still gets a batch of its own.
     """
     if batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        raise InputError(f"batch_size must be a positive integer, got {batch_size}.")
     if max_tokens is not None and max_tokens <= 0:
-        raise ValueError(f"max_tokens must be a positive integer or None, got {max_tokens}.")
+        raise InputError(f"max_tokens must be a positive integer or None, got {max_tokens}.")
     order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
     batches: list[np.ndarray] = []
     start = 0

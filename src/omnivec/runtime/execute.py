@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from omnivec.errors import InputError
 from omnivec.inputs.modality import Item
 from omnivec.runtime.batching import plan_batches, progress, restore_order
 from omnivec.runtime.prefetch import prefetched
@@ -34,7 +35,7 @@ class RunOptions:
 
 def _per_modality(units: Sequence[Unit],
                   embed: Callable[[str, list[Unit]], Sequence[torch.Tensor] | torch.Tensor]) -> list[torch.Tensor]:
-    """``embed(modality, units)`` for each modality's units, the results put back in the units' order."""
+    """``embed(modality, units)`` (one row per unit) for each modality's units, put back in the units' order."""
     groups: dict[str, list[int]] = defaultdict(list)
     for position, unit in enumerate(units):
         groups[unit.modality].append(position)
@@ -160,7 +161,8 @@ def _run(modules: Sequence[torch.nn.Module], features: dict[str, Any]) -> dict[s
 def _outputs(features: dict[str, Any], output_value: str) -> list[torch.Tensor]:
     if output_value == "token_embeddings":
         if "token_embeddings" not in features or "attention_mask" not in features:
-            raise ValueError("output_value='token_embeddings' needs a model that produces token embeddings; "
+            raise InputError("output_value='token_embeddings' needs a model that produces token embeddings; "
                              "this one outputs pooled vectors directly.")
-        return [row[mask.bool()].cpu() for row, mask in zip(features["token_embeddings"], features["attention_mask"], strict=True)]
+        return [row[mask.bool()].cpu()
+                for row, mask in zip(features["token_embeddings"], features["attention_mask"], strict=True)]
     return list(features["sentence_embedding"].cpu())

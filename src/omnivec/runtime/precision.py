@@ -7,6 +7,8 @@ from typing import Literal
 
 import numpy as np
 
+from omnivec.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
@@ -25,10 +27,10 @@ def quantize_embeddings(
     embeddings themselves) onto 256 buckets; binary/ubinary pack the sign bits, 8 dimensions a byte.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}.")
+        raise InputError(f"precision {precision!r} is not one of {PRECISIONS}.")
     embeddings = np.asarray(embeddings)
     if embeddings.dtype in (np.int8, np.uint8):
-        raise ValueError("Embeddings to quantize must be floats, not already int8/uint8.")
+        raise InputError("Embeddings to quantize must be floats, not already int8/uint8.")
     if precision == "float32":
         return embeddings.astype(np.float32)
     if precision in ("binary", "ubinary"):
@@ -37,7 +39,7 @@ def quantize_embeddings(
     if ranges is None:
         calibration = embeddings if calibration_embeddings is None else np.asarray(calibration_embeddings)
         if calibration.ndim == 1 or calibration.shape[0] < 2:
-            raise ValueError(f"{precision} quantization needs ranges from at least 2 embeddings; "
+            raise InputError(f"{precision} quantization needs ranges from at least 2 embeddings; "
                              "pass ranges= or calibration_embeddings=.")
         if calibration_embeddings is None and calibration.shape[0] < 100:
             logger.warning("%s quantization ranges computed from only %d embeddings; pass calibration_embeddings "

@@ -12,8 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from omnivec.errors import ConfigError, InputError, OmnivecError
 
-class QueueFull(Exception):
+
+class QueueFull(OmnivecError):
     """The bounded queue cannot take the request now; retry after ``retry_after`` seconds."""
 
     def __init__(self, message: str, retry_after: float) -> None:
@@ -21,7 +23,7 @@ class QueueFull(Exception):
         self.retry_after = retry_after
 
 
-class BatcherClosed(RuntimeError):
+class BatcherClosed(OmnivecError, RuntimeError):
     """The batcher was closed before the request could be answered."""
 
 
@@ -75,9 +77,9 @@ class DynamicBatcher:
         name: str = "model",
     ) -> None:
         if max_batch_size < 1 or max_queue < 1 or max_wait_ms < 0:
-            raise ValueError("max_batch_size and max_queue must be >= 1 and max_wait_ms >= 0")
+            raise ConfigError("max_batch_size and max_queue must be >= 1 and max_wait_ms >= 0")
         if max_tokens is not None and cost is None:
-            raise ValueError("max_tokens needs a cost function")
+            raise ConfigError("max_tokens needs a cost function")
         self._run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_tokens = max_tokens
@@ -120,7 +122,7 @@ class DynamicBatcher:
     async def submit(self, items: list[Any], timeout: float | None = None) -> list[Any]:
         """Queue ``items`` and return their results in order.
 
-        Raises ``QueueFull`` when the queue has no room, ``ValueError`` when ``items`` could never fit,
+        Raises ``QueueFull`` when the queue has no room, ``InputError`` (a ValueError) when ``items`` could never fit,
         ``asyncio.TimeoutError`` after ``timeout`` seconds, and whatever ``run_batch`` raised for its batch.
         """
         await self.start()
@@ -128,7 +130,7 @@ class DynamicBatcher:
         if not items:
             return []
         if len(items) > self.max_queue:
-            raise ValueError(f"{len(items)} items exceed the queue size {self.max_queue} of {self.name!r}")
+            raise InputError(f"{len(items)} items exceed the queue size {self.max_queue} of {self.name!r}")
         if self._stats.queue_depth + len(items) > self.max_queue:
             self._stats.rejected += 1
             raise QueueFull(f"queue of {self.name!r} is full", self.retry_after())

@@ -61,8 +61,8 @@ def load_models(models: list[str], rerankers: list[str], kb: str | None = None,
     """The embedders and rerankers named on the command line (name -> model) and, with ``kb``, the KB's searcher.
     A model the KB's config names too (same folder or Hub id) is loaded once and shared."""
     from omnivec import CrossEncoder, Embedder
-    from omnivec.models.cache import ModelCache
     from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
+    from omnivec.models.cache import ModelCache
 
     embedder_sources = parse_models(models or [DEFAULT_TEXT_MODEL])
     reranker_sources = parse_models(rerankers)

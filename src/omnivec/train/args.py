@@ -8,6 +8,8 @@ from typing import Any
 import torch
 import transformers
 
+from omnivec.errors import ConfigError
+
 BATCH_SAMPLERS = ("default", "no_duplicates")
 
 
@@ -35,11 +37,11 @@ class TrainingArguments(transformers.TrainingArguments):
         if not torch.cuda.is_available():
             self.dataloader_pin_memory = False  # pinned memory only helps copies to a GPU
         if self.batch_sampler not in BATCH_SAMPLERS:
-            raise ValueError(f"batch_sampler {self.batch_sampler!r} is not one of {BATCH_SAMPLERS}.")
+            raise ConfigError(f"batch_sampler {self.batch_sampler!r} is not one of {BATCH_SAMPLERS}.")
         if self.prompts is not None and not isinstance(self.prompts, (str, dict)):
-            raise ValueError(f"prompts must be a string or a {{column: prompt}} dict, got {type(self.prompts).__name__}.")
+            raise ConfigError(f"prompts must be a string or a {{column: prompt}} dict, got {type(self.prompts).__name__}.")
         if self.router_mapping is not None and not isinstance(self.router_mapping, dict):
-            raise ValueError("router_mapping must be a {column: task} dict.")
+            raise ConfigError("router_mapping must be a {column: task} dict.")
 
     def column_prompts(self, columns: list[str]) -> dict[str, str]:
         if isinstance(self.prompts, str):

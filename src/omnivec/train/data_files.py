@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from omnivec.errors import InputError
+from omnivec.errors import ConfigError, InputError, SourceError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet"}
 
@@ -19,13 +19,13 @@ def read_rows(path: str | Path, *, delimiter: str | None = None, quoting: str = 
     the named columns (STS-benchmark files need both)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"Data file {str(path)!r} does not exist.")
+        raise SourceError(f"Data file {str(path)!r} does not exist.")
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
-        raise InputError(f"Data file {str(path)!r}: unknown format {path.suffix!r}; expected one of {sorted(FORMATS)}.")
+        raise ConfigError(f"Data file {str(path)!r}: unknown format {path.suffix!r}; expected one of {sorted(FORMATS)}.")
     if kind in ("csv", "tsv"):
         if extra_fields not in ("error", "ignore"):
-            raise InputError(f"extra_fields must be 'error' or 'ignore', got {extra_fields!r}.")
+            raise ConfigError(f"format.extra_fields must be 'error' or 'ignore', got {extra_fields!r}.")
         return _read_delimited(path, delimiter or ("\t" if kind == "tsv" else ","), quoting, header, column_names,
                                extra_fields == "ignore")
     if kind == "jsonl":
@@ -58,7 +58,7 @@ def _json_row(line: str, path: Path, number: int) -> dict[str, Any]:
 def _read_delimited(path: Path, delimiter: str, quoting: str, header: bool, column_names: list[str] | None,
                     ignore_extra: bool) -> list[dict[str, Any]]:
     if quoting not in ("minimal", "none"):
-        raise InputError(f"quoting must be 'minimal' or 'none', got {quoting!r}.")
+        raise ConfigError(f"format.quoting must be 'minimal' or 'none', got {quoting!r}.")
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
         lines = list(reader)
@@ -70,7 +70,7 @@ def _read_delimited(path: Path, delimiter: str, quoting: str, header: bool, colu
         first = 2 if header else 1
         lines = lines[1:] if header else lines
     if not column_names:
-        raise InputError(f"Data file {str(path)!r} has no header: give column_names.")
+        raise ConfigError(f"Data file {str(path)!r} has no header: give format.column_names.")
     rows = []
     for number, values in enumerate(lines, start=first):
         if not values:
@@ -80,7 +80,7 @@ def _read_delimited(path: Path, delimiter: str, quoting: str, header: bool, colu
         if len(values) != len(column_names):
             raise InputError(f"{str(path)!r} line {number}: {len(values)} fields, expected {len(column_names)} "
                              f"({', '.join(column_names)}).")
-        rows.append(dict(zip(column_names, values)))
+        rows.append(dict(zip(column_names, values, strict=True)))
     return rows
 
 

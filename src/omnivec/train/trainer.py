@@ -11,6 +11,7 @@ from typing import Any
 import torch
 import transformers
 
+from omnivec.errors import ConfigError
 from omnivec.train.args import TrainingArguments
 from omnivec.train.data import LABEL_COLUMNS, Collator, ColumnPlan, Rows, check_rows, column_names, plan_columns
 from omnivec.train.model_card import write_model_card
@@ -21,6 +22,10 @@ logger = logging.getLogger(__name__)
 
 class _Trainer(transformers.Trainer):
     prepares_inputs = True  # Embedder: decode inputs in the collator; CrossEncoder: its losses pair raw values
+    # What this trainer holds, narrower than transformers' annotations (a PreTrainedModel or None, its own arguments).
+    model: Any  # an Embedder or CrossEncoder
+    args: TrainingArguments
+    train_dataset: Any  # Rows
 
     def __init__(
         self,
@@ -36,7 +41,7 @@ class _Trainer(transformers.Trainer):
         optimizers: tuple[Any, Any] = (None, None),
     ) -> None:
         if train_dataset is None:
-            raise ValueError("train_dataset is required: a datasets.Dataset or a list of dicts.")
+            raise ConfigError("train_dataset is required: a datasets.Dataset or a list of dicts.")
         args = args or TrainingArguments(output_dir="omnivec-training", report_to="none")
         if not isinstance(args, TrainingArguments):
             raise TypeError("args must be omnivec.train.TrainingArguments (transformers' plus prompts, router_mapping "
@@ -54,7 +59,7 @@ class _Trainer(transformers.Trainer):
         self.data_summary = {"rows": len(train_rows), "columns": self.plan.inputs, "label": self.plan.label,
                              "eval_rows": len(eval_rows) if eval_rows is not None else 0}
         # transformers refuses eval_strategy without an eval_dataset; an evaluator alone is enough for us.
-        placeholder = eval_rows if eval_rows is not None else ([] if evaluator is not None else None)
+        placeholder: Any = eval_rows if eval_rows is not None else ([] if evaluator is not None else None)
         super().__init__(model=model, args=args, train_dataset=train_rows, eval_dataset=placeholder,
                          data_collator=Collator(model, self.plan, self.prepares_inputs), callbacks=callbacks,
                          optimizers=optimizers)
@@ -145,6 +150,7 @@ class _Trainer(transformers.Trainer):
     # -- saving and resuming ------------------------------------------------------------------------
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = output_dir or self.args.output_dir
+        assert output_dir is not None, "TrainingArguments always has an output_dir (transformers sets a default)"
         if not self.args.should_save:
             return
         os.makedirs(output_dir, exist_ok=True)
@@ -159,7 +165,9 @@ class _Trainer(transformers.Trainer):
     def _load_best_model(self) -> None:
         logger.info("Loading the best model from %s (score: %s).", self.state.best_model_checkpoint,
                     self.state.best_metric)
-        self._load_from_checkpoint(self.state.best_model_checkpoint)
+        checkpoint = self.state.best_model_checkpoint
+        assert checkpoint is not None, "transformers loads the best model only once it has recorded one"
+        self._load_from_checkpoint(checkpoint)
 
 
 class EmbedderTrainer(_Trainer):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from omnivec.errors import ConfigError
+
 MIB = 1024 * 1024
 MAX_TEXT_BYTES = 64 * MIB  # a text file (txt, md, html, jsonl) over this is reported and skipped
 MODALITIES = frozenset({"text", "image", "audio"})
@@ -56,18 +58,18 @@ class IngestOptions:
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < 8:
-            raise ValueError(f"chunk_tokens must be at least 8, got {self.chunk_tokens}")
+            raise ConfigError(f"chunk_tokens must be at least 8, got {self.chunk_tokens}")
         if not 0 <= self.overlap_tokens < self.chunk_tokens // 2:
-            raise ValueError(f"overlap_tokens must be in [0, chunk_tokens / 2), got {self.overlap_tokens}")
+            raise ConfigError(f"overlap_tokens must be in [0, chunk_tokens / 2), got {self.overlap_tokens}")
         if self.audio_window_s <= 0 or self.audio_hop_s <= 0 or self.video_segment_s <= 0:
-            raise ValueError("audio_window_s, audio_hop_s and video_segment_s must be positive")
+            raise ConfigError("audio_window_s, audio_hop_s and video_segment_s must be positive")
         if self.frames_per_segment < 1 or self.page_dpi < 1 or self.thumbnail_px < 16:
-            raise ValueError("frames_per_segment and page_dpi must be >= 1, thumbnail_px >= 16")
+            raise ConfigError("frames_per_segment and page_dpi must be >= 1, thumbnail_px >= 16")
         if self.image_side is not None and self.image_side < 1:
-            raise ValueError(f"image_side must be None or >= 1, got {self.image_side}")
+            raise ConfigError(f"image_side must be None or >= 1, got {self.image_side}")
         self.modalities = frozenset(self.modalities)
         if not self.modalities <= MODALITIES:
-            raise ValueError(f"modalities must be among {sorted(MODALITIES)}, got {sorted(self.modalities)}")
+            raise ConfigError(f"modalities must be among {sorted(MODALITIES)}, got {sorted(self.modalities)}")
 
     def wants(self, modality: str) -> bool:
         """Whether chunks of ``modality`` ("text", "image", "audio") are wanted."""

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from omnivec.errors import ConfigError
 from omnivec.train.losses.base import Loss
 
 
@@ -19,13 +20,13 @@ class PairLoss(Loss):
 
     def check_model(self, model: Any) -> None:
         if getattr(model, "num_labels", 1) != 1:
-            raise ValueError(f"{type(self).__name__} needs a CrossEncoder with one output label; this one has "
-                             f"{model.num_labels}.")
+            raise ConfigError(f"{type(self).__name__} needs a CrossEncoder with one output label; this one has "
+                              f"{model.num_labels}.")
 
     def scores(self, model: Any, queries: Sequence[Any], documents: Sequence[Any]) -> torch.Tensor:
         """One score per (query, document) pair, activation applied, shape (n,)."""
         self.check_model(model)
-        return self.activation(model.logits(list(zip(queries, documents))).view(-1).float())
+        return self.activation(model.logits(list(zip(queries, documents, strict=True))).view(-1).float())
 
     def config(self) -> dict[str, Any]:
         return {"activation": type(self.activation).__name__}

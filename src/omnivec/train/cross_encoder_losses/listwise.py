@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from omnivec.errors import InputError
+from omnivec.errors import ConfigError, InputError
 from omnivec.train.cross_encoder_losses.base import PairLoss
 from omnivec.train.losses.base import LossSpec
 
@@ -33,10 +33,10 @@ class ListwiseLoss(PairLoss):
         self.check_model(model)
         queries, lists = inputs
         counts = [len(docs) for docs in lists]
-        for row, (count, label) in enumerate(zip(counts, labels)):
+        for row, (count, label) in enumerate(zip(counts, labels, strict=True)):
             if count != len(label):
                 raise InputError(f"{type(self).__name__}: batch row {row} has {count} documents but {len(label)} labels.")
-        pairs = [(query, doc) for query, docs in zip(queries, lists) for doc in docs]
+        pairs = [(query, doc) for query, docs in zip(queries, lists, strict=True) for doc in docs]
         step = self.mini_batch_size or len(queries) or 1
         logits = torch.cat([model.logits(pairs[i : i + step]).view(-1) for i in range(0, len(pairs), step)])
         logits = self.activation(logits.float())
@@ -67,7 +67,7 @@ class LambdaLoss(ListwiseLoss):
                  mini_batch_size: int | None = None) -> None:
         super().__init__(activation, mini_batch_size)
         if weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting {weighting!r} is not one of {WEIGHTINGS}.")
+            raise ConfigError(f"weighting {weighting!r} is not one of {WEIGHTINGS}.")
         self.weighting, self.k, self.sigma, self.mu, self.eps = weighting, k, sigma, mu, eps
 
     def config(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from omnivec.errors import ConfigError
 from omnivec.train.cross_encoder_losses.base import PairLoss
 from omnivec.train.losses.base import LossSpec
 
@@ -39,7 +40,7 @@ class CrossEntropyLoss(PairLoss):
 
     def forward(self, model: Any, inputs: Sequence[Sequence[Any]], labels: torch.Tensor) -> torch.Tensor:
         if getattr(model, "num_labels", 1) < 2:
-            raise ValueError("CrossEntropyLoss needs a CrossEncoder with num_labels >= 2; use BinaryCrossEntropyLoss "
-                             "for one label.")
-        logits = self.activation(model.logits(list(zip(inputs[0], inputs[1]))).float())
+            raise ConfigError("CrossEntropyLoss needs a CrossEncoder with num_labels >= 2; use BinaryCrossEntropyLoss "
+                              "for one label.")
+        logits = self.activation(model.logits(list(zip(inputs[0], inputs[1], strict=True))).float())
         return torch.nn.functional.cross_entropy(logits, labels.long().view(-1).to(logits.device))

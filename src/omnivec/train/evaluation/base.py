@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from omnivec.errors import ConfigError
+
 
 class Evaluator:
     """Base class: subclasses implement :meth:`compute` returning unprefixed metrics.
@@ -47,7 +49,7 @@ class SequentialEvaluator(Evaluator):
         super().__init__(name="")
         self.evaluators = list(evaluators)
         if not self.evaluators:
-            raise ValueError("SequentialEvaluator needs at least one evaluator.")
+            raise ConfigError("SequentialEvaluator needs at least one evaluator.")
 
     @property
     def primary_metric(self) -> str:
@@ -64,7 +66,7 @@ class SequentialEvaluator(Evaluator):
             # A silent overwrite would hide one evaluator's numbers behind another's.
             clash = sorted(merged.keys() & results.keys())
             if clash:
-                raise ValueError(f"{evaluator!r} returns metric keys that an earlier evaluator also returned: "
-                                 f"{clash}; give the evaluators distinct names.")
+                raise ConfigError(f"{evaluator!r} returns metric keys that an earlier evaluator also returned: "
+                                  f"{clash}; give the evaluators distinct names.")
             merged.update(results)
         return merged

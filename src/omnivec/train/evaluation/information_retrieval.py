@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from omnivec import similarity as sim
+from omnivec.errors import ConfigError, InputError
 from omnivec.train.evaluation import metrics as M
 from omnivec.train.evaluation.base import Evaluator
 from omnivec.train.evaluation.beir import load_beir
@@ -56,13 +57,13 @@ class InformationRetrievalEvaluator(Evaluator):
         self.k_values, self.mrr_at_k = _ks(k_values, "k_values"), _ks(mrr_at_k, "mrr_at_k")
         self.ndcg_at_k, self.map_at_k = _ks(ndcg_at_k, "ndcg_at_k"), _ks(map_at_k, "map_at_k")
         if corpus_chunk_size <= 0:
-            raise ValueError(f"corpus_chunk_size must be a positive integer, got {corpus_chunk_size}.")
+            raise ConfigError(f"corpus_chunk_size must be a positive integer, got {corpus_chunk_size}.")
         self.relevant_docs = {qid: M.gains(docs) for qid, docs in relevant_docs.items()}
         self.query_ids = [qid for qid in queries if self.relevant_docs.get(qid)]
         if not self.query_ids:
-            raise ValueError("None of the queries has a relevant document in relevant_docs.")
+            raise InputError("None of the queries has a relevant document in relevant_docs.")
         if not corpus:
-            raise ValueError("The corpus is empty.")
+            raise InputError("The corpus is empty.")
         self.queries = [queries[qid] for qid in self.query_ids]
         self.corpus_ids = list(corpus)
         self.corpus = [corpus[cid] for cid in self.corpus_ids]
@@ -118,7 +119,7 @@ class InformationRetrievalEvaluator(Evaluator):
         def add(metric: str, fn: Any, ks: list[int]) -> None:
             for k in ks:
                 per_query[f"{metric}@{k}"] = [fn(ranked, self.relevant_docs[qid], k)
-                                              for qid, ranked in zip(self.query_ids, rankings)]
+                                              for qid, ranked in zip(self.query_ids, rankings, strict=True)]
 
         add("accuracy", M.accuracy_at_k, self.k_values)
         add("precision", M.precision_at_k, self.k_values)
@@ -132,7 +133,7 @@ class InformationRetrievalEvaluator(Evaluator):
 def _ks(values: Iterable[int], what: str) -> list[int]:
     ks = list(values)
     if not ks or any(not isinstance(k, int) or k <= 0 for k in ks):
-        raise ValueError(f"{what} must be a non-empty list of positive integers, got {ks}.")
+        raise ConfigError(f"{what} must be a non-empty list of positive integers, got {ks}.")
     return ks
 
 

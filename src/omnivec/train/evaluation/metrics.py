@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Hashable, Mapping, Sequence
 
+from omnivec.errors import InputError
+
 Relevance = Collection[Hashable] | Mapping[Hashable, float]
 
 __all__ = [
@@ -29,7 +31,7 @@ def gains(relevance: Relevance) -> dict[Hashable, float]:
 def rank_by_scores(ids: Sequence[Hashable], scores: Sequence[float]) -> list[Hashable]:
     """``ids`` sorted by score, highest first; equal scores keep the order they were given in."""
     if len(ids) != len(scores):
-        raise ValueError(f"ids has {len(ids)} entries but scores has {len(scores)}.")
+        raise InputError(f"ids has {len(ids)} entries but scores has {len(scores)}.")
     # sorted() is stable, and negating the key (rather than reverse=True) keeps that explicit.
     order = sorted(range(len(ids)), key=lambda i: -float(scores[i]))
     return [ids[i] for i in order]
@@ -37,7 +39,7 @@ def rank_by_scores(ids: Sequence[Hashable], scores: Sequence[float]) -> list[Has
 
 def _check_k(k: int) -> None:
     if k <= 0:
-        raise ValueError(f"k must be a positive integer, got {k}.")
+        raise InputError(f"k must be a positive integer, got {k}.")
 
 
 def _hits(ranked: Sequence[Hashable], relevant: Mapping[Hashable, float], k: int) -> list[bool]:

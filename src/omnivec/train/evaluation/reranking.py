@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from omnivec.errors import InputError
+from omnivec.errors import ConfigError, InputError
 from omnivec.train.evaluation import metrics as M
 from omnivec.train.evaluation.base import Evaluator
 
@@ -46,7 +46,7 @@ class RerankingEvaluator(Evaluator):
     ) -> None:
         super().__init__(name)
         if at_k <= 0:
-            raise ValueError(f"at_k must be a positive integer, got {at_k}.")
+            raise ConfigError(f"at_k must be a positive integer, got {at_k}.")
         self.at_k = at_k
         self.batch_size = batch_size
         self.always_rerank_positives = always_rerank_positives

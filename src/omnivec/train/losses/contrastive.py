@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from omnivec import similarity as sim
+from omnivec.errors import ConfigError
 from omnivec.runtime.units import PreparedInputs
 from omnivec.train.losses.base import EmbeddingLoss, LossSpec, embed_columns
 
@@ -36,19 +37,19 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
                  directions: Sequence[str] | None = None, partition_mode: str | None = None) -> None:
         super().__init__()
         if scale <= 0:
-            raise ValueError(f"scale must be positive, got {scale}.")
+            raise ConfigError(f"scale must be positive, got {scale}.")
         if symmetric and directions is not None:
-            raise ValueError("Pass symmetric=True or directions, not both.")
+            raise ConfigError("Pass symmetric=True or directions, not both.")
         directions = tuple(directions or (("query_to_doc", "doc_to_query") if symmetric else ("query_to_doc",)))
         unknown = set(directions) - set(DIRECTIONS)
         if unknown or "query_to_doc" not in directions:
-            raise ValueError(f"directions must include 'query_to_doc' and be among {DIRECTIONS}, got {directions}.")
+            raise ConfigError(f"directions must include 'query_to_doc' and be among {DIRECTIONS}, got {directions}.")
         partition_mode = partition_mode or ("per_direction" if symmetric else "joint")
         if partition_mode not in ("joint", "per_direction"):
-            raise ValueError(f"partition_mode must be 'joint' or 'per_direction', got {partition_mode!r}.")
+            raise ConfigError(f"partition_mode must be 'joint' or 'per_direction', got {partition_mode!r}.")
         if partition_mode == "per_direction" and {"query_to_query", "doc_to_doc"} & set(directions):
-            raise ValueError("partition_mode='per_direction' needs every direction to contain the positive pair; "
-                             "query_to_query and doc_to_doc do not. Use partition_mode='joint'.")
+            raise ConfigError("partition_mode='per_direction' needs every direction to contain the positive pair; "
+                              "query_to_query and doc_to_doc do not. Use partition_mode='joint'.")
         self.scale, self.similarity, self.directions, self.partition_mode = scale, similarity, directions, partition_mode
         self._sim = sim.get(similarity, pairwise=False)
 
@@ -58,7 +59,7 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
 
     def compute(self, embeddings: list[torch.Tensor], labels: Any) -> torch.Tensor:
         if len(embeddings) < 2:
-            raise ValueError(f"{type(self).__name__} needs at least 2 input columns (anchor, positive), got {len(embeddings)}.")
+            raise ConfigError(f"{type(self).__name__} needs at least 2 input columns (anchor, positive), got {len(embeddings)}.")
         queries, docs = embeddings[0], embeddings[1:]
         n = queries.shape[0]
         rows = torch.arange(n, device=queries.device)
@@ -93,7 +94,7 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
     def __init__(self, mini_batch_size: int = 32, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if mini_batch_size <= 0:
-            raise ValueError(f"mini_batch_size must be positive, got {mini_batch_size}.")
+            raise ConfigError(f"mini_batch_size must be positive, got {mini_batch_size}.")
         self.mini_batch_size = mini_batch_size
 
     def config(self) -> dict[str, Any]:
@@ -122,7 +123,7 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
                 states: list[RandomState], grad_output: torch.Tensor) -> None:
         replay = iter(states)
         with torch.enable_grad():
-            for column, grad in zip(inputs, grads):
+            for column, grad in zip(inputs, grads, strict=True):
                 for start in range(0, len(column), self.mini_batch_size):
                     with next(replay).restored():
                         part = model.embed(column.select(start, start + self.mini_batch_size))
@@ -142,6 +143,6 @@ class RandomState:
         devices = [self.device] if self.device is not None else []
         with torch.random.fork_rng(devices=devices):
             torch.set_rng_state(self.cpu)
-            if self.device is not None:
+            if self.cuda is not None and self.device is not None:  # both set exactly for a CUDA device
                 torch.cuda.set_rng_state(self.cuda, self.device)
             yield

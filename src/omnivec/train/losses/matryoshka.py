@@ -3,11 +3,14 @@ embedding, so truncated vectors stay useful."""
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from omnivec.errors import ConfigError
 from omnivec.runtime.units import PreparedInputs
 from omnivec.train.losses.base import EmbeddingLoss, embed_columns
 from omnivec.train.losses.contrastive import CachedMultipleNegativesRankingLoss
@@ -23,10 +26,10 @@ class MatryoshkaLoss(EmbeddingLoss):
             raise TypeError(f"MatryoshkaLoss wraps an embedding loss that works on embeddings (e.g. "
                             f"MultipleNegativesRankingLoss, CoSENTLoss), not {type(loss).__name__}.")
         if not dims or any(int(d) <= 0 for d in dims):
-            raise ValueError(f"dims must be positive embedding sizes, got {list(dims)}.")
+            raise ConfigError(f"dims must be positive embedding sizes, got {list(dims)}.")
         weights = list(weights) if weights is not None else [1.0] * len(dims)
         if len(weights) != len(dims):
-            raise ValueError(f"Got {len(weights)} weights for {len(dims)} dims.")
+            raise ConfigError(f"Got {len(weights)} weights for {len(dims)} dims.")
         self.loss, self.dims, self.weights = loss, [int(d) for d in dims], weights
         self.spec = loss.spec
 
@@ -37,6 +40,7 @@ class MatryoshkaLoss(EmbeddingLoss):
         embeddings = embed_columns(model, inputs)
         width = embeddings[0].shape[-1]
         if max(self.dims) > width:
-            raise ValueError(f"MatryoshkaLoss dims {self.dims} exceed the model's embedding size {width}.")
-        return sum(weight * self.loss.compute([e[..., :dim] for e in embeddings], labels)
-                   for dim, weight in zip(self.dims, self.weights))
+            raise ConfigError(f"MatryoshkaLoss dims {self.dims} exceed the model's embedding size {width}.")
+        parts = [weight * self.loss.compute([e[..., :dim] for e in embeddings], labels)
+                 for dim, weight in zip(self.dims, self.weights, strict=True)]  # lengths checked in __init__
+        return functools.reduce(operator.add, parts)  # as sum(), without its int start
