@@ -145,7 +145,7 @@ def _check_serve_settings(args: argparse.Namespace) -> None:
             names[name] = f"{flag} {spec!r}"
     if args.kb is not None:
         from omnivec.kb.config import load_config
-        from omnivec.kb.location import kb_location
+        from omnivec.kb.state_dir import kb_location
 
         _check_kb_uri(args.kb)
         load_config(kb_location(args.kb)[0], args.config)

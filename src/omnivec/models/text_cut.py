@@ -31,13 +31,13 @@ class PairCutter:
         values = (query, document)
         ends = [self._token_ends(x) if isinstance(x, str) else None for x in values]
         keeps = [self.keep, self.keep]
-        cut = tuple(_cut(x, e, k, self.left) for x, e, k in zip(values, ends, keeps))
+        cut = tuple(_cut(x, e, k, self.left) for x, e, k in zip(values, ends, keeps, strict=True))
         if not all(isinstance(x, str) for x in values) or (ends[0] is None and ends[1] is None):
             return cut  # type: ignore[return-value]
         # "Longest first" pair truncation gives the odd token to the longer text (the second on a tie), so the cut
         # texts must keep the order of the texts' lengths. Retokenizing a cut text can change its count by a token
         # or two (a word piece at the cut starts a word), so the counts are checked and the shorter side lengthened.
-        lengths = [self._length(x, e) for x, e in zip(values, ends)]
+        lengths = [self._length(x, e) for x, e in zip(values, ends, strict=True)]
         want = _sign(lengths[0] - lengths[1])
         for _ in range(4):
             counts = [self._count(x) for x in cut]
@@ -48,7 +48,7 @@ class PairCutter:
             if ends[short] is None:
                 break  # whole already: cannot be lengthened (a text under the limit needs no cut)
             keeps[short] += abs(counts[0] - counts[1]) + (want != 0)
-            cut = tuple(_cut(x, e, k, self.left) for x, e, k in zip(values, ends, keeps))
+            cut = tuple(_cut(x, e, k, self.left) for x, e, k in zip(values, ends, keeps, strict=True))
         return cut  # type: ignore[return-value]
 
     def _length(self, text: str, ends: list[int] | None) -> int:
