@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from omnivec.errors import InputError, ModelNotFoundError
+from omnivec.errors import ConfigError, ModelNotFoundError
 from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
 from omnivec.loading.hub import HubOptions, resolve_model_dir
 from omnivec.loading.options import LoadOptions
@@ -63,7 +63,7 @@ def test_embedder_loads_the_default_id_offline(minilm_dir, tmp_path, monkeypatch
 
 def test_load_options_backend_is_checked():
     assert LoadOptions().backend == "torch"
-    with pytest.raises(InputError, match=r"backend 'onnx' .*\['torch'\]"):
+    with pytest.raises(ConfigError, match=r"backend 'onnx' .*\['torch'\]"):
         LoadOptions(backend="onnx")  # type: ignore[arg-type]  (the check under test: a value outside the Literal)
 
 
@@ -74,7 +74,7 @@ def test_load_options_backend_is_checked():
     ({"hub": {"revision": "main"}}, "hub"),
 ])
 def test_load_options_name_the_bad_setting(settings, named):
-    with pytest.raises(InputError, match=named):
+    with pytest.raises(ConfigError, match=named):
         LoadOptions(**settings)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from omnivec.errors import InputError
+from omnivec.errors import ConfigError
 from omnivec.loading.hub import HubOptions
 
 if TYPE_CHECKING:
@@ -46,20 +46,20 @@ class LoadOptions:
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise InputError(f"backend {self.backend!r} is not supported; choose one of {list(BACKENDS)}.")
+            raise ConfigError(f"backend {self.backend!r} is not supported; choose one of {list(BACKENDS)}.")
         for name in KWARGS_FIELDS:
             value = getattr(self, name)
             if value is None:
                 value = {}
             if not isinstance(value, Mapping):
-                raise InputError(f"{name} must be a dict of keyword arguments, got {type(value).__name__}.")
+                raise ConfigError(f"{name} must be a dict of keyword arguments, got {type(value).__name__}.")
             # A copy behind a read-only view: the caller's dict may change later, these options may not.
             object.__setattr__(self, name, MappingProxyType(dict(value)))
         length = self.max_seq_length
         if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
-            raise InputError(f"max_seq_length must be None or a positive integer, got {length!r}.")
+            raise ConfigError(f"max_seq_length must be None or a positive integer, got {length!r}.")
         if not isinstance(self.hub, HubOptions):
-            raise InputError(f"hub must be a HubOptions, got {type(self.hub).__name__}.")
+            raise ConfigError(f"hub must be a HubOptions, got {type(self.hub).__name__}.")
 
     def from_pretrained_kwargs(self, name: KwargsField) -> dict[str, Any]:
         """A fresh dict of one kwargs field, with ``trust_remote_code=True`` where the caller allowed it."""

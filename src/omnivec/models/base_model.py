@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from omnivec._version import __version__
-from omnivec.errors import ModelLoadError, ModelNotFoundError
+from omnivec.errors import ConfigError, InputError, ModelLoadError, ModelNotFoundError
 from omnivec.loading.hub import MODEL_MARKER_FILES, resolve_model_dir
 from omnivec.loading.options import LoadOptions
 from omnivec.modules.base import Module, module_class_for
@@ -99,7 +99,7 @@ class BaseModel(torch.nn.Sequential):
         self.prompts: dict[str, str] = {**(model_config.get("prompts") or {}), **(prompts or {})}
         self.default_prompt_name = default_prompt_name or model_config.get("default_prompt_name")
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
-            raise ValueError(f"default_prompt_name {self.default_prompt_name!r} is not among the prompts "
+            raise ConfigError(f"default_prompt_name {self.default_prompt_name!r} is not among the prompts "
                              f"{sorted(self.prompts)}.")
 
     def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str | None:
@@ -109,7 +109,7 @@ class BaseModel(torch.nn.Sequential):
         if name is None:
             return None
         if name not in self.prompts:
-            raise ValueError(f"prompt_name {name!r} is not among this model's prompts {sorted(self.prompts)}.")
+            raise InputError(f"prompt_name {name!r} is not among this model's prompts {sorted(self.prompts)}.")
         return self.prompts[name]
 
     def forward(self, features: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]

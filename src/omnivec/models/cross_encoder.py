@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from omnivec.errors import InputError
+from omnivec.errors import ConfigError, InputError
 from omnivec.loading.hub import HubOptions
 from omnivec.loading.options import LoadOptions
 from omnivec.models.base_model import BaseModel
@@ -70,7 +70,7 @@ class CrossEncoder(BaseModel):
         config_kwargs: dict[str, Any] | None = None,
     ) -> None:
         if (model_name_or_path is None) == (modules is None):
-            raise ValueError("Pass exactly one of model_name_or_path or modules.")
+            raise ConfigError("Pass exactly one of model_name_or_path or modules.")
         options = LoadOptions(
             dtype=dtype, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs or {},
             tokenizer_kwargs=processor_kwargs or {}, max_seq_length=max_length,

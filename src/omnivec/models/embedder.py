@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from omnivec import similarity as sim
-from omnivec.errors import InputError
+from omnivec.errors import ConfigError, InputError
 from omnivec.inputs.modality import tag_inputs
 from omnivec.inputs.video import VideoSampling
 from omnivec.loading.hub import HubOptions
@@ -72,7 +72,7 @@ class Embedder(BaseModel):
         config_kwargs: dict[str, Any] | None = None,
     ) -> None:
         if model_name_or_path is not None and modules is not None:
-            raise ValueError("Pass either model_name_or_path or modules, not both.")
+            raise ConfigError("Pass either model_name_or_path or modules, not both.")
         options = LoadOptions(
             dtype=dtype, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs or {},
             tokenizer_kwargs={**(tokenizer_kwargs or {}), **(processor_kwargs or {})}, config_kwargs=config_kwargs or {},

@@ -44,7 +44,7 @@ def fixed_batches(count: int, batch_size: int) -> list[np.ndarray]:
     """Input indices in their own order, ``batch_size`` at a time: for inputs whose size is unknown before they
     are prepared (images)."""
     if batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        raise InputError(f"batch_size must be a positive integer, got {batch_size}.")
     return [np.arange(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from omnivec.errors import ConfigError
 from omnivec.inputs.image import MAX_IMAGE_PIXELS
 from omnivec.inputs.sources import FetchPolicy
 from omnivec.serve.edge import BODY_TIMEOUT_S
@@ -35,7 +36,7 @@ class ServerSettings:
 
     def __post_init__(self) -> None:
         if not self.body_timeout_s > 0:
-            raise ValueError(f"body_timeout_s must be > 0, got {self.body_timeout_s}")
+            raise ConfigError(f"body_timeout_s must be > 0, got {self.body_timeout_s}")
 
     @property
     def queue_size(self) -> int:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
+from omnivec.errors import ConfigError
 from omnivec.serve.batcher import DynamicBatcher
 from omnivec.serve.errors import ApiError
 from omnivec.serve.model_calls import embed_batch, rerank_batch
@@ -61,10 +62,10 @@ class ServerState:
               api_key: str | None = None, searcher: Any = None) -> ServerState:
         """The state for these models; ``searcher``: a KB's, for ``/v1/search``."""
         if set(embedders) & set(rerankers):
-            raise ValueError(f"model names used twice: {sorted(set(embedders) & set(rerankers))}")
+            raise ConfigError(f"model names used twice: {sorted(set(embedders) & set(rerankers))}")
         for name, model in rerankers.items():
             if getattr(model, "num_labels", 1) != 1:
-                raise ValueError(f"reranker {name!r} has {model.num_labels} labels; rerank needs a one-label model")
+                raise ConfigError(f"reranker {name!r} has {model.num_labels} labels; rerank needs a one-label model")
         state = cls(embedders, rerankers, settings, api_key)
         state.model_locks = {id(model): threading.Lock() for model in state.models.values()}
         state.batchers = state.new_batchers()
