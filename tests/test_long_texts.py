@@ -77,7 +77,7 @@ def test_a_left_truncating_reranker_scores_pairs_as_without_the_cut(bert_dir, tm
     tokenizer, limit = reranker.tokenizer, reranker.max_length
 
     def kept(some_pairs):  # the token ids the pairs' own truncation keeps
-        return tokenizer(*map(list, zip(*some_pairs)), truncation="longest_first", max_length=limit)["input_ids"]
+        return tokenizer(*map(list, zip(*some_pairs, strict=True)), truncation="longest_first", max_length=limit)["input_ids"]
 
     assert kept(reranker._cut_pairs(pairs)) == kept(pairs)
     cut = reranker.predict(pairs)
@@ -105,7 +105,8 @@ def test_cut_pairs_keep_what_longest_first_truncation_keeps(bert_dir, tmp_path, 
         reranker.max_length = limit = rng.randint(16, 80)
         pairs = [(text(rng.randint(1, 200)), text(rng.randint(1, 200))) for _ in range(4)]
 
-        def kept(some_pairs):
-            return tokenizer(*map(list, zip(*some_pairs)), truncation="longest_first", max_length=limit)["input_ids"]
+        def kept(some_pairs, limit=limit):
+            return tokenizer(*map(list, zip(*some_pairs, strict=True)), truncation="longest_first",
+                             max_length=limit)["input_ids"]
 
         assert kept(reranker._cut_pairs(pairs)) == kept(pairs), (limit, pairs)

@@ -87,7 +87,7 @@ def test_a_large_png_is_decoded_reduced_as_encode_decodes_it(served, clip_dir, t
     grown = served.peak_growth_mb(base)
     assert reply.status_code == 200, reply.text
     expected = omnivec.Embedder(clip_dir, device="cpu").encode([str(path)], normalize_embeddings=True)[0]
-    assert max(abs(a - b) for a, b in zip(reply.json()["data"][0]["embedding"], expected.tolist())) < 1e-5
+    assert max(abs(a - b) for a, b in zip(reply.json()["data"][0]["embedding"], expected.tolist(), strict=True)) < 1e-5
     assert grown < 150, grown
 
 

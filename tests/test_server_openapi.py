@@ -50,7 +50,7 @@ def app(sample_kb, tmp_path_factory, minilm_dir, clip_dir, bert_dir):
     omnivec.CrossEncoder(bert_dir, num_labels=1, device="cpu").save(str(reranker))
     searcher = Searcher(kb, load_config(kb, config), reranker=str(reranker), device="cpu")
     embedders = dict(zip(EMBEDDERS, [omnivec.Embedder(minilm_dir, device="cpu"),
-                                     omnivec.Embedder(clip_dir, device="cpu")]))
+                                     omnivec.Embedder(clip_dir, device="cpu")], strict=True))
     rerankers = {RERANKERS[0]: omnivec.CrossEncoder(str(reranker), device="cpu")}
     yield create_app(embedders, rerankers, api_key=KEY, kb=searcher, max_body_bytes=1024 * 1024)
     searcher.close()

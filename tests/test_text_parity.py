@@ -133,7 +133,7 @@ def test_token_embeddings_output(bert_dir, qwen3_dir, st):
         ours, peer = _pair(path, st)
         a = ours.encode(TEXTS, output_value="token_embeddings")
         b = peer.encode(TEXTS, output_value="token_embeddings")
-        for index, (x, y) in enumerate(zip(a, b)):
+        for index, (x, y) in enumerate(zip(a, b, strict=True)):
             y = y[-len(x):] if len(x) else y[:0]  # peer keeps left padding in front; the real tokens are last
             assert x.shape == y.shape, index
             torch.testing.assert_close(x, y, atol=ATOL, rtol=0)

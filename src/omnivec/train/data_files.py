@@ -80,7 +80,7 @@ def _read_delimited(path: Path, delimiter: str, quoting: str, header: bool, colu
         if len(values) != len(column_names):
             raise InputError(f"{str(path)!r} line {number}: {len(values)} fields, expected {len(column_names)} "
                              f"({', '.join(column_names)}).")
-        rows.append(dict(zip(column_names, values)))
+        rows.append(dict(zip(column_names, values, strict=True)))
     return rows
 
 

@@ -25,7 +25,7 @@ class PairLoss(Loss):
     def scores(self, model: Any, queries: Sequence[Any], documents: Sequence[Any]) -> torch.Tensor:
         """One score per (query, document) pair, activation applied, shape (n,)."""
         self.check_model(model)
-        return self.activation(model.logits(list(zip(queries, documents))).view(-1).float())
+        return self.activation(model.logits(list(zip(queries, documents, strict=True))).view(-1).float())
 
     def config(self) -> dict[str, Any]:
         return {"activation": type(self.activation).__name__}

@@ -33,10 +33,10 @@ class ListwiseLoss(PairLoss):
         self.check_model(model)
         queries, lists = inputs
         counts = [len(docs) for docs in lists]
-        for row, (count, label) in enumerate(zip(counts, labels)):
+        for row, (count, label) in enumerate(zip(counts, labels, strict=True)):
             if count != len(label):
                 raise InputError(f"{type(self).__name__}: batch row {row} has {count} documents but {len(label)} labels.")
-        pairs = [(query, doc) for query, docs in zip(queries, lists) for doc in docs]
+        pairs = [(query, doc) for query, docs in zip(queries, lists, strict=True) for doc in docs]
         step = self.mini_batch_size or len(queries) or 1
         logits = torch.cat([model.logits(pairs[i : i + step]).view(-1) for i in range(0, len(pairs), step)])
         logits = self.activation(logits.float())

@@ -41,5 +41,5 @@ class CrossEntropyLoss(PairLoss):
         if getattr(model, "num_labels", 1) < 2:
             raise ValueError("CrossEntropyLoss needs a CrossEncoder with num_labels >= 2; use BinaryCrossEntropyLoss "
                              "for one label.")
-        logits = self.activation(model.logits(list(zip(inputs[0], inputs[1]))).float())
+        logits = self.activation(model.logits(list(zip(inputs[0], inputs[1], strict=True))).float())
         return torch.nn.functional.cross_entropy(logits, labels.long().view(-1).to(logits.device))

@@ -118,7 +118,7 @@ class InformationRetrievalEvaluator(Evaluator):
         def add(metric: str, fn: Any, ks: list[int]) -> None:
             for k in ks:
                 per_query[f"{metric}@{k}"] = [fn(ranked, self.relevant_docs[qid], k)
-                                              for qid, ranked in zip(self.query_ids, rankings)]
+                                              for qid, ranked in zip(self.query_ids, rankings, strict=True)]
 
         add("accuracy", M.accuracy_at_k, self.k_values)
         add("precision", M.precision_at_k, self.k_values)

@@ -122,7 +122,7 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
                 states: list[RandomState], grad_output: torch.Tensor) -> None:
         replay = iter(states)
         with torch.enable_grad():
-            for column, grad in zip(inputs, grads):
+            for column, grad in zip(inputs, grads, strict=True):
                 for start in range(0, len(column), self.mini_batch_size):
                     with next(replay).restored():
                         part = model.embed(column.select(start, start + self.mini_batch_size))
@@ -134,14 +134,14 @@ class RandomState:
 
     def __init__(self, device: torch.device) -> None:
         self.cpu = torch.get_rng_state()
-        self.device = device if device.type == "cuda" else None
-        self.cuda = torch.cuda.get_rng_state(device) if self.device is not None else None
+        # (device, its generator state) when the model runs on CUDA
+        self.cuda = (device, torch.cuda.get_rng_state(device)) if device.type == "cuda" else None
 
     @contextmanager
     def restored(self) -> Iterator[None]:
-        devices = [self.device] if self.device is not None else []
+        devices = [self.cuda[0]] if self.cuda is not None else []
         with torch.random.fork_rng(devices=devices):
             torch.set_rng_state(self.cpu)
-            if self.device is not None:
-                torch.cuda.set_rng_state(self.cuda, self.device)
+            if self.cuda is not None:
+                torch.cuda.set_rng_state(self.cuda[1], self.cuda[0])
             yield

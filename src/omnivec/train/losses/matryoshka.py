@@ -38,5 +38,6 @@ class MatryoshkaLoss(EmbeddingLoss):
         width = embeddings[0].shape[-1]
         if max(self.dims) > width:
             raise ValueError(f"MatryoshkaLoss dims {self.dims} exceed the model's embedding size {width}.")
-        return sum(weight * self.loss.compute([e[..., :dim] for e in embeddings], labels)
-                   for dim, weight in zip(self.dims, self.weights))
+        terms = [weight * self.loss.compute([e[..., :dim] for e in embeddings], labels)
+                 for dim, weight in zip(self.dims, self.weights, strict=True)]
+        return sum(terms[1:], terms[0])  # dims is never empty (checked in __init__)
