@@ -76,10 +76,12 @@ def test_retrieval_ties_follow_corpus_order_in_any_chunking(chunk):
 
 # -- retrieval on a SciFact slice, against sentence-transformers ------------------------------------
 @pytest.fixture(scope="module")
-def minilm(minilm_dir, st):
-    return omnivec.Embedder(minilm_dir, device="cpu"), st.SentenceTransformer(minilm_dir, device="cpu")
+def minilm(minilm_embedder, minilm_st_model):
+    return minilm_embedder, minilm_st_model
 
 
+# 300 SciFact abstracts through MiniLM in both libraries; the metric and tie tests above cover the evaluator
+@pytest.mark.slow
 def test_retrieval_matches_sentence_transformers(shared_data, minilm):
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator as Peer
 
@@ -145,6 +147,8 @@ def _sts_dev(shared_data, n=300):
     return [r[5] for r in rows], [r[6] for r in rows], [float(r[4]) for r in rows]
 
 
+# 600 STS sentences through MiniLM in both libraries, twice; the small STSEvaluator tests cover the evaluator
+@pytest.mark.slow
 def test_sts_matches_sentence_transformers(shared_data, minilm):
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator as Peer
 

@@ -260,6 +260,7 @@ def test_a_megabyte_of_each_pathological_shape_is_read_in_linear_time(tmp_path, 
     assert all(minilm_options.token_count(c.text) <= budget for c in chunks[:50])
 
 
+@pytest.mark.slow  # writes and reads 50 MB in a subprocess; the linear-time shape tests cover the reader
 def test_a_large_text_file_is_read_in_bounded_memory(tmp_path):
     """50 MB of prose: peak RSS grows by less than 400 MiB (measured: 122 MiB; 635 MiB before)."""
     path = tmp_path / "big.txt"

@@ -21,6 +21,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
 """
 
 
+@pytest.mark.slow  # memory measured in a subprocess; test_the_bound_keeps_what_truncation_keeps covers the cut
 def test_encoding_a_1_mb_text_stays_in_bounded_memory(minilm_dir):
     """Peak RSS growth measured in a subprocess: under 60 MB (measured: about 12; 150 MB before the bound)."""
     out = subprocess.run([sys.executable, "-c", ENCODE_MEMORY, minilm_dir], capture_output=True, text=True, timeout=120)
@@ -28,8 +29,8 @@ def test_encoding_a_1_mb_text_stays_in_bounded_memory(minilm_dir):
     assert int(out.stdout.split()[-1]) < 60, out.stdout
 
 
-def test_the_bound_keeps_what_truncation_keeps(minilm_dir):
-    model = omnivec.Embedder(minilm_dir, device="cpu")
+def test_the_bound_keeps_what_truncation_keeps(minilm_embedder):
+    model = minilm_embedder
     bound = model.max_seq_length * CHARS_PER_TOKEN_BOUND
     long_text = "the cat sat on the mat. " * 100_000
     np.testing.assert_allclose(model.encode(long_text), model.encode(long_text[:bound]), atol=1e-6)

@@ -53,8 +53,8 @@ class _Memo:
 
 
 @pytest.fixture(scope="module")
-def models(minilm_dir, st):
-    return _Memo(omnivec.Embedder(minilm_dir, device="cpu")), st.SentenceTransformer(minilm_dir, device="cpu")
+def models(minilm_embedder, minilm_st_model):
+    return _Memo(minilm_embedder), minilm_st_model
 
 
 @pytest.fixture(scope="module")

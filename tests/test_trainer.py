@@ -39,6 +39,7 @@ def _topic_pairs(count: int, seed: int) -> list[dict]:
     return rows
 
 
+@pytest.mark.slow  # six epochs over 9,600 pairs; the other trainer tests cover CrossEncoderTrainer
 def test_tiny_cross_encoder_learns_relevance(tmp_path, bert_dir):
     model = omnivec.CrossEncoder(bert_dir, num_labels=1, device="cpu")
     test = _topic_pairs(300, seed=1)
