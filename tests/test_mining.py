@@ -146,6 +146,7 @@ def test_no_positive_of_an_anchor_is_its_negative(scifact, models):
     assert {r["answer"] for r in mine} == positives[anchor] and len(mine) == 4 * len(positives[anchor])
 
 
+@pytest.mark.slow  # the cross-encoder rescores thousands of SciFact pairs in both libraries
 def test_cross_encoder_max_score_filters_false_negatives(scifact, models, cross_encoders, peer_mine):
     from datasets import Dataset
 
