@@ -61,6 +61,35 @@ def st():
     return sentence_transformers
 
 
+# Loaded models shared by every test file that only runs inference with them. A test that changes a model
+# (max_seq_length, prompts, training) restores it before it ends, or loads its own.
+@pytest.fixture(scope="session")
+def minilm_embedder(minilm_dir):
+    import omnivec
+
+    return omnivec.Embedder(minilm_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def minilm_st_model(minilm_dir, st):
+    """The oracle's all-MiniLM-L6-v2 (sentence-transformers' own SentenceTransformer)."""
+    return st.SentenceTransformer(minilm_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def clip_embedder(clip_dir):
+    import omnivec
+
+    return omnivec.Embedder(clip_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def clap_embedder(clap_dir):
+    import omnivec
+
+    return omnivec.Embedder(clap_dir, device="cpu")
+
+
 @pytest.fixture(scope="session")
 def qwen3_st_dir(tmp_path_factory, qwen3_dir, st) -> str:
     """A Qwen3 embedder in the sentence-transformers layout: last-token pooling, query/document prompts."""
@@ -101,3 +130,22 @@ def sample_kb(tmp_path_factory, minilm_dir, clip_dir, clap_dir) -> tuple[Path, P
     with contextlib.redirect_stderr(io.StringIO()):
         assert main(["index", str(docs), "--kb", str(kb), "--config", str(config)]) == 0
     return docs, kb, config
+
+
+# -- test lanes ---------------------------------------------------------------------------------------
+# `bash scripts/test.sh -m "not slow"` is the fast lane. An unmarked test whose call takes longer than this is
+# listed after the run (not failed: times on a shared machine vary), so it gets marked slow or made faster.
+UNMARKED_LIMIT_S = 15.0
+_unmarked_slow: list[tuple[str, float]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.duration > UNMARKED_LIMIT_S and "slow" not in report.keywords:
+        _unmarked_slow.append((report.nodeid, report.duration))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _unmarked_slow:
+        terminalreporter.section(f"tests not marked slow that took over {UNMARKED_LIMIT_S:.0f} s")
+        for nodeid, seconds in sorted(_unmarked_slow, key=lambda item: -item[1]):
+            terminalreporter.write_line(f"{seconds:6.1f}s {nodeid}  (mark it @pytest.mark.slow or make it faster)")

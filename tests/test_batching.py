@@ -43,10 +43,8 @@ def test_invalid_bounds(bad):
         plan_batches([1, 2, 3], **bad)
 
 
-def test_progress_bar_on_request(minilm_dir, capsys):
-    import omnivec
-
-    model = omnivec.Embedder(minilm_dir, device="cpu")
+def test_progress_bar_on_request(minilm_embedder, capsys):
+    model = minilm_embedder
     model.encode(["a", "b", "c"], batch_size=1, show_progress_bar=True)
     assert "Encoding" in capsys.readouterr().err
     model.encode(["a", "b", "c"], batch_size=1, show_progress_bar=False)

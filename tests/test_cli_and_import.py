@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import omnivec
 
@@ -42,6 +43,7 @@ def test_lazy_public_names():
     assert {"Embedder", "Transformer", "Pooling", "Dense", "Normalize"} <= set(dir(omnivec))
 
 
+@pytest.mark.slow  # `omnivec demo` in a subprocess loads a real model
 def test_demo_prints_similarity_matrix(minilm_dir):
     out = subprocess.run([sys.executable, "-m", "omnivec.cli", "demo", "--sentences", "--model", minilm_dir],
                          capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}).stdout
@@ -49,6 +51,7 @@ def test_demo_prints_similarity_matrix(minilm_dir):
     assert "most similar pair: [0] and [1]" in out  # the two sentences about a man eating
 
 
+@pytest.mark.slow  # two `omnivec encode` subprocess runs, each loading MiniLM
 def test_encode_command_matches_library(minilm_dir, tmp_path):
     target = tmp_path / "out.npy"
     subprocess.run([sys.executable, "-m", "omnivec.cli", "encode", "--model", minilm_dir, "-o", str(target), "hello", "world"],

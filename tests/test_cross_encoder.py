@@ -337,6 +337,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, len
 """
 
 
+@pytest.mark.slow  # memory measured in a subprocess per kind; the cut-pairs tests cover the truncation
 @pytest.mark.parametrize("kind", ["classifier", "template"])
 def test_rank_with_a_1_mb_query_stays_in_bounded_memory(kind, bert_dir, qwen3_lm):
     """Peak RSS growth of a rank() with a 1 MB query over four documents, measured in a subprocess: under 150 MB

@@ -13,8 +13,8 @@ from omnivec.errors import InputError, ModelLoadError, ModelNotFoundError
 
 
 @pytest.fixture(scope="module")
-def minilm(minilm_dir):
-    return omnivec.Embedder(minilm_dir, device="cpu")
+def minilm(minilm_embedder):
+    return minilm_embedder
 
 
 def test_missing_model_path_names_path_and_files(tmp_path):
@@ -101,13 +101,13 @@ def test_invalid_arguments(minilm):
 
 # -- hostile library inputs: each is an InputError naming the input, its field and what is expected ----------------
 @pytest.fixture(scope="module")
-def clip(clip_dir):
-    return omnivec.Embedder(clip_dir, device="cpu")
+def clip(clip_embedder):
+    return clip_embedder
 
 
 @pytest.fixture(scope="module")
-def clap(clap_dir):
-    return omnivec.Embedder(clap_dir, device="cpu")
+def clap(clap_embedder):
+    return clap_embedder
 
 
 def _tone(rate=48000):

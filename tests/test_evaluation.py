@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from itertools import islice
 from math import log2
 
 import pytest
@@ -75,10 +76,12 @@ def test_retrieval_ties_follow_corpus_order_in_any_chunking(chunk):
 
 # -- retrieval on a SciFact slice, against sentence-transformers ------------------------------------
 @pytest.fixture(scope="module")
-def minilm(minilm_dir, st):
-    return omnivec.Embedder(minilm_dir, device="cpu"), st.SentenceTransformer(minilm_dir, device="cpu")
+def minilm(minilm_embedder, minilm_st_model):
+    return minilm_embedder, minilm_st_model
 
 
+# 300 SciFact abstracts through MiniLM in both libraries; the metric and tie tests above cover the evaluator
+@pytest.mark.slow
 def test_retrieval_matches_sentence_transformers(shared_data, minilm):
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator as Peer
 
@@ -88,7 +91,7 @@ def test_retrieval_matches_sentence_transformers(shared_data, minilm):
     assert len(ev.query_ids) == 50 and len(ev.corpus) == 300 and ev.name == "scifact-test"
     first = json.loads((shared_data / "scifact" / "corpus.jsonl").read_text().splitlines()[0])
     assert ev.corpus[0] == f"{first['title']} {first['text']}"
-    peer_ev = Peer(dict(zip(ev.query_ids, ev.queries)), dict(zip(ev.corpus_ids, ev.corpus)),
+    peer_ev = Peer(dict(zip(ev.query_ids, ev.queries, strict=True)), dict(zip(ev.corpus_ids, ev.corpus, strict=True)),
                    {qid: set(docs) for qid, docs in ev.relevant_docs.items()}, accuracy_at_k=KS,
                    precision_recall_at_k=KS, name=ev.name, write_csv=False)
     saved = peer_model.max_seq_length
@@ -140,10 +143,12 @@ def test_beir_folder_layout_grades_and_errors(tmp_path):
 # -- STS ------------------------------------------------------------------------------------------
 def _sts_dev(shared_data, n=300):
     with open(shared_data / "stsb" / "sts-dev.csv", encoding="utf-8") as f:
-        rows = [row for _, row in zip(range(n), csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))]
+        rows = list(islice(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), n))
     return [r[5] for r in rows], [r[6] for r in rows], [float(r[4]) for r in rows]
 
 
+# 600 STS sentences through MiniLM in both libraries, twice; the small STSEvaluator tests cover the evaluator
+@pytest.mark.slow
 def test_sts_matches_sentence_transformers(shared_data, minilm):
     from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator as Peer
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from fractions import Fraction
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -76,7 +77,7 @@ def test_chunks_fit_the_token_budget_and_overlap(tok):
         assert options.token_count(f"{heading}\n\n{body}") <= 64
         covered[start:end] = True
     assert all(covered[i] or text[i].isspace() for i in range(len(text)))
-    overlaps = [options.token_count(text[b[2]:a[3]]) - 2 for a, b in zip(passages, passages[1:], strict=False)
+    overlaps = [options.token_count(text[b[2]:a[3]]) - 2 for a, b in pairwise(passages)
                 if a[1] == b[1] and b[2] < a[3]]
     assert len(overlaps) >= len(passages) - 5 and all(4 <= n <= 16 for n in overlaps)
     ends = [p[0][-1] for p in passages if "x" * 50 not in p[0] and "." in p[0]]

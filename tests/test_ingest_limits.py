@@ -248,8 +248,10 @@ def minilm_options(minilm_dir):
     return IngestOptions(count_tokens=count, count_tokens_many=many, word_offsets=offsets)
 
 
-@pytest.mark.parametrize("name", ["no_whitespace.txt", "heading_backtrack.md", "heading_lines.md", "many_headings.md",
-                                  "huge_line.txt", "tiny_lines.txt", "nested.md", "setext.md", "nested.html"])
+# A megabyte without whitespace is the slowest shape (~15 s): slow lane; the other shapes run in the fast lane.
+@pytest.mark.parametrize("name", [pytest.param("no_whitespace.txt", marks=pytest.mark.slow), "heading_backtrack.md",
+                                  "heading_lines.md", "many_headings.md", "huge_line.txt", "tiny_lines.txt", "nested.md",
+                                  "setext.md", "nested.html"])
 def test_a_megabyte_of_each_pathological_shape_is_read_in_linear_time(tmp_path, name, minilm_options):
     path = tmp_path / name
     path.write_text(_shape(name), encoding="utf-8")
@@ -261,6 +263,7 @@ def test_a_megabyte_of_each_pathological_shape_is_read_in_linear_time(tmp_path, 
     assert all(minilm_options.token_count(c.text) <= budget for c in chunks[:50])
 
 
+@pytest.mark.slow  # writes and reads 50 MB in a subprocess; the linear-time shape tests cover the reader
 def test_a_large_text_file_is_read_in_bounded_memory(tmp_path):
     """50 MB of prose: peak RSS grows by less than 400 MiB (measured: 122 MiB; 635 MiB before)."""
     path = tmp_path / "big.txt"

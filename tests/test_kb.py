@@ -120,6 +120,7 @@ def test_reindex_is_incremental(tmp_path, minilm_dir, clip_dir, clap_dir, capsys
     assert str(removed.resolve()) not in _states(kb)
 
 
+@pytest.mark.slow  # five `omnivec index` subprocess runs, each loading the models
 def test_killed_run_resumes_to_the_same_index(tmp_path, minilm_dir, clip_dir, clap_dir):
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -169,6 +170,7 @@ def test_kb_config_errors_are_named(tmp_path):
         load_config(tmp_path)
 
 
+@pytest.mark.slow  # `omnivec demo` end to end in a subprocess
 def test_demo_indexes_a_sample_folder_and_searches_it(tmp_path, minilm_dir):
     config = tmp_path / "kb.toml"
     config.write_text(f'[spaces]\ntext = "{minilm_dir}"\n', encoding="utf-8")

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from omnivec.cli import main
 from omnivec.kb.lock import INFO_NAME, index_lock
 from omnivec.kb.stores.base import open_store
@@ -45,6 +47,7 @@ def _holder_pid(kb: Path) -> int | None:
         return None
 
 
+@pytest.mark.slow  # three `omnivec index` subprocess runs
 def test_a_second_run_names_the_holder_or_waits_for_it(tmp_path, minilm_dir):
     docs, kb, config = _kb_setup(tmp_path, minilm_dir)
     command = [sys.executable, "-m", "omnivec.cli", "index", str(docs), "--kb", str(kb), "--config", str(config)]

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from omnivec.cli import main
 
 RUN_TIMEOUT_S = 180  # an index run of a few small files takes ~10 s here; a hang ends the test at this bound
@@ -57,6 +59,7 @@ def _index(docs: Path, kb: Path, config: Path) -> str:
     return summary.getvalue()
 
 
+@pytest.mark.slow  # `omnivec index` in a subprocess as an unprivileged user
 def test_odd_files_are_reported_and_skipped_and_the_run_finishes(tmp_path, minilm_dir):
     docs, kb = tmp_path / "docs", tmp_path / "kb"
     docs.mkdir()
@@ -102,6 +105,7 @@ def test_symlinks_to_files_and_folders_are_not_followed(tmp_path, minilm_dir):
     assert _states(kb) == {str(docs / "lamp.md"): "done"}
 
 
+@pytest.mark.slow  # `omnivec index` in a subprocess as an unprivileged user
 def test_a_folder_that_cannot_be_listed_keeps_its_files(tmp_path, minilm_dir, capsys):
     docs, kb = tmp_path / "docs", tmp_path / "kb"
     sub = docs / "sub"

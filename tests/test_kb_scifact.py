@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from omnivec.cli import main
 from omnivec.train.evaluation.beir import read_qrels
 from omnivec.train.evaluation.metrics import ndcg_at_k
+
+pytestmark = pytest.mark.slow  # indexes all of BEIR SciFact (5k abstracts) through the CLI: minutes
 
 PUBLISHED_NDCG_AT_10 = 0.6451
 

@@ -21,6 +21,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
 """
 
 
+@pytest.mark.slow  # memory measured in a subprocess; test_the_bound_keeps_what_truncation_keeps covers the cut
 def test_encoding_a_1_mb_text_stays_in_bounded_memory(minilm_dir):
     """Peak RSS growth measured in a subprocess: under 60 MB (measured: about 12; 150 MB before the bound)."""
     out = subprocess.run([sys.executable, "-c", ENCODE_MEMORY, minilm_dir], capture_output=True, text=True, timeout=120)
@@ -28,8 +29,8 @@ def test_encoding_a_1_mb_text_stays_in_bounded_memory(minilm_dir):
     assert int(out.stdout.split()[-1]) < 60, out.stdout
 
 
-def test_the_bound_keeps_what_truncation_keeps(minilm_dir):
-    model = omnivec.Embedder(minilm_dir, device="cpu")
+def test_the_bound_keeps_what_truncation_keeps(minilm_embedder):
+    model = minilm_embedder
     bound = model.max_seq_length * CHARS_PER_TOKEN_BOUND
     long_text = "the cat sat on the mat. " * 100_000
     np.testing.assert_allclose(model.encode(long_text), model.encode(long_text[:bound]), atol=1e-6)
@@ -77,7 +78,7 @@ def test_a_left_truncating_reranker_scores_pairs_as_without_the_cut(bert_dir, tm
     tokenizer, limit = reranker.tokenizer, reranker.max_length
 
     def kept(some_pairs):  # the token ids the pairs' own truncation keeps
-        return tokenizer(*map(list, zip(*some_pairs)), truncation="longest_first", max_length=limit)["input_ids"]
+        return tokenizer(*map(list, zip(*some_pairs, strict=True)), truncation="longest_first", max_length=limit)["input_ids"]
 
     assert kept(reranker._cut_pairs(pairs)) == kept(pairs)
     cut = reranker.predict(pairs)
@@ -105,7 +106,8 @@ def test_cut_pairs_keep_what_longest_first_truncation_keeps(bert_dir, tmp_path, 
         reranker.max_length = limit = rng.randint(16, 80)
         pairs = [(text(rng.randint(1, 200)), text(rng.randint(1, 200))) for _ in range(4)]
 
-        def kept(some_pairs):
-            return tokenizer(*map(list, zip(*some_pairs)), truncation="longest_first", max_length=limit)["input_ids"]
+        def kept(some_pairs, limit=limit):
+            return tokenizer(*map(list, zip(*some_pairs, strict=True)), truncation="longest_first",
+                             max_length=limit)["input_ids"]
 
         assert kept(reranker._cut_pairs(pairs)) == kept(pairs), (limit, pairs)

@@ -53,8 +53,8 @@ class _Memo:
 
 
 @pytest.fixture(scope="module")
-def models(minilm_dir, st):
-    return _Memo(omnivec.Embedder(minilm_dir, device="cpu")), st.SentenceTransformer(minilm_dir, device="cpu")
+def models(minilm_embedder, minilm_st_model):
+    return _Memo(minilm_embedder), minilm_st_model
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +146,7 @@ def test_no_positive_of_an_anchor_is_its_negative(scifact, models):
     assert {r["answer"] for r in mine} == positives[anchor] and len(mine) == 4 * len(positives[anchor])
 
 
+@pytest.mark.slow  # the cross-encoder rescores thousands of SciFact pairs in both libraries
 def test_cross_encoder_max_score_filters_false_negatives(scifact, models, cross_encoders, peer_mine):
     from datasets import Dataset
 

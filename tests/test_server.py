@@ -255,6 +255,7 @@ def test_full_queue_is_429_and_slow_model_is_504():
     assert late.status_code == 504 and "did not answer" in late.json()["error"]["message"]
 
 
+@pytest.mark.slow  # `omnivec index` and `omnivec serve` subprocess runs
 def test_serve_command_starts_a_server(minilm_dir, tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -14,7 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-import omnivec
 from omnivec.serve.app import create_app
 
 LIMIT = 50_000
@@ -68,8 +67,8 @@ def media_server():
 
 
 @pytest.fixture(scope="module")
-def clip(clip_dir):
-    return omnivec.Embedder(clip_dir, device="cpu")
+def clip(clip_embedder):
+    return clip_embedder
 
 
 def _image_request(url: str) -> dict:

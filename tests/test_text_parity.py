@@ -133,7 +133,7 @@ def test_token_embeddings_output(bert_dir, qwen3_dir, st):
         ours, peer = _pair(path, st)
         a = ours.encode(TEXTS, output_value="token_embeddings")
         b = peer.encode(TEXTS, output_value="token_embeddings")
-        for index, (x, y) in enumerate(zip(a, b)):
+        for index, (x, y) in enumerate(zip(a, b, strict=True)):
             y = y[-len(x):] if len(x) else y[:0]  # peer keeps left padding in front; the real tokens are last
             assert x.shape == y.shape, index
             torch.testing.assert_close(x, y, atol=ATOL, rtol=0)
@@ -162,8 +162,8 @@ def test_similarity_functions(minilm_dir, st):
                                    atol=1e-5, rtol=0)
 
 
-def test_order_is_restored_whatever_the_batching(minilm_dir):
-    ours = omnivec.Embedder(minilm_dir, device="cpu")
+def test_order_is_restored_whatever_the_batching(minilm_embedder):
+    ours = minilm_embedder
     texts = TEXTS * 4
     reference = np.stack([ours.encode(t) for t in texts])
     for batch_size, budget in ((1, None), (5, None), (64, None), (8, 40)):
@@ -172,8 +172,8 @@ def test_order_is_restored_whatever_the_batching(minilm_dir):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_half_precision_dtype(dtype, minilm_dir):
-    full = omnivec.Embedder(minilm_dir, device="cpu")
+def test_half_precision_dtype(dtype, minilm_dir, minilm_embedder):
+    full = minilm_embedder
     half = omnivec.Embedder(minilm_dir, device="cpu", dtype=dtype)
     assert half.dtype == getattr(torch, dtype)
     a = full.encode(TEXTS, convert_to_tensor=True)

@@ -39,6 +39,7 @@ def _topic_pairs(count: int, seed: int) -> list[dict]:
     return rows
 
 
+@pytest.mark.slow  # six epochs over 9,600 pairs; the other trainer tests cover CrossEncoderTrainer
 def test_tiny_cross_encoder_learns_relevance(tmp_path, bert_dir):
     model = omnivec.CrossEncoder(bert_dir, num_labels=1, device="cpu")
     test = _topic_pairs(300, seed=1)
@@ -109,7 +110,7 @@ def test_checkpoint_resume_reaches_the_same_weights(tmp_path, bert_dir):
     straight = run(tmp_path / "straight")
     assert (tmp_path / "straight" / "checkpoint-3" / "modules.json").is_file()
     resumed = run(tmp_path / "resumed", resume=str(tmp_path / "straight" / "checkpoint-3"))
-    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
 
 
@@ -184,7 +185,7 @@ def test_image_text_pairs_train_a_clip_model(tmp_path, clip_dir, coco_photos):
     assert value.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, torch.arange(4)).item(), abs=1e-5)
 
     before = {n: p.clone() for n, p in model.named_parameters()}
-    rows = [{"image": p, "caption": c} for p, c in zip(photos, captions)] * 2
+    rows = [{"image": p, "caption": c} for p, c in zip(photos, captions, strict=True)] * 2
     EmbedderTrainer(model, _args(tmp_path, max_steps=2, per_device_train_batch_size=4, learning_rate=1e-3),
                     train_dataset=rows).train()
     changed = {n.split(".")[2] for n, p in model.named_parameters() if not torch.equal(p, before[n])}

@@ -17,6 +17,8 @@ from omnivec.kb.search import Searcher
 from omnivec.serve.app import create_app
 from tests.fixtures.live_server import live_server
 
+pytestmark = pytest.mark.slow  # drives a real Chromium against a live server
+
 KEY = "page-key"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -128,11 +128,12 @@ def _duration(container: Any, stream: Any) -> float:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     tag = (stream.metadata or {}).get("DURATION")  # Matroska/WebM keep it as a per-track tag
-    try:
-        hours, minutes, seconds = str(tag).split(":")  # no tag: "None", one part, a ValueError
-        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    except ValueError:
-        pass
+    if isinstance(tag, str):
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            pass
     if container.duration is not None:
         return container.duration / 1_000_000
     if stream.frames and stream.average_rate:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -18,7 +19,7 @@ def prefetched(jobs: Iterable[Callable[[], T]], depth: int = 2) -> Iterator[T]:
     """
     jobs = iter(jobs)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="omnivec-prefetch") as pool:
-        pending = deque(pool.submit(job) for _, job in zip(range(depth), jobs))
+        pending = deque(pool.submit(job) for job in islice(jobs, depth))
         while pending:
             result = pending.popleft().result()
             upcoming = next(jobs, None)

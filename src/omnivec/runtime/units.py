@@ -81,9 +81,9 @@ def concat_prepared(columns: Sequence[PreparedInputs]) -> PreparedInputs:
 def combine_units(units: Sequence[Unit], vectors: Sequence[torch.Tensor], rules: Sequence[Combine]) -> torch.Tensor:
     """One vector per input, from its units' vectors (stacked, in input order)."""
     per_item: list[list[torch.Tensor]] = [[] for _ in rules]
-    for unit, vector in zip(units, vectors):
+    for unit, vector in zip(units, vectors, strict=True):
         per_item[unit.item].append(vector)
-    return torch.stack([combine_vectors(parts, rule) for parts, rule in zip(per_item, rules)])
+    return torch.stack([combine_vectors(parts, rule) for parts, rule in zip(per_item, rules, strict=True)])
 
 
 def supported_modalities(model_modalities: Sequence[str]) -> list[str]:

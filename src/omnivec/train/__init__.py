@@ -5,7 +5,14 @@ Needs the ``train`` extra (``pip install omnivec[train]``: datasets, accelerate,
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omnivec.train import cross_encoder_losses, evaluation, losses
+    from omnivec.train.args import TrainingArguments
+    from omnivec.train.mining import mine_hard_negatives
+    from omnivec.train.trainer import CrossEncoderTrainer, EmbedderTrainer
+    from omnivec.train.trainer import EmbedderTrainer as SentenceTransformerTrainer
 
 _LAZY = {
     "EmbedderTrainer": "omnivec.train.trainer",
@@ -19,7 +26,9 @@ _LAZY = {
 }
 _ALIASES = {"SentenceTransformerTrainer": "EmbedderTrainer"}
 
-__all__ = list(_LAZY)
+# Spelled out (not list(_LAZY)) so type checkers see the exported names.
+__all__ = ["EmbedderTrainer", "SentenceTransformerTrainer", "CrossEncoderTrainer", "TrainingArguments",
+           "mine_hard_negatives", "losses", "cross_encoder_losses", "evaluation"]
 
 
 def __getattr__(name: str) -> Any:

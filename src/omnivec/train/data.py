@@ -99,7 +99,7 @@ def check_rows(data: Any, plan: ColumnPlan, loss_name: str, name: str) -> None:
                 raise InputError(f"Row {row} of the {name}: {loss_name} needs a list of documents in column "
                                  f"{column!r}, got {type(value).__name__} {_short(value)}.")
         if column == plan.label and plan.list_input is not None:
-            for row, (docs, labels) in enumerate(zip(read[plan.list_input], values)):
+            for row, (docs, labels) in enumerate(zip(read[plan.list_input], values, strict=True)):
                 if len(docs) != len(labels):
                     raise InputError(f"Row {row} of the {name}: {len(docs)} documents in column {plan.list_input!r} "
                                      f"but {len(labels)} labels in column {column!r}.")
@@ -181,7 +181,7 @@ class Collator:
         try:
             return self.model.prepare(values, prompt=prompt, task=task)
         except InputError:
-            for row, value in zip(rows, values):  # find the row to name
+            for row, value in zip(rows, values, strict=True):  # find the row to name
                 try:
                     self.model.prepare([value], prompt=prompt, task=task)
                 except InputError as exc:

@@ -78,7 +78,7 @@ def mine_hard_negatives(
     queries = list(dict.fromkeys(anchors))
     query_index = {text: i for i, text in enumerate(queries)}
     positive_ids: list[list[int]] = [[] for _ in queries]
-    for anchor, positive in zip(anchors, positives):
+    for anchor, positive in zip(anchors, positives, strict=True):
         ids = positive_ids[query_index[anchor]]
         if corpus_index[positive] not in ids:
             ids.append(corpus_index[positive])
@@ -121,7 +121,7 @@ def mine_hard_negatives(
                                    positive_scores.tolist(), neg_ids, neg_scores)
     _log_summary(len(anchors), neg_scores, positive_scores, skipped, dropped, output_format, num_negatives)
     if is_list:
-        return [dict(zip(data, values)) for values in zip(*data.values())]
+        return [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
     from datasets import Dataset
 
     return Dataset.from_dict(data)
@@ -200,11 +200,12 @@ def _top_k(model: Any, queries: torch.Tensor, corpus: torch.Tensor, k: int) -> t
             chunk = model.similarity(block, corpus[offset:offset + width]).float()
             chunk_scores, chunk_ids = chunk.topk(min(keep, chunk.shape[1]), dim=1)
             chunk_ids = chunk_ids + offset
-            if best_scores is not None:  # merge with what earlier chunks kept
+            if best_scores is not None and best_ids is not None:  # merge with what earlier chunks kept
                 chunk_scores, chunk_ids = torch.cat([best_scores, chunk_scores], 1), torch.cat([best_ids, chunk_ids], 1)
                 chunk_scores, where = chunk_scores.topk(min(keep, chunk_scores.shape[1]), dim=1)
                 chunk_ids = chunk_ids.gather(1, where)
             best_scores, best_ids = chunk_scores, chunk_ids
+        assert best_scores is not None and best_ids is not None  # the corpus is not empty: one chunk at least
         all_scores.append(best_scores.cpu())
         all_ids.append(best_ids.cpu())
     scores, ids = torch.cat(all_scores), torch.cat(all_ids)
@@ -227,8 +228,8 @@ def _rescore(cross_encoder: Any, queries: list[str], corpus: list[str], indices:
     # One predict call for candidates and positives, so batching spans anchors; padding and masked positives
     # would be discarded anyway, so they are never scored.
     rows, cols = scorable.nonzero(as_tuple=True)
-    pairs = [(queries[q], corpus[d]) for q, d in zip(rows.tolist(), indices[rows, cols].tolist())]
-    pairs += [(queries[q], corpus[d]) for q, d in zip(pair_query, pair_doc)]
+    pairs = [(queries[q], corpus[d]) for q, d in zip(rows.tolist(), indices[rows, cols].tolist(), strict=True)]
+    pairs += [(queries[q], corpus[d]) for q, d in zip(pair_query, pair_doc, strict=True)]
     predicted = cross_encoder.predict(pairs, batch_size=batch_size, show_progress_bar=show_progress_bar,
                                       convert_to_tensor=True)
     predicted = torch.as_tensor(predicted).float().cpu()
@@ -290,12 +291,12 @@ def _build_columns(header: list[str], output_format: str, output_scores: bool, q
     data: dict[str, list] = {name: [] for name in header}
 
     def add(*values: Any) -> None:
-        for name, value in zip(header, values):
+        for name, value in zip(header, values, strict=True):
             data[name].append(value)
 
     dropped, pair, n = 0, 0, neg_ids.shape[1]
     for q, query in enumerate(queries):
-        kept = [(corpus[i], s) for i, s in zip(neg_ids[q].tolist(), neg_scores[q].tolist()) if s != _NEG_INF]
+        kept = [(corpus[i], s) for i, s in zip(neg_ids[q].tolist(), neg_scores[q].tolist(), strict=True) if s != _NEG_INF]
         texts, scores = [t for t, _ in kept], [s for _, s in kept]
         for d in positive_ids[q]:
             positive, pos_score, pair = corpus[d], positive_scores[pair], pair + 1

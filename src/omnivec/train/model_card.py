@@ -70,7 +70,8 @@ def write_model_card(folder: str | Path, trainer: Any) -> None:
 
 def _loss_config(loss: Any) -> dict[str, Any]:
     config = getattr(loss, "config", None)
-    return config() if callable(config) else {}
+    described = config() if callable(config) else None
+    return described if isinstance(described, dict) else {}
 
 
 def _without_name(config: dict[str, Any]) -> dict[str, Any]:

@@ -59,7 +59,8 @@ class _Trainer(transformers.Trainer):
         self.data_summary = {"rows": len(train_rows), "columns": self.plan.inputs, "label": self.plan.label,
                              "eval_rows": len(eval_rows) if eval_rows is not None else 0}
         # transformers refuses eval_strategy without an eval_dataset; an evaluator alone is enough for us.
-        placeholder: Any = eval_rows if eval_rows is not None else ([] if evaluator is not None else None)
+        placeholder = eval_rows if eval_rows is not None else (
+            Rows([], [], "evaluation data") if evaluator is not None else None)
         super().__init__(model=model, args=args, train_dataset=train_rows, eval_dataset=placeholder,
                          data_collator=Collator(model, self.plan, self.prepares_inputs), callbacks=callbacks,
                          optimizers=optimizers)
@@ -116,14 +117,16 @@ class _Trainer(transformers.Trainer):
     def get_train_dataloader(self) -> torch.utils.data.DataLoader:
         if self.args.batch_sampler != "no_duplicates":
             return super().get_train_dataloader()
-        sampler = NoDuplicatesBatchSampler(self.train_dataset, self.plan.inputs, self._train_batch_size,
+        dataset = self.train_dataset
+        assert isinstance(dataset, Rows)  # set in __init__; transformers only reads it
+        sampler = NoDuplicatesBatchSampler(dataset, self.plan.inputs, self._train_batch_size,
                                            self.args.dataloader_drop_last, self.args.seed)
         workers = self.args.dataloader_num_workers
         extra = {}  # the worker settings transformers.Trainer passes to its own loader
         if workers > 0:
             extra = {"persistent_workers": self.args.dataloader_persistent_workers,
                      "prefetch_factor": self.args.dataloader_prefetch_factor}
-        loader = torch.utils.data.DataLoader(self.train_dataset, batch_sampler=sampler, collate_fn=self.data_collator,
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=self.data_collator,
                                              num_workers=workers, pin_memory=self.args.dataloader_pin_memory, **extra)
         return self.accelerator.prepare(loader)
 
@@ -150,7 +153,7 @@ class _Trainer(transformers.Trainer):
     # -- saving and resuming ------------------------------------------------------------------------
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = output_dir or self.args.output_dir
-        assert output_dir is not None, "TrainingArguments always has an output_dir (transformers sets a default)"
+        assert output_dir is not None  # TrainingArguments.__post_init__ fills a missing output_dir
         if not self.args.should_save:
             return
         os.makedirs(output_dir, exist_ok=True)
@@ -163,10 +166,9 @@ class _Trainer(transformers.Trainer):
         (model or self.model).load_state_dict(loaded.state_dict())
 
     def _load_best_model(self) -> None:
-        logger.info("Loading the best model from %s (score: %s).", self.state.best_model_checkpoint,
-                    self.state.best_metric)
         checkpoint = self.state.best_model_checkpoint
-        assert checkpoint is not None, "transformers loads the best model only once it has recorded one"
+        assert checkpoint is not None  # transformers calls this only once a best checkpoint was recorded
+        logger.info("Loading the best model from %s (score: %s).", checkpoint, self.state.best_metric)
         self._load_from_checkpoint(checkpoint)
 
 

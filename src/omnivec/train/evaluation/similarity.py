@@ -77,12 +77,18 @@ class EmbeddingSimilarityEvaluator(Evaluator):
         results: dict[str, float] = {}
         for fn_name in names:
             predicted = sim.get(fn_name, pairwise=True)(left, right).double().cpu().numpy()
-            results[f"pearson_{fn_name}"] = float(pearsonr(self.scores, predicted)[0])
-            results[f"spearman_{fn_name}"] = float(spearmanr(self.scores, predicted)[0])
+            results[f"pearson_{fn_name}"] = _coefficient(pearsonr(self.scores, predicted))
+            results[f"spearman_{fn_name}"] = _coefficient(spearmanr(self.scores, predicted))
         if len(names) > 1:
             results["pearson_max"] = max(results[f"pearson_{n}"] for n in names)
             results["spearman_max"] = max(results[f"spearman_{n}"] for n in names)
         return results
+
+
+def _coefficient(result: Any) -> float:
+    # scipy's results are (statistic, pvalue) tuples in every supported version; their generic tuple base
+    # hides the element type from type checkers, hence Any.
+    return float(result[0])
 
 
 def _hashable(sentence: Any) -> Any:

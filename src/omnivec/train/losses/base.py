@@ -67,6 +67,6 @@ def embed_columns(model: Any, columns: Sequence[PreparedInputs]) -> list[torch.T
     out: list[torch.Tensor | None] = [None] * len(columns)
     for positions in groups.values():
         merged = model.embed(concat_prepared([columns[p] for p in positions]))
-        for position, part in zip(positions, merged.split([len(columns[p]) for p in positions])):
+        for position, part in zip(positions, merged.split([len(columns[p]) for p in positions]), strict=True):
             out[position] = part
     return out  # type: ignore[return-value]

@@ -135,14 +135,14 @@ class RandomState:
 
     def __init__(self, device: torch.device) -> None:
         self.cpu = torch.get_rng_state()
-        self.device = device if device.type == "cuda" else None
-        self.cuda = torch.cuda.get_rng_state(device) if self.device is not None else None
+        # (device, its generator state) when the model runs on CUDA
+        self.cuda = (device, torch.cuda.get_rng_state(device)) if device.type == "cuda" else None
 
     @contextmanager
     def restored(self) -> Iterator[None]:
-        devices = [self.device] if self.device is not None else []
+        devices = [self.cuda[0]] if self.cuda is not None else []
         with torch.random.fork_rng(devices=devices):
             torch.set_rng_state(self.cpu)
-            if self.cuda is not None and self.device is not None:  # both set exactly for a CUDA device
-                torch.cuda.set_rng_state(self.cuda, self.device)
+            if self.cuda is not None:
+                torch.cuda.set_rng_state(self.cuda[1], self.cuda[0])
             yield
