@@ -35,7 +35,7 @@ _LAZY = {
     "quantize_embeddings": "omnivec.runtime.precision",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY]  # pyright: ignore[reportUnsupportedDunderAll] (names resolved lazily below)
 
 
 def __getattr__(name: str) -> Any:

@@ -21,7 +21,8 @@ def processor_modalities(processor: Any) -> list[str]:
     from transformers import FeatureExtractionMixin, ImageProcessingMixin, PreTrainedTokenizerBase, ProcessorMixin
 
     if isinstance(processor, ProcessorMixin):
-        attributes = processor.get_attributes() if hasattr(processor, "get_attributes") else processor.attributes
+        get_attributes = getattr(processor, "get_attributes", None)  # transformers 5; 4.x has the class attribute
+        attributes = get_attributes() if callable(get_attributes) else getattr(processor, "attributes", [])
         names = {"tokenizer": "text", "image_processor": "image", "feature_extractor": "audio",
                  "video_processor": "video"}
         return [modality for attribute, modality in names.items() if attribute in attributes]
@@ -61,7 +62,7 @@ def _output_fields(method: Any) -> list[str] | None:
     import dataclasses
     import typing
 
-    from transformers.utils import ModelOutput
+    from transformers.utils.generic import ModelOutput
 
     try:
         annotation = typing.get_type_hints(method).get("return")
@@ -70,7 +71,7 @@ def _output_fields(method: Any) -> list[str] | None:
     candidates = [annotation, *typing.get_args(annotation)]
     for candidate in candidates:
         if isinstance(candidate, type) and issubclass(candidate, ModelOutput):
-            return [f.name for f in dataclasses.fields(candidate)]
+            return [f.name for f in dataclasses.fields(typing.cast(Any, candidate))]  # ModelOutputs are dataclasses
     return None
 
 
