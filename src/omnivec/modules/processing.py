@@ -22,7 +22,7 @@ def processor_modalities(processor: Any) -> list[str]:
 
     if isinstance(processor, ProcessorMixin):
         get_attributes = getattr(processor, "get_attributes", None)  # transformers 5; 4.x has the class attribute
-        attributes = get_attributes() if callable(get_attributes) else getattr(processor, "attributes", [])
+        attributes: Any = get_attributes() if callable(get_attributes) else getattr(processor, "attributes", [])
         names = {"tokenizer": "text", "image_processor": "image", "feature_extractor": "audio",
                  "video_processor": "video"}
         return [modality for attribute, modality in names.items() if attribute in attributes]
