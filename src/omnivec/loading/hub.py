@@ -14,9 +14,11 @@ MODEL_MARKER_FILES = ("modules.json", "config.json")
 
 # Other frameworks' weights and exports: never needed by the torch backend, often gigabytes.
 _IGNORE_PATTERNS = [
-    "*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot", "*.tflite",
+    "*.h5", "*.msgpack", "*.ot", "*.tflite",
     "flax_model*", "tf_model*", "rust_model*", "coreml/*", "*.gguf",
 ]
+# Each backend's export files: fetched only for that backend.
+_EXPORT_PATTERNS = {"onnx": ["*.onnx", "onnx/*"], "openvino": ["openvino/*"]}
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,13 @@ class HubOptions:
     token: bool | str | None = None
     cache_folder: str | None = None
     local_files_only: bool = False
+    backend: str = "torch"
+
+
+def ignore_patterns(backend: str) -> list[str]:
+    """The files a Hub download skips: other frameworks' weights, and every export but the backend's own."""
+    skipped = [p for name, patterns in _EXPORT_PATTERNS.items() if name != backend for p in patterns]
+    return [*skipped, *_IGNORE_PATTERNS]
 
 
 def _looks_local(name: str) -> bool:
@@ -89,7 +98,7 @@ def _download_snapshot(repo_id: str, options: HubOptions) -> Path:
             token=options.token,
             cache_dir=options.cache_folder,
             local_files_only=offline,
-            ignore_patterns=_IGNORE_PATTERNS,
+            ignore_patterns=ignore_patterns(options.backend),
         )
     except HFValidationError as exc:
         raise ModelNotFoundError(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -13,7 +13,7 @@ from omnivec.loading.hub import HubOptions
 if TYPE_CHECKING:
     import torch
 
-Backend = Literal["torch"]
+Backend = Literal["torch", "onnx", "openvino"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 
 KwargsField = Literal["model_kwargs", "tokenizer_kwargs", "config_kwargs"]
@@ -31,7 +31,8 @@ class LoadOptions:
         model_kwargs / tokenizer_kwargs / config_kwargs: passed to the matching ``from_pretrained`` (read-only);
             tokenizer_kwargs also reach a multimodal processor.
         max_seq_length: a token limit that overrides the saved one (None: the saved one).
-        backend: what runs the Transformer module; ``"torch"`` is the only one so far.
+        backend: what runs the Transformer module: ``"torch"``, ``"onnx"`` (ONNX Runtime) or ``"openvino"``; the
+            backend's own ``model_kwargs`` (``file_name``, ``provider``, ``export``) are read by it.
         hub: where a Hub id is fetched from (revision, token, cache folder, offline).
     """
 
@@ -60,6 +61,8 @@ class LoadOptions:
             raise ConfigError(f"max_seq_length must be None or a positive integer, got {length!r}.")
         if not isinstance(self.hub, HubOptions):
             raise ConfigError(f"hub must be a HubOptions, got {type(self.hub).__name__}.")
+        if self.hub.backend != self.backend:  # a Hub download then includes the backend's export folder
+            object.__setattr__(self, "hub", replace(self.hub, backend=self.backend))
 
     def from_pretrained_kwargs(self, name: KwargsField) -> dict[str, Any]:
         """A fresh dict of one kwargs field, with ``trust_remote_code=True`` where the caller allowed it."""

@@ -16,7 +16,7 @@ import torch
 
 from omnivec.errors import ConfigError, InputError
 from omnivec.loading.hub import HubOptions
-from omnivec.loading.options import LoadOptions
+from omnivec.loading.options import Backend, LoadOptions
 from omnivec.models.base_model import BaseModel
 from omnivec.models.scorers import Scorer, build_scorer, with_template_head
 from omnivec.models.templates import RerankTemplate, resolve_template
@@ -43,6 +43,8 @@ class CrossEncoder(BaseModel):
         num_labels / max_length / activation_fn: as in sentence-transformers (activation default: Sigmoid for
             one label, Identity otherwise; a template's own activation for generative rerankers).
         prompts / default_prompt_name: for generative rerankers the prompt fills ``{instruction}``.
+        backend: ``torch``, ``onnx`` or ``openvino`` (classifier rerankers only; CPU, float32; ``model_kwargs``
+            ``file_name``/``provider``/``export`` as in sentence-transformers).
     """
 
     model_type = "CrossEncoder"
@@ -68,6 +70,7 @@ class CrossEncoder(BaseModel):
         model_kwargs: dict[str, Any] | None = None,
         processor_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
+        backend: Backend = "torch",
     ) -> None:
         if (model_name_or_path is None) == (modules is None):
             raise ConfigError("Pass exactly one of model_name_or_path or modules.")
@@ -76,6 +79,7 @@ class CrossEncoder(BaseModel):
             tokenizer_kwargs=processor_kwargs or {}, max_seq_length=max_length,
             config_kwargs={**(config_kwargs or {}), **({"num_labels": num_labels} if num_labels else {})},
             hub=HubOptions(revision=revision, token=token, cache_folder=cache_folder, local_files_only=local_files_only),
+            backend=backend,
         )
         super().__init__(model_name_or_path, modules, options, device=device, prompts=prompts,
                          default_prompt_name=default_prompt_name,

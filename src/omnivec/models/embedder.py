@@ -16,7 +16,7 @@ from omnivec.errors import ConfigError, InputError
 from omnivec.inputs.modality import tag_inputs
 from omnivec.inputs.video import VideoSampling
 from omnivec.loading.hub import HubOptions
-from omnivec.loading.options import LoadOptions
+from omnivec.loading.options import Backend, LoadOptions
 from omnivec.models.base_model import BaseModel
 from omnivec.modules.base import Module
 from omnivec.modules.pooling import Pooling
@@ -46,6 +46,8 @@ class Embedder(BaseModel):
         dtype: ``float32``, ``float16``, ``bfloat16`` or ``auto`` (the checkpoint's own).
         cache_folder / revision / token / local_files_only: Hub options (``HF_HUB_OFFLINE`` is honoured).
         model_kwargs / processor_kwargs / config_kwargs: passed to transformers' ``from_pretrained``.
+        backend: ``torch``, ``onnx`` (ONNX Runtime; ``model_kwargs`` ``file_name``/``provider``/``export`` as in
+            sentence-transformers; the export is made on first use) or ``openvino``; non-torch backends run on CPU.
     """
 
     model_type = "SentenceTransformer"
@@ -70,6 +72,7 @@ class Embedder(BaseModel):
         processor_kwargs: dict[str, Any] | None = None,
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
+        backend: Backend = "torch",
     ) -> None:
         if model_name_or_path is not None and modules is not None:
             raise ConfigError("Pass either model_name_or_path or modules, not both.")
@@ -77,6 +80,7 @@ class Embedder(BaseModel):
             dtype=dtype, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs or {},
             tokenizer_kwargs={**(tokenizer_kwargs or {}), **(processor_kwargs or {})}, config_kwargs=config_kwargs or {},
             hub=HubOptions(revision=revision, token=token, cache_folder=cache_folder, local_files_only=local_files_only),
+            backend=backend,
         )
         super().__init__(model_name_or_path, modules, options, device=device, prompts=prompts,
                          default_prompt_name=default_prompt_name,

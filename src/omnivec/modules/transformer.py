@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -13,8 +14,15 @@ import torch
 from omnivec.errors import ConfigError, ModelLoadError
 from omnivec.loading.hub import HubOptions, resolve_model_dir
 from omnivec.loading.options import KWARGS_FIELDS, LoadOptions
+from omnivec.modules.backends.base import (
+    BACKEND_KWARGS,
+    TOKEN_INPUTS,
+    BackendModel,
+    BackendSettings,
+    check_supported,
+)
 from omnivec.modules.base import Module
-from omnivec.modules.processing import call_processor, chat_features, infer_modality_config
+from omnivec.modules.processing import call_processor, chat_features, infer_modality_config, processor_modalities
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +46,8 @@ _KWARG_KEYS = {
     "tokenizer_args": "tokenizer_kwargs", "processor_kwargs": "tokenizer_kwargs",
     "config_args": "config_kwargs", "config_kwargs": "config_kwargs",
 }
+# A backend's export folder (sentence-transformers' names), kept when a model loaded with a backend is saved.
+_EXPORT_FOLDERS = ("onnx", "openvino")
 
 
 class Transformer(Module):
@@ -53,6 +63,8 @@ class Transformer(Module):
         model_kwargs / tokenizer_kwargs / config_kwargs: passed to the matching ``from_pretrained``.
         dtype: weights dtype (``"float32"``, ``"float16"``, ``"bfloat16"``, a ``torch.dtype`` or ``"auto"``).
         hub: revision, token, cache folder and offline switch for Hub ids.
+        backend: what runs the network: ``"torch"``, or ``"onnx"`` / ``"openvino"`` (inference only, float32,
+            text models for feature extraction or classification; ``backend_settings`` from ``model_kwargs``).
     """
 
     config_file_name = "sentence_bert_config.json"
@@ -75,6 +87,8 @@ class Transformer(Module):
         config_kwargs: dict[str, Any] | None = None,
         dtype: str | torch.dtype | None = None,
         hub: HubOptions | None = None,
+        backend: str = "torch",
+        backend_settings: BackendSettings | None = None,
     ) -> None:
         super().__init__()
         if transformer_task not in TASKS:
@@ -87,16 +101,25 @@ class Transformer(Module):
         self.config = _load_hf_config(folder, config_kwargs or {})
         if hasattr(self.config, "use_cache"):
             self.config.use_cache = False  # no KV cache is needed to embed or score
-        self.model = _load_hf_model(folder, auto_class, self.config, dtype, model_kwargs or {})
         self.processor = _load_processor(folder, tokenizer_kwargs or {})
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        if transformer_task in ("text-generation", "any-to-any"):
+            self.tokenizer.padding_side = "left"  # the last position is then every row's last real token
+        self.backend = backend
+        self.source_folder = folder  # a backend model's weights and exports are copied from here on save
+        if backend == "torch":
+            self.model = _load_hf_model(folder, auto_class, self.config, dtype, model_kwargs or {})
+        else:
+            text_only = processor_modalities(self.processor) == ["text"] and set(modality_config or {"text"}) == {"text"}
+            check_supported(backend, transformer_task, text_only)
+            self.model = _load_backend_model(backend, folder, auto_class, self.config, transformer_task, self.tokenizer,
+                                             dict(model_kwargs or {}), backend_settings or BackendSettings())
+            modality_config = modality_config or {"text": {"method": "forward", "method_output_name": self._output_field}}
         if modality_config is None:
             modality_config, inferred_output = self.default_modality_config()
             module_output_name = module_output_name or inferred_output
         self.modality_config = modality_config
         self.module_output_name = module_output_name or default_output
-        if transformer_task in ("text-generation", "any-to-any"):
-            self.tokenizer.padding_side = "left"  # the last position is then every row's last real token
         if do_lower_case:
             _add_lowercase(self.tokenizer)
         if max_seq_length is None:
@@ -186,6 +209,8 @@ class Transformer(Module):
         return call_processor(self.processor, modality, values)
 
     def forward(self, features: dict[str, Any]) -> dict[str, Any]:
+        if self.backend != "torch":
+            return self._backend_forward(features)
         modality = features.get("modality", "text")
         spec = self.modality_config[modality]
         method = getattr(self.model, spec["method"])
@@ -200,6 +225,13 @@ class Transformer(Module):
         if isinstance(output, torch.Tensor) and output.dim() == 4:  # (B, C, H, W) feature maps -> tokens
             output = output.flatten(2).transpose(1, 2)
         features[self.module_output_name] = output
+        return features
+
+    def _backend_forward(self, features: dict[str, Any]) -> dict[str, Any]:
+        if torch.is_grad_enabled():  # training reaches here with gradients on; encode and predict run without
+            raise ConfigError(f"backend {self.backend!r} is for inference; train with backend='torch'.")
+        inputs = {k: v for k, v in features.items() if k in TOKEN_INPUTS and isinstance(v, torch.Tensor)}
+        features[self.module_output_name] = getattr(self.model(**inputs), self._output_field)
         return features
 
     def _accepted_params(self, name: str, method: Any) -> set[str]:
@@ -218,7 +250,11 @@ class Transformer(Module):
 
     # -- save / load ----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
-        self.model.save_pretrained(str(folder))
+        if self.backend == "torch":
+            self.model.save_pretrained(str(folder))
+        else:
+            self.config.save_pretrained(str(folder))
+            _copy_model_files(self.source_folder, folder)
         self.processor.save_pretrained(str(folder))
         self.save_config(folder)
 
@@ -246,13 +282,19 @@ class Transformer(Module):
             kwargs[target].update(kept)
         for target in KWARGS_FIELDS:
             kwargs[target].update(options.from_pretrained_kwargs(target))
-        if options.backend == "torch":
-            return cls(folder, **settings, model_kwargs=kwargs["model_kwargs"], tokenizer_kwargs=kwargs["tokenizer_kwargs"],
-                       config_kwargs=kwargs["config_kwargs"], dtype=options.dtype)
-        raise ModelLoadError(f"backend {options.backend!r} has no Transformer implementation.")
+        model_kwargs = kwargs["model_kwargs"]
+        backend_settings = None
+        if options.backend != "torch":
+            backend_settings = BackendSettings.from_model_kwargs(model_kwargs)
+            model_kwargs = {k: v for k, v in model_kwargs.items() if k not in BACKEND_KWARGS}
+            if options.dtype not in (None, "float32", torch.float32):
+                raise ConfigError(f"backend {options.backend!r} runs float32 models; got dtype={options.dtype!r}.")
+        return cls(folder, **settings, model_kwargs=model_kwargs, tokenizer_kwargs=kwargs["tokenizer_kwargs"],
+                   config_kwargs=kwargs["config_kwargs"], dtype=options.dtype, backend=options.backend,
+                   backend_settings=backend_settings)
 
     def __repr__(self) -> str:
-        return (f"Transformer({type(self.model).__name__}, task={self.transformer_task}, "
+        return (f"Transformer({type(self.model).__name__}, backend={self.backend}, task={self.transformer_task}, "
                 f"max_seq_length={self.max_seq_length}, do_lower_case={self.do_lower_case})")
 
 
@@ -294,6 +336,35 @@ def _load_hf_model(folder: Path, auto_class: str, config: Any, dtype: Any, model
     finally:
         if bar_was_on:
             hf_logging.enable_progress_bar()
+
+
+def _load_backend_model(backend: str, folder: Path, auto_class: str, config: Any, task: str, tokenizer: Any,
+                        model_kwargs: dict[str, Any], settings: BackendSettings) -> BackendModel:
+    """The backend's model of ``folder``; the torch model is built (to export it) only when the export is missing."""
+    def model_loader() -> torch.nn.Module:
+        return _load_hf_model(folder, auto_class, config, "float32", model_kwargs)
+
+    if backend == "onnx":
+        from omnivec.modules.backends.onnx import load_onnx
+
+        return load_onnx(folder, model_loader, config, task, tokenizer, settings)
+    if backend == "openvino":
+        from omnivec.modules.backends.openvino import load_openvino
+
+        return load_openvino(folder, model_loader, config, task, tokenizer, settings)
+    raise ConfigError(f"backend {backend!r} has no Transformer implementation.")
+
+
+def _copy_model_files(source: Path, target: Path) -> None:
+    """A backend model's saved form: the source folder's torch weights (if any) and export folders."""
+    if source.resolve() == target.resolve():
+        return
+    for pattern in ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin"):
+        for path in source.glob(pattern):
+            shutil.copy2(path, target / path.name)
+    for name in _EXPORT_FOLDERS:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, target / name, dirs_exist_ok=True)
 
 
 def _load_processor(folder: Path, tokenizer_kwargs: dict[str, Any]) -> Any:

@@ -1,0 +1,80 @@
+"""The contract a backend model keeps: what ``Transformer.forward`` reads from a Hugging Face model, nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from omnivec.errors import ConfigError, ModelLoadError
+
+# Tasks a backend can run so far, and the output each gives (the field Transformer.forward reads).
+BACKEND_TASKS: dict[str, str] = {"feature-extraction": "last_hidden_state", "sequence-classification": "logits"}
+# The token inputs a text model may take; a backend feeds those its graph declares.
+TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# model_kwargs keys a backend reads itself (sentence-transformers' names); never passed to from_pretrained.
+BACKEND_KWARGS = frozenset({"file_name", "provider", "export"})
+
+
+class BackendModel(Protocol):
+    """A model run by another runtime: ``config`` is the Hugging Face config; a call with token tensors returns an
+    object with ``last_hidden_state`` (feature-extraction) or ``logits`` (sequence-classification), float32 on CPU."""
+
+    config: Any
+
+    def __call__(self, **inputs: torch.Tensor) -> Any: ...
+
+
+@dataclass(frozen=True)
+class BackendOutput:
+    """What a backend call returns: the one field its task produces is set."""
+
+    last_hidden_state: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """The backend's own keys of ``model_kwargs`` (sentence-transformers' names), checked.
+
+    Attributes:
+        file_name: the exported file in the backend's subfolder (``model_O3.onnx``; an ``onnx/`` prefix is allowed).
+        provider: the runtime's device (ONNX Runtime execution provider, OpenVINO device).
+        export: export again even when the file exists.
+    """
+
+    file_name: str | None = None
+    provider: str | None = None
+    export: bool = False
+
+    @classmethod
+    def from_model_kwargs(cls, model_kwargs: Mapping[str, Any]) -> BackendSettings:
+        file_name, provider, export = (model_kwargs.get(k) for k in ("file_name", "provider", "export"))
+        for name, value in (("file_name", file_name), ("provider", provider)):
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"model_kwargs[{name!r}] must be a string, got {type(value).__name__}.")
+        if not isinstance(export, bool | None):
+            raise ConfigError(f"model_kwargs['export'] must be True or False, got {export!r}.")
+        return cls(file_name=file_name, provider=provider, export=bool(export))
+
+
+def check_supported(backend: str, task: str, text_only: bool) -> None:
+    """Raise unless the backend can run this Transformer (text models for feature extraction or classification)."""
+    if task not in BACKEND_TASKS or not text_only:
+        what = f"transformer_task {task!r}" + ("" if text_only else " with non-text inputs (images, audio)")
+        raise ModelLoadError(
+            f"backend {backend!r} cannot run this model ({what}): only text models for "
+            f"{' and '.join(BACKEND_TASKS)} are supported by this backend so far; load it with backend='torch'."
+        )
+
+
+def export_inputs(tokenizer: Any) -> dict[str, torch.Tensor]:
+    """Example token inputs (2 rows of unequal length, padded) to trace a graph for export."""
+    enc = tokenizer(["an example input to export", "a second, longer example input to export the model"],
+                    padding=True, return_tensors="pt")
+    return {k: v for k, v in enc.items() if k in TOKEN_INPUTS}
+
+
+ModelLoader = Callable[[], torch.nn.Module]

@@ -1,0 +1,123 @@
+"""ONNX Runtime backend: a Transformer's network as ``onnx/model.onnx`` (sentence-transformers' layout), exported
+with ``torch.onnx.export(dynamo=True)`` on first use when the folder has none."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from omnivec.errors import ModelLoadError
+from omnivec.modules.backends.base import (
+    BACKEND_TASKS,
+    TOKEN_INPUTS,
+    BackendOutput,
+    BackendSettings,
+    ModelLoader,
+    export_inputs,
+)
+
+logger = logging.getLogger(__name__)
+
+SUBFOLDER = "onnx"
+DEFAULT_FILE = "model.onnx"
+DEFAULT_PROVIDER = "CPUExecutionProvider"
+
+
+def onnx_path(folder: Path, file_name: str | None) -> Path:
+    """Where the ONNX file of a model folder is: ``onnx/<file_name>`` (``onnx/model.onnx`` by default)."""
+    name = file_name or DEFAULT_FILE
+    if name.startswith(f"{SUBFOLDER}/"):  # sentence-transformers accepts the name with its folder
+        name = name[len(SUBFOLDER) + 1:]
+    return folder / SUBFOLDER / name
+
+
+class OnnxModel:
+    """An ONNX Runtime session with the call a Transformer makes: token tensors in, a ``BackendOutput`` out."""
+
+    def __init__(self, path: Path, config: Any, task: str, provider: str | None) -> None:
+        import onnxruntime as ort
+
+        self.config = config
+        self.path = path
+        self._field = BACKEND_TASKS[task]
+        options = ort.SessionOptions()
+        # The process's torch thread count: collation and pooling share the cores, never oversubscribed.
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options,
+                                                providers=[provider or DEFAULT_PROVIDER])
+        except Exception as exc:  # onnxruntime raises its own types for a bad file or provider
+            raise ModelLoadError(f"ONNX Runtime could not load {str(path)!r}: {type(exc).__name__}: {exc}") from None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        self._output_name = self._field if self._field in outputs else outputs[0]
+
+    def __call__(self, **inputs: torch.Tensor) -> BackendOutput:
+        feed: dict[str, np.ndarray] = {}
+        for name in self.input_names:
+            if name in inputs:
+                feed[name] = inputs[name].detach().cpu().numpy().astype(np.int64, copy=False)
+            elif name == "token_type_ids":  # a graph exported with type ids, called without: all segment 0
+                feed[name] = np.zeros_like(inputs["input_ids"].cpu().numpy(), dtype=np.int64)
+            else:
+                raise ModelLoadError(f"The ONNX model {str(self.path)!r} needs input {name!r}, which a text "
+                                     f"Transformer does not provide (it gives {', '.join(TOKEN_INPUTS)}).")
+        (result,) = self.session.run([self._output_name], feed)
+        tensor = torch.from_numpy(np.asarray(result, dtype=np.float32))
+        return BackendOutput(**{self._field: tensor})
+
+    def __repr__(self) -> str:
+        return f"OnnxModel({self.path.name})"
+
+
+def load_onnx(folder: Path, model_loader: ModelLoader, config: Any, task: str, tokenizer: Any,
+              settings: BackendSettings) -> OnnxModel:
+    """The ONNX model of ``folder``, exported from ``model_loader()`` first when the file is missing (or
+    ``settings.export``). An explicitly named file that is missing is an error, not an export."""
+    path = onnx_path(folder, settings.file_name)
+    if settings.export or not path.is_file():
+        if settings.file_name is not None and not settings.export:
+            present = sorted(p.name for p in (folder / SUBFOLDER).glob("*.onnx"))
+            raise ModelLoadError(f"model_kwargs file_name {settings.file_name!r}: no {str(path)!r}; the folder's "
+                                 f"ONNX files are {present or 'none'} (pass export=True to export it).")
+        export_onnx(model_loader(), export_inputs(tokenizer), task, path)
+        logger.info("Exported %s to %s (reused next time).", folder, path)
+    return OnnxModel(path, config, task, settings.provider)
+
+
+class _Exported(torch.nn.Module):
+    """The network with the token inputs as named arguments and the task's one tensor as output."""
+
+    def __init__(self, model: torch.nn.Module, field: str) -> None:
+        super().__init__()
+        self.model = model
+        self.field = field
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        return getattr(self.model(input_ids=input_ids, attention_mask=attention_mask, **extra, return_dict=True),
+                       self.field)
+
+
+def export_onnx(model: torch.nn.Module, inputs: dict[str, torch.Tensor], task: str, path: Path) -> None:
+    """Export ``model`` (float32, CPU) to ``path`` with dynamic batch and sequence axes."""
+    field = BACKEND_TASKS[task]
+    wrapper = _Exported(model.float().cpu().eval(), field).eval()
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    shapes = {name: {0: batch, 1: sequence} for name in inputs}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with torch.no_grad():
+            program = torch.onnx.export(wrapper, (), kwargs=inputs, dynamo=True, dynamic_shapes=shapes,
+                                        input_names=list(inputs), output_names=[field], verbose=False)
+    except Exception as exc:  # the exporter raises many types for an unsupported operation
+        raise ModelLoadError(f"Could not export {type(model).__name__} to ONNX: {type(exc).__name__}: {exc}") from None
+    if program is None:
+        raise ModelLoadError(f"torch.onnx.export returned no program for {type(model).__name__}.")
+    program.save(str(path), external_data=False)
