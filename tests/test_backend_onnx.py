@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ PAIRS = [("what is the capital of france", "Paris is the capital of France."),
          ("how do cells divide", "Cells divide by mitosis; the protein binds to the receptor. " * 3)]
 
 
-def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
+def _max_diff(a: Any, b: Any) -> float:
     return float(np.abs(np.asarray(a) - np.asarray(b)).max())
 
 
@@ -118,7 +119,7 @@ def test_file_name_picks_another_file(file_name, onnx_embedders, tmp_path, no_ex
     shutil.copytree(onnx_embedders["bert"], folder)
     (folder / "onnx" / "model.onnx").rename(folder / "onnx" / "model_O3.onnx")
     model = omnivec.Embedder(str(folder), backend="onnx", model_kwargs={"file_name": file_name})
-    assert model[0].model.path == folder / "onnx" / "model_O3.onnx"
+    assert model.transformer.model.path == folder / "onnx" / "model_O3.onnx"
     expected = omnivec.Embedder(str(folder), device="cpu").encode(TEXTS)
     assert _max_diff(model.encode(TEXTS), expected) <= ATOL
     with pytest.raises(ModelLoadError, match=r"model_missing\.onnx.*model_O3\.onnx"):
@@ -198,7 +199,7 @@ def test_unknown_backend_and_bad_settings(bert_dir):
 
 def test_training_a_backend_model_is_refused(onnx_embedders, no_export):
     model = omnivec.Embedder(str(onnx_embedders["bert"]), backend="onnx")
-    features = model[0].tokenize(["a text"])
+    features = model.transformer.tokenize(["a text"])
     with torch.enable_grad(), pytest.raises(ConfigError, match="train with backend='torch'"):
         model(features)
 

@@ -108,7 +108,7 @@ class Transformer(Module):
         self.backend = backend
         self.source_folder = folder  # a backend model's weights and exports are copied from here on save
         if backend == "torch":
-            self.model = _load_hf_model(folder, auto_class, self.config, dtype, model_kwargs or {})
+            self.model: Any = _load_hf_model(folder, auto_class, self.config, dtype, model_kwargs or {})
         else:
             text_only = processor_modalities(self.processor) == ["text"] and set(modality_config or {"text"}) == {"text"}
             check_supported(backend, transformer_task, text_only)
@@ -349,7 +349,8 @@ def _load_backend_model(backend: str, folder: Path, auto_class: str, config: Any
 
         return load_onnx(folder, model_loader, config, task, tokenizer, settings)
     if backend == "openvino":
-        from omnivec.modules.backends.openvino import load_openvino
+        # Written on the openvino branch of issue 14 (same signature as load_onnx); resolved once both are merged.
+        from omnivec.modules.backends.openvino import load_openvino  # pyright: ignore[reportMissingImports]
 
         return load_openvino(folder, model_loader, config, task, tokenizer, settings)
     raise ConfigError(f"backend {backend!r} has no Transformer implementation.")
