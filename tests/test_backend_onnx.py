@@ -13,7 +13,7 @@ import torch
 
 import omnivec
 from omnivec.errors import ConfigError, ModelLoadError
-from omnivec.loading.hub import ignore_patterns
+from omnivec.loading.hub import backend_file_patterns
 from omnivec.loading.options import LoadOptions
 from omnivec.modules.backends import onnx as onnx_backend
 from tests.fixtures.checkpoints import TEXTS
@@ -204,8 +204,26 @@ def test_training_a_backend_model_is_refused(onnx_embedders, no_export):
         model(features)
 
 
-def test_hub_downloads_fetch_only_the_backends_export():
-    assert "onnx/*" in ignore_patterns("torch") and "openvino/*" in ignore_patterns("torch")
-    assert "onnx/*" not in ignore_patterns("onnx") and "*.onnx" not in ignore_patterns("onnx")
-    assert "openvino/*" in ignore_patterns("onnx") and "openvino/*" not in ignore_patterns("openvino")
-    assert LoadOptions(backend="onnx").hub.backend == "onnx" and LoadOptions().hub.backend == "torch"
+def test_hub_downloads_fetch_only_the_backends_export(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from omnivec.loading.hub import resolve_model_dir
+
+    calls: list[dict[str, Any]] = []
+
+    def fake_download(repo_id, **kwargs):
+        calls.append(kwargs)
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    options = LoadOptions(backend="onnx", model_kwargs={"file_name": "onnx/model_O3.onnx"})
+    assert (options.hub.backend, options.hub.backend_file) == ("onnx", "onnx/model_O3.onnx")
+    assert resolve_model_dir("someone/model", options.hub) == tmp_path
+    first, second = calls
+    assert "onnx/*" in first["ignore_patterns"] and "openvino/*" in first["ignore_patterns"]
+    assert second["allow_patterns"] == ["onnx/model_O3.onnx", "onnx/model_O3.onnx_data", "onnx/model_O3.onnx.data"]
+    calls.clear()
+    resolve_model_dir("someone/model", LoadOptions().hub)
+    assert len(calls) == 1 and "onnx/*" in calls[0]["ignore_patterns"]  # torch never fetches exports
+    assert backend_file_patterns("onnx", None) == ["onnx/model.onnx", "onnx/model.onnx_data", "onnx/model.onnx.data"]
+    assert backend_file_patterns("openvino", None) == ["openvino/openvino_model.xml", "openvino/openvino_model.bin"]

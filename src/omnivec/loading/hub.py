@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,13 +13,12 @@ from omnivec.loading.defaults import PACKAGED_COPIES, packaged_copy
 # Files a sentence-transformers folder or a plain Hugging Face checkpoint is recognised by.
 MODEL_MARKER_FILES = ("modules.json", "config.json")
 
-# Other frameworks' weights and exports: never needed by the torch backend, often gigabytes.
+# Other frameworks' weights and exports: never needed by the torch backend, often gigabytes. A backend's own export
+# is fetched by name afterwards (a sentence-transformers repo holds ~10 ONNX variants; one is used).
 _IGNORE_PATTERNS = [
-    "*.h5", "*.msgpack", "*.ot", "*.tflite",
+    "*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot", "*.tflite",
     "flax_model*", "tf_model*", "rust_model*", "coreml/*", "*.gguf",
 ]
-# Each backend's export files: fetched only for that backend.
-_EXPORT_PATTERNS = {"onnx": ["*.onnx", "onnx/*"], "openvino": ["openvino/*"]}
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,18 @@ class HubOptions:
     cache_folder: str | None = None
     local_files_only: bool = False
     backend: str = "torch"
+    backend_file: str | None = None
 
 
-def ignore_patterns(backend: str) -> list[str]:
-    """The files a Hub download skips: other frameworks' weights, and every export but the backend's own."""
-    skipped = [p for name, patterns in _EXPORT_PATTERNS.items() if name != backend for p in patterns]
-    return [*skipped, *_IGNORE_PATTERNS]
+def backend_file_patterns(backend: str, file_name: str | None) -> list[str]:
+    """The Hub files of a backend's export, as sentence-transformers names them (``file_name``: model_kwargs')."""
+    if backend == "onnx":
+        name = (file_name or "model.onnx").removeprefix("onnx/")
+        return [f"onnx/{name}", f"onnx/{name}_data", f"onnx/{name}.data"]  # the graph, and external weights
+    if backend == "openvino":
+        stem = (file_name or "openvino_model.xml").removeprefix("openvino/").rsplit(".", 1)[0]
+        return [f"openvino/{stem}.xml", f"openvino/{stem}.bin"]
+    return []
 
 
 def _looks_local(name: str) -> bool:
@@ -98,8 +104,13 @@ def _download_snapshot(repo_id: str, options: HubOptions) -> Path:
             token=options.token,
             cache_dir=options.cache_folder,
             local_files_only=offline,
-            ignore_patterns=ignore_patterns(options.backend),
+            ignore_patterns=_IGNORE_PATTERNS,
         )
+        exports = backend_file_patterns(options.backend, options.backend_file)
+        if exports:  # absent on the Hub or in the cache: the backend exports it locally on first use
+            with contextlib.suppress(LocalEntryNotFoundError):
+                snapshot_download(repo_id, revision=options.revision, token=options.token,
+                                  cache_dir=options.cache_folder, local_files_only=offline, allow_patterns=exports)
     except HFValidationError as exc:
         raise ModelNotFoundError(
             f"Model {repo_id!r} is neither an existing local folder nor a valid Hub id ({exc})."

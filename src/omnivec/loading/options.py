@@ -61,8 +61,10 @@ class LoadOptions:
             raise ConfigError(f"max_seq_length must be None or a positive integer, got {length!r}.")
         if not isinstance(self.hub, HubOptions):
             raise ConfigError(f"hub must be a HubOptions, got {type(self.hub).__name__}.")
-        if self.hub.backend != self.backend:  # a Hub download then includes the backend's export folder
-            object.__setattr__(self, "hub", replace(self.hub, backend=self.backend))
+        # The hub settings name the backend's export file, so that a Hub download fetches that one file.
+        file_name = self.model_kwargs.get("file_name") if self.backend != "torch" else None
+        backend_file = file_name if isinstance(file_name, str) else None
+        object.__setattr__(self, "hub", replace(self.hub, backend=self.backend, backend_file=backend_file))
 
     def from_pretrained_kwargs(self, name: KwargsField) -> dict[str, Any]:
         """A fresh dict of one kwargs field, with ``trust_remote_code=True`` where the caller allowed it."""
