@@ -3,7 +3,10 @@ with ``torch.onnx.export(dynamo=True)`` on first use when the folder has none.""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +116,7 @@ def export_onnx(model: torch.nn.Module, inputs: dict[str, torch.Tensor], task: s
     shapes = {name: {0: batch, 1: sequence} for name in inputs}
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_exporter():
             program = torch.onnx.export(wrapper, (), kwargs=inputs, dynamo=True, dynamic_shapes=shapes,
                                         input_names=list(inputs), output_names=[field], verbose=False)
     except Exception as exc:  # the exporter raises many types for an unsupported operation
@@ -121,3 +124,18 @@ def export_onnx(model: torch.nn.Module, inputs: dict[str, torch.Tensor], task: s
     if program is None:
         raise ModelLoadError(f"torch.onnx.export returned no program for {type(model).__name__}.")
     program.save(str(path), external_data=False)
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter's warnings (absent torchvision ops, axis renames, deprecations) say nothing about this export;
+    its errors still raise. The one INFO line of ``load_onnx`` reports it."""
+    exporter_logger = logging.getLogger("torch.onnx")
+    level = exporter_logger.level
+    exporter_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        exporter_logger.setLevel(level)
