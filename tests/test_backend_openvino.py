@@ -179,6 +179,33 @@ def test_sentence_transformers_layout_loads_without_the_torch_model(where, bert_
     assert _max_diff(model.encode(TEXTS, batch_size=3), torch_model.encode(TEXTS, batch_size=3)) <= ATOL
 
 
+def test_a_graph_taking_position_ids_gets_the_torch_default(bert_dir, tmp_path):
+    """Decoder exports made elsewhere may declare position_ids; omnivec's collation gives none."""
+    import openvino as ov
+
+    folder = _copy(bert_dir, tmp_path)
+    torch_model = omnivec.Embedder(str(folder), device="cpu")
+    hf_model = torch_model.transformer.model
+
+    class WithPositions(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = hf_model
+
+        def forward(self, input_ids, attention_mask, position_ids):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).last_hidden_state
+
+    ids = torch.tensor([[2, 10, 11, 12, 3], [2, 13, 3, 0, 0]])
+    example = {"input_ids": ids, "attention_mask": (ids != 0).long(), "position_ids": torch.arange(5).expand(2, 5)}
+    with torch.no_grad():
+        graph = ov.convert_model(WithPositions().eval(), example_input=example)
+    graph.output(0).get_tensor().set_names({"last_hidden_state"})
+    ov.save_model(graph, str(folder / EXPORT_DIR / DEFAULT_FILE), compress_to_fp16=False)
+    model = omnivec.Embedder(str(folder), device="cpu")
+    assert _attach(model, folder, loader=_no_torch_model).input_names == ["input_ids", "attention_mask", "position_ids"]
+    assert _max_diff(model.encode(TEXTS, batch_size=3), torch_model.encode(TEXTS, batch_size=3)) <= ATOL
+
+
 def test_an_onnx_export_in_the_folder_is_converted(bert_dir, tmp_path):
     folder = _copy(bert_dir, tmp_path)
     torch_model = omnivec.Embedder(str(folder), device="cpu")

@@ -59,8 +59,8 @@ class OpenVINOModel(torch.nn.Module):
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, return_dict: bool = True,
                 **inputs: Any) -> BaseModelOutput | SequenceClassifierOutput:
-        """Run the graph on the inputs it declares; ``attention_mask`` (ones) and ``token_type_ids`` (zeros) may be
-        left out. Other keyword arguments (``return_dict``, inputs the graph does not take) are ignored."""
+        """Run the graph on the inputs it declares; ``attention_mask`` (ones), ``token_type_ids`` (zeros) and
+        ``position_ids`` (0, 1, ...: the torch model's default) may be left out. Other keyword arguments (``return_dict``, inputs the graph does not take) are ignored."""
         given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids, **inputs}
         feed = self._feed({k: v for k, v in given.items() if isinstance(v, torch.Tensor)})
         with self._lock:
@@ -82,6 +82,8 @@ class OpenVINOModel(torch.nn.Module):
                 tensor = torch.ones(shape, dtype=torch.long)
             elif tensor is None and name == "token_type_ids":
                 tensor = torch.zeros(shape, dtype=torch.long)
+            elif tensor is None and name == "position_ids":  # what the torch model uses when given none
+                tensor = torch.arange(shape[-1], dtype=torch.long).expand(shape)
             elif tensor is None:
                 raise ModelLoadError(f"The OpenVINO model {str(self.path)!r} takes an input {name!r} that the "
                                      f"tokenizer does not give (it gives {sorted(given)}).")
