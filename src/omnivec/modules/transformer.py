@@ -349,10 +349,10 @@ def _load_backend_model(backend: str, folder: Path, auto_class: str, config: Any
 
         return load_onnx(folder, model_loader, config, task, tokenizer, settings)
     if backend == "openvino":
-        # Written on the openvino branch of issue 14 (same signature as load_onnx); resolved once both are merged.
-        from omnivec.modules.backends.openvino import load_openvino  # pyright: ignore[reportMissingImports]
+        from omnivec.modules.backends.openvino import load_openvino
 
-        return load_openvino(folder, model_loader, config, task, tokenizer, settings)
+        return load_openvino(folder, model_loader, config, task, settings.file_name, settings.provider,
+                             tokenizer.model_input_names, ov_config=settings.ov_config)
     raise ConfigError(f"backend {backend!r} has no Transformer implementation.")
 
 

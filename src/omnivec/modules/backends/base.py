@@ -15,7 +15,7 @@ BACKEND_TASKS: dict[str, str] = {"feature-extraction": "last_hidden_state", "seq
 # The token inputs a text model may take; a backend feeds those its graph declares.
 TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # model_kwargs keys a backend reads itself (sentence-transformers' names); never passed to from_pretrained.
-BACKEND_KWARGS = frozenset({"file_name", "provider", "export"})
+BACKEND_KWARGS = frozenset({"file_name", "provider", "export", "ov_config"})
 
 
 class BackendModel(Protocol):
@@ -43,11 +43,13 @@ class BackendSettings:
         file_name: the exported file in the backend's subfolder (``model_O3.onnx``; an ``onnx/`` prefix is allowed).
         provider: the runtime's device (ONNX Runtime execution provider, OpenVINO device).
         export: export again even when the file exists.
+        ov_config: OpenVINO compile settings (a dict, or a JSON file's path), as sentence-transformers takes them.
     """
 
     file_name: str | None = None
     provider: str | None = None
     export: bool = False
+    ov_config: Mapping[str, Any] | str | None = None
 
     @classmethod
     def from_model_kwargs(cls, model_kwargs: Mapping[str, Any]) -> BackendSettings:
@@ -57,7 +59,10 @@ class BackendSettings:
                 raise ConfigError(f"model_kwargs[{name!r}] must be a string, got {type(value).__name__}.")
         if not isinstance(export, bool | None):
             raise ConfigError(f"model_kwargs['export'] must be True or False, got {export!r}.")
-        return cls(file_name=file_name, provider=provider, export=bool(export))
+        ov_config = model_kwargs.get("ov_config")
+        if ov_config is not None and not isinstance(ov_config, Mapping | str):
+            raise ConfigError(f"model_kwargs['ov_config'] must be a dict or a JSON file path, got {type(ov_config).__name__}.")
+        return cls(file_name=file_name, provider=provider, export=bool(export), ov_config=ov_config)
 
 
 def check_supported(backend: str, task: str, text_only: bool) -> None:

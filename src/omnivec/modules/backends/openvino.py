@@ -1,0 +1,293 @@
+"""OpenVINO backend: runs a text Transformer's Hugging Face model as a compiled OpenVINO graph on the CPU.
+
+sentence-transformers' layout: ``<folder>/openvino/openvino_model.xml`` (+ ``.bin``), or the file named by
+``model_kwargs={"file_name": ...}`` at the folder's root or under ``openvino/``. A missing default export is made on
+first use from the torch model (or from ``onnx/model.onnx`` when the folder has one), saved there in fp32 and reused.
+Only the graph runs here; tokenization, collation, pooling and heads stay the Transformer's and the model's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
+
+from omnivec.errors import ConfigError, ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+EXPORT_DIR = "openvino"
+DEFAULT_FILE = "openvino_model.xml"
+ONNX_SOURCE = Path("onnx") / "model.onnx"  # an ONNX export next to it converts faster than tracing the torch model
+DEVICE = "CPU"
+
+# transformer_task -> the model output this backend produces (the field modules/transformer.py reads)
+OUTPUT_FIELDS = {"feature-extraction": "last_hidden_state", "sequence-classification": "logits"}
+# The token inputs a text graph may take, in the order the export declares them.
+TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class OpenVINOModel(torch.nn.Module):
+    """A compiled OpenVINO graph called like the Hugging Face model it was exported from: token tensors in,
+    ``last_hidden_state`` (feature extraction) or ``logits`` (classification) out, float32 on the CPU.
+
+    A ``torch.nn.Module`` without parameters, so it can stand where the torch model stood (``.eval()``,
+    ``.to("cpu")`` are no-ops; the model's device reads as the CPU)."""
+
+    def __init__(self, compiled: Any, config: Any, task: str, path: Path) -> None:
+        super().__init__()
+        self.config = config
+        self.task = task
+        self.path = path
+        self.compiled = compiled  # the OpenVINO CompiledModel (its properties: compiled.get_property)
+        self._field = OUTPUT_FIELDS[task]
+        self._output = _output_port(compiled, self._field, path)
+        self.input_names = [port.get_any_name() for port in compiled.inputs]
+        self._dtypes = {port.get_any_name(): port.get_element_type().to_dtype() for port in compiled.inputs}
+        self._request = compiled.create_infer_request()
+        self._lock = threading.Lock()  # one infer request, reused: calls from several threads take turns
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, return_dict: bool = True,
+                **inputs: Any) -> BaseModelOutput | SequenceClassifierOutput:
+        """Run the graph on the inputs it declares; ``attention_mask`` (ones), ``token_type_ids`` (zeros) and
+        ``position_ids`` (0, 1, ...: the torch model's default) may be left out. Other keyword arguments (``return_dict``, inputs the graph does not take) are ignored."""
+        given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids, **inputs}
+        feed = self._feed({k: v for k, v in given.items() if isinstance(v, torch.Tensor)})
+        with self._lock:
+            results = self._request.infer(feed, share_inputs=False, share_outputs=False)
+            values = results[self._output]
+        output = torch.from_numpy(values).to(torch.float32)
+        if self.task == "sequence-classification":
+            return SequenceClassifierOutput(logits=output)
+        return BaseModelOutput(last_hidden_state=output)
+
+    def _feed(self, given: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        if "input_ids" not in given:
+            raise ModelLoadError(f"The OpenVINO model {str(self.path)!r} needs input_ids; got {sorted(given)}.")
+        shape = given["input_ids"].shape
+        feed: dict[str, Any] = {}
+        for name in self.input_names:
+            tensor = given.get(name)
+            if tensor is None and name == "attention_mask":
+                tensor = torch.ones(shape, dtype=torch.long)
+            elif tensor is None and name == "token_type_ids":
+                tensor = torch.zeros(shape, dtype=torch.long)
+            elif tensor is None and name == "position_ids":  # what the torch model uses when given none
+                tensor = torch.arange(shape[-1], dtype=torch.long).expand(shape)
+            elif tensor is None:
+                raise ModelLoadError(f"The OpenVINO model {str(self.path)!r} takes an input {name!r} that the "
+                                     f"tokenizer does not give (it gives {sorted(given)}).")
+            # Exports declare int64 token inputs; a graph made elsewhere may declare int32.
+            feed[name] = tensor.detach().cpu().numpy().astype(self._dtypes[name], copy=False)
+        return feed
+
+    def __repr__(self) -> str:
+        return f"OpenVINOModel({self.path.name}, task={self.task}, inputs={self.input_names})"
+
+
+def load_openvino(folder: Path, model_loader: Callable[[], torch.nn.Module], config: Any, task: str,
+                  file_name: str | None = None, provider: str | None = None, input_names: Sequence[str] | None = None,
+                  *, ov_config: Mapping[str, Any] | str | Path | None = None) -> OpenVINOModel:
+    """The OpenVINO model of a model folder, compiled for the CPU.
+
+    Args:
+        folder: the model folder (its ``openvino/`` subfolder holds exports).
+        model_loader: builds the Hugging Face torch model; called only when an export must be made.
+        config: the transformers config, kept as the returned model's ``config``.
+        task: ``feature-extraction`` or ``sequence-classification``.
+        file_name: an existing export (``model_kwargs["file_name"]``), at the folder's root or under
+            ``openvino/``; default ``openvino_model.xml``, exported on first use when missing.
+        provider: unused (ONNX Runtime's execution provider); OpenVINO runs on the CPU.
+        input_names: the tokenizer's inputs; an export takes those of them its model accepts
+            (default: input_ids, attention_mask, token_type_ids).
+        ov_config: OpenVINO properties (a dict, or a JSON file of one) over the defaults: fp32 inference,
+            ``torch.get_num_threads()`` threads.
+    """
+    del provider
+    if task not in OUTPUT_FIELDS:
+        raise ConfigError(f"backend 'openvino' runs transformer_task {sorted(OUTPUT_FIELDS)}; got {task!r}.")
+    properties = _compile_properties(ov_config)
+    import openvino as ov
+
+    path = _find_export(folder, file_name)
+    if path is not None:
+        model = _read(ov, path)
+    else:
+        path = folder / EXPORT_DIR / DEFAULT_FILE
+        model = _export(ov, folder, model_loader, task, input_names)
+        _save(ov, model, path)
+    try:
+        compiled = ov.Core().compile_model(model, DEVICE, properties)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"OpenVINO could not compile {str(path)!r} for the {DEVICE}: {exc}") from None
+    return OpenVINOModel(compiled, config, task, path)
+
+
+def _compile_properties(ov_config: Mapping[str, Any] | str | Path | None) -> dict[str, Any]:
+    """fp32 (the CPU plugin would pick bf16 on CPUs that have it) on torch's thread count (torch and OpenVINO in one
+    process then share the cores rather than each taking all of them), under the caller's properties."""
+    properties: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+    if ov_config is None:
+        return properties
+    if isinstance(ov_config, (str, Path)):
+        try:
+            loaded = json.loads(Path(ov_config).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"ov_config {str(ov_config)!r} should be a dict or a JSON file of OpenVINO properties: "
+                              f"{exc}") from None
+        ov_config = loaded
+    if not isinstance(ov_config, Mapping):
+        raise ConfigError(f"ov_config should be a dict of OpenVINO properties, got {type(ov_config).__name__}.")
+    properties.update({str(k): v for k, v in ov_config.items()})
+    return properties
+
+
+def _find_export(folder: Path, file_name: str | None) -> Path | None:
+    """The export to load, where sentence-transformers looks: ``<file_name>``, then ``openvino/<file_name>``. None when
+    the default file is missing (it is then made); a named file that is missing is an error."""
+    name = file_name or DEFAULT_FILE
+    for candidate in (folder / name, folder / EXPORT_DIR / name):
+        if candidate.is_file():
+            return candidate
+    if file_name is None:
+        return None
+    found = sorted(p.relative_to(folder).as_posix() for p in folder.glob("**/openvino*.xml"))
+    raise ModelLoadError(f"No OpenVINO model {file_name!r} in {str(folder)!r} (looked at the root and under "
+                         f"{EXPORT_DIR}/); OpenVINO files there: {found or 'none'}.")
+
+
+def _read(ov: Any, path: Path) -> Any:
+    if not path.with_suffix(".bin").is_file():
+        raise ModelLoadError(f"The OpenVINO model {str(path)!r} has no weights file {path.with_suffix('.bin').name!r} "
+                             "next to it.")
+    try:
+        return ov.Core().read_model(str(path))
+    except RuntimeError as exc:
+        raise ModelLoadError(f"OpenVINO could not read {str(path)!r}: {exc}") from None
+
+
+def _export(ov: Any, folder: Path, model_loader: Callable[[], torch.nn.Module], task: str,
+            input_names: Sequence[str] | None) -> Any:
+    """An OpenVINO model of the folder's ONNX export when there is one, else of the torch model, traced on a padded
+    example (so the attention mask is part of the graph) with dynamic batch and sequence dimensions."""
+    onnx_file = folder / ONNX_SOURCE
+    if onnx_file.is_file():
+        try:
+            return ov.convert_model(str(onnx_file))
+        except Exception as exc:  # the ONNX frontend raises several types for graphs it cannot read
+            raise ModelLoadError(f"OpenVINO could not convert {str(onnx_file)!r}: {type(exc).__name__}: {exc}") from None
+    field = OUTPUT_FIELDS[task]
+    torch_model = model_loader().eval()
+    wrapper = _SingleOutput(torch_model, field)
+    example = _example_inputs(torch_model, input_names)
+    try:
+        model = _trace(ov, wrapper, example)
+        if _gives_nan(ov, model, example):
+            model = _trace_eager(ov, torch_model, wrapper, example)
+    except Exception as exc:  # tracing and the PyTorch frontend raise many types for models they cannot convert
+        raise ModelLoadError(f"OpenVINO could not convert the {type(torch_model).__name__} of {str(folder)!r}: "
+                             f"{type(exc).__name__}: {exc}") from None
+    return model
+
+
+def _trace_eager(ov: Any, torch_model: torch.nn.Module, wrapper: torch.nn.Module, example: dict[str, torch.Tensor]) -> Any:
+    """The trace with eager attention. A left-padded row under a causal mask has query positions that attend to
+    nothing: torch's SDPA returns zeros there, OpenVINO's NaN, which then reaches every token through the values.
+    Eager attention masks with a finite minimum, so such rows stay finite (and no real token reads them)."""
+    from transformers import PreTrainedModel
+
+    if not isinstance(torch_model, PreTrainedModel):
+        raise ValueError("its graph gives NaN on a left-padded batch, and only a transformers model can switch to "
+                         "eager attention")
+    previous = torch_model.config._attn_implementation or "sdpa"  # set on every loaded model; None only before
+    torch_model.set_attn_implementation("eager")
+    try:
+        return _trace(ov, wrapper, example)
+    finally:
+        torch_model.set_attn_implementation(previous)
+
+
+def _trace(ov: Any, wrapper: torch.nn.Module, example: dict[str, torch.Tensor]) -> Any:
+    with torch.no_grad():
+        model = ov.convert_model(wrapper, example_input=example)
+    model.output(0).get_tensor().set_names({wrapper.field})  # the traced output's name is a node number
+    return model
+
+
+def _gives_nan(ov: Any, model: Any, example: dict[str, torch.Tensor]) -> bool:
+    compiled = ov.Core().compile_model(model, DEVICE, {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1})
+    values = compiled({name: tensor.numpy() for name, tensor in example.items()})[compiled.output(0)]
+    return bool(np.isnan(values).any())
+
+
+class _SingleOutput(torch.nn.Module):
+    """The Hugging Face model with keyword token inputs and the one output the backend reads."""
+
+    def __init__(self, model: torch.nn.Module, field: str) -> None:
+        super().__init__()
+        self.model = model
+        self.field = field
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **extra)[self.field]
+
+
+def _example_inputs(model: torch.nn.Module, input_names: Sequence[str] | None) -> dict[str, torch.Tensor]:
+    """Two rows, padded on the left and on the right: a batch without padding lets transformers skip the mask when
+    tracing, and the left padding shows whether the graph keeps rows that attend to nothing finite."""
+    import inspect
+
+    accepted = set(inspect.signature(model.forward).parameters)
+    wanted = set(input_names) if input_names is not None else set(TOKEN_INPUTS)
+    names = [n for n in TOKEN_INPUTS if n in accepted and (n in wanted or n in ("input_ids", "attention_mask"))]
+    config = getattr(model, "config", None)
+    vocab = int(getattr(config, "vocab_size", 0) or 100)
+    pad = getattr(config, "pad_token_id", None)
+    pad = 0 if pad is None else int(pad)
+    input_ids = (torch.arange(2 * 8, dtype=torch.long).reshape(2, 8) + 3) % vocab
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, :3] = 0
+    attention_mask[1, 5:] = 0
+    input_ids[attention_mask == 0] = pad
+    tensors = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": torch.zeros_like(input_ids)}
+    return {name: tensors[name] for name in names}
+
+
+def _save(ov: Any, model: Any, path: Path) -> None:
+    """Write the export next to the model (xml and bin moved into place together, the xml last, so a reader never
+    finds a half-written pair); a folder that cannot be written keeps the export in memory only."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmp:
+            staged = Path(tmp) / path.name
+            ov.save_model(model, str(staged), compress_to_fp16=False)  # save_model halves the weights by default
+            os.replace(staged.with_suffix(".bin"), path.with_suffix(".bin"))
+            os.replace(staged, path)
+    except OSError as exc:
+        logger.warning("Could not save the OpenVINO export to %s (%s); it is used from memory this time.", path, exc)
+        return
+    logger.info("Exported the model to OpenVINO: %s (reused from now on).", path)
+
+
+def _output_port(compiled: Any, field: str, path: Path) -> Any:
+    """The graph output named ``field``; a graph with one output and no such name uses that output."""
+    outputs = list(compiled.outputs)
+    for port in outputs:
+        if field in port.get_names():
+            return port
+    if len(outputs) == 1:
+        return outputs[0]
+    names = [sorted(port.get_names()) for port in outputs]
+    raise ModelLoadError(f"The OpenVINO model {str(path)!r} has no output named {field!r}; its outputs: {names}.")
