@@ -19,6 +19,10 @@ from omnivec.errors import ConfigError, ModelLoadError
 from omnivec.modules.backends.openvino import DEFAULT_FILE, EXPORT_DIR, OpenVINOModel, load_openvino
 from tests.fixtures.checkpoints import TEXTS
 
+# Slow lane: each test converts or compiles an OpenVINO model (2-7 s); tests/test_backend_onnx.py keeps the shared
+# backend wiring in the fast lane, and CI runs these.
+pytestmark = pytest.mark.slow
+
 ATOL = 1e-4  # fp32 graph against fp32 torch: only the kernels' summation order differs
 PAIRS = [("what is the capital of france", "Paris is the capital of France."), ("", "empty query"),
          ("how do cells divide", " ".join(["cells divide by mitosis"] * 30)), ("Zürich", "München — café 🙂"),

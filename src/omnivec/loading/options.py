@@ -63,7 +63,11 @@ class LoadOptions:
             raise ConfigError(f"hub must be a HubOptions, got {type(self.hub).__name__}.")
         # The hub settings name the backend's export file, so that a Hub download fetches that one file.
         file_name = self.model_kwargs.get("file_name") if self.backend != "torch" else None
-        backend_file = file_name if isinstance(file_name, str) else None
+        if file_name is not None and not isinstance(file_name, str):
+            raise ConfigError(f"model_kwargs['file_name'] must be a string, got {type(file_name).__name__}.")
+        if self.backend != "torch" and self.dtype is not None and str(self.dtype).removeprefix("torch.") != "float32":
+            raise ConfigError(f"backend {self.backend!r} runs float32 models; got dtype={self.dtype!r}.")
+        backend_file = file_name
         object.__setattr__(self, "hub", replace(self.hub, backend=self.backend, backend_file=backend_file))
 
     def from_pretrained_kwargs(self, name: KwargsField) -> dict[str, Any]:

@@ -59,6 +59,10 @@ class BaseModel(torch.nn.Sequential):
         default_prompt_name: str | None = None,
         config: Mapping[str, Any] | None = None,
     ) -> None:
+        if options.backend != "torch":  # ONNX Runtime / OpenVINO compute on the CPU; the features stay there
+            if device is not None and torch.device(device).type != "cpu":  # checked before anything loads or exports
+                raise ConfigError(f"backend {options.backend!r} runs on the CPU; got device={str(device)!r}.")
+            device = "cpu"
         given = {key: value for key, value in (config or {}).items() if value is not None}
         model_config: dict[str, Any] = dict(given)
         if model_name_or_path is not None:
@@ -69,10 +73,6 @@ class BaseModel(torch.nn.Sequential):
             self.max_seq_length = options.max_seq_length
         self._set_prompts(model_config, prompts, default_prompt_name)
         self._configure(model_config)
-        if options.backend != "torch":  # ONNX Runtime / OpenVINO compute on the CPU; the features stay there
-            if device is not None and torch.device(device).type != "cpu":
-                raise ConfigError(f"backend {options.backend!r} runs on the CPU; got device={str(device)!r}.")
-            device = "cpu"
         self.to(device or default_device())
         self.eval()
 
