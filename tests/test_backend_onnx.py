@@ -18,6 +18,9 @@ from omnivec.loading.options import LoadOptions
 from omnivec.modules.backends import onnx as onnx_backend
 from tests.fixtures.checkpoints import TEXTS
 
+# Slow lane: the session fixtures export five models to ONNX (about 25 s); CI runs these.
+pytestmark = pytest.mark.slow
+
 ATOL = 1e-4
 PAIRS = [("what is the capital of france", "Paris is the capital of France."),
          ("what is the capital of france", "Berlin is a city in Germany."), ("", "empty query"),
@@ -76,7 +79,6 @@ def test_embedder_vectors_equal_torch(name, onnx_embedders, no_export):
     assert _max_diff(onnx_model.encode(TEXTS[:1]), expected[:1]) <= ATOL  # a batch of one: the dynamic axes
 
 
-@pytest.mark.slow  # two cross-encoder exports (6 s)
 @pytest.mark.parametrize("labels", [1, 3])
 def test_cross_encoder_scores_equal_torch(labels, onnx_cross_encoders, no_export):
     folder = onnx_cross_encoders[labels]
@@ -94,7 +96,6 @@ def test_cross_encoder_scores_equal_torch(labels, onnx_cross_encoders, no_export
 
 
 # -- export, reuse, file choice -------------------------------------------------------------------------------
-@pytest.mark.slow  # two more exports (6 s); the session fixture exports once in the fast lane
 def test_export_on_first_use_then_reused(onnx_embedders, tmp_path, monkeypatch, caplog):
     folder = tmp_path / "model"
     shutil.copytree(onnx_embedders["bert"], folder)
@@ -139,7 +140,6 @@ def test_saved_backend_model_keeps_its_export(onnx_embedders, tmp_path, no_expor
     assert _max_diff(omnivec.Embedder(str(target), device="cpu").encode(TEXTS), expected) <= ATOL
 
 
-@pytest.mark.slow  # needs the cross-encoder exports
 def test_saved_backend_cross_encoder_round_trips(onnx_cross_encoders, tmp_path, no_export):
     loaded = omnivec.CrossEncoder(str(onnx_cross_encoders[3]), backend="onnx")
     loaded.save(tmp_path)
@@ -148,7 +148,6 @@ def test_saved_backend_cross_encoder_round_trips(onnx_cross_encoders, tmp_path, 
     assert _max_diff(omnivec.CrossEncoder(str(tmp_path), device="cpu").predict(PAIRS), expected) <= ATOL
 
 
-@pytest.mark.slow  # a hand-made torch.onnx export (3 s)
 def test_sentence_transformers_layout_exported_by_hand(bert_dir, tmp_path, no_export):
     """onnx/model.onnx as sentence-transformers (optimum) names it: inputs input_ids/attention_mask/token_type_ids,
     output last_hidden_state; exported here with torch.onnx directly, not by omnivec."""
