@@ -83,3 +83,18 @@ def export_inputs(tokenizer: Any) -> dict[str, torch.Tensor]:
 
 
 ModelLoader = Callable[[], torch.nn.Module]
+
+
+class SingleOutput(torch.nn.Module):
+    """The Hugging Face model with the token inputs as named arguments and the task's one tensor as output: what
+    the exporters trace (ONNX, OpenVINO)."""
+
+    def __init__(self, model: torch.nn.Module, field: str) -> None:
+        super().__init__()
+        self.model = model
+        self.field = field
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **extra)[self.field]

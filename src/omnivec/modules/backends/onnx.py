@@ -20,6 +20,7 @@ from omnivec.modules.backends.base import (
     BackendOutput,
     BackendSettings,
     ModelLoader,
+    SingleOutput,
     export_inputs,
 )
 
@@ -93,25 +94,12 @@ def load_onnx(folder: Path, model_loader: ModelLoader, config: Any, task: str, t
     return OnnxModel(path, config, task, settings.provider)
 
 
-class _Exported(torch.nn.Module):
-    """The network with the token inputs as named arguments and the task's one tensor as output."""
-
-    def __init__(self, model: torch.nn.Module, field: str) -> None:
-        super().__init__()
-        self.model = model
-        self.field = field
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        return getattr(self.model(input_ids=input_ids, attention_mask=attention_mask, **extra, return_dict=True),
-                       self.field)
 
 
 def export_onnx(model: torch.nn.Module, inputs: dict[str, torch.Tensor], task: str, path: Path) -> None:
     """Export ``model`` (float32, CPU) to ``path`` with dynamic batch and sequence axes."""
     field = BACKEND_TASKS[task]
-    wrapper = _Exported(model.float().cpu().eval(), field).eval()
+    wrapper = SingleOutput(model.float().cpu().eval(), field).eval()
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     shapes = {name: {0: batch, 1: sequence} for name in inputs}
     path.parent.mkdir(parents=True, exist_ok=True)

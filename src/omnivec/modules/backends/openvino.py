@@ -22,6 +22,7 @@ import torch
 from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
 
 from omnivec.errors import ConfigError, ModelLoadError
+from omnivec.modules.backends.base import SingleOutput
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ def _export(ov: Any, folder: Path, model_loader: Callable[[], torch.nn.Module], 
             raise ModelLoadError(f"OpenVINO could not convert {str(onnx_file)!r}: {type(exc).__name__}: {exc}") from None
     field = OUTPUT_FIELDS[task]
     torch_model = model_loader().eval()
-    wrapper = _SingleOutput(torch_model, field)
+    wrapper = SingleOutput(torch_model, field)
     example = _example_inputs(torch_model, input_names)
     try:
         model = _trace(ov, wrapper, example)
@@ -230,18 +231,6 @@ def _gives_nan(ov: Any, model: Any, example: dict[str, torch.Tensor]) -> bool:
     return bool(np.isnan(values).any())
 
 
-class _SingleOutput(torch.nn.Module):
-    """The Hugging Face model with keyword token inputs and the one output the backend reads."""
-
-    def __init__(self, model: torch.nn.Module, field: str) -> None:
-        super().__init__()
-        self.model = model
-        self.field = field
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **extra)[self.field]
 
 
 def _example_inputs(model: torch.nn.Module, input_names: Sequence[str] | None) -> dict[str, torch.Tensor]:
