@@ -1,4 +1,4 @@
-"""omnivec command line: ``omnivec demo | encode | index | search | serve | train``. Heavy imports wait until a command runs."""
+"""omnivec command line: ``omnivec demo | encode | index | search | serve | train | export | bench-backends``. Heavy imports wait until a command runs."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
 
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    model = Embedder(args.model or DEFAULT_TEXT_MODEL)
+    model = Embedder(args.model or DEFAULT_TEXT_MODEL, backend=args.backend or "torch")
     if args.prompt_name is not None and args.prompt_name not in model.prompts:
         raise ConfigError(f"--prompt-name {args.prompt_name!r} is not a prompt of this model; its prompts: "
                           f"{sorted(model.prompts) or 'none'}.")
@@ -89,7 +89,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from omnivec.kb.commands import run_index
 
     _check_kb_uri(args.kb)
-    return run_index(args.paths, args.kb, args.config, wait_lock_s=args.wait_lock)
+    return run_index(args.paths, args.kb, args.config, wait_lock_s=args.wait_lock, backend=args.backend)
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -101,7 +101,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.path_prefix or args.modality or args.file_type:
         where = Filter(path_prefix=args.path_prefix, modalities=args.modality, file_types=args.file_type)
     return run_search(args.query, args.image, args.kb, args.config, args.k, args.rerank, args.json, args.queries,
-                      where, args.fusion)
+                      where, args.fusion, args.backend)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -115,7 +115,34 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return run_server(args.model or [], args.reranker or [], args.host, args.port,
                       args.api_key or os.environ.get("OMNIVEC_API_KEY"), args.max_batch_size, args.max_wait_ms,
                       not args.no_batching, args.allow_media_urls, args.kb, args.config, args.cors_origin or [],
-                      args.max_connections, args.body_timeout, args.header_timeout)
+                      args.max_connections, args.body_timeout, args.header_timeout, args.backend)
+
+
+def _cmd_bench_backends(args: argparse.Namespace) -> int:
+    from omnivec.backend_commands import run_bench_backends
+
+    backends = [name.strip() for name in args.backends.split(",")] if args.backends else None
+    return run_bench_backends(args.model, args.texts, args.model_type, backends, args.batch_size, args.limit,
+                              save=not args.no_save)
+
+
+def _apply_threads(args: argparse.Namespace) -> None:
+    """``--threads``: the threads torch, ONNX Runtime and OpenVINO use (each backend reads torch's count, so one
+    process never runs two pools of all cores). Default: torch's own choice, the physical cores."""
+    threads = getattr(args, "threads", None)
+    if threads is None:
+        return
+    import os
+
+    import torch
+
+    from omnivec.errors import ConfigError
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if threads > cores:
+        raise ConfigError(f"--threads {threads}: this process may use {cores} core(s); more threads than cores only "
+                          "oversubscribe them.")
+    torch.set_num_threads(threads)
 
 
 def _check_kb_uri(kb: str | None) -> None:
@@ -213,8 +240,23 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 
+def _runtime_options(backend: bool = True) -> argparse.ArgumentParser:
+    """``--backend`` and ``--threads``, shared by the commands that run models."""
+    from omnivec.loading.options import BACKEND_NAMES
+
+    options = argparse.ArgumentParser(add_help=False)
+    if backend:
+        options.add_argument("--backend", choices=BACKEND_NAMES,
+                             help="what runs every model: torch (default), onnx, openvino, their -int8 variants "
+                                  "(made for this CPU on first use), or auto (see bench-backends); index/search/serve "
+                                  "--kb: overrides kb.toml's backend")
+    options.add_argument("--threads", type=_at_least_one, help="CPU threads for the models (default: physical cores)")
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="omnivec", description="Multimodal embeddings, reranking and search.")
+    runtime = _runtime_options()
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -225,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", help="with --sentences: model folder or Hub id (default: all-MiniLM-L6-v2)")
     demo.set_defaults(func=_cmd_demo)
 
-    encode = commands.add_parser("encode", help="embed texts (arguments, or one per line on stdin)")
+    encode = commands.add_parser("encode", help="embed texts (arguments, or one per line on stdin)", parents=[runtime])
     encode.add_argument("texts", nargs="*", help="texts to embed; read from stdin when none are given")
     encode.add_argument("--model", help="model folder or Hub id (default: all-MiniLM-L6-v2)")
     encode.add_argument("--batch-size", type=_at_least_one, default=32, help="texts per batch (default 32)")
@@ -236,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--output", "-o", help="write a .npy file instead of JSON lines on stdout")
     encode.set_defaults(func=_cmd_encode)
 
-    index = commands.add_parser("index", help="index files and folders into a knowledge base")
+    index = commands.add_parser("index", help="index files and folders into a knowledge base", parents=[runtime])
     index.add_argument("paths", nargs="+", help="files and folders (txt md html pdf jsonl, images, audio, video)")
     index.add_argument("--kb", help="KB folder (default ./omnivec-kb), or a Qdrant URI (qdrant://path, http(s)://...; "
                                     "its manifest then lives under ~/.local/share/omnivec/kb)")
@@ -245,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="when another index run holds the KB, wait this long for it (default 0: exit, status 2)")
     index.set_defaults(func=_cmd_index)
 
-    search = commands.add_parser("search", help="search a knowledge base with text and/or an image")
+    search = commands.add_parser("search", help="search a knowledge base with text and/or an image", parents=[runtime])
     search.add_argument("query", nargs="?", help="text query")
     search.add_argument("--image", help="an image query (path or URL), alone or with the text")
     search.add_argument("--kb", help="KB folder or Qdrant URI (as for index)")
@@ -260,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print results as JSON")
     search.set_defaults(func=_cmd_search)
 
-    serve = commands.add_parser("serve", help="HTTP server: OpenAI-style /v1/embeddings, /v1/rerank (omnivec[serve])")
+    serve = commands.add_parser("serve", help="HTTP server: OpenAI-style /v1/embeddings, /v1/rerank (omnivec[serve])", parents=[runtime])
     serve.add_argument("--model", action="append", type=_model_spec,
                        help="embedder, NAME=PATH_OR_ID (repeatable; default MiniLM)")
     serve.add_argument("--reranker", action="append", type=_model_spec, help="CrossEncoder, NAME=PATH_OR_ID (repeatable)")
@@ -283,6 +325,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--kb", help="a knowledge base to search at / and POST /v1/search (folder or Qdrant URI)")
     serve.add_argument("--config", help="with --kb: its kb.toml (default: <kb>/kb.toml)")
     serve.set_defaults(func=_cmd_serve)
+
+    bench = commands.add_parser("bench-backends", parents=[_runtime_options(backend=False)],
+                                help="time a model on every backend here; backend='auto' then loads the best")
+    bench.add_argument("model", help="model folder or Hub id")
+    bench.add_argument("--texts", help="a text file, one text per line (default: a built-in sample)")
+    bench.add_argument("--model-type", choices=["embedder", "cross-encoder"], default="embedder",
+                       help="embedder (default; texts) or cross-encoder (pairs of neighbouring texts)")
+    bench.add_argument("--backends", help="comma-separated subset, e.g. torch,openvino-int8 (default: all installed)")
+    bench.add_argument("--batch-size", type=_at_least_one, default=32, help="inputs per batch (default 32)")
+    bench.add_argument("--limit", type=_at_least_one, default=2000, help="texts used at most (default 2000)")
+    bench.add_argument("--no-save", action="store_true", help="print only; do not keep the choice for backend='auto'")
+    bench.set_defaults(func=_cmd_bench_backends)
 
     train = commands.add_parser("train", help="fine-tune a model as a YAML config describes (needs omnivec[train])")
     train.add_argument("config", help="YAML file: model, data, loss, evaluator, args, output")
@@ -311,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from omnivec.errors import ConfigError, OmnivecError
 
     try:
+        _apply_threads(args)
         return args.func(args)
     except ConfigError as exc:  # a bad setting: one line naming it and what is allowed
         print(f"omnivec {args.command}: error: {printable(str(exc))}", file=sys.stderr)

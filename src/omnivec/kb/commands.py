@@ -13,8 +13,8 @@ from omnivec.printing import printable
 
 
 def run_index(paths: list[str], kb: str | None, config_path: str | None, show_progress: bool | None = None,
-              wait_lock_s: float = 0.0) -> int:
-    index_paths(paths, *kb_settings(kb, config_path), show_progress, wait_lock_s)
+              wait_lock_s: float = 0.0, backend: str | None = None) -> int:
+    index_paths(paths, *kb_settings(kb, config_path, backend=backend), show_progress, wait_lock_s)
     return 0
 
 
@@ -38,11 +38,12 @@ def index_paths(paths: list[str], kb_dir: Path, config: Any, show_progress: bool
 
 
 def run_search(query: str | None, image: str | None, kb: str | None, config_path: str | None, k: int,
-               rerank: str | None, as_json: bool, queries: str | None, where: Any, fusion: str) -> int:
+               rerank: str | None, as_json: bool, queries: str | None, where: Any, fusion: str,
+               backend: str | None = None) -> int:
     from omnivec.kb.search import Searcher, check_image_query
 
     check_image_query(image)  # a mistyped path is named before any model loads
-    kb_dir, config = kb_settings(kb, config_path, existing=True)
+    kb_dir, config = kb_settings(kb, config_path, existing=True, backend=backend)
     reranker = None if rerank == "none" else (rerank or config.reranker)
     searcher = Searcher(kb_dir, config, reranker=reranker)
     try:

@@ -7,7 +7,7 @@ import importlib
 import math
 import os
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,9 @@ class KBConfig:
 
     ``spaces`` maps a space ("text", "image", "audio") to a model folder or Hub id; drop a space to not index
     that modality. ``store`` is where vectors live: a path (LanceDB, embedded; default ``<kb>/vectors``),
-    ``qdrant://path`` (Qdrant on disk) or an ``http(s)://`` Qdrant server."""
+    ``qdrant://path`` (Qdrant on disk) or an ``http(s)://`` Qdrant server. ``backend`` runs every model (``torch``,
+    ``onnx``, ``openvino``, ``onnx-int8``, ``openvino-int8``, ``auto``); ``[backends]`` sets it per space and for
+    the ``reranker``."""
 
     spaces: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SPACES))
     store: str | None = None
@@ -41,6 +43,16 @@ class KBConfig:
     transcribe: str | None = None  # a Whisper-family model id: recordings also become timestamped text
     batch_size: int = 32
     flush_chunks: int = 512  # chunks embedded and written together (files are marked done after each write)
+    backend: str = "torch"
+    backends: dict[str, str] = field(default_factory=dict)
+
+    def backend_for(self, name: str) -> str:
+        """The backend of a space's model, or of the reranker (``name="reranker"``)."""
+        return self.backends.get(name, self.backend)
+
+    def with_backend(self, backend: str) -> KBConfig:
+        """This config with every model on ``backend`` (a command's ``--backend``)."""
+        return replace(self, backend=backend, backends={})
 
     def store_uri(self, kb_dir: Path) -> str:
         """Where the vectors are: ``store`` (a relative local path in it is taken from the KB folder, never from
@@ -121,6 +133,7 @@ def _check_values(config: KBConfig, source: str) -> None:
     for name in TEXTS:
         if getattr(config, name) is not None and not isinstance(getattr(config, name), str):
             raise fail(name, "a string")
+    _check_backends(config, source)
     if config.store is not None:
         from omnivec.kb.stores.base import StoreURIError, store_scheme
 
@@ -128,3 +141,17 @@ def _check_values(config: KBConfig, source: str) -> None:
             store_scheme(config.store)
         except StoreURIError as exc:
             raise ConfigError(f"KB config {source!r}: store: {exc}") from None
+
+
+def _check_backends(config: KBConfig, source: str) -> None:
+    from omnivec.loading.options import BACKEND_NAMES
+
+    if config.backend not in BACKEND_NAMES:
+        raise ConfigError(f"KB config {source!r}: backend = {config.backend!r}: must be one of {list(BACKEND_NAMES)}.")
+    if not isinstance(config.backends, dict):
+        raise ConfigError(f"KB config {source!r}: [backends] must map spaces (or \"reranker\") to backends.")
+    for name, value in config.backends.items():
+        if name not in (*DEFAULT_SPACES, "reranker"):
+            raise ConfigError(f"KB config {source!r}: backends.{name}: unknown; keys are {[*DEFAULT_SPACES, 'reranker']}.")
+        if value not in BACKEND_NAMES:
+            raise ConfigError(f"KB config {source!r}: backends.{name} = {value!r}: must be one of {list(BACKEND_NAMES)}.")

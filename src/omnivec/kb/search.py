@@ -72,8 +72,9 @@ class Searcher:
         if reranker:
             from omnivec import CrossEncoder
 
-            load = functools.partial(CrossEncoder, reranker, device=device)
-            self.reranker = models.get("cross-encoder", reranker, load) if models is not None else load()
+            backend = config.backend_for("reranker")
+            load = functools.partial(CrossEncoder, reranker, device=device, backend=backend)
+            self.reranker = models.get("cross-encoder", reranker, load, backend) if models is not None else load()
 
     def search(self, query: str | None = None, image: Any = None, k: int = 10, where: Any = None,
                fusion: str = "rrf", candidates: int = 50, rerank: bool = True) -> list[Result]:

@@ -13,9 +13,11 @@ if TYPE_CHECKING:
     from omnivec.kb.config import KBConfig
 
 
-def kb_settings(kb: str | None, config_path: str | None, existing: bool = False) -> tuple[Path, KBConfig]:
+def kb_settings(kb: str | None, config_path: str | None, existing: bool = False,
+                backend: str | None = None) -> tuple[Path, KBConfig]:
     """The KB folder and its config (``--config``, else ``<kb>/kb.toml``), the store set by a URI ``kb``.
-    ``existing``: the KB must have been indexed (a search), else an error says how to index it."""
+    ``existing``: the KB must have been indexed (a search), else an error says how to index it. ``backend``: every
+    model on it, whatever the config says (``--backend``)."""
     from omnivec.kb.config import load_config
 
     kb_dir, uri = kb_location(kb)
@@ -26,4 +28,6 @@ def kb_settings(kb: str | None, config_path: str | None, existing: bool = False)
     config = load_config(kb_dir, config_path)
     if uri:
         config.store = uri
+    if backend is not None:
+        config = config.with_backend(backend)
     return kb_dir, config

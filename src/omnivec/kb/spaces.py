@@ -59,9 +59,10 @@ def load_spaces(config: KBConfig, device: str | None = None,
     from omnivec import Embedder
     spaces, problems = [], []
     for name, model_id in config.spaces.items():
-        load = functools.partial(Embedder, model_id, device=device)
+        backend = config.backend_for(name)
+        load = functools.partial(Embedder, model_id, device=device, backend=backend)
         try:
-            model = models.get("embedder", model_id, load) if models is not None else load()
+            model = models.get("embedder", model_id, load, backend) if models is not None else load()
         except ModelLoadError as exc:
             problems.append(f"model {model_id!r} for the {name} space is not available ({_first_line(exc)}): "
                             f"{_what(name)} will not be indexed or searched in this run.")

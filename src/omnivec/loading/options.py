@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 
 Backend = Literal["torch", "onnx", "openvino"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
+# What a model class accepts: a runtime, its int8 variant (made for this CPU on first use), or "auto" (the variant
+# `omnivec bench-backends` measured best here). models/backend_choice.py turns the last three into a runtime.
+BackendName = Literal["torch", "onnx", "openvino", "onnx-int8", "openvino-int8", "auto"]
+BACKEND_NAMES: tuple[str, ...] = get_args(BackendName)
 
 KwargsField = Literal["model_kwargs", "tokenizer_kwargs", "config_kwargs"]
 KWARGS_FIELDS: tuple[KwargsField, ...] = get_args(KwargsField)
@@ -32,7 +36,9 @@ class LoadOptions:
             tokenizer_kwargs also reach a multimodal processor.
         max_seq_length: a token limit that overrides the saved one (None: the saved one).
         backend: what runs the Transformer module: ``"torch"``, ``"onnx"`` (ONNX Runtime) or ``"openvino"``; the
-            backend's own ``model_kwargs`` (``file_name``, ``provider``, ``export``) are read by it.
+            backend's own ``model_kwargs`` (``file_name``, ``provider``, ``export``) are read by it. A model class
+            also takes ``"onnx-int8"``, ``"openvino-int8"`` and ``"auto"``, and resolves them to one of these
+            before any module loads (``runtime`` and ``int8`` name the parts).
         hub: where a Hub id is fetched from (revision, token, cache folder, offline).
     """
 
@@ -42,12 +48,12 @@ class LoadOptions:
     tokenizer_kwargs: Mapping[str, Any] = field(default_factory=dict)
     config_kwargs: Mapping[str, Any] = field(default_factory=dict)
     max_seq_length: int | None = None
-    backend: Backend = "torch"
+    backend: BackendName = "torch"
     hub: HubOptions = field(default_factory=HubOptions)
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"backend {self.backend!r} is not supported; choose one of {list(BACKENDS)}.")
+        if self.backend not in BACKEND_NAMES:
+            raise ConfigError(f"backend {self.backend!r} is not supported; choose one of {list(BACKEND_NAMES)}.")
         for name in KWARGS_FIELDS:
             value = getattr(self, name)
             if value is None:
@@ -62,13 +68,27 @@ class LoadOptions:
         if not isinstance(self.hub, HubOptions):
             raise ConfigError(f"hub must be a HubOptions, got {type(self.hub).__name__}.")
         # The hub settings name the backend's export file, so that a Hub download fetches that one file.
-        file_name = self.model_kwargs.get("file_name") if self.backend != "torch" else None
+        file_name = self.model_kwargs.get("file_name") if self.runtime != "torch" else None
         if file_name is not None and not isinstance(file_name, str):
             raise ConfigError(f"model_kwargs['file_name'] must be a string, got {type(file_name).__name__}.")
-        if self.backend != "torch" and self.dtype is not None and str(self.dtype).removeprefix("torch.") != "float32":
+        if self.runtime != "torch" and self.dtype is not None and str(self.dtype).removeprefix("torch.") != "float32":
             raise ConfigError(f"backend {self.backend!r} runs float32 models; got dtype={self.dtype!r}.")
         backend_file = file_name
-        object.__setattr__(self, "hub", replace(self.hub, backend=self.backend, backend_file=backend_file))
+        object.__setattr__(self, "hub", replace(self.hub, backend=self.runtime, backend_file=backend_file))
+
+    @property
+    def runtime(self) -> Backend:
+        """The runtime of ``backend``: ``"onnx"`` for ``"onnx-int8"``; ``"torch"`` for ``"auto"`` until resolved."""
+        if self.backend in ("onnx", "onnx-int8"):
+            return "onnx"
+        if self.backend in ("openvino", "openvino-int8"):
+            return "openvino"
+        return "torch"
+
+    @property
+    def int8(self) -> bool:
+        """Whether the backend is an int8 variant (``"onnx-int8"``, ``"openvino-int8"``)."""
+        return self.backend.endswith("-int8")
 
     def from_pretrained_kwargs(self, name: KwargsField) -> dict[str, Any]:
         """A fresh dict of one kwargs field, with ``trust_remote_code=True`` where the caller allowed it."""

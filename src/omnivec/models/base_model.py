@@ -21,7 +21,8 @@ import torch
 from omnivec._version import __version__
 from omnivec.errors import ConfigError, InputError, ModelLoadError, ModelNotFoundError
 from omnivec.loading.hub import MODEL_MARKER_FILES, resolve_model_dir
-from omnivec.loading.options import LoadOptions
+from omnivec.loading.options import BACKENDS, LoadOptions
+from omnivec.models.backend_choice import resolve_backend
 from omnivec.modules.base import Module, module_class_for
 from omnivec.modules.router import Router
 from omnivec.modules.transformer import Transformer
@@ -47,6 +48,7 @@ class BaseModel(torch.nn.Sequential):
     """
 
     model_type: ClassVar[str] = "SentenceTransformer"
+    model_kind: ClassVar[str] = "embedder"  # what a model cache and a cached backend measurement file it under
 
     def __init__(
         self,
@@ -59,11 +61,14 @@ class BaseModel(torch.nn.Sequential):
         default_prompt_name: str | None = None,
         config: Mapping[str, Any] | None = None,
     ) -> None:
-        if options.backend != "torch":  # ONNX Runtime / OpenVINO compute on the CPU; the features stay there
+        if options.runtime != "torch" or options.backend == "auto":  # ONNX Runtime / OpenVINO run on the CPU
             if device is not None and torch.device(device).type != "cpu":  # checked before anything loads or exports
                 raise ConfigError(f"backend {options.backend!r} runs on the CPU; got device={str(device)!r}.")
-            device = "cpu"
         given = {key: value for key, value in (config or {}).items() if value is not None}
+        if model_name_or_path is not None and options.backend not in BACKENDS:
+            options = resolve_backend(type(self), model_name_or_path, options, given, device)
+        if options.runtime != "torch":
+            device = "cpu"  # the features stay where the backend computes them
         model_config: dict[str, Any] = dict(given)
         if model_name_or_path is not None:
             modules, model_config = self._read_folder(model_name_or_path, options, given)
@@ -75,6 +80,15 @@ class BaseModel(torch.nn.Sequential):
         self._configure(model_config)
         self.to(device or default_device())
         self.eval()
+
+    @classmethod
+    def loaded_with(cls, model_name_or_path: str | os.PathLike, options: LoadOptions,
+                    config: Mapping[str, Any] | None = None) -> BaseModel:
+        """A model of this class loaded with ``options`` as they are (a subclass's constructor only turns its
+        arguments into these): how an export of the model is made before the model the caller asked for loads."""
+        model = cls.__new__(cls)
+        BaseModel.__init__(model, model_name_or_path, None, options, config=config)
+        return model
 
     # -- subclass hooks ---------------------------------------------------------------------------
     @classmethod

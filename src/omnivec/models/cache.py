@@ -19,16 +19,16 @@ def source_key(source: str) -> str:
 
 
 class ModelCache:
-    """Loaded models by (kind, ``source_key``). Callers that use a shared model from different threads serialise
+    """Loaded models by (kind, ``source_key``, backend). Callers that use a shared model from different threads serialise
     their calls themselves (the server holds one lock per model)."""
 
     def __init__(self) -> None:
-        self._models: dict[tuple[ModelKind, str], Any] = {}
+        self._models: dict[tuple[ModelKind, str, str], Any] = {}
 
-    def get(self, kind: ModelKind, source: str, load: Callable[[], M]) -> M:
-        """The model of this kind loaded from ``source``, loaded by ``load()`` the first time (a failure is not
-        remembered: the next call tries again)."""
-        key = (kind, source_key(source))
+    def get(self, kind: ModelKind, source: str, load: Callable[[], M], backend: str = "torch") -> M:
+        """The model of this kind loaded from ``source`` on ``backend``, loaded by ``load()`` the first time (a
+        failure is not remembered: the next call tries again)."""
+        key = (kind, source_key(source), backend)
         if key not in self._models:
             self._models[key] = load()
         return self._models[key]

@@ -16,7 +16,7 @@ import torch
 
 from omnivec.errors import ConfigError, InputError
 from omnivec.loading.hub import HubOptions
-from omnivec.loading.options import Backend, LoadOptions
+from omnivec.loading.options import BackendName, LoadOptions
 from omnivec.models.base_model import BaseModel
 from omnivec.models.scorers import Scorer, build_scorer, with_template_head
 from omnivec.models.templates import RerankTemplate, resolve_template
@@ -44,10 +44,12 @@ class CrossEncoder(BaseModel):
             one label, Identity otherwise; a template's own activation for generative rerankers).
         prompts / default_prompt_name: for generative rerankers the prompt fills ``{instruction}``.
         backend: ``torch``, ``onnx`` or ``openvino`` (classifier rerankers only; CPU, float32; ``model_kwargs``
-            ``file_name``/``provider``/``export`` as in sentence-transformers).
+            ``file_name``/``provider``/``export`` as in sentence-transformers); ``onnx-int8``, ``openvino-int8`` and
+            ``auto`` as for ``Embedder``.
     """
 
     model_type = "CrossEncoder"
+    model_kind = "cross-encoder"
 
     def __init__(
         self,
@@ -70,7 +72,7 @@ class CrossEncoder(BaseModel):
         model_kwargs: dict[str, Any] | None = None,
         processor_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
-        backend: Backend = "torch",
+        backend: BackendName = "torch",
     ) -> None:
         if (model_name_or_path is None) == (modules is None):
             raise ConfigError("Pass exactly one of model_name_or_path or modules.")

@@ -16,7 +16,7 @@ from omnivec.errors import ConfigError, InputError
 from omnivec.inputs.modality import tag_inputs
 from omnivec.inputs.video import VideoSampling
 from omnivec.loading.hub import HubOptions
-from omnivec.loading.options import Backend, LoadOptions
+from omnivec.loading.options import BackendName, LoadOptions
 from omnivec.models.base_model import BaseModel
 from omnivec.modules.base import Module
 from omnivec.modules.pooling import Pooling
@@ -48,6 +48,9 @@ class Embedder(BaseModel):
         model_kwargs / processor_kwargs / config_kwargs: passed to transformers' ``from_pretrained``.
         backend: ``torch``, ``onnx`` (ONNX Runtime; ``model_kwargs`` ``file_name``/``provider``/``export`` as in
             sentence-transformers; the export is made on first use) or ``openvino``; non-torch backends run on CPU.
+            ``onnx-int8`` / ``openvino-int8``: the int8 export for this CPU, made on first use (see
+            ``omnivec.export_dynamic_quantized_onnx_model`` / ``export_static_quantized_openvino_model``); ``auto``:
+            the variant ``omnivec bench-backends`` measured best on this machine (torch, with a warning, until then).
     """
 
     model_type = "SentenceTransformer"
@@ -72,7 +75,7 @@ class Embedder(BaseModel):
         processor_kwargs: dict[str, Any] | None = None,
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
-        backend: Backend = "torch",
+        backend: BackendName = "torch",
     ) -> None:
         if model_name_or_path is not None and modules is not None:
             raise ConfigError("Pass either model_name_or_path or modules, not both.")

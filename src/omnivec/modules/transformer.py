@@ -13,7 +13,7 @@ import torch
 
 from omnivec.errors import ConfigError, ModelLoadError
 from omnivec.loading.hub import HubOptions, resolve_model_dir
-from omnivec.loading.options import KWARGS_FIELDS, LoadOptions
+from omnivec.loading.options import BACKENDS, KWARGS_FIELDS, LoadOptions
 from omnivec.modules.backends.base import (
     BACKEND_KWARGS,
     TOKEN_INPUTS,
@@ -270,6 +270,9 @@ class Transformer(Module):
         chooses). The caller's kwargs win over saved ones; a saved config never grants ``trust_remote_code``.
 
         The one place that reads ``options.backend``: another backend (ONNX, OpenVINO) is built here."""
+        if options.backend not in BACKENDS:  # int8 variants and "auto" are resolved by the model class first
+            raise ConfigError(f"backend {options.backend!r} is chosen by a model class (Embedder, CrossEncoder); a "
+                              f"Transformer module runs one of {list(BACKENDS)}.")
         saved = saved or {}
         settings = cls.split_config(dict(saved), folder)
         if transformer_task is not None:

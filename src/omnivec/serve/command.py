@@ -56,10 +56,11 @@ def uvicorn_config(app: Any, host: str, port: int, max_connections: int = MAX_CO
                           timeout_keep_alive=KEEP_ALIVE_S, http=header_deadline_protocol(header_timeout_s))
 
 
-def load_models(models: list[str], rerankers: list[str], kb: str | None = None,
-                kb_config: str | None = None) -> tuple[dict[str, Any], dict[str, Any], Any]:
+def load_models(models: list[str], rerankers: list[str], kb: str | None = None, kb_config: str | None = None,
+                backend: str | None = None) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """The embedders and rerankers named on the command line (name -> model) and, with ``kb``, the KB's searcher.
-    A model the KB's config names too (same folder or Hub id) is loaded once and shared."""
+    A model the KB's config names too (same folder, Hub id and backend) is loaded once and shared. ``backend``:
+    every model's, the KB's too (default: torch for the command line's, the KB config's for its own)."""
     from omnivec import CrossEncoder, Embedder
     from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
     from omnivec.models.cache import ModelCache
@@ -69,17 +70,17 @@ def load_models(models: list[str], rerankers: list[str], kb: str | None = None,
     clash = sorted(set(embedder_sources) & set(reranker_sources))
     if clash:
         raise InputError(f"model name(s) {clash} used for both an embedder and a reranker.")
-    cache = ModelCache()
-    embedders = {name: cache.get("embedder", src, lambda src=src: Embedder(src))
+    cache, chosen = ModelCache(), backend or "torch"
+    embedders = {name: cache.get("embedder", src, lambda src=src: Embedder(src, backend=chosen), chosen)
                  for name, src in embedder_sources.items()}
-    reranker_models = {name: cache.get("cross-encoder", src, lambda src=src: CrossEncoder(src))
+    reranker_models = {name: cache.get("cross-encoder", src, lambda src=src: CrossEncoder(src, backend=chosen), chosen)
                        for name, src in reranker_sources.items()}
     searcher = None
     if kb is not None:  # POST /v1/search over it, with the KB config's own models and reranker
         from omnivec.kb.search import Searcher
         from omnivec.kb.settings import kb_settings
 
-        kb_dir, config = kb_settings(kb, kb_config, existing=True)
+        kb_dir, config = kb_settings(kb, kb_config, existing=True, backend=backend)
         searcher = Searcher(kb_dir, config, reranker=config.reranker, models=cache)
     return embedders, reranker_models, searcher
 
@@ -88,7 +89,7 @@ def run_server(models: list[str], rerankers: list[str], host: str, port: int, ap
                max_batch_size: int, max_wait_ms: float, batching: bool, allow_media_urls: bool,
                kb: str | None = None, kb_config: str | None = None, cors_origins: list[str] | None = None,
                max_connections: int = MAX_CONNECTIONS, body_timeout_s: float | None = None,
-               header_timeout_s: float | None = None) -> int:
+               header_timeout_s: float | None = None, backend: str | None = None) -> int:
     import uvicorn
 
     header_timeout_s = _header_timeout(header_timeout_s)  # checked before the models load
@@ -99,7 +100,7 @@ def run_server(models: list[str], rerankers: list[str], host: str, port: int, ap
     body_timeout_s = BODY_TIMEOUT_S if body_timeout_s is None else body_timeout_s
     if not body_timeout_s > 0:
         raise InputError(f"--body-timeout must be a number of seconds > 0, got {body_timeout_s}.")
-    embedders, reranker_models, searcher = load_models(models, rerankers, kb, kb_config)
+    embedders, reranker_models, searcher = load_models(models, rerankers, kb, kb_config, backend)
     app = create_app(embedders, reranker_models, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                      batching=batching, api_key=api_key, allow_media_urls=allow_media_urls, kb=searcher,
                      cors_origins=cors_origins, body_timeout_s=body_timeout_s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -98,3 +99,14 @@ class SingleOutput(torch.nn.Module):
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         return self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **extra)[self.field]
+
+
+EXPORT_SUBFOLDERS = {"onnx": "onnx", "openvino": "openvino"}
+
+
+def export_files(folder: Path, backend: str, file_name: str) -> list[Path]:
+    """The files of one export in a model folder, in sentence-transformers' layout: ``onnx/<file_name>``, or
+    ``openvino/<file_name>`` with its ``.bin`` weights."""
+    name = file_name.removeprefix(f"{EXPORT_SUBFOLDERS[backend]}/")
+    path = folder / EXPORT_SUBFOLDERS[backend] / name
+    return [path] if backend == "onnx" else [path, path.with_suffix(".bin")]
