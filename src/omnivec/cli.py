@@ -240,11 +240,11 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 
-def _runtime_options(backend: bool = True) -> argparse.ArgumentParser:
+def _runtime_options(backend: bool = True) -> _Parser:
     """``--backend`` and ``--threads``, shared by the commands that run models."""
     from omnivec.loading.options import BACKEND_NAMES
 
-    options = argparse.ArgumentParser(add_help=False)
+    options = _Parser(add_help=False)
     if backend:
         options.add_argument("--backend", choices=BACKEND_NAMES,
                              help="what runs every model: torch (default), onnx, openvino, their -int8 variants "

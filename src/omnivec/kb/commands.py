@@ -9,11 +9,12 @@ from typing import Any
 
 from omnivec.errors import InputError
 from omnivec.kb.settings import kb_settings
+from omnivec.loading.options import BackendName
 from omnivec.printing import printable
 
 
 def run_index(paths: list[str], kb: str | None, config_path: str | None, show_progress: bool | None = None,
-              wait_lock_s: float = 0.0, backend: str | None = None) -> int:
+              wait_lock_s: float = 0.0, backend: BackendName | None = None) -> int:
     index_paths(paths, *kb_settings(kb, config_path, backend=backend), show_progress, wait_lock_s)
     return 0
 
@@ -39,7 +40,7 @@ def index_paths(paths: list[str], kb_dir: Path, config: Any, show_progress: bool
 
 def run_search(query: str | None, image: str | None, kb: str | None, config_path: str | None, k: int,
                rerank: str | None, as_json: bool, queries: str | None, where: Any, fusion: str,
-               backend: str | None = None) -> int:
+               backend: BackendName | None = None) -> int:
     from omnivec.kb.search import Searcher, check_image_query
 
     check_image_query(image)  # a mistyped path is named before any model loads

@@ -13,6 +13,7 @@ from typing import Any
 
 from omnivec.errors import ConfigError
 from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
+from omnivec.loading.options import BACKEND_NAMES, BackendName
 
 DEFAULT_SPACES = {  # the spaces and the chunk modality each embeds: passages; images, PDF pages, video frames; audio
     "text": DEFAULT_TEXT_MODEL,
@@ -43,14 +44,14 @@ class KBConfig:
     transcribe: str | None = None  # a Whisper-family model id: recordings also become timestamped text
     batch_size: int = 32
     flush_chunks: int = 512  # chunks embedded and written together (files are marked done after each write)
-    backend: str = "torch"
-    backends: dict[str, str] = field(default_factory=dict)
+    backend: BackendName = "torch"
+    backends: dict[str, BackendName] = field(default_factory=dict)
 
-    def backend_for(self, name: str) -> str:
+    def backend_for(self, name: str) -> BackendName:
         """The backend of a space's model, or of the reranker (``name="reranker"``)."""
         return self.backends.get(name, self.backend)
 
-    def with_backend(self, backend: str) -> KBConfig:
+    def with_backend(self, backend: BackendName) -> KBConfig:
         """This config with every model on ``backend`` (a command's ``--backend``)."""
         return replace(self, backend=backend, backends={})
 
@@ -144,8 +145,6 @@ def _check_values(config: KBConfig, source: str) -> None:
 
 
 def _check_backends(config: KBConfig, source: str) -> None:
-    from omnivec.loading.options import BACKEND_NAMES
-
     if config.backend not in BACKEND_NAMES:
         raise ConfigError(f"KB config {source!r}: backend = {config.backend!r}: must be one of {list(BACKEND_NAMES)}.")
     if not isinstance(config.backends, dict):

@@ -11,10 +11,11 @@ from omnivec.kb.state_dir import DEFAULT_KB, kb_location
 
 if TYPE_CHECKING:
     from omnivec.kb.config import KBConfig
+    from omnivec.loading.options import BackendName
 
 
 def kb_settings(kb: str | None, config_path: str | None, existing: bool = False,
-                backend: str | None = None) -> tuple[Path, KBConfig]:
+                backend: BackendName | None = None) -> tuple[Path, KBConfig]:
     """The KB folder and its config (``--config``, else ``<kb>/kb.toml``), the store set by a URI ``kb``.
     ``existing``: the KB must have been indexed (a search), else an error says how to index it. ``backend``: every
     model on it, whatever the config says (``--backend``)."""

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from omnivec.errors import InputError
+from omnivec.loading.options import BackendName
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def uvicorn_config(app: Any, host: str, port: int, max_connections: int = MAX_CO
 
 
 def load_models(models: list[str], rerankers: list[str], kb: str | None = None, kb_config: str | None = None,
-                backend: str | None = None) -> tuple[dict[str, Any], dict[str, Any], Any]:
+                backend: BackendName | None = None) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """The embedders and rerankers named on the command line (name -> model) and, with ``kb``, the KB's searcher.
     A model the KB's config names too (same folder, Hub id and backend) is loaded once and shared. ``backend``:
     every model's, the KB's too (default: torch for the command line's, the KB config's for its own)."""
@@ -70,7 +71,8 @@ def load_models(models: list[str], rerankers: list[str], kb: str | None = None, 
     clash = sorted(set(embedder_sources) & set(reranker_sources))
     if clash:
         raise InputError(f"model name(s) {clash} used for both an embedder and a reranker.")
-    cache, chosen = ModelCache(), backend or "torch"
+    cache = ModelCache()
+    chosen: BackendName = backend or "torch"
     embedders = {name: cache.get("embedder", src, lambda src=src: Embedder(src, backend=chosen), chosen)
                  for name, src in embedder_sources.items()}
     reranker_models = {name: cache.get("cross-encoder", src, lambda src=src: CrossEncoder(src, backend=chosen), chosen)
@@ -89,7 +91,7 @@ def run_server(models: list[str], rerankers: list[str], host: str, port: int, ap
                max_batch_size: int, max_wait_ms: float, batching: bool, allow_media_urls: bool,
                kb: str | None = None, kb_config: str | None = None, cors_origins: list[str] | None = None,
                max_connections: int = MAX_CONNECTIONS, body_timeout_s: float | None = None,
-               header_timeout_s: float | None = None, backend: str | None = None) -> int:
+               header_timeout_s: float | None = None, backend: BackendName | None = None) -> int:
     import uvicorn
 
     header_timeout_s = _header_timeout(header_timeout_s)  # checked before the models load
