@@ -96,7 +96,7 @@ def measure_backends(model_name_or_path: str, texts: Sequence[str], *, kind: str
     unknown = [name for name in names if name not in MEASURED]
     if unknown:
         raise ConfigError(f"backends {unknown}: choose from {list(MEASURED)}.")
-    chosen = [name for name in MEASURED if name == "torch" or name in names]  # torch first: the reference
+    chosen: list[BackendName] = [b for b in MEASURED if b == "torch" or b in names]  # torch first: the reference
     folder = resolve_model_dir(model_name_or_path)
     result = BenchResult(model=str(model_name_or_path), kind=kind, cpu=cpu_info().summary,
                          threads=torch.get_num_threads(), inputs=len(texts), batch_size=batch_size)
