@@ -210,3 +210,22 @@ def test_kb_spaces_load_on_the_configured_backend(bert_copy, tmp_path):
     assert not problems and spaces[0].model[0].backend == "onnx"
     spaces, _ = load_spaces(config.with_backend("torch"))
     assert spaces[0].model[0].backend == "torch"
+
+
+def test_backend_exports_do_not_change_a_models_identity(tmp_path):
+    from omnivec.kb.consistency import model_identity
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}", encoding="utf-8")
+    (folder / "model.safetensors").write_bytes(b"weights")
+    before = model_identity(str(folder))
+    (folder / "onnx").mkdir()
+    (folder / "onnx" / "model_qint8_avx2.onnx").write_bytes(b"graph")  # made by backend="onnx-int8" on first use
+    assert model_identity(str(folder)) == before
+    (folder / "model.safetensors").write_bytes(b"retrained")
+    assert model_identity(str(folder)) != before
+    (folder / "model.safetensors").unlink()  # an export-only model: the export is the model
+    exported_only = model_identity(str(folder))
+    (folder / "onnx" / "model_qint8_avx2.onnx").write_bytes(b"another graph")
+    assert model_identity(str(folder)) != exported_only

@@ -15,6 +15,9 @@ from omnivec.kb.manifest import Manifest, record_counts
 logger = logging.getLogger(__name__)
 
 SAMPLE_BYTES = 1 << 20  # of each model file's head and tail, hashed into the model's identity
+EXPORT_FOLDERS = ("onnx", "openvino")
+TORCH_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json")
 
 
 def model_identity(source: str) -> str:
@@ -29,9 +32,12 @@ def model_identity(source: str) -> str:
     except Exception:  # loaded another way (a package's copy): the name is all there is
         return f"{NAME_ONLY}{source}"
     digest = hashlib.blake2b(digest_size=16)
+    # ONNX/OpenVINO exports made from the torch weights (on first use of a backend) say nothing new about the model;
+    # only a folder without torch weights is identified by them.
+    derived = EXPORT_FOLDERS if any((folder / name).is_file() for name in TORCH_WEIGHTS) else ()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder)
-        if any(part.startswith(".") for part in relative.parts):
+        if any(part.startswith(".") for part in relative.parts) or relative.parts[0] in derived:
             continue
         size = path.stat().st_size
         digest.update(f"{relative.as_posix()}\0{size}\0".encode())
