@@ -229,3 +229,15 @@ def test_backend_exports_do_not_change_a_models_identity(tmp_path):
     exported_only = model_identity(str(folder))
     (folder / "onnx" / "model_qint8_avx2.onnx").write_bytes(b"another graph")
     assert model_identity(str(folder)) != exported_only
+
+
+def test_auto_falls_back_to_torch_only_when_its_choice_cannot_run_the_model(qwen3_lm, caplog):
+    from omnivec.errors import ModelLoadError
+
+    save_choice(Path(qwen3_lm), "cross-encoder", {"choice": "onnx"})
+    with caplog.at_level(logging.WARNING, logger="omnivec.models.base_model"):
+        model = omnivec.CrossEncoder(qwen3_lm, backend="auto")
+    assert model[0].backend == "torch"
+    assert "backend='auto'" in caplog.text and "cannot run on onnx" in caplog.text
+    with pytest.raises(ModelLoadError, match="backend 'onnx' cannot run this model"):
+        omnivec.CrossEncoder(qwen3_lm, backend="onnx")  # asked for by name: an error, never a fallback

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -61,17 +62,15 @@ class BaseModel(torch.nn.Sequential):
         default_prompt_name: str | None = None,
         config: Mapping[str, Any] | None = None,
     ) -> None:
-        if options.runtime != "torch" or options.backend == "auto":  # ONNX Runtime / OpenVINO run on the CPU
+        if options.runtime != "torch":  # ONNX Runtime / OpenVINO run on the CPU
             if device is not None and torch.device(device).type != "cpu":  # checked before anything loads or exports
                 raise ConfigError(f"backend {options.backend!r} runs on the CPU; got device={str(device)!r}.")
         given = {key: value for key, value in (config or {}).items() if value is not None}
-        if model_name_or_path is not None and options.backend not in BACKENDS:
-            options = resolve_backend(type(self), model_name_or_path, options, given, device)
-        if options.runtime != "torch":
-            device = "cpu"  # the features stay where the backend computes them
         model_config: dict[str, Any] = dict(given)
         if model_name_or_path is not None:
-            modules, model_config = self._read_folder(model_name_or_path, options, given)
+            modules, model_config, options = self._load_on_backend(model_name_or_path, options, given, device)
+        if options.runtime != "torch":
+            device = "cpu"  # the features stay where the backend computes them
         super().__init__(*self._assemble(modules or [], model_config))
         self.name_or_path = str(model_name_or_path) if model_name_or_path is not None else None
         if options.max_seq_length is not None and len(self):
@@ -80,6 +79,24 @@ class BaseModel(torch.nn.Sequential):
         self._configure(model_config)
         self.to(device or default_device())
         self.eval()
+
+    def _load_on_backend(self, name_or_path: str | os.PathLike, options: LoadOptions, given: Mapping[str, Any],
+                         device: Any) -> tuple[list[Module], dict[str, Any], LoadOptions]:
+        """The folder's modules on the backend ``options`` name (an int8 variant or ``auto`` resolved first). Only
+        ``auto`` falls back to torch, with a warning, when its choice cannot load this model."""
+        asked = options
+        try:
+            if options.backend not in BACKENDS:
+                options = resolve_backend(type(self), name_or_path, options, given, device)
+            modules, model_config = self._read_folder(name_or_path, options, given)
+        except ModelLoadError as exc:
+            if asked.backend != "auto" or options.runtime == "torch":
+                raise
+            logger.warning("backend='auto': %s cannot run on %s (%s); loading it with torch.", name_or_path,
+                           options.backend, str(exc).splitlines()[0])
+            options = replace(asked, backend="torch")
+            modules, model_config = self._read_folder(name_or_path, options, given)
+        return modules, model_config, options
 
     @classmethod
     def loaded_with(cls, model_name_or_path: str | os.PathLike, options: LoadOptions,
