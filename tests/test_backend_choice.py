@@ -241,3 +241,25 @@ def test_auto_falls_back_to_torch_only_when_its_choice_cannot_run_the_model(qwen
     assert "backend='auto'" in caplog.text and "cannot run on onnx" in caplog.text
     with pytest.raises(ModelLoadError, match="backend 'onnx' cannot run this model"):
         omnivec.CrossEncoder(qwen3_lm, backend="onnx")  # asked for by name: an error, never a fallback
+
+
+@pytest.mark.slow  # exports ONNX
+def test_index_search_and_serve_run_their_models_on_the_backend_asked(bert_copy, tmp_path, capsys):
+    from omnivec.serve.command import load_models
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, text in enumerate(TEXTS):
+        (docs / f"{i}.txt").write_text(text, encoding="utf-8")
+    config = tmp_path / "kb.toml"
+    config.write_text(f'chunk_tokens = 32\noverlap_tokens = 4\n[spaces]\ntext = "{bert_copy}"\n', encoding="utf-8")
+    kb = tmp_path / "kb"
+    assert main(["index", str(docs), "--kb", str(kb), "--config", str(config), "--backend", "onnx"]) == 0
+    assert (bert_copy / "onnx" / "model.onnx").is_file()  # the text space ran on ONNX Runtime
+    assert main(["search", "kitten", "--kb", str(kb), "--config", str(config), "--backend", "onnx", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert len(results) == len(TEXTS)
+    embedders, rerankers, searcher = load_models([f"m={bert_copy}"], [], str(kb), str(config), backend="onnx")
+    assert embedders["m"][0].backend == "onnx" and not rerankers
+    assert searcher.spaces[0].model is embedders["m"]  # one model for the server and the KB: same source, backend
+    searcher.close()
