@@ -128,6 +128,8 @@ def test_dynamic_int8_each_target(target, st_folders, tmp_path):
     int8 = omnivec.Embedder(str(folder), backend="onnx", model_kwargs={"file_name": path.name})
     cosines = _cosines(int8.encode(SENTENCES), fp32.encode(SENTENCES))
     assert cosines.mean() > TINY_MEAN_COSINE, (cosines.mean(), cosines.min())
+    with pytest.raises(ConfigError, match="already quantized"):
+        export_dynamic_quantized_onnx_model(int8, target)
 
 
 def test_dynamic_int8_xlmr_from_an_openvino_loaded_model(st_folders, tmp_path):

@@ -111,6 +111,7 @@ def export_dynamic_quantized_onnx_model(
                           f"OnnxQuantizationConfig; got {type(quantization_config).__name__}.")
     path = source.target / ONNX_FOLDER / f"model_{file_suffix or settings.weights_dtype + '_quantized'}.onnx"
     with fp32_onnx(source) as fp32, tempfile.TemporaryDirectory(prefix="omnivec-quantize-") as tmp:
+        _refuse_quantized(fp32)
         graph = fp32
         if settings.fuse_first:
             graph = Path(tmp) / "fused.onnx"
@@ -130,6 +131,15 @@ def quantize_graph(source: Path, target: Path, settings: OnnxQuantizationConfig)
                          per_channel=settings.per_channel, reduce_range=settings.reduce_range, weight_type=weight_type,
                          extra_options={"WeightSymmetric": settings.weights_symmetric,
                                         "ActivationSymmetric": settings.activations_symmetric})
+
+
+def _refuse_quantized(path: Path) -> None:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    if any(node.op_type in ("MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul") for node in graph.node):
+        raise ConfigError(f"{str(path)!r} is already quantized; load the model's fp32 graph (the default "
+                          "onnx/model.onnx) to quantize it.")
 
 
 class _DropPreprocessHint(logging.Filter):
