@@ -182,7 +182,7 @@ def test_cross_encoder_int8_exports_score(st_folders, tmp_path):
     expected = np.asarray(model.predict(PAIRS))
     onnx_path = export_dynamic_quantized_onnx_model(model, "avx512_vnni")
     ov_path = export_static_quantized_openvino_model(model, OpenVINOQuantizationConfig(num_samples=30),
-                                                     dataset=[f"{q} [SEP] {d}" for q, d in PAIRS * 10])
+                                                     dataset=PAIRS * 10)  # pairs: tokenized as the model scores them
     exports: list[tuple[Backend, Path]] = [("onnx", onnx_path), ("openvino", ov_path)]
     for backend, path in exports:
         int8 = omnivec.CrossEncoder(str(folder), backend=backend, model_kwargs={"file_name": path.name})
@@ -204,7 +204,9 @@ def test_bad_settings_are_named(st_folders, tmp_path):
     with pytest.raises(ConfigError, match="dataset is empty"):
         export_static_quantized_openvino_model(model, dataset=[])
     with pytest.raises(ConfigError, match=r"dataset\[1\] must be a string"):
-        export_static_quantized_openvino_model(model, dataset=["ok", 3])  # type: ignore[list-item]
+        export_static_quantized_openvino_model(model, dataset=["ok", 3])  # type: ignore[list-item]  # the wrong type under test
+    with pytest.raises(ConfigError, match=r"dataset\[1\] must be a \(query, document\) pair"):
+        export_static_quantized_openvino_model(model, dataset=[("q", "d"), "text"])  # type: ignore[list-item]  # mixed kinds under test
     with pytest.raises(ConfigError, match="Hub dataset.*dataset="):
         export_static_quantized_openvino_model(model, None, None, "nyu-mll/glue", "sst2", "train", "sentence")
     with pytest.raises(ConfigError, match="push_to_hub"):

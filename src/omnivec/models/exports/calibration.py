@@ -36,21 +36,31 @@ def read_calibration_file(path: str | os.PathLike) -> list[str]:
     return texts
 
 
-def check_texts(dataset: Any) -> list[str]:
-    """The caller's calibration texts, checked: a non-empty sequence of strings, not all blank."""
+def check_texts(dataset: Any) -> list[str] | list[tuple[str, str]]:
+    """The caller's calibration inputs, checked: a non-empty sequence of strings (an Embedder's texts) or of
+    (query, document) pairs (a CrossEncoder's), one kind only; blank texts are dropped."""
     if isinstance(dataset, str | bytes) or not isinstance(dataset, Sequence):
         raise ConfigError(f"dataset must be a list of calibration texts (strings); got {type(dataset).__name__}.")
-    for index, text in enumerate(dataset):
-        if not isinstance(text, str):
-            raise ConfigError(f"dataset[{index}] must be a string (a calibration text); got {type(text).__name__}.")
-    texts = [text for text in dataset if text.strip()]
-    if not texts:
-        raise ConfigError("dataset is empty: static quantization needs calibration texts (a few hundred typical "
-                          "inputs); pass dataset=None to use omnivec's built-in sample.")
-    return texts
+    pairs = bool(dataset) and isinstance(dataset[0], tuple | list)
+    for index, item in enumerate(dataset):
+        ok = (isinstance(item, tuple | list) and len(item) == 2 and all(isinstance(part, str) for part in item)
+              if pairs else isinstance(item, str))
+        if not ok:
+            expected = "a (query, document) pair of strings, like dataset[0]" if pairs else "a string (a calibration text)"
+            raise ConfigError(f"dataset[{index}] must be {expected}; got {type(item).__name__}.")
+    if pairs:
+        kept_pairs = [(str(item[0]), str(item[1])) for item in dataset if "".join(item).strip()]
+        if kept_pairs:
+            return kept_pairs
+    else:
+        kept = [text for text in dataset if text.strip()]
+        if kept:
+            return kept
+    raise ConfigError("dataset is empty: static quantization needs calibration texts (a few hundred typical "
+                      "inputs); pass dataset=None to use omnivec's built-in sample.")
 
 
-def pick_samples(texts: Sequence[str], num_samples: int) -> list[str]:
+def pick_samples(texts: Sequence[Any], num_samples: int) -> list[Any]:
     """At most ``num_samples`` texts, evenly spread over the list (a sorted or grouped file still gives a mix)."""
     if len(texts) <= num_samples:
         return list(texts)
@@ -58,9 +68,9 @@ def pick_samples(texts: Sequence[str], num_samples: int) -> list[str]:
     return [texts[int(i)] for i in positions]
 
 
-def token_batches(transformer: Any, texts: Sequence[str], batch_size: int) -> list[dict[str, np.ndarray]]:
-    """Batches of token arrays (int64) as the model runs them: truncated to its ``max_seq_length``, sorted by length
-    and padded per batch, as omnivec's encode batches texts."""
+def token_batches(transformer: Any, texts: Sequence[Any], batch_size: int) -> list[dict[str, np.ndarray]]:
+    """Batches of token arrays (int64) of texts or text pairs as the model runs them: truncated to its
+    ``max_seq_length``, sorted by length and padded per batch, as omnivec's encode batches texts."""
     encoded = transformer.tokenize_unpadded(list(texts))
     order = sorted(range(len(texts)), key=lambda i: len(encoded["input_ids"][i]))
     batches = []

@@ -54,7 +54,7 @@ def int8_file_name(backend: str) -> str:
     raise ConfigError(f"backend {backend!r} has no int8 export; choose one of {list(BACKENDS)}.")
 
 
-def quantize_for(model: Any, backend: str, calibration_texts: Sequence[str] | None = None,
+def quantize_for(model: Any, backend: str, calibration_texts: Sequence[str] | Sequence[tuple[str, str]] | None = None,
                  model_name_or_path: str | None = None) -> Path:
     """Make the best int8 export of ``model`` (an Embedder or CrossEncoder, any backend) for this machine and
     return the written file; load it with the same ``backend`` and ``model_kwargs={"file_name": path.name}``
@@ -65,8 +65,8 @@ def quantize_for(model: Any, backend: str, calibration_texts: Sequence[str] | No
         backend: ``"onnx"``: dynamic int8 (``export_dynamic_quantized_onnx_model``) for this CPU's target
             (``cpu_quantization_target``: arm64, avx512_vnni, avx512 or avx2); ``"openvino"``: static int8 with NNCF
             (``export_static_quantized_openvino_model``), calibrated on ``calibration_texts``.
-        calibration_texts: typical inputs for OpenVINO's calibration (None: the built-in sample); ignored for ONNX,
-            whose dynamic quantization needs none.
+        calibration_texts: typical inputs (texts, or (query, document) pairs for a CrossEncoder) for OpenVINO's
+            calibration (None: the built-in sample); ignored for ONNX, whose dynamic quantization needs none.
         model_name_or_path: the folder to write into; default: the model's own folder.
 
     Example::

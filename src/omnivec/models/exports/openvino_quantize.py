@@ -87,7 +87,7 @@ def export_static_quantized_openvino_model(  # noqa: C901 (sentence-transformers
     create_pr: bool = False,
     file_suffix: str = "qint8_quantized",
     *,
-    dataset: Sequence[str] | None = None,
+    dataset: Sequence[str] | Sequence[tuple[str, str]] | None = None,
 ) -> Path:
     """Write a statically int8-quantized OpenVINO graph of an Embedder or CrossEncoder (any backend).
 
@@ -101,8 +101,8 @@ def export_static_quantized_openvino_model(  # noqa: C901 (sentence-transformers
             arguments; there are no Hub datasets here, so any of them raises ``ConfigError`` (use ``dataset``).
         push_to_hub, create_pr: not supported here (raise ``ConfigError``); upload the folder yourself.
         file_suffix: the file is ``openvino/openvino_model_<file_suffix>.xml`` (+ ``.bin``).
-        dataset: calibration texts, typical of what the model will see (a few hundred); None: omnivec's
-            built-in sample of varied English sentences and paragraphs.
+        dataset: calibration texts, typical of what the model will see (a few hundred), or (query, document)
+            pairs for a CrossEncoder; None: omnivec's built-in sample of varied English sentences and paragraphs.
 
     Returns:
         The written ``.xml`` file. Load it with ``Embedder(folder, backend="openvino",
@@ -167,7 +167,7 @@ def graph_inputs(batch: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[
     return feed
 
 
-def _calibration_batches(source: ExportSource, texts: Sequence[str],
+def _calibration_batches(source: ExportSource, texts: Sequence[Any],
                          settings: OpenVINOQuantizationConfig) -> list[dict[str, np.ndarray]]:
     transformer = source.transformer
     previous = transformer.max_seq_length
