@@ -19,8 +19,9 @@ from omnivec.errors import ConfigError
 from omnivec.kb.config import KBConfig, load_config
 from omnivec.loading.options import LoadOptions
 from omnivec.models.backend_bench import AgreementBar, measure_backends, spearman
-from omnivec.models.backend_choice import choice_file, int8_file_name, load_choice, save_choice
+from omnivec.models.backend_choice import choice_file, load_choice, save_choice
 from omnivec.models.cache import ModelCache
+from omnivec.models.exports import int8_file_name
 from omnivec.runtime.cpu import cpu_info
 
 TEXTS = ["a cat sat on the mat", "dogs chase cats", "the stock market fell", "rain is expected tomorrow",
@@ -48,9 +49,10 @@ def test_backend_names_split_into_runtime_and_precision():
         ("torch", False), ("onnx", False), ("openvino", True), ("onnx", True), ("torch", False)]
     with pytest.raises(ConfigError, match=r"backend 'onnx-fp8' is not supported; choose one of \['torch'"):
         LoadOptions(backend="onnx-fp8")  # type: ignore[arg-type]
-    assert int8_file_name("onnx") == f"model_qint8_{cpu_info().int8_isa}.onnx"
+    assert int8_file_name("onnx") == {"avx2": "model_quint8_avx2.onnx"}.get(
+        cpu_info().int8_isa, f"model_qint8_{cpu_info().int8_isa}.onnx")
     assert int8_file_name("openvino") == "openvino_model_qint8_quantized.xml"
-    with pytest.raises(ConfigError, match="no int8 variant"):
+    with pytest.raises(ConfigError, match="has no int8 export"):
         int8_file_name("torch")
 
 

@@ -14,6 +14,15 @@ if TYPE_CHECKING:
     from omnivec.inputs.video import VideoSampling
     from omnivec.models.cross_encoder import CrossEncoder
     from omnivec.models.embedder import Embedder
+    from omnivec.models.exports import (
+        OnnxOptimizationConfig,
+        OnnxQuantizationConfig,
+        OpenVINOQuantizationConfig,
+        export_dynamic_quantized_onnx_model,
+        export_optimized_onnx_model,
+        export_static_quantized_openvino_model,
+        quantize_for,
+    )
     from omnivec.models.templates import RerankTemplate
     from omnivec.modules import CLIPModel, Dense, LogitScore, Normalize, Pooling, Router, Transformer
 
@@ -33,6 +42,13 @@ _LAZY = {
     "VideoSampling": "omnivec.inputs.video",
     "similarity": "omnivec.similarity",
     "quantize_embeddings": "omnivec.runtime.precision",
+    "export_optimized_onnx_model": "omnivec.models.exports",
+    "export_dynamic_quantized_onnx_model": "omnivec.models.exports",
+    "export_static_quantized_openvino_model": "omnivec.models.exports",
+    "OnnxOptimizationConfig": "omnivec.models.exports",
+    "OnnxQuantizationConfig": "omnivec.models.exports",
+    "OpenVINOQuantizationConfig": "omnivec.models.exports",
+    "quantize_for": "omnivec.models.exports",
 }
 
 __all__ = ["__version__", *_LAZY]  # pyright: ignore[reportUnsupportedDunderAll] (names resolved lazily below)

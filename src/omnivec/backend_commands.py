@@ -14,9 +14,9 @@ MAX_TEXTS = 100_000  # --texts lines read at most (a measurement, not an index r
 def read_texts(path: str | None, limit: int) -> tuple[list[str], str]:
     """The texts to measure on: the file's non-empty lines (``--texts``), else the built-in sample; and where from."""
     if path is None:
-        from omnivec.models.exports import calibration_texts
+        from omnivec.models.exports.calibration import builtin_calibration_texts
 
-        return calibration_texts()[:limit], "the built-in sample"
+        return builtin_calibration_texts()[:limit], "the built-in sample"
     file = Path(path)
     if not file.is_file():
         raise InputError(f"--texts {path!r}: no such file; expected a text file with one text per line.")

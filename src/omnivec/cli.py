@@ -1,4 +1,4 @@
-"""omnivec command line: ``omnivec demo | encode | index | search | serve | train | export | bench-backends``. Heavy imports wait until a command runs."""
+"""omnivec command line: ``omnivec demo | encode | export | index | search | serve | train | bench-backends``. Heavy imports wait until a command runs."""
 
 from __future__ import annotations
 
@@ -83,6 +83,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = run_config(args.config)
     print(json.dumps(result))  # one line, last: the trainer's own logs go to stdout before it
     return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from omnivec.export_command import ExportRequest, run_export
+
+    return run_export(ExportRequest(model=args.model, backend=args.backend, int8=args.int8, optimize=args.optimize,
+                                    calibration=args.calibration, output=args.output, model_type=args.model_type))
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
@@ -337,6 +344,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--limit", type=_at_least_one, default=2000, help="texts used at most (default 2000)")
     bench.add_argument("--no-save", action="store_true", help="print only; do not keep the choice for backend='auto'")
     bench.set_defaults(func=_cmd_bench_backends)
+
+    export = commands.add_parser("export", parents=[_runtime_options(backend=False)], help="export a model for ONNX Runtime or OpenVINO, optionally int8")
+    export.add_argument("model", help="model folder or Hub id")
+    export.add_argument("--backend", choices=["onnx", "openvino"], required=True)
+    export.add_argument("--int8", action="store_true",
+                        help="also write this CPU's best int8 export (ONNX: dynamic; OpenVINO: static, calibrated)")
+    export.add_argument("--optimize", choices=["O1", "O2", "O3", "O4"], help="onnx: also write model_<level>.onnx")
+    export.add_argument("--calibration", metavar="FILE",
+                        help="openvino --int8: calibration texts, one per line (default: a built-in sample)")
+    export.add_argument("--output", metavar="DIR", help="save the model with its exports here (default: in place)")
+    export.add_argument("--model-type", choices=["auto", "embedder", "cross-encoder"], default="auto",
+                        help="default auto: a folder saved as a CrossEncoder (or a classifier checkpoint) is one")
+    export.set_defaults(func=_cmd_export)
 
     train = commands.add_parser("train", help="fine-tune a model as a YAML config describes (needs omnivec[train])")
     train.add_argument("config", help="YAML file: model, data, loss, evaluator, args, output")

@@ -17,25 +17,13 @@ from typing import TYPE_CHECKING, Any
 from omnivec.errors import ConfigError
 from omnivec.loading.hub import resolve_model_dir
 from omnivec.loading.options import BACKEND_NAMES, LoadOptions
+from omnivec.models.exports.for_this_machine import int8_file_name
 from omnivec.runtime.cpu import cpu_info
 
 if TYPE_CHECKING:
     from omnivec.models.base_model import BaseModel
 
 logger = logging.getLogger(__name__)
-
-# The int8 OpenVINO file sentence-transformers' export_static_quantized_openvino_model writes.
-STATIC_INT8_OPENVINO = "openvino_model_qint8_quantized.xml"
-
-
-def int8_file_name(runtime: str) -> str:
-    """The int8 export ``<runtime>-int8`` loads: ``model_qint8_<isa>.onnx`` for this CPU's ISA (ONNX Runtime dynamic
-    int8), ``openvino_model_qint8_quantized.xml`` (NNCF static int8) — sentence-transformers' file names."""
-    if runtime == "onnx":
-        return f"model_qint8_{cpu_info().int8_isa}.onnx"
-    if runtime == "openvino":
-        return STATIC_INT8_OPENVINO
-    raise ConfigError(f"backend {runtime!r} has no int8 variant; int8 runs on 'onnx' or 'openvino'.")
 
 
 def resolve_backend(model_class: type[BaseModel], name_or_path: str | os.PathLike, options: LoadOptions,
@@ -69,7 +57,7 @@ def _has_export(folder: Path, runtime: str, file_name: str) -> bool:
 
 
 def _make_int8(model_class: type[BaseModel], folder: Path, fp32: LoadOptions, config: Mapping[str, Any]) -> None:
-    from omnivec.models.exports import quantize_for
+    from omnivec.models.exports.for_this_machine import quantize_for
 
     model = model_class.loaded_with(folder, fp32, config)
     logger.info("Making the int8 %s export of %s for this CPU (%s); it is reused from now on.", fp32.runtime, folder,

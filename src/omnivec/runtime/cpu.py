@@ -23,13 +23,7 @@ class CpuInfo:
     @property
     def int8_isa(self) -> str:
         """The ISA name of the int8 export for this CPU: ``avx512_vnni``, ``avx512``, ``avx2`` or ``arm64``."""
-        if platform.machine().lower() in ("arm64", "aarch64"):
-            return "arm64"
-        if "avx512_vnni" in self.flags or "avx512vnni" in self.flags:
-            return "avx512_vnni"
-        if "avx512f" in self.flags:
-            return "avx512"
-        return "avx2"
+        return int8_isa(self.flags)
 
     @property
     def summary(self) -> str:
@@ -43,20 +37,37 @@ class CpuInfo:
         return f"{self.name}|{self.int8_isa}|{self.cores}"
 
 
+def int8_isa(flags: frozenset[str] | set[str], machine: str | None = None) -> str:
+    """``arm64`` on ARM, ``avx512_vnni`` when ``flags`` have it, ``avx512`` with avx512f, else ``avx2``: the ONNX
+    Runtime int8 target (and sentence-transformers' file suffix) of a CPU."""
+    if (machine or platform.machine()).lower() in ("aarch64", "arm64", "armv8l", "armv8b"):
+        return "arm64"
+    if "avx512_vnni" in flags:
+        return "avx512_vnni"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2"
+
+
+def flags_of(cpuinfo: str) -> frozenset[str]:
+    """The first ``flags`` (x86) or ``Features`` (ARM) line of a /proc/cpuinfo text, as a set."""
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
 @functools.cache
 def cpu_info() -> CpuInfo:
     """This machine's CPU, read from /proc/cpuinfo (Linux) or the platform module elsewhere."""
-    name, flags = platform.processor() or platform.machine(), frozenset[str]()
+    name = platform.processor() or platform.machine()
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and name in ("", platform.machine(), platform.processor()):
-                    name = value.strip()
-                elif key in ("flags", "Features") and not flags:
-                    flags = frozenset(value.split())
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
     except OSError:
-        pass
+        text = ""
+    names = [v.strip() for k, _, v in (line.partition(":") for line in text.splitlines()) if k.strip() == "model name"]
+    name, flags = (names[0] if names else name), flags_of(text)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return CpuInfo(name=name or "unknown CPU", flags=flags, cores=cores)
