@@ -14,6 +14,7 @@ import logging
 import os
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -222,11 +223,15 @@ def _export_tower(ov: Any, folder: Path, model_loader: Callable[[], torch.nn.Mod
             return ov.convert_model(str(onnx_file))
         except Exception as exc:  # the ONNX frontend raises several types for graphs it cannot read
             raise ModelLoadError(f"OpenVINO could not convert {str(onnx_file)!r}: {type(exc).__name__}: {exc}") from None
+    from torch.jit._trace import TracerWarning  # public as torch.jit.TracerWarning, unlisted in its stubs
+
     torch_model = model_loader().float().eval()
     inputs = tower_inputs(torch_model, tower)
     wrapper = TowerOutput(torch_model, tower, list(inputs))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # The trace fixes Python branches on shapes (CLAP's spectrogram size): fixed by the processor anyway.
+            warnings.simplefilter("ignore", TracerWarning)
             model = ov.convert_model(wrapper, example_input=tuple(inputs.values()))
     except Exception as exc:  # tracing and the PyTorch frontend raise many types for models they cannot convert
         raise ModelLoadError(f"OpenVINO could not convert {tower.describe(torch_model)} of {str(folder)!r}: "
