@@ -15,7 +15,7 @@ from omnivec.errors import ConfigError, ModelLoadError
 from omnivec.loading.hub import HubOptions, resolve_model_dir
 from omnivec.loading.options import KWARGS_FIELDS, LoadOptions
 from omnivec.modules.backends.base import BACKEND_KWARGS, BackendModel, BackendSettings, check_supported
-from omnivec.modules.backends.towers import BackendTowers, Tower
+from omnivec.modules.backends.towers import BackendTowers, Tower, model_class, towers_of
 from omnivec.modules.base import Module
 from omnivec.modules.processing import call_processor, chat_features, infer_modality_config, processor_modalities
 
@@ -108,7 +108,7 @@ class Transformer(Module):
         else:
             text_only = processor_modalities(self.processor) == ["text"] and set(modality_config or {"text"}) == {"text"}
             if modality_config is None and not text_only and transformer_task == "feature-extraction":
-                self.model = _hf_model_class(auto_class, self.config)  # what the modality config is inferred from
+                self.model = model_class(auto_class, self.config)  # what the modality config is inferred from
                 modality_config, inferred_output = self.default_modality_config()
                 module_output_name = module_output_name or inferred_output
             towers = check_supported(backend, transformer_task, text_only, modality_config)
@@ -343,24 +343,11 @@ def _load_hf_model(folder: Path, auto_class: str, config: Any, dtype: Any, model
             hf_logging.enable_progress_bar()
 
 
-def _hf_model_class(auto_class: str, config: Any) -> Any:
-    """The transformers class ``auto_class`` builds for ``config``, without building it (its methods and return
-    types say which method embeds each modality)."""
-    import transformers
-
-    mapping = getattr(transformers, auto_class)._model_mapping
-    try:
-        return mapping[type(config)]
-    except KeyError:
-        raise ModelLoadError(f"transformers' {auto_class} has no model class for {type(config).__name__}; save the "
-                             "model with a modality config, or load it with backend='torch'.") from None
-
-
 def _load_backend_model(backend: str, folder: Path, auto_class: str, config: Any, task: str, processor: Any,
                         model_kwargs: dict[str, Any], settings: BackendSettings,
                         tower_config: Mapping[str, Mapping[str, Any]] | None = None) -> BackendModel | BackendTowers:
     """The backend's model of ``folder`` (with ``tower_config``, a dual encoder's modality config: one graph per
-    modality); the torch model is built (to export) only when an export is missing, and once for all towers."""
+    modality); the torch model is built only when an export is missing, and once for all towers."""
     torch_model: list[torch.nn.Module] = []
 
     def model_loader() -> torch.nn.Module:
@@ -369,27 +356,22 @@ def _load_backend_model(backend: str, folder: Path, auto_class: str, config: Any
         return torch_model[0]
 
     tokenizer = getattr(processor, "tokenizer", processor)
-    if tower_config is not None:
-        from omnivec.modules.backends.towers import towers_of
 
-        return BackendTowers(config, {tower.modality: _load_one(backend, folder, model_loader, config, task, tokenizer,
-                                                                settings, tower)
-                                      for tower in towers_of(tower_config, processor)})
-    return _load_one(backend, folder, model_loader, config, task, tokenizer, settings, None)
+    def load(tower: Tower | None) -> BackendModel:
+        if backend == "onnx":
+            from omnivec.modules.backends.onnx import load_onnx
 
+            return load_onnx(folder, model_loader, config, task, tokenizer, settings, tower=tower)
+        if backend == "openvino":
+            from omnivec.modules.backends.openvino import load_openvino
 
-def _load_one(backend: str, folder: Path, model_loader: Any, config: Any, task: str, tokenizer: Any,
-              settings: BackendSettings, tower: Tower | None) -> BackendModel:
-    if backend == "onnx":
-        from omnivec.modules.backends.onnx import load_onnx
+            return load_openvino(folder, model_loader, config, task, settings.file_name, settings.provider,
+                                 tokenizer.model_input_names, ov_config=settings.ov_config, tower=tower)
+        raise ConfigError(f"backend {backend!r} has no Transformer implementation.")
 
-        return load_onnx(folder, model_loader, config, task, tokenizer, settings, tower=tower)
-    if backend == "openvino":
-        from omnivec.modules.backends.openvino import load_openvino
-
-        return load_openvino(folder, model_loader, config, task, settings.file_name, settings.provider,
-                             tokenizer.model_input_names, ov_config=settings.ov_config, tower=tower)
-    raise ConfigError(f"backend {backend!r} has no Transformer implementation.")
+    if tower_config is None:
+        return load(None)
+    return BackendTowers(config, {tower.modality: load(tower) for tower in towers_of(tower_config, processor)})
 
 
 def _copy_model_files(source: Path, target: Path) -> None:

@@ -55,6 +55,19 @@ class Tower:
         return f"the {self.modality} tower ({self.method}) of {type(model).__name__}"
 
 
+def model_class(auto_class: str, config: Any) -> Any:
+    """The transformers class ``auto_class`` (``AutoModel``) builds for ``config``, without building it: its methods
+    and return types say which method embeds each modality (``processing.infer_modality_config``)."""
+    import transformers
+
+    mapping = getattr(transformers, auto_class)._model_mapping
+    try:
+        return mapping[type(config)]
+    except KeyError:
+        raise ModelLoadError(f"transformers' {auto_class} has no model class for {type(config).__name__}; save the "
+                             "model with a modality config, or load it with backend='torch'.") from None
+
+
 def towers_of(modality_config: Mapping[str, Mapping[str, Any]], processor: Any) -> list[Tower]:
     """The towers of a modality config that ``base.check_supported`` accepted, with example inputs from
     ``processor``."""
