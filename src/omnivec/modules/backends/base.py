@@ -21,8 +21,9 @@ BACKEND_KWARGS = frozenset({"file_name", "provider", "export", "ov_config"})
 
 
 class BackendModel(Protocol):
-    """A model run by another runtime: ``config`` is the Hugging Face config; a call with token tensors returns an
-    object with ``last_hidden_state`` (feature-extraction) or ``logits`` (sequence-classification), float32 on CPU."""
+    """A model run by another runtime: ``config`` is the Hugging Face config; a call with feature tensors (it feeds
+    those its graph declares) returns an object with ``last_hidden_state`` (feature-extraction), ``logits``
+    (sequence-classification) or, for one tower of a dual encoder, ``embeds``; float32 on CPU."""
 
     config: Any
 
