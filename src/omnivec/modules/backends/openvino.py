@@ -222,7 +222,8 @@ def _export_tower(ov: Any, folder: Path, model_loader: Callable[[], torch.nn.Mod
         try:
             return ov.convert_model(str(onnx_file))
         except Exception as exc:  # the ONNX frontend raises several types for graphs it cannot read
-            raise ModelLoadError(f"OpenVINO could not convert {str(onnx_file)!r}: {type(exc).__name__}: {exc}") from None
+            raise ModelLoadError(f"OpenVINO could not convert {str(onnx_file)!r} (the {tower.modality} tower's ONNX "
+                                 f"export): {type(exc).__name__}: {exc}") from None
     from torch.jit._trace import TracerWarning  # public as torch.jit.TracerWarning, unlisted in its stubs
 
     torch_model = model_loader().float().eval()
