@@ -14,13 +14,8 @@ import torch
 from omnivec.errors import ConfigError, ModelLoadError
 from omnivec.loading.hub import HubOptions, resolve_model_dir
 from omnivec.loading.options import BACKENDS, KWARGS_FIELDS, LoadOptions
-from omnivec.modules.backends.base import (
-    BACKEND_KWARGS,
-    TOKEN_INPUTS,
-    BackendModel,
-    BackendSettings,
-    check_supported,
-)
+from omnivec.modules.backends.base import BACKEND_KWARGS, BackendModel, BackendSettings, check_supported
+from omnivec.modules.backends.towers import BackendTowers, Tower, model_class, towers_of
 from omnivec.modules.base import Module
 from omnivec.modules.processing import call_processor, chat_features, infer_modality_config, processor_modalities
 
@@ -64,7 +59,8 @@ class Transformer(Module):
         dtype: weights dtype (``"float32"``, ``"float16"``, ``"bfloat16"``, a ``torch.dtype`` or ``"auto"``).
         hub: revision, token, cache folder and offline switch for Hub ids.
         backend: what runs the network: ``"torch"``, or ``"onnx"`` / ``"openvino"`` (inference only, float32,
-            text models for feature extraction or classification; ``backend_settings`` from ``model_kwargs``).
+            text models for feature extraction or classification, and dual encoders (CLIP, SigLIP, CLAP) as one
+            graph per modality; ``backend_settings`` from ``model_kwargs``).
     """
 
     config_file_name = "sentence_bert_config.json"
@@ -111,9 +107,14 @@ class Transformer(Module):
             self.model: Any = _load_hf_model(folder, auto_class, self.config, dtype, model_kwargs or {})
         else:
             text_only = processor_modalities(self.processor) == ["text"] and set(modality_config or {"text"}) == {"text"}
-            check_supported(backend, transformer_task, text_only)
-            self.model = _load_backend_model(backend, folder, auto_class, self.config, transformer_task, self.tokenizer,
-                                             dict(model_kwargs or {}), backend_settings or BackendSettings())
+            if modality_config is None and not text_only and transformer_task == "feature-extraction":
+                self.model = model_class(auto_class, self.config)  # what the modality config is inferred from
+                modality_config, inferred_output = self.default_modality_config()
+                module_output_name = module_output_name or inferred_output
+            towers = check_supported(backend, transformer_task, text_only, modality_config)
+            self.model = _load_backend_model(backend, folder, auto_class, self.config, transformer_task, self.processor,
+                                             dict(model_kwargs or {}), backend_settings or BackendSettings(),
+                                             modality_config if towers else None)
             modality_config = modality_config or {"text": {"method": "forward", "method_output_name": self._output_field}}
         if modality_config is None:
             modality_config, inferred_output = self.default_modality_config()
@@ -230,8 +231,12 @@ class Transformer(Module):
     def _backend_forward(self, features: dict[str, Any]) -> dict[str, Any]:
         if torch.is_grad_enabled():  # training reaches here with gradients on; encode and predict run without
             raise ConfigError(f"backend {self.backend!r} is for inference; train with backend='torch'.")
-        inputs = {k: v for k, v in features.items() if k in TOKEN_INPUTS and isinstance(v, torch.Tensor)}
-        features[self.module_output_name] = getattr(self.model(**inputs), self._output_field)
+        # Every feature tensor: the backend model feeds those its graph declares (tokens, pixels, audio features).
+        inputs = {k: v for k, v in features.items() if isinstance(v, torch.Tensor)}
+        if isinstance(self.model, BackendTowers):
+            features[self.module_output_name] = self.model(features.get("modality", "text"), inputs)
+        else:
+            features[self.module_output_name] = getattr(self.model(**inputs), self._output_field)
         return features
 
     def _accepted_params(self, name: str, method: Any) -> set[str]:
@@ -341,22 +346,35 @@ def _load_hf_model(folder: Path, auto_class: str, config: Any, dtype: Any, model
             hf_logging.enable_progress_bar()
 
 
-def _load_backend_model(backend: str, folder: Path, auto_class: str, config: Any, task: str, tokenizer: Any,
-                        model_kwargs: dict[str, Any], settings: BackendSettings) -> BackendModel:
-    """The backend's model of ``folder``; the torch model is built (to export it) only when the export is missing."""
+def _load_backend_model(backend: str, folder: Path, auto_class: str, config: Any, task: str, processor: Any,
+                        model_kwargs: dict[str, Any], settings: BackendSettings,
+                        tower_config: Mapping[str, Mapping[str, Any]] | None = None) -> BackendModel | BackendTowers:
+    """The backend's model of ``folder`` (with ``tower_config``, a dual encoder's modality config: one graph per
+    modality); the torch model is built only when an export is missing, and once for all towers."""
+    torch_model: list[torch.nn.Module] = []
+
     def model_loader() -> torch.nn.Module:
-        return _load_hf_model(folder, auto_class, config, "float32", model_kwargs)
+        if not torch_model:
+            torch_model.append(_load_hf_model(folder, auto_class, config, "float32", model_kwargs))
+        return torch_model[0]
 
-    if backend == "onnx":
-        from omnivec.modules.backends.onnx import load_onnx
+    tokenizer = getattr(processor, "tokenizer", processor)
 
-        return load_onnx(folder, model_loader, config, task, tokenizer, settings)
-    if backend == "openvino":
-        from omnivec.modules.backends.openvino import load_openvino
+    def load(tower: Tower | None) -> BackendModel:
+        if backend == "onnx":
+            from omnivec.modules.backends.onnx import load_onnx
 
-        return load_openvino(folder, model_loader, config, task, settings.file_name, settings.provider,
-                             tokenizer.model_input_names, ov_config=settings.ov_config)
-    raise ConfigError(f"backend {backend!r} has no Transformer implementation.")
+            return load_onnx(folder, model_loader, config, task, tokenizer, settings, tower=tower)
+        if backend == "openvino":
+            from omnivec.modules.backends.openvino import load_openvino
+
+            return load_openvino(folder, model_loader, config, task, settings.file_name, settings.provider,
+                                 tokenizer.model_input_names, ov_config=settings.ov_config, tower=tower)
+        raise ConfigError(f"backend {backend!r} has no Transformer implementation.")
+
+    if tower_config is None:
+        return load(None)
+    return BackendTowers(config, {tower.modality: load(tower) for tower in towers_of(tower_config, processor)})
 
 
 def _copy_model_files(source: Path, target: Path) -> None:

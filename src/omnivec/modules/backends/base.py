@@ -15,13 +15,16 @@ from omnivec.errors import ConfigError, ModelLoadError
 BACKEND_TASKS: dict[str, str] = {"feature-extraction": "last_hidden_state", "sequence-classification": "logits"}
 # The token inputs a text model may take; a backend feeds those its graph declares.
 TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# Modalities a dual encoder's tower may embed on a backend, each through get_<modality>_features.
+TOWER_MODALITIES = ("text", "image", "audio")
 # model_kwargs keys a backend reads itself (sentence-transformers' names); never passed to from_pretrained.
 BACKEND_KWARGS = frozenset({"file_name", "provider", "export", "ov_config"})
 
 
 class BackendModel(Protocol):
-    """A model run by another runtime: ``config`` is the Hugging Face config; a call with token tensors returns an
-    object with ``last_hidden_state`` (feature-extraction) or ``logits`` (sequence-classification), float32 on CPU."""
+    """A model run by another runtime: ``config`` is the Hugging Face config; a call with feature tensors (it feeds
+    those its graph declares) returns an object with ``last_hidden_state`` (feature-extraction), ``logits``
+    (sequence-classification) or, for one tower of a dual encoder, ``embeds``; float32 on CPU."""
 
     config: Any
 
@@ -34,6 +37,7 @@ class BackendOutput:
 
     last_hidden_state: torch.Tensor | None = None
     logits: torch.Tensor | None = None
+    embeds: torch.Tensor | None = None  # a tower's vectors (CLIP's get_image_features(...).pooler_output)
 
 
 @dataclass(frozen=True)
@@ -66,14 +70,39 @@ class BackendSettings:
         return cls(file_name=file_name, provider=provider, export=bool(export), ov_config=ov_config)
 
 
-def check_supported(backend: str, task: str, text_only: bool) -> None:
-    """Raise unless the backend can run this Transformer (text models for feature extraction or classification)."""
-    if task not in BACKEND_TASKS or not text_only:
-        what = f"transformer_task {task!r}" + ("" if text_only else " with non-text inputs (images, audio)")
-        raise ModelLoadError(
-            f"backend {backend!r} cannot run this model ({what}): only text models for "
-            f"{' and '.join(BACKEND_TASKS)} are supported by this backend so far; load it with backend='torch'."
-        )
+def tower_file_name(file_name: str, modality: str | None) -> str:
+    """The export file of one modality's graph (tower): ``file_name`` itself for a text model (``modality`` None),
+    else the name prefixed with the modality: ``model.onnx`` -> ``image_model.onnx``, ``openvino_model.xml`` ->
+    ``text_openvino_model.xml``, ``onnx/model_qint8_avx512_vnni.onnx`` -> ``onnx/audio_model_qint8_avx512_vnni.onnx``
+    (a folder part stays in front). So ``model_kwargs={"file_name": X}`` names one variant of every tower."""
+    if modality is None:
+        return file_name
+    folder, _, name = file_name.rpartition("/")
+    return f"{folder}/{modality}_{name}" if folder else f"{modality}_{name}"
+
+
+def check_supported(backend: str, task: str, text_only: bool,
+                    modality_config: Mapping[str, Mapping[str, Any]] | None = None) -> bool:
+    """Raise unless the backend can run this Transformer: a text model for feature extraction or classification
+    (returns False: one graph), or a dual encoder (CLIP, SigLIP, CLAP) whose every modality runs its own tower
+    method, ``get_<modality>_features`` (returns True: one graph per modality)."""
+    if task in BACKEND_TASKS and text_only:
+        return False
+    towers = task == "feature-extraction" and bool(modality_config) and all(
+        modality in TOWER_MODALITIES and spec.get("method") == f"get_{modality}_features"
+        and isinstance(spec.get("method_output_name"), str | None)
+        for modality, spec in (modality_config or {}).items())
+    if towers:
+        return True
+    what = f"transformer_task {task!r}"
+    if task in BACKEND_TASKS and modality_config:
+        methods = ", ".join(f"{m} through {spec.get('method')!r}" for m, spec in modality_config.items())
+        what += f" with non-text inputs ({methods})"
+    raise ModelLoadError(
+        f"backend {backend!r} cannot run this model ({what}): only text models for {' and '.join(BACKEND_TASKS)} "
+        f"and the towers of dual encoders ({', '.join(f'get_{m}_features' for m in TOWER_MODALITIES)}: CLIP, "
+        "SigLIP, CLAP) are supported by this backend so far; load it with backend='torch'."
+    )
 
 
 def export_inputs(tokenizer: Any) -> dict[str, torch.Tensor]:

@@ -3,6 +3,7 @@
 sentence-transformers' layout: ``<folder>/openvino/openvino_model.xml`` (+ ``.bin``), or the file named by
 ``model_kwargs={"file_name": ...}`` at the folder's root or under ``openvino/``. A missing default export is made on
 first use from the torch model (or from ``onnx/model.onnx`` when the folder has one), saved there in fp32 and reused.
+A dual encoder's towers are one graph each, named by ``base.tower_file_name`` (``openvino/image_openvino_model.xml``).
 Only the graph runs here; tokenization, collation, pooling and heads stay the Transformer's and the model's.
 """
 
@@ -13,6 +14,7 @@ import logging
 import os
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,8 @@ import torch
 from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
 
 from omnivec.errors import ConfigError, ModelLoadError
-from omnivec.modules.backends.base import SingleOutput
+from omnivec.modules.backends.base import BackendOutput, SingleOutput, tower_file_name
+from omnivec.modules.backends.towers import Tower, TowerOutput, tower_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +47,14 @@ class OpenVINOModel(torch.nn.Module):
     A ``torch.nn.Module`` without parameters, so it can stand where the torch model stood (``.eval()``,
     ``.to("cpu")`` are no-ops; the model's device reads as the CPU)."""
 
-    def __init__(self, compiled: Any, config: Any, task: str, path: Path) -> None:
+    def __init__(self, compiled: Any, config: Any, task: str, path: Path, *, tower: Tower | None = None) -> None:
         super().__init__()
         self.config = config
         self.task = task
         self.path = path
+        self.tower = tower  # a dual encoder's one modality: called with its features, returns BackendOutput.embeds
         self.compiled = compiled  # the OpenVINO CompiledModel (its properties: compiled.get_property)
-        self._field = OUTPUT_FIELDS[task]
+        self._field = OUTPUT_FIELDS[task] if tower is None else tower.output_name
         self._output = _output_port(compiled, self._field, path)
         self.input_names = [port.get_any_name() for port in compiled.inputs]
         self._dtypes = {port.get_any_name(): port.get_element_type().to_dtype() for port in compiled.inputs}
@@ -59,7 +63,7 @@ class OpenVINOModel(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, return_dict: bool = True,
-                **inputs: Any) -> BaseModelOutput | SequenceClassifierOutput:
+                **inputs: Any) -> BaseModelOutput | SequenceClassifierOutput | BackendOutput:
         """Run the graph on the inputs it declares; ``attention_mask`` (ones), ``token_type_ids`` (zeros) and
         ``position_ids`` (0, 1, ...: the torch model's default) may be left out. Other keyword arguments (``return_dict``, inputs the graph does not take) are ignored."""
         given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids, **inputs}
@@ -68,27 +72,29 @@ class OpenVINOModel(torch.nn.Module):
             results = self._request.infer(feed, share_inputs=False, share_outputs=False)
             values = results[self._output]
         output = torch.from_numpy(values).to(torch.float32)
+        if self.tower is not None:
+            return BackendOutput(embeds=output)
         if self.task == "sequence-classification":
             return SequenceClassifierOutput(logits=output)
         return BaseModelOutput(last_hidden_state=output)
 
     def _feed(self, given: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-        if "input_ids" not in given:
+        if "input_ids" not in given and "input_ids" in self.input_names:
             raise ModelLoadError(f"The OpenVINO model {str(self.path)!r} needs input_ids; got {sorted(given)}.")
-        shape = given["input_ids"].shape
+        shape = given["input_ids"].shape if "input_ids" in given else None
         feed: dict[str, Any] = {}
         for name in self.input_names:
             tensor = given.get(name)
-            if tensor is None and name == "attention_mask":
+            if tensor is None and shape is not None and name == "attention_mask":
                 tensor = torch.ones(shape, dtype=torch.long)
-            elif tensor is None and name == "token_type_ids":
+            elif tensor is None and shape is not None and name == "token_type_ids":
                 tensor = torch.zeros(shape, dtype=torch.long)
-            elif tensor is None and name == "position_ids":  # what the torch model uses when given none
+            elif tensor is None and shape is not None and name == "position_ids":  # the torch model's default
                 tensor = torch.arange(shape[-1], dtype=torch.long).expand(shape)
             elif tensor is None:
                 raise ModelLoadError(f"The OpenVINO model {str(self.path)!r} takes an input {name!r} that the "
-                                     f"tokenizer does not give (it gives {sorted(given)}).")
-            # Exports declare int64 token inputs; a graph made elsewhere may declare int32.
+                                     f"features do not give (they give {sorted(given)}).")
+            # The dtype the graph declares: int64 tokens (int32 in a graph made elsewhere), float32 features.
             feed[name] = tensor.detach().cpu().numpy().astype(self._dtypes[name], copy=False)
         return feed
 
@@ -98,7 +104,8 @@ class OpenVINOModel(torch.nn.Module):
 
 def load_openvino(folder: Path, model_loader: Callable[[], torch.nn.Module], config: Any, task: str,
                   file_name: str | None = None, provider: str | None = None, input_names: Sequence[str] | None = None,
-                  *, ov_config: Mapping[str, Any] | str | Path | None = None) -> OpenVINOModel:
+                  *, ov_config: Mapping[str, Any] | str | Path | None = None,
+                  tower: Tower | None = None) -> OpenVINOModel:
     """The OpenVINO model of a model folder, compiled for the CPU.
 
     Args:
@@ -113,6 +120,9 @@ def load_openvino(folder: Path, model_loader: Callable[[], torch.nn.Module], con
             (default: input_ids, attention_mask, token_type_ids).
         ov_config: OpenVINO properties (a dict, or a JSON file of one) over the defaults: fp32 inference,
             ``torch.get_num_threads()`` threads.
+        tower: one modality's graph of a dual encoder: its files are prefixed with the modality
+            (``openvino/image_openvino_model.xml``, ``image_<file_name>``), made from ``onnx/image_model.onnx``
+            when present, else traced from the tower's method on the processor's example features.
     """
     del provider
     if task not in OUTPUT_FIELDS:
@@ -120,18 +130,20 @@ def load_openvino(folder: Path, model_loader: Callable[[], torch.nn.Module], con
     properties = _compile_properties(ov_config)
     import openvino as ov
 
-    path = _find_export(folder, file_name)
+    modality = None if tower is None else tower.modality
+    path = _find_export(folder, file_name, modality)
     if path is not None:
         model = _read(ov, path)
     else:
-        path = folder / EXPORT_DIR / DEFAULT_FILE
-        model = _export(ov, folder, model_loader, task, input_names)
+        path = folder / EXPORT_DIR / tower_file_name(DEFAULT_FILE, modality)
+        model = (_export(ov, folder, model_loader, task, input_names) if tower is None
+                 else _export_tower(ov, folder, model_loader, tower))
         _save(ov, model, path)
     try:
         compiled = ov.Core().compile_model(model, DEVICE, properties)
     except RuntimeError as exc:
         raise ModelLoadError(f"OpenVINO could not compile {str(path)!r} for the {DEVICE}: {exc}") from None
-    return OpenVINOModel(compiled, config, task, path)
+    return OpenVINOModel(compiled, config, task, path, tower=tower)
 
 
 def _compile_properties(ov_config: Mapping[str, Any] | str | Path | None) -> dict[str, Any]:
@@ -153,17 +165,18 @@ def _compile_properties(ov_config: Mapping[str, Any] | str | Path | None) -> dic
     return properties
 
 
-def _find_export(folder: Path, file_name: str | None) -> Path | None:
-    """The export to load, where sentence-transformers looks: ``<file_name>``, then ``openvino/<file_name>``. None when
-    the default file is missing (it is then made); a named file that is missing is an error."""
-    name = file_name or DEFAULT_FILE
+def _find_export(folder: Path, file_name: str | None, modality: str | None = None) -> Path | None:
+    """The export to load, where sentence-transformers looks: ``<file_name>``, then ``openvino/<file_name>`` (a
+    tower's: ``<modality>_<file_name>``). None when the default file is missing (it is then made); a named file that
+    is missing is an error."""
+    name = tower_file_name(file_name or DEFAULT_FILE, modality)
     for candidate in (folder / name, folder / EXPORT_DIR / name):
         if candidate.is_file():
             return candidate
     if file_name is None:
         return None
-    found = sorted(p.relative_to(folder).as_posix() for p in folder.glob("**/openvino*.xml"))
-    raise ModelLoadError(f"No OpenVINO model {file_name!r} in {str(folder)!r} (looked at the root and under "
+    found = sorted(p.relative_to(folder).as_posix() for p in folder.glob("**/*openvino*.xml"))
+    raise ModelLoadError(f"No OpenVINO model {name!r} in {str(folder)!r} (looked at the root and under "
                          f"{EXPORT_DIR}/); OpenVINO files there: {found or 'none'}.")
 
 
@@ -198,6 +211,35 @@ def _export(ov: Any, folder: Path, model_loader: Callable[[], torch.nn.Module], 
     except Exception as exc:  # tracing and the PyTorch frontend raise many types for models they cannot convert
         raise ModelLoadError(f"OpenVINO could not convert the {type(torch_model).__name__} of {str(folder)!r}: "
                              f"{type(exc).__name__}: {exc}") from None
+    return model
+
+
+def _export_tower(ov: Any, folder: Path, model_loader: Callable[[], torch.nn.Module], tower: Tower) -> Any:
+    """One tower's OpenVINO model: of its ONNX export (``onnx/<modality>_model.onnx``) when the folder has one, else
+    traced from its method on the processor's example features."""
+    onnx_file = folder / ONNX_SOURCE.parent / tower.file_name(ONNX_SOURCE.name)
+    if onnx_file.is_file():
+        try:
+            return ov.convert_model(str(onnx_file))
+        except Exception as exc:  # the ONNX frontend raises several types for graphs it cannot read
+            raise ModelLoadError(f"OpenVINO could not convert {str(onnx_file)!r} (the {tower.modality} tower's ONNX "
+                                 f"export): {type(exc).__name__}: {exc}") from None
+    from torch.jit._trace import TracerWarning  # public as torch.jit.TracerWarning, unlisted in its stubs
+
+    torch_model = model_loader().float().eval()
+    inputs = tower_inputs(torch_model, tower)
+    wrapper = TowerOutput(torch_model, tower, list(inputs))
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # The trace fixes Python branches on shapes (CLAP's spectrogram size): fixed by the processor anyway.
+            warnings.simplefilter("ignore", TracerWarning)
+            model = ov.convert_model(wrapper, example_input=tuple(inputs.values()))
+    except Exception as exc:  # tracing and the PyTorch frontend raise many types for models they cannot convert
+        raise ModelLoadError(f"OpenVINO could not convert {tower.describe(torch_model)} of {str(folder)!r}: "
+                             f"{type(exc).__name__}: {exc}") from None
+    for port, name in zip(model.inputs, inputs, strict=True):  # traced positional inputs are named by number
+        port.get_tensor().set_names({name})
+    model.output(0).get_tensor().set_names({tower.output_name})
     return model
 
 
