@@ -40,7 +40,7 @@ def scifact_ndcg(model) -> float:
     data = load_beir(SHARED_DATA / "scifact")
     evaluator = InformationRetrievalEvaluator(data.queries, data.corpus, data.qrels, batch_size=64,
                                               show_progress_bar=False)
-    return float(evaluator(model)["cosine_ndcg@10"])
+    return float(evaluator(model)["ndcg@10"])
 
 
 def main() -> None:
