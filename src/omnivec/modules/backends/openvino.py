@@ -24,7 +24,7 @@ import torch
 from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
 
 from omnivec.errors import ConfigError, ModelLoadError
-from omnivec.modules.backends.base import BackendOutput, SingleOutput, tower_file_name
+from omnivec.modules.backends.base import BACKEND_TASKS, TOKEN_INPUTS, BackendOutput, SingleOutput, tower_file_name
 from omnivec.modules.backends.towers import Tower, TowerOutput, tower_inputs
 
 logger = logging.getLogger(__name__)
@@ -34,10 +34,6 @@ DEFAULT_FILE = "openvino_model.xml"
 ONNX_SOURCE = Path("onnx") / "model.onnx"  # an ONNX export next to it converts faster than tracing the torch model
 DEVICE = "CPU"
 
-# transformer_task -> the model output this backend produces (the field modules/transformer.py reads)
-OUTPUT_FIELDS = {"feature-extraction": "last_hidden_state", "sequence-classification": "logits"}
-# The token inputs a text graph may take, in the order the export declares them.
-TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class OpenVINOModel(torch.nn.Module):
@@ -54,7 +50,7 @@ class OpenVINOModel(torch.nn.Module):
         self.path = path
         self.tower = tower  # a dual encoder's one modality: called with its features, returns BackendOutput.embeds
         self.compiled = compiled  # the OpenVINO CompiledModel (its properties: compiled.get_property)
-        self._field = OUTPUT_FIELDS[task] if tower is None else tower.output_name
+        self._field = BACKEND_TASKS[task] if tower is None else tower.output_name
         self._output = _output_port(compiled, self._field, path)
         self.input_names = [port.get_any_name() for port in compiled.inputs]
         self._dtypes = {port.get_any_name(): port.get_element_type().to_dtype() for port in compiled.inputs}
@@ -125,8 +121,8 @@ def load_openvino(folder: Path, model_loader: Callable[[], torch.nn.Module], con
             when present, else traced from the tower's method on the processor's example features.
     """
     del provider
-    if task not in OUTPUT_FIELDS:
-        raise ConfigError(f"backend 'openvino' runs transformer_task {sorted(OUTPUT_FIELDS)}; got {task!r}.")
+    if task not in BACKEND_TASKS:
+        raise ConfigError(f"backend 'openvino' runs transformer_task {sorted(BACKEND_TASKS)}; got {task!r}.")
     properties = _compile_properties(ov_config)
     import openvino as ov
 
@@ -200,7 +196,7 @@ def _export(ov: Any, folder: Path, model_loader: Callable[[], torch.nn.Module], 
             return ov.convert_model(str(onnx_file))
         except Exception as exc:  # the ONNX frontend raises several types for graphs it cannot read
             raise ModelLoadError(f"OpenVINO could not convert {str(onnx_file)!r}: {type(exc).__name__}: {exc}") from None
-    field = OUTPUT_FIELDS[task]
+    field = BACKEND_TASKS[task]
     torch_model = model_loader().eval()
     wrapper = SingleOutput(torch_model, field)
     example = _example_inputs(torch_model, input_names)
