@@ -95,7 +95,7 @@ def export_static_quantized_openvino_model(  # noqa: C901 (sentence-transformers
     create_pr: bool = False,
     file_suffix: str = "qint8_quantized",
     *,
-    dataset: Sequence[str] | Sequence[tuple[str, str]] | None = None,
+    dataset: Sequence[Any] | None = None,
 ) -> Path:
     """Write a statically int8-quantized OpenVINO graph of an Embedder or CrossEncoder (any backend).
 
