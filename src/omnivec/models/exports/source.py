@@ -54,7 +54,7 @@ class ExportSource:
         transformer = self.transformer
         spec = transformer.modality_config
         towers = isinstance(transformer.model, BackendTowers) or (
-            transformer.transformer_task == "feature-extraction" and set(spec) != {"text"} and all(
+            transformer.transformer_task == "feature-extraction" and bool(spec) and all(
                 modality in TOWER_MODALITIES and config.get("method") == f"get_{modality}_features"
                 for modality, config in spec.items()))
         return towers_of(spec, transformer.processor) if towers else None
