@@ -170,6 +170,11 @@ def test_openvino_int8_without_calibration_images_says_what_to_pass(clip_int8):
     folder = clip_int8["folder"]
     with pytest.raises(ConfigError, match=r"image tower .*dataset=\[.*onnx-int8"):
         omnivec.Embedder(str(folder), backend="openvino-int8")
+    broken = folder.parent / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really a picture")
+    with pytest.raises(ConfigError, match="could not be decoded"):
+        for_this_machine.quantize_for(omnivec.Embedder(str(folder), backend="openvino"), "openvino",
+                                      [*TEXTS, str(broken)])
     assert not list((folder / "openvino").glob("*quantized*"))  # nothing half-made
 
 

@@ -124,7 +124,10 @@ def media_batches(transformer: Any, modality: str, values: Sequence[Any], batch_
     extractor = getattr(transformer.processor, "feature_extractor", transformer.processor)
     rate = getattr(extractor, "sampling_rate", None)
     options = DecodeOptions(sampling_rate=int(rate) if rate else None)
-    decoded = [decode(Unit(index, modality, value), index, options) for index, value in enumerate(values)]
+    try:
+        decoded = [decode(Unit(index, modality, value), index, options) for index, value in enumerate(values)]
+    except InputError as exc:  # its index counts this medium's calibration inputs only
+        raise ConfigError(f"dataset: a calibration {modality} input could not be decoded ({exc})") from None
     batches = []
     for start in range(0, len(decoded), batch_size):
         features = transformer.preprocess(modality, decoded[start:start + batch_size])

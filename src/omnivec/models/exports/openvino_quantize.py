@@ -149,13 +149,14 @@ def export_static_quantized_openvino_model(  # noqa: C901 (sentence-transformers
     name = f"openvino_model_{file_suffix}.xml"
     import openvino as ov
 
+    # Every tower's batches first: a file that does not decode fails before anything is written, and media decoding
+    # after a tower's ONNX export was seen to stall (CLAP's audio features).
+    batches = {modality: _calibration_batches(source, values, settings, modality) for modality, values in inputs.items()}
     for tower in towers or [None]:
         modality = None if tower is None else tower.modality
         path = source.target / OPENVINO_FOLDER / (name if tower is None else tower.file_name(name))
-        # Before the fp32 graph is made: media decoding after a tower's ONNX export was seen to stall (CLAP audio).
-        batches = _calibration_batches(source, inputs[modality], settings, modality)
         with _fp32_openvino(ov, source, tower) as fp32:
-            quantized = quantize_model(fp32, batches, settings)
+            quantized = quantize_model(fp32, batches[modality], settings)
         write_atomically(path, lambda staged, quantized=quantized: ov.save_model(quantized, str(staged),
                                                                                  compress_to_fp16=False),
                          suffixes=("", ".bin"))
