@@ -352,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write this CPU's best int8 export (ONNX: dynamic; OpenVINO: static, calibrated)")
     export.add_argument("--optimize", choices=["O1", "O2", "O3", "O4"], help="onnx: also write model_<level>.onnx")
     export.add_argument("--calibration", metavar="FILE",
-                        help="openvino --int8: calibration texts, one per line (default: a built-in sample)")
+                        help="openvino --int8: calibration texts, one per line (default: a built-in sample); for "
+                             "CLIP/SigLIP/CLAP also image or audio file paths")
     export.add_argument("--output", metavar="DIR", help="save the model with its exports here (default: in place)")
     export.add_argument("--model-type", choices=["auto", "embedder", "cross-encoder"], default="auto",
                         help="default auto: a folder saved as a CrossEncoder (or a classifier checkpoint) is one")

@@ -1,6 +1,8 @@
 """``omnivec export MODEL --backend onnx|openvino [--int8] [--optimize O1..O4] [--calibration FILE] [--output DIR]``:
 the fp32 export, an optimized ONNX graph and/or this machine's best int8 export, written into the model folder (or
-a saved copy of it in ``--output``), and how to load each file."""
+a saved copy of it in ``--output``), and how to load each file. A dual encoder (CLIP, SigLIP, CLAP) gets every
+tower's file; its ``--calibration`` file may mix texts with image or audio file paths (one per line, relative to
+the current directory), each tower calibrating on its own modality."""
 
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ def run_export(request: ExportRequest) -> int:
     """Write the exports ``request`` asks for, print each file and how to load it; 0 on success."""
     from omnivec.models.exports import OnnxOptimizationConfig, export_optimized_onnx_model, quantize_for
     from omnivec.models.exports.calibration import read_calibration_file
+    from omnivec.modules.backends.towers import BackendTowers
 
     texts = read_calibration_file(request.calibration) if request.calibration is not None else None
     cls = _model_class(request)
@@ -52,19 +55,27 @@ def run_export(request: ExportRequest) -> int:
         model.save(request.output)  # the whole model, its exports included: a folder that loads as it is
         model = cls(request.output, backend=request.backend)
     folder = Path(model.transformer.source_folder)
-    print(f"fp32: {folder / FP32_FILES[request.backend]}")
+    # A dual encoder (CLIP, SigLIP, CLAP) has one file per tower, each named <modality>_<file_name>.
+    towers = model.transformer.model.towers if isinstance(model.transformer.model, BackendTowers) else None
+    prefixes = [f"{modality}_" for modality in towers or {}] or [""]
+    print(f"fp32: {', '.join(str(_with_prefix(folder / FP32_FILES[request.backend], p)) for p in prefixes)}")
     written: list[Path] = []
     if request.optimize is not None:
         level = OnnxOptimizationConfig.from_level(request.optimize)
         written.append(export_optimized_onnx_model(model, level, file_suffix=request.optimize))
     if request.int8:
         written.append(quantize_for(model, request.backend, calibration_texts=texts))
+    file_name = FP32_FILES[request.backend].name
     for path in written:
-        print(f"wrote {path}")
-    file_name = written[-1].name if written else FP32_FILES[request.backend].name
+        file_name = path.name.removeprefix(prefixes[0])  # the text tower's file is returned for a dual encoder
+        print(f"wrote {', '.join(str(path.with_name(p + file_name)) for p in prefixes)}")
     print(f"load with: {cls.__name__}({str(folder)!r}, backend={request.backend!r}, "
           f"model_kwargs={{'file_name': {file_name!r}}})")
     return 0
+
+
+def _with_prefix(path: Path, prefix: str) -> Path:
+    return path.with_name(prefix + path.name)
 
 
 def _model_class(request: ExportRequest) -> Any:

@@ -51,9 +51,30 @@ def resolve_backend(model_class: type[BaseModel], name_or_path: str | os.PathLik
 
 
 def _has_export(folder: Path, runtime: str, file_name: str) -> bool:
+    """Whether the folder holds the export: its one graph, or, for a dual encoder, every tower's graph."""
     from omnivec.modules.backends.base import export_files
 
-    return all(path.is_file() for path in export_files(folder, runtime, file_name))
+    if all(path.is_file() for path in export_files(folder, runtime, file_name)):
+        return True
+    modalities = tower_modalities(folder)
+    return bool(modalities) and all(path.is_file() for path in export_files(folder, runtime, file_name, modalities))
+
+
+# A dual encoder's config.json holds one sub-config per tower (CLIP, SigLIP: text and vision; CLAP: text and audio).
+_TOWER_CONFIGS = {"text_config": "text", "vision_config": "image", "audio_config": "audio"}
+
+
+def tower_modalities(folder: Path) -> list[str]:
+    """The towers a dual encoder's int8 export has, from its ``config.json`` (text plus vision and/or audio
+    sub-configs); [] for a model of one graph. Reading the config is enough to decide whether the export must be
+    made, without loading the model; a model saved with fewer modalities than its config (a text-only CLIP) is
+    quantized again on each int8 load, which is slow but not wrong."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    found = [modality for key, modality in _TOWER_CONFIGS.items() if isinstance(config, dict) and key in config]
+    return found if "text" in found and len(found) > 1 else []
 
 
 def _make_int8(model_class: type[BaseModel], folder: Path, fp32: LoadOptions, config: Mapping[str, Any]) -> None:

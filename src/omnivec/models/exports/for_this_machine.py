@@ -38,11 +38,13 @@ def int8_file_name(backend: str) -> str:
     raise ConfigError(f"backend {backend!r} has no int8 export; choose one of {list(BACKENDS)}.")
 
 
-def quantize_for(model: Any, backend: str, calibration_texts: Sequence[str] | Sequence[tuple[str, str]] | None = None,
+def quantize_for(model: Any, backend: str, calibration_texts: Sequence[Any] | None = None,
                  model_name_or_path: str | None = None) -> Path:
     """Make the best int8 export of ``model`` (an Embedder or CrossEncoder, any backend) for this machine and
-    return the written file; load it with the same ``backend`` and ``model_kwargs={"file_name": path.name}``
-    (``path.name == int8_file_name(backend)``).
+    return the written file; load it with the same ``backend`` and ``model_kwargs={"file_name":
+    int8_file_name(backend)}`` (``backend="onnx-int8"`` / ``"openvino-int8"`` does that). For a text model
+    ``path.name == int8_file_name(backend)``; a dual encoder (CLIP, SigLIP, CLAP) gets one file per tower and the
+    text tower's is returned (``text_<int8_file_name(backend)>``).
 
     Args:
         model: the model to export (its fp32 graph is exported first when missing).
@@ -50,7 +52,9 @@ def quantize_for(model: Any, backend: str, calibration_texts: Sequence[str] | Se
             (``cpu_quantization_target``: arm64, avx512_vnni, avx512 or avx2); ``"openvino"``: static int8 with NNCF
             (``export_static_quantized_openvino_model``), calibrated on ``calibration_texts``.
         calibration_texts: typical inputs (texts, or (query, document) pairs for a CrossEncoder) for OpenVINO's
-            calibration (None: the built-in sample); ignored for ONNX, whose dynamic quantization needs none.
+            calibration (None: the built-in sample); ignored for ONNX, whose dynamic quantization needs none. A dual
+            encoder's list mixes texts with images or audio (file paths, PIL images, audio dicts): each tower
+            calibrates on its own modality, and a media tower needs some (``ConfigError`` otherwise).
         model_name_or_path: the folder to write into; default: the model's own folder.
 
     Example::

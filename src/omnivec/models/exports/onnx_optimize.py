@@ -28,6 +28,12 @@ ORT_MODEL_TYPES = {
     **{name: name for name in ("gpt_neox", "phi", "qwen3", "clip", "vit", "swin", "t5", "bart")},
     "mt5": "t5", "mbart": "bart",
 }
+# A dual encoder's towers (model_type, modality) -> ONNX Runtime's model type: the text transformers fuse as CLIP's
+# text encoder, the vision transformers as ViT. A tower missing here (CLAP's) gets the general optimizations only.
+ORT_TOWER_TYPES = {("clip", "text"): "clip", ("clip", "image"): "vit", ("siglip", "text"): "clip",
+                   ("siglip", "image"): "vit"}
+# The sub-config that sizes each tower's attention (heads, hidden size).
+TOWER_CONFIGS = {"text": "text_config", "image": "vision_config", "audio": "audio_config"}
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,10 @@ def export_optimized_onnx_model(
 
     Returns:
         The written file. Load it with ``Embedder(folder, backend="onnx", model_kwargs={"file_name": path.name})``.
+        A dual encoder (CLIP, SigLIP, CLAP) gets one optimized graph per tower (``onnx/text_model_O3.onnx``,
+        ``onnx/image_model_O3.onnx``, each from its fp32 tower); the text tower's file is returned, the others lie
+        beside it and load with the same ``file_name``. CLIP's and SigLIP's text towers fuse as ONNX Runtime's
+        ``clip`` type and their image towers as ``vit``; CLAP's towers get the general optimizations only.
     """
     source = export_source(model, model_name_or_path, push_to_hub, create_pr, "export_optimized_onnx_model")
     if isinstance(optimization_config, str):
@@ -106,34 +116,58 @@ def export_optimized_onnx_model(
                           f"OnnxOptimizationConfig; got {type(optimization_config).__name__}.")
     if settings.fp16:
         _require_gpu_runtime()
-    path = source.target / ONNX_FOLDER / f"model_{file_suffix or 'optimized'}.onnx"
-    with fp32_onnx(source) as fp32:
-        write_atomically(path, lambda staged: optimize_graph(fp32, staged, source.config, settings))
-    logger.info("Wrote the optimized ONNX model %s.", path)
-    return path
+    name = f"model_{file_suffix or 'optimized'}.onnx"
+    towers = source.towers
+    for tower in towers or [None]:
+        path = source.target / ONNX_FOLDER / (name if tower is None else tower.file_name(name))
+        modality = None if tower is None else tower.modality
+        with fp32_onnx(source, tower=tower) as fp32:
+            write_atomically(path, lambda staged, fp32=fp32, modality=modality:
+                             optimize_graph(fp32, staged, source.config, settings, modality))
+        logger.info("Wrote the optimized ONNX model %s.", path)
+    return source.target / ONNX_FOLDER / (name if towers is None else towers[0].file_name(name))
 
 
-def optimize_graph(source: Path, target: Path, hf_config: Any, settings: OnnxOptimizationConfig) -> None:
-    """Optimize the ONNX file ``source`` into ``target`` with ONNX Runtime's transformer optimizer."""
+def optimize_graph(source: Path, target: Path, hf_config: Any, settings: OnnxOptimizationConfig,
+                   modality: str | None = None) -> None:
+    """Optimize the ONNX file ``source`` into ``target`` with ONNX Runtime's transformer optimizer (``modality``:
+    the graph is that tower of a dual encoder)."""
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
-    ort_type = ORT_MODEL_TYPES.get(str(getattr(hf_config, "model_type", "")))
+    model_type = str(getattr(hf_config, "model_type", ""))
+    ort_type = ort_model_type(hf_config, modality)
     fusions = settings.transformer_fusions and ort_type is not None
     if settings.transformer_fusions and ort_type is None:
-        logger.info("ONNX Runtime has no transformer fusions for model_type %r; applying its general graph "
-                    "optimizations only.", getattr(hf_config, "model_type", None))
+        logger.info("ONNX Runtime has no transformer fusions for model_type %r%s; applying its general graph "
+                    "optimizations only.", model_type, "" if modality is None else f" ({modality} tower)")
     options = FusionOptions(ort_type or "bert")
     options.enable_embed_layer_norm = False  # its fused embedding op cannot be quantized (optimum's default too)
     options.enable_gelu_approximation = settings.gelu_approximation
-    text_config = getattr(hf_config, "text_config", None) or hf_config
+    sub_config = getattr(hf_config, TOWER_CONFIGS.get(modality or "text", "text_config"), None) or hf_config
+    heads, hidden = _size(sub_config, "num_attention_heads"), _size(sub_config, "hidden_size")
+    if not (heads and hidden and hidden % heads == 0):
+        heads = hidden = 0  # the optimizer reads them from the graph
     optimized = optimize_model(
-        str(source), model_type=ort_type or "bert", num_heads=int(getattr(text_config, "num_attention_heads", 0) or 0),
-        hidden_size=int(getattr(text_config, "hidden_size", 0) or 0), optimization_options=options,
+        str(source), model_type=ort_type or "bert", num_heads=heads, hidden_size=hidden, optimization_options=options,
         opt_level=settings.optimization_level, use_gpu=settings.fp16, only_onnxruntime=not fusions)
     if settings.fp16:
         optimized.convert_float_to_float16(keep_io_types=True)
     optimized.save_model_to_file(str(target))
+
+
+def ort_model_type(hf_config: Any, modality: str | None = None) -> str | None:
+    """ONNX Runtime's transformer optimizer type for the model's graph (``modality``: that tower's), or None when it
+    has none (general graph optimizations only)."""
+    model_type = str(getattr(hf_config, "model_type", ""))
+    return ORT_MODEL_TYPES.get(model_type) if modality is None else ORT_TOWER_TYPES.get((model_type, modality))
+
+
+def _size(config: Any, name: str) -> int:
+    """An attention size of the config, or 0 (the optimizer then reads it from the graph): also where the config
+    has one per stage (CLAP's audio tower, a list)."""
+    value = getattr(config, name, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _require_gpu_runtime() -> None:

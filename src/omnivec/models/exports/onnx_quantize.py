@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from omnivec.errors import ConfigError
-from omnivec.models.exports.onnx_optimize import OnnxOptimizationConfig, optimize_graph
+from omnivec.models.exports.onnx_optimize import OnnxOptimizationConfig, optimize_graph, ort_model_type
 from omnivec.models.exports.source import ONNX_FOLDER, export_source, fp32_onnx, write_atomically
 
 logger = logging.getLogger(__name__)
@@ -99,6 +99,13 @@ def export_dynamic_quantized_onnx_model(
 
     Returns:
         The written file. Load it with ``Embedder(folder, backend="onnx", model_kwargs={"file_name": path.name})``.
+        A dual encoder (CLIP, SigLIP: text and image; CLAP: text and audio) gets every tower quantized, each from its
+        fp32 tower graph (``onnx/<modality>_model.onnx``, exported first when missing) with the same settings:
+        ``onnx/text_model_qint8_avx512_vnni.onnx``, ``onnx/image_model_qint8_avx512_vnni.onnx``. The text tower's
+        file is returned (one path, as sentence-transformers returns); the others lie beside it, and
+        ``model_kwargs={"file_name": "model_qint8_avx512_vnni.onnx"}`` loads them all. The fusions before
+        quantizing are ONNX Runtime's ``clip`` type for CLIP's and SigLIP's text towers and ``vit`` for their image
+        towers; CLAP's towers have no matching type and are quantized after the general optimizations only.
     """
     source = export_source(model, model_name_or_path, push_to_hub, create_pr, "export_dynamic_quantized_onnx_model")
     if isinstance(quantization_config, str):
@@ -109,16 +116,20 @@ def export_dynamic_quantized_onnx_model(
     else:
         raise ConfigError(f"quantization_config must be one of {', '.join(QUANTIZATION_TARGETS)} or an "
                           f"OnnxQuantizationConfig; got {type(quantization_config).__name__}.")
-    path = source.target / ONNX_FOLDER / f"model_{file_suffix or settings.weights_dtype + '_quantized'}.onnx"
-    with fp32_onnx(source) as fp32, tempfile.TemporaryDirectory(prefix="omnivec-quantize-") as tmp:
-        _refuse_quantized(fp32)
-        graph = fp32
-        if settings.fuse_first:
-            graph = Path(tmp) / "fused.onnx"
-            optimize_graph(fp32, graph, source.config, FUSIONS_ONLY)
-        write_atomically(path, lambda staged: quantize_graph(graph, staged, settings))
-    logger.info("Wrote the int8 ONNX model %s.", path)
-    return path
+    name = f"model_{file_suffix or settings.weights_dtype + '_quantized'}.onnx"
+    towers = source.towers
+    for tower in towers or [None]:
+        path = source.target / ONNX_FOLDER / (name if tower is None else tower.file_name(name))
+        with fp32_onnx(source, tower=tower) as fp32, tempfile.TemporaryDirectory(prefix="omnivec-quantize-") as tmp:
+            _refuse_quantized(fp32)
+            graph, modality = fp32, None if tower is None else tower.modality
+            # A tower without fusions in ONNX Runtime (CLAP's) is quantized as exported: level 0 would do nothing.
+            if settings.fuse_first and (tower is None or ort_model_type(source.config, modality) is not None):
+                graph = Path(tmp) / "fused.onnx"
+                optimize_graph(fp32, graph, source.config, FUSIONS_ONLY, modality)
+            write_atomically(path, lambda staged, graph=graph: quantize_graph(graph, staged, settings))
+        logger.info("Wrote the int8 ONNX model %s.", path)
+    return source.target / ONNX_FOLDER / (name if towers is None else towers[0].file_name(name))
 
 
 def quantize_graph(source: Path, target: Path, settings: OnnxQuantizationConfig) -> None:

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from omnivec.errors import ConfigError
-from omnivec.models.exports.calibration import builtin_calibration_texts, check_texts, pick_samples, token_batches
+from omnivec.models.exports.calibration import (
+    builtin_calibration_texts,
+    check_texts,
+    media_batches,
+    pick_samples,
+    token_batches,
+    tower_calibration,
+)
 from omnivec.models.exports.source import (
     OPENVINO_FOLDER,
     ExportSource,
@@ -24,6 +31,7 @@ from omnivec.models.exports.source import (
     fp32_onnx,
     write_atomically,
 )
+from omnivec.modules.backends.towers import BackendTowers, Tower
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +95,7 @@ def export_static_quantized_openvino_model(  # noqa: C901 (sentence-transformers
     create_pr: bool = False,
     file_suffix: str = "qint8_quantized",
     *,
-    dataset: Sequence[str] | Sequence[tuple[str, str]] | None = None,
+    dataset: Sequence[Any] | None = None,
 ) -> Path:
     """Write a statically int8-quantized OpenVINO graph of an Embedder or CrossEncoder (any backend).
 
@@ -103,10 +111,16 @@ def export_static_quantized_openvino_model(  # noqa: C901 (sentence-transformers
         file_suffix: the file is ``openvino/openvino_model_<file_suffix>.xml`` (+ ``.bin``).
         dataset: calibration texts, typical of what the model will see (a few hundred), or (query, document)
             pairs for a CrossEncoder; None: omnivec's built-in sample of varied English sentences and paragraphs.
+            For a dual encoder (CLIP, SigLIP, CLAP) the list may mix texts with images or audio (file paths, PIL
+            images, ``{"array": ..., "sampling_rate": ...}``), tagged and decoded as ``encode`` does: each tower is
+            quantized on its own modality's inputs (the text tower on the built-in sample when there are no
+            texts). A media tower without inputs of its modality raises ``ConfigError`` before anything is written.
 
     Returns:
         The written ``.xml`` file. Load it with ``Embedder(folder, backend="openvino",
-        model_kwargs={"file_name": path.name})``.
+        model_kwargs={"file_name": path.name})``. A dual encoder gets one file per tower
+        (``openvino/text_openvino_model_qint8_quantized.xml``, ``openvino/image_...``); the text tower's is
+        returned, and ``model_kwargs={"file_name": "openvino_model_qint8_quantized.xml"}`` loads them all.
     """
     if any(value is not None for value in (dataset_name, dataset_config_name, dataset_split, column_name)):
         raise ConfigError("export_static_quantized_openvino_model: dataset_name / dataset_config_name / dataset_split "
@@ -123,19 +137,32 @@ def export_static_quantized_openvino_model(  # noqa: C901 (sentence-transformers
                           f"got {type(quantization_config).__name__}.")
     if not isinstance(file_suffix, str) or not file_suffix:
         raise ConfigError(f"file_suffix must be a non-empty string; got {file_suffix!r}.")
-    texts = builtin_calibration_texts() if dataset is None else check_texts(dataset)
     source = export_source(model, model_name_or_path, push_to_hub, create_pr,
                            "export_static_quantized_openvino_model")
-    path = source.target / OPENVINO_FOLDER / f"openvino_model_{file_suffix}.xml"
+    towers = source.towers
+    if towers is None:
+        inputs: dict[str | None, Sequence[Any]] = {
+            None: builtin_calibration_texts() if dataset is None else check_texts(dataset)}
+    else:  # every tower's inputs are checked before any is quantized: a missing medium fails fast, writes nothing
+        grouped = tower_calibration(dataset, [tower.modality for tower in towers], type(source.config).__name__)
+        inputs = {tower.modality: grouped[tower.modality] for tower in towers}
+    name = f"openvino_model_{file_suffix}.xml"
     import openvino as ov
 
-    with _fp32_openvino(ov, source) as fp32:
-        batches = _calibration_batches(source, texts, settings)
-        quantized = quantize_model(fp32, batches, settings)
-    write_atomically(path, lambda staged: ov.save_model(quantized, str(staged), compress_to_fp16=False),
-                     suffixes=("", ".bin"))
-    logger.info("Wrote the int8 OpenVINO model %s (calibrated on %d texts).", path, min(len(texts), settings.num_samples))
-    return path
+    # Every tower's batches first: a file that does not decode fails before anything is written, and media decoding
+    # after a tower's ONNX export was seen to stall (CLAP's audio features).
+    batches = {modality: _calibration_batches(source, values, settings, modality) for modality, values in inputs.items()}
+    for tower in towers or [None]:
+        modality = None if tower is None else tower.modality
+        path = source.target / OPENVINO_FOLDER / (name if tower is None else tower.file_name(name))
+        with _fp32_openvino(ov, source, tower) as fp32:
+            quantized = quantize_model(fp32, batches[modality], settings)
+        write_atomically(path, lambda staged, quantized=quantized: ov.save_model(quantized, str(staged),
+                                                                                 compress_to_fp16=False),
+                         suffixes=("", ".bin"))
+        logger.info("Wrote the int8 OpenVINO model %s (calibrated on %d %s inputs).", path,
+                    min(len(inputs[modality]), settings.num_samples), modality or "text")
+    return source.target / OPENVINO_FOLDER / (name if towers is None else towers[0].file_name(name))
 
 
 def quantize_model(model: Any, batches: list[dict[str, np.ndarray]], settings: OpenVINOQuantizationConfig) -> Any:
@@ -150,43 +177,50 @@ def quantize_model(model: Any, batches: list[dict[str, np.ndarray]], settings: O
 
 
 def graph_inputs(batch: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The arrays a graph with inputs ``names`` takes from a tokenizer batch: segment ids default to zeros, position
-    ids to 0, 1, ... (the torch model's defaults)."""
-    shape = batch["input_ids"].shape
+    """The arrays a graph with inputs ``names`` takes from a tokenizer batch (segment ids default to zeros, position
+    ids to 0, 1, ...: the torch model's defaults) or from a tower's processor features (pixels, audio features)."""
     feed = {}
     for name in names:
         if name in batch:
             feed[name] = batch[name]
-        elif name == "token_type_ids":
-            feed[name] = np.zeros(shape, dtype=np.int64)
-        elif name == "position_ids":
-            feed[name] = np.broadcast_to(np.arange(shape[1], dtype=np.int64), shape).copy()
+        elif name in ("token_type_ids", "position_ids") and "input_ids" in batch:
+            shape = batch["input_ids"].shape
+            feed[name] = (np.zeros(shape, dtype=np.int64) if name == "token_type_ids"
+                          else np.broadcast_to(np.arange(shape[1], dtype=np.int64), shape).copy())
         else:
-            raise ConfigError(f"The OpenVINO graph takes an input {name!r} that the tokenizer does not give "
-                              f"(it gives {sorted(batch)}); it cannot be calibrated on texts.")
+            raise ConfigError(f"The OpenVINO graph takes an input {name!r} that the calibration batches do not give "
+                              f"(they give {sorted(batch)}); it cannot be calibrated on these inputs.")
     return feed
 
 
-def _calibration_batches(source: ExportSource, texts: Sequence[Any],
-                         settings: OpenVINOQuantizationConfig) -> list[dict[str, np.ndarray]]:
+def _calibration_batches(source: ExportSource, values: Sequence[Any], settings: OpenVINOQuantizationConfig,
+                         modality: str | None = None) -> list[dict[str, np.ndarray]]:
     transformer = source.transformer
+    samples = pick_samples(values, settings.num_samples)
+    if modality not in (None, "text"):
+        return media_batches(transformer, modality, samples, settings.batch_size)
     previous = transformer.max_seq_length
     if settings.max_length is not None:
         transformer.max_seq_length = settings.max_length
     try:
-        return token_batches(transformer, pick_samples(texts, settings.num_samples), settings.batch_size)
+        return token_batches(transformer, samples, settings.batch_size)
     finally:
         transformer.max_seq_length = previous
 
 
 @contextmanager
-def _fp32_openvino(ov: Any, source: ExportSource) -> Iterator[Any]:
-    """The fp32 OpenVINO model to quantize (see ``export_static_quantized_openvino_model``)."""
+def _fp32_openvino(ov: Any, source: ExportSource, tower: Tower | None = None) -> Iterator[Any]:
+    """The fp32 OpenVINO model to quantize (see ``export_static_quantized_openvino_model``); of one ``tower``
+    (``openvino/<modality>_openvino_model.xml``) for a dual encoder."""
     transformer = source.transformer
-    loaded = getattr(transformer.model, "path", None) if transformer.backend == "openvino" else None
+    loaded_model = transformer.model
+    if isinstance(loaded_model, BackendTowers) and tower is not None:
+        loaded_model = loaded_model.towers.get(tower.modality)
+    loaded = getattr(loaded_model, "path", None) if transformer.backend == "openvino" else None
     candidates = [Path(loaded)] if loaded is not None else []
     if transformer.backend != "torch":
-        candidates.append(source.folder / OPENVINO_FOLDER / FP32_OPENVINO)
+        candidates.append(source.folder / OPENVINO_FOLDER / (FP32_OPENVINO if tower is None
+                                                             else tower.file_name(FP32_OPENVINO)))
     for candidate in candidates:
         if candidate.is_file():
             model = ov.Core().read_model(str(candidate))
@@ -195,5 +229,5 @@ def _fp32_openvino(ov: Any, source: ExportSource) -> Iterator[Any]:
                                   "(the default file) to quantize it.")
             yield model
             return
-    with fp32_onnx(source, use_loaded=False) as onnx_file:
+    with fp32_onnx(source, use_loaded=False, tower=tower) as onnx_file:
         yield ov.convert_model(str(onnx_file))

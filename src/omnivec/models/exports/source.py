@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from omnivec.errors import ConfigError, ModelLoadError
+from omnivec.modules.backends.base import TOWER_MODALITIES
+from omnivec.modules.backends.towers import BackendTowers, Tower, towers_of
 from omnivec.modules.transformer import TASKS, Transformer
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,18 @@ class ExportSource:
     @property
     def config(self) -> Any:
         return self.transformer.config
+
+    @property
+    def towers(self) -> list[Tower] | None:
+        """A dual encoder's towers (CLIP, SigLIP: text and image; CLAP: text and audio), each exported and quantized
+        as its own graph (``onnx/<modality>_<file>``); None for a text model (one graph)."""
+        transformer = self.transformer
+        spec = transformer.modality_config
+        towers = isinstance(transformer.model, BackendTowers) or (
+            transformer.transformer_task == "feature-extraction" and bool(spec) and all(
+                modality in TOWER_MODALITIES and config.get("method") == f"get_{modality}_features"
+                for modality, config in spec.items()))
+        return towers_of(spec, transformer.processor) if towers else None
 
 
 def export_source(model: Any, model_name_or_path: str | os.PathLike | None, push_to_hub: bool,
@@ -77,34 +91,46 @@ def _find_transformer(model: Any, function: str) -> Transformer:
 
 
 @contextmanager
-def fp32_onnx(source: ExportSource, use_loaded: bool = True) -> Iterator[Path]:
-    """The fp32 ONNX graph to optimize or quantize from.
+def fp32_onnx(source: ExportSource, use_loaded: bool = True, tower: Tower | None = None) -> Iterator[Path]:
+    """The fp32 ONNX graph to optimize or quantize from (of one ``tower`` of a dual encoder:
+    ``onnx/<modality>_model.onnx``).
 
     A model loaded with ``backend="onnx"`` gives the file it runs (as sentence-transformers quantizes the loaded
     file), unless ``use_loaded`` is False. Otherwise the folder's ``onnx/model.onnx``, exported and saved there when
     missing; a ``backend="torch"`` model is exported from its weights in memory into a temporary file instead (a
     model changed since loading exports as it is now)."""
-    from omnivec.modules.backends.base import export_inputs
-    from omnivec.modules.backends.onnx import OnnxModel, export_onnx
+    from omnivec.modules.backends.onnx import OnnxModel
 
     transformer = source.transformer
-    if use_loaded and transformer.backend == "onnx" and isinstance(transformer.model, OnnxModel):
-        yield transformer.model.path
+    loaded = transformer.model
+    if isinstance(loaded, BackendTowers) and tower is not None:
+        loaded = loaded.towers.get(tower.modality)
+    if use_loaded and transformer.backend == "onnx" and isinstance(loaded, OnnxModel):
+        yield loaded.path
         return
     if transformer.backend == "torch":
         with tempfile.TemporaryDirectory(prefix="omnivec-export-") as tmp:
             path = Path(tmp) / FP32_ONNX
             # A copy: the exporter moves the model to the CPU in float32, the caller's model stays where it is.
             model = copy.deepcopy(transformer.model)
-            export_onnx(model, export_inputs(transformer.tokenizer), source.task, path)
+            _export(source, model, path, tower)
             del model
             yield path
         return
-    path = source.folder / ONNX_FOLDER / FP32_ONNX
+    path = source.folder / ONNX_FOLDER / (FP32_ONNX if tower is None else tower.file_name(FP32_ONNX))
     if not path.is_file():
-        export_onnx(_load_torch_model(source), export_inputs(transformer.tokenizer), source.task, path)
+        _export(source, _load_torch_model(source), path, tower)
         logger.info("Exported %s to %s (the fp32 graph the quantized exports start from).", source.folder, path)
     yield path
+
+
+def _export(source: ExportSource, model: Any, path: Path, tower: Tower | None) -> None:
+    from omnivec.modules.backends.base import export_inputs
+    from omnivec.modules.backends.onnx import export_onnx
+    from omnivec.modules.backends.towers import tower_inputs
+
+    inputs = export_inputs(source.transformer.tokenizer) if tower is None else tower_inputs(model, tower)
+    export_onnx(model, inputs, source.task, path, tower=tower)
 
 
 def _load_torch_model(source: ExportSource) -> Any:

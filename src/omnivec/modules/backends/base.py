@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -133,9 +133,11 @@ class SingleOutput(torch.nn.Module):
 EXPORT_SUBFOLDERS = {"onnx": "onnx", "openvino": "openvino"}
 
 
-def export_files(folder: Path, backend: str, file_name: str) -> list[Path]:
+def export_files(folder: Path, backend: str, file_name: str, modalities: Sequence[str] | None = None) -> list[Path]:
     """The files of one export in a model folder, in sentence-transformers' layout: ``onnx/<file_name>``, or
-    ``openvino/<file_name>`` with its ``.bin`` weights."""
+    ``openvino/<file_name>`` with its ``.bin`` weights; with ``modalities`` (a dual encoder's towers), those of each
+    tower (``onnx/text_<file_name>``, ``onnx/image_<file_name>``)."""
     name = file_name.removeprefix(f"{EXPORT_SUBFOLDERS[backend]}/")
-    path = folder / EXPORT_SUBFOLDERS[backend] / name
-    return [path] if backend == "onnx" else [path, path.with_suffix(".bin")]
+    paths = [folder / EXPORT_SUBFOLDERS[backend] / tower_file_name(name, modality)
+             for modality in (modalities if modalities is not None else [None])]
+    return paths if backend == "onnx" else [file for path in paths for file in (path, path.with_suffix(".bin"))]
