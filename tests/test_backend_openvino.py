@@ -205,7 +205,7 @@ def test_a_graph_taking_position_ids_gets_the_torch_default(bert_dir, tmp_path):
     assert _max_diff(model.encode(TEXTS, batch_size=3), torch_model.encode(TEXTS, batch_size=3)) <= ATOL
 
 
-def test_an_onnx_export_in_the_folder_is_converted(bert_dir, tmp_path):
+def test_an_onnx_export_in_a_folder_without_torch_weights_is_converted(bert_dir, tmp_path):
     folder = _copy(bert_dir, tmp_path)
     torch_model = omnivec.Embedder(str(folder), device="cpu")
     hf_model = torch_model.transformer.model
@@ -217,9 +217,26 @@ def test_an_onnx_export_in_the_folder_is_converted(bert_dir, tmp_path):
                       input_names=list(inputs), output_names=["last_hidden_state", "pooler_output"],
                       dynamic_shapes=dims, external_data=False, verbose=False)
     model = omnivec.Embedder(str(folder), device="cpu")
+    (folder / "model.safetensors").unlink()  # an export-only folder: the ONNX graph is all there is
     _attach(model, folder, loader=_no_torch_model)
     assert (folder / EXPORT_DIR / DEFAULT_FILE).is_file()
     assert _max_diff(model.encode(TEXTS, batch_size=3), torch_model.encode(TEXTS, batch_size=3)) <= ATOL
+
+
+def test_with_torch_weights_the_torch_model_is_traced_not_the_onnx_file(bert_dir, tmp_path):
+    folder = _copy(bert_dir, tmp_path)
+    omnivec.Embedder(str(folder), backend="onnx")  # onnx/model.onnx beside the torch weights
+    torch_model = omnivec.Embedder(str(folder), device="cpu")
+    traced = []
+
+    def loader() -> torch.nn.Module:
+        traced.append(True)
+        return torch_model.transformer.model
+
+    model = omnivec.Embedder(str(folder), device="cpu")
+    _attach(model, folder, loader=loader)
+    assert traced and (folder / EXPORT_DIR / DEFAULT_FILE).is_file()
+    assert _max_diff(model.encode(TEXTS), torch_model.encode(TEXTS)) <= ATOL
 
 
 # -- settings and errors -----------------------------------------------------------------------------------

@@ -16,8 +16,6 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_BYTES = 1 << 20  # of each model file's head and tail, hashed into the model's identity
 EXPORT_FOLDERS = ("onnx", "openvino")
-TORCH_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                 "pytorch_model.bin.index.json")
 
 
 def model_identity(source: str) -> str:
@@ -26,6 +24,7 @@ def model_identity(source: str) -> str:
     the same files moved or copied elsewhere do not. ``name:<source>`` where it is not a local folder (the files
     are unknown). Raises ``OSError`` where a file cannot be listed or read."""
     from omnivec.loading.hub import HubOptions, resolve_model_dir
+    from omnivec.modules.backends.base import has_torch_weights
 
     try:
         folder = Path(resolve_model_dir(source, HubOptions(local_files_only=True)))
@@ -34,7 +33,7 @@ def model_identity(source: str) -> str:
     digest = hashlib.blake2b(digest_size=16)
     # ONNX/OpenVINO exports made from the torch weights (on first use of a backend) say nothing new about the model;
     # only a folder without torch weights is identified by them.
-    derived = EXPORT_FOLDERS if any((folder / name).is_file() for name in TORCH_WEIGHTS) else ()
+    derived = EXPORT_FOLDERS if has_torch_weights(folder) else ()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder)
         if any(part.startswith(".") for part in relative.parts) or relative.parts[0] in derived:

@@ -141,3 +141,13 @@ def export_files(folder: Path, backend: str, file_name: str, modalities: Sequenc
     paths = [folder / EXPORT_SUBFOLDERS[backend] / tower_file_name(name, modality)
              for modality in (modalities if modalities is not None else [None])]
     return paths if backend == "onnx" else [file for path in paths for file in (path, path.with_suffix(".bin"))]
+
+
+# The files of a model's torch weights (sentence-transformers and transformers save one of these).
+TORCH_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                      "pytorch_model.bin.index.json")
+
+
+def has_torch_weights(folder: Path) -> bool:
+    """Whether ``folder`` holds the torch weights (else only exports, e.g. a folder of ONNX files)."""
+    return any((folder / name).is_file() for name in TORCH_WEIGHT_FILES)
