@@ -64,7 +64,7 @@ def test_embedder_loads_the_default_id_offline(minilm_dir, tmp_path, monkeypatch
 def test_load_options_backend_is_checked():
     assert LoadOptions().backend == "torch"
     assert LoadOptions(backend="onnx").backend == "onnx"  # accepted since the ONNX backend exists
-    with pytest.raises(ConfigError, match=r"backend 'tensorrt' .*\['torch', 'onnx', 'openvino'\]"):
+    with pytest.raises(ConfigError, match=r"backend 'tensorrt' .*\['torch', 'onnx', 'openvino', 'onnx-int8', 'openvino-int8', 'auto'\]"):
         LoadOptions(backend="tensorrt")  # type: ignore[arg-type]  (the check under test: a value outside the Literal)
 
 
