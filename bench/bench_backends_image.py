@@ -21,21 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import SHARED_DATA
+from _common import rate_after_warmup, SHARED_DATA
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fixtures builds the checkpoint
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 
-
-def timed(fn, items: list[str], repeats: int) -> tuple[float, np.ndarray]:
-    fn(items[:8])
-    best, vectors = float("inf"), np.empty(0)
-    for _ in range(repeats):
-        start = time.perf_counter()
-        vectors = np.asarray(fn(items))
-        best = min(best, time.perf_counter() - start)
-    return len(items) / best, vectors
 
 
 def main() -> None:
@@ -76,6 +67,12 @@ def main() -> None:
             print(f"{'omnivec ' + backend:<40}{rate:>9.1f}{rate / (torch_rate or rate):>9.2f}x{rate / peer_rate:>7.2f}x"
                   f"{cos.mean():>10.5f}{cos.min():>9.5f}{prepare:>11.1f}", flush=True)
             del model
+
+
+
+def timed(fn, items: list, repeats: int) -> tuple[float, np.ndarray]:
+    rate, result = rate_after_warmup(fn, items, repeats, warmup=8)
+    return rate, np.asarray(result)
 
 
 if __name__ == "__main__":

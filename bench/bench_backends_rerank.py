@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import SHARED_DATA
+from _common import rate_after_warmup, SHARED_DATA
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
@@ -37,15 +37,6 @@ def scifact_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
         docs = [json.loads(line)["text"] for _, line in zip(range(4000), f)]
     return [(rng.choice(queries), rng.choice(docs)) for _ in range(n)]
 
-
-def timed(fn, pairs: list[tuple[str, str]], repeats: int) -> tuple[float, np.ndarray]:
-    fn(pairs[:64])
-    best, scores = float("inf"), np.empty(0)
-    for _ in range(repeats):
-        start = time.perf_counter()
-        scores = np.asarray(fn(pairs), dtype=np.float64).reshape(-1)
-        best = min(best, time.perf_counter() - start)
-    return len(pairs) / best, scores
 
 
 def main() -> None:
@@ -92,6 +83,12 @@ def main() -> None:
               f"{np.abs(scores - reference).max():>12.2e}{prepare:>11.1f}", flush=True)
         del model
     shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+
+def timed(fn, items: list, repeats: int) -> tuple[float, np.ndarray]:
+    rate, result = rate_after_warmup(fn, items, repeats, warmup=64)
+    return rate, np.asarray(result, dtype=np.float64).reshape(-1)
 
 
 if __name__ == "__main__":

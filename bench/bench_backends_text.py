@@ -20,21 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _common import mixed_length_texts
+from _common import rate_after_warmup, mixed_length_texts
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 
-
-def timed(fn, texts: list[str], repeats: int) -> tuple[float, np.ndarray]:
-    """Best rate of ``repeats`` full runs after a one-batch warm-up, and the vectors."""
-    fn(texts[:64])
-    best, vectors = float("inf"), np.empty(0)
-    for _ in range(repeats):
-        start = time.perf_counter()
-        vectors = np.asarray(fn(texts))
-        best = min(best, time.perf_counter() - start)
-    return len(texts) / best, vectors
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -81,6 +71,12 @@ def main() -> None:
               f"{prepare:>11.1f}", flush=True)
         del model
     shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+
+def timed(fn, items: list, repeats: int) -> tuple[float, np.ndarray]:
+    rate, result = rate_after_warmup(fn, items, repeats, warmup=64)
+    return rate, np.asarray(result)
 
 
 if __name__ == "__main__":
