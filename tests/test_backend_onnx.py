@@ -198,7 +198,7 @@ def test_unsupported_models_are_clear_errors(clip_dir, qwen2_vl_dir, qwen3_lm, t
 
 
 def test_unknown_backend_and_bad_settings(bert_dir):
-    with pytest.raises(ConfigError, match=r"backend 'tensorrt'.*\['torch', 'onnx', 'openvino'\]"):
+    with pytest.raises(ConfigError, match=r"backend 'tensorrt'.*\['torch', 'onnx', 'openvino', 'onnx-int8', 'openvino-int8', 'auto'\]"):
         omnivec.Embedder(bert_dir, backend="tensorrt")  # type: ignore[arg-type]  # the bad value is the test
     with pytest.raises(ConfigError, match="runs on the CPU"):
         omnivec.Embedder(bert_dir, backend="onnx", device="cuda")
