@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -14,8 +13,9 @@ import torch
 from omnivec.errors import ConfigError, ModelLoadError
 from omnivec.loading.hub import HubOptions, resolve_model_dir
 from omnivec.loading.options import BACKENDS, KWARGS_FIELDS, LoadOptions
-from omnivec.modules.backends.base import BACKEND_KWARGS, BackendModel, BackendSettings, check_supported
-from omnivec.modules.backends.towers import BackendTowers, Tower, model_class, towers_of
+from omnivec.modules.backends.base import BACKEND_KWARGS, BackendSettings, check_supported
+from omnivec.modules.backends.loader import copy_model_files, load_backend_model
+from omnivec.modules.backends.towers import BackendTowers, model_class
 from omnivec.modules.base import Module
 from omnivec.modules.processing import call_processor, chat_features, infer_modality_config, processor_modalities
 
@@ -41,8 +41,6 @@ _KWARG_KEYS = {
     "tokenizer_args": "tokenizer_kwargs", "processor_kwargs": "tokenizer_kwargs",
     "config_args": "config_kwargs", "config_kwargs": "config_kwargs",
 }
-# A backend's export folder (sentence-transformers' names), kept when a model loaded with a backend is saved.
-_EXPORT_FOLDERS = ("onnx", "openvino")
 
 
 class Transformer(Module):
@@ -112,9 +110,10 @@ class Transformer(Module):
                 modality_config, inferred_output = self.default_modality_config()
                 module_output_name = module_output_name or inferred_output
             towers = check_supported(backend, transformer_task, text_only, modality_config)
-            self.model = _load_backend_model(backend, folder, auto_class, self.config, transformer_task, self.processor,
-                                             dict(model_kwargs or {}), backend_settings or BackendSettings(),
-                                             modality_config if towers else None)
+            kwargs = dict(model_kwargs or {})
+            self.model = load_backend_model(
+                backend, folder, lambda: _load_hf_model(folder, auto_class, self.config, "float32", kwargs), self.config,
+                transformer_task, self.processor, backend_settings or BackendSettings(), modality_config if towers else None)
             modality_config = modality_config or {"text": {"method": "forward", "method_output_name": self._output_field}}
         if modality_config is None:
             modality_config, inferred_output = self.default_modality_config()
@@ -259,7 +258,7 @@ class Transformer(Module):
             self.model.save_pretrained(str(folder))
         else:
             self.config.save_pretrained(str(folder))
-            _copy_model_files(self.source_folder, folder)
+            copy_model_files(self.source_folder, folder)
         self.processor.save_pretrained(str(folder))
         self.save_config(folder)
 
@@ -344,49 +343,6 @@ def _load_hf_model(folder: Path, auto_class: str, config: Any, dtype: Any, model
     finally:
         if bar_was_on:
             hf_logging.enable_progress_bar()
-
-
-def _load_backend_model(backend: str, folder: Path, auto_class: str, config: Any, task: str, processor: Any,
-                        model_kwargs: dict[str, Any], settings: BackendSettings,
-                        tower_config: Mapping[str, Mapping[str, Any]] | None = None) -> BackendModel | BackendTowers:
-    """The backend's model of ``folder`` (with ``tower_config``, a dual encoder's modality config: one graph per
-    modality); the torch model is built only when an export is missing, and once for all towers."""
-    torch_model: list[torch.nn.Module] = []
-
-    def model_loader() -> torch.nn.Module:
-        if not torch_model:
-            torch_model.append(_load_hf_model(folder, auto_class, config, "float32", model_kwargs))
-        return torch_model[0]
-
-    tokenizer = getattr(processor, "tokenizer", processor)
-
-    def load(tower: Tower | None) -> BackendModel:
-        if backend == "onnx":
-            from omnivec.modules.backends.onnx import load_onnx
-
-            return load_onnx(folder, model_loader, config, task, tokenizer, settings, tower=tower)
-        if backend == "openvino":
-            from omnivec.modules.backends.openvino import load_openvino
-
-            return load_openvino(folder, model_loader, config, task, settings.file_name, settings.provider,
-                                 tokenizer.model_input_names, ov_config=settings.ov_config, tower=tower)
-        raise ConfigError(f"backend {backend!r} has no Transformer implementation.")
-
-    if tower_config is None:
-        return load(None)
-    return BackendTowers(config, {tower.modality: load(tower) for tower in towers_of(tower_config, processor)})
-
-
-def _copy_model_files(source: Path, target: Path) -> None:
-    """A backend model's saved form: the source folder's torch weights (if any) and export folders."""
-    if source.resolve() == target.resolve():
-        return
-    for pattern in ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin"):
-        for path in source.glob(pattern):
-            shutil.copy2(path, target / path.name)
-    for name in _EXPORT_FOLDERS:
-        if (source / name).is_dir():
-            shutil.copytree(source / name, target / name, dirs_exist_ok=True)
 
 
 def _load_processor(folder: Path, tokenizer_kwargs: dict[str, Any]) -> Any:
