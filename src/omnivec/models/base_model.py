@@ -24,6 +24,7 @@ from omnivec.errors import ConfigError, InputError, ModelLoadError, ModelNotFoun
 from omnivec.loading.hub import MODEL_MARKER_FILES, resolve_model_dir
 from omnivec.loading.options import BACKENDS, LoadOptions
 from omnivec.models.backend_choice import resolve_backend
+from omnivec.models.multi_process import MultiProcessPool
 from omnivec.modules.base import Module, module_class_for
 from omnivec.modules.router import Router
 from omnivec.modules.transformer import Transformer
@@ -34,7 +35,7 @@ MODEL_CONFIG_FILE = "config_sentence_transformers.json"
 MODULES_FILE = "modules.json"
 
 
-class BaseModel(torch.nn.Sequential):
+class BaseModel(MultiProcessPool, torch.nn.Sequential):
     """Modules applied in order to a features dict; loaded from and saved to the sentence-transformers layout.
 
     Args:

@@ -18,6 +18,7 @@ from omnivec.errors import ConfigError, InputError
 from omnivec.loading.hub import HubOptions
 from omnivec.loading.options import BackendName, LoadOptions
 from omnivec.models.base_model import BaseModel
+from omnivec.models.multi_process import PoolRequest, pool_or_place, scores_in_pool
 from omnivec.models.scorers import Scorer, build_scorer, with_template_head
 from omnivec.models.templates import RerankTemplate, resolve_template
 from omnivec.models.text_cut import PairCutter
@@ -25,6 +26,7 @@ from omnivec.modules.base import Module
 from omnivec.modules.dense import Dense, activation_from_path, activation_path
 from omnivec.modules.logit_score import LogitScore
 from omnivec.modules.transformer import Transformer
+from omnivec.runtime.process_pool import ProcessPool
 
 Pair = Sequence[str]
 
@@ -184,17 +186,23 @@ class CrossEncoder(BaseModel):
         prompt: str | None = None,
         prompt_name: str | None = None,
         max_tokens_per_batch: int | None = None,
+        device: str | torch.device | list[str | torch.device] | None = None,
+        pool: ProcessPool | None = None,
+        chunk_size: int | None = None,
     ) -> np.ndarray | torch.Tensor | list[torch.Tensor] | float:
         """Scores of (query, document) pairs: one per pair (or ``num_labels`` per pair), in input order.
 
         A batch holds at most ``batch_size`` pairs and ``max_tokens_per_batch`` padded tokens (default: 2,048
-        on CPU, where smaller batches run faster; none on GPU)."""
+        on CPU, where smaller batches run faster; none on GPU). ``pool`` (from ``start_multi_process_pool``) or a
+        list of devices (a pool for this call) scores in worker processes, ``chunk_size`` pairs at a time."""
         if not isinstance(pairs, (list, tuple)):
             raise InputError(f"pairs must be a (query, document) pair or a list of pairs, got {type(pairs).__name__}.")
         single = len(pairs) == 2 and not any(isinstance(p, (list, tuple)) for p in pairs)
         checked = self._cut_pairs(_check_pairs([pairs] if single else pairs, self.takes_images))
         prompt = self._resolve_prompt(prompt, prompt_name)
-        scores = self._run(self.scorer.score, checked, batch_size, prompt, show_progress_bar, max_tokens_per_batch)
+        request = pool_or_place(self, pool, device, chunk_size)
+        scores = self._run(self.scorer.score, checked, batch_size, prompt, show_progress_bar, max_tokens_per_batch,
+                           request)
         scores = self._finish(scores, activation_fn, apply_softmax)
         if convert_to_tensor:
             result: Any = scores
@@ -216,16 +224,22 @@ class CrossEncoder(BaseModel):
         prompt: str | None = None,
         prompt_name: str | None = None,
         max_tokens_per_batch: int | None = None,
+        device: str | torch.device | list[str | torch.device] | None = None,
+        pool: ProcessPool | None = None,
+        chunk_size: int | None = None,
     ) -> list[dict[str, Any]]:
         """``[{"corpus_id", "score", "text"?}]`` sorted by score, best first (a generative reranker computes
-        the shared instruction + query prefix once). ``top_k``: how many to return (None: all)."""
+        the shared instruction + query prefix once, per chunk with a ``pool``). ``top_k``: how many to return
+        (None: all). ``device`` / ``pool`` / ``chunk_size``: as for ``predict``."""
         if self.num_labels != 1:
             raise InputError("rank() needs a model with one label; use predict() for multi-label models.")
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 0):
             raise InputError(f"top_k must be a whole number >= 0 or None (all documents), got {top_k!r}.")
         pairs = self._cut_pairs(_check_pairs([(query, d) for d in documents], self.takes_images)) if documents else []
         prompt = self._resolve_prompt(prompt, prompt_name)
-        scores = self._run(self.scorer.rank_scores, pairs, batch_size, prompt, show_progress_bar, max_tokens_per_batch)
+        request = pool_or_place(self, pool, device, chunk_size)
+        scores = self._run(self.scorer.rank_scores, pairs, batch_size, prompt, show_progress_bar, max_tokens_per_batch,
+                           request)
         scores = self._finish(scores, activation_fn, False)
         results = [{"corpus_id": i, "score": float(s)} for i, s in enumerate(scores.tolist())]
         if return_documents:
@@ -250,12 +264,17 @@ class CrossEncoder(BaseModel):
 
     @torch.inference_mode()
     def _run(self, scorer_method: Callable[..., torch.Tensor], pairs: list[tuple[Any, Any]], batch_size: int,
-             prompt: str | None, show_progress_bar: bool | None, max_tokens: int | None) -> torch.Tensor:
-        """Raw scores from ``scorer_method`` (the scorer's ``score`` or ``rank_scores``), no activation."""
+             prompt: str | None, show_progress_bar: bool | None, max_tokens: int | None,
+             request: PoolRequest | None = None) -> torch.Tensor:
+        """Raw scores from ``scorer_method`` (the scorer's ``score`` or ``rank_scores``), no activation; in worker
+        processes for a ``request`` (``models/multi_process.py``)."""
         if not pairs:
             return torch.zeros((0, self.num_labels))
         if batch_size <= 0:
             raise InputError(f"batch_size must be a positive integer, got {batch_size}.")
+        if request is not None:
+            return scores_in_pool(self, request, scorer_method.__name__, pairs, batch_size=batch_size, prompt=prompt,
+                                  max_tokens=max_tokens, show_progress_bar=show_progress_bar)
         return scorer_method(pairs, prompt, batch_size, show_progress_bar, max_tokens)
 
     def logits(self, pairs: Sequence[Pair], prompt: str | None = None) -> torch.Tensor:

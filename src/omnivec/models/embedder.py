@@ -18,6 +18,7 @@ from omnivec.inputs.video import VideoSampling
 from omnivec.loading.hub import HubOptions
 from omnivec.loading.options import BackendName, LoadOptions
 from omnivec.models.base_model import BaseModel
+from omnivec.models.multi_process import EncodeMultiProcess, encode_in_pool, pool_or_place
 from omnivec.modules.base import Module
 from omnivec.modules.pooling import Pooling
 from omnivec.modules.router import Router
@@ -25,6 +26,7 @@ from omnivec.modules.transformer import Transformer
 from omnivec.runtime.batching import default_token_budget
 from omnivec.runtime.execute import RunOptions, embed_units, forward_units
 from omnivec.runtime.precision import PRECISIONS, Precision, quantize_embeddings
+from omnivec.runtime.process_pool import ProcessPool
 from omnivec.runtime.units import DecodeOptions, PreparedInputs, combine_units, decode, expand, supported_modalities
 
 logger = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ logger = logging.getLogger(__name__)
 OutputValue = Literal["sentence_embedding", "token_embeddings"]
 
 
-class Embedder(BaseModel):
+class Embedder(EncodeMultiProcess, BaseModel):
     """Embeds inputs into vectors; loads and saves sentence-transformers model folders.
 
     Args:
@@ -198,10 +200,12 @@ class Embedder(BaseModel):
         truncate_dim: int | None = None,
         prompt: str | None = None,
         prompt_name: str | None = None,
-        device: str | torch.device | None = None,
+        device: str | torch.device | list[str | torch.device] | None = None,
         modality: str | None = None,
         task: str | None = None,
         max_tokens_per_batch: int | None = None,
+        pool: ProcessPool | None = None,
+        chunk_size: int | None = None,
     ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
         """Embed one input or a list of inputs of any modalities the model accepts, in any order.
 
@@ -214,7 +218,9 @@ class Embedder(BaseModel):
         Returns an array of shape (n, dim) (a single vector for a single input), a tensor with
         ``convert_to_tensor``, a list of tensors with neither, or for ``output_value="token_embeddings"``
         a list of (tokens, hidden) tensors. ``max_tokens_per_batch`` also bounds each text batch's padded size
-        (default: 2,048 on CPU, where smaller batches run faster; none on GPU).
+        (default: 2,048 on CPU, where smaller batches run faster; none on GPU). ``pool`` (from
+        ``start_multi_process_pool``) or a list of devices (``device=["cpu", "cpu"]``: a pool for this call) encodes
+        in worker processes, ``chunk_size`` inputs at a time (``models/multi_process.py``).
         """
         if output_value not in ("sentence_embedding", "token_embeddings"):
             raise InputError(f"output_value {output_value!r} must be 'sentence_embedding' or 'token_embeddings'.")
@@ -226,13 +232,19 @@ class Embedder(BaseModel):
         items = tag_inputs([inputs] if single else inputs, modality)
         prompt = self._resolve_prompt(prompt, prompt_name)
         truncate_dim = _check_truncate_dim(truncate_dim if truncate_dim is not None else self.truncate_dim)
-        if device is not None:
-            self.to(device)
+        request = pool_or_place(self, pool, device, chunk_size)
         if not items:
             return self._empty(output_value, precision, convert_to_numpy, convert_to_tensor, truncate_dim)
 
         decode_options = self._decode_options()
         units, rules = expand(items, self._model_modalities(), decode_options)
+        if request is not None:  # the inputs were checked here; workers encode chunks of them
+            chunk_kwargs = {"batch_size": batch_size, "output_value": output_value, "normalize_embeddings":
+                            normalize_embeddings, "truncate_dim": truncate_dim, "prompt": prompt, "modality": modality,
+                            "task": task, "max_tokens_per_batch": max_tokens_per_batch}
+            return encode_in_pool(self, request, [inputs] if single else list(inputs), single=single,
+                                  chunk_kwargs=chunk_kwargs, precision=precision, convert_to_numpy=convert_to_numpy,
+                                  convert_to_tensor=convert_to_tensor, show_progress_bar=show_progress_bar)
         budget = max_tokens_per_batch if max_tokens_per_batch is not None else default_token_budget(self.device)
         options = RunOptions(prompt=prompt, batch_size=batch_size, max_tokens=budget,
                              show_progress_bar=show_progress_bar, output_value=output_value, device=self.device,
