@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import omnivec
-from omnivec.errors import InputError
+from omnivec.errors import ConfigError, InputError
 from omnivec.runtime.process_pool import PoolWorkerError, WorkerTraceback, run_chunks
 
 ATOL = 1e-5
@@ -50,6 +50,13 @@ def pool(embedder):
 
 def _children() -> set[int]:
     return {process.pid for process in multiprocessing.active_children()}
+
+
+def _refuse_boom(model, inputs):
+    """A chunk function that fails on one input (run in a worker, imported there by name)."""
+    if "boom" in inputs:
+        raise ValueError("cannot take 'boom'")
+    return inputs
 
 
 def _stall(model, inputs):
@@ -127,16 +134,20 @@ def test_encode_multi_process_is_deprecated_as_in_sentence_transformers(embedder
 
 @pytest.mark.slow
 def test_an_exception_in_a_worker_is_raised_in_the_caller(embedder, pool):
+    # A text the tokenizer refuses: whatever one process raises, the pool raises, with the same message.
     bad = ["fine", "a lone surrogate \ud800 that no tokenizer takes", "also fine"]
-    with pytest.raises(Exception) as in_one_process:  # noqa: B017 (whatever one process raises, the pool raises)
+    with pytest.raises(Exception) as in_one_process:  # noqa: B017 (the type is whatever one process raises)
         embedder.encode(bad)
-    with pytest.raises(type(in_one_process.value)) as in_a_worker:
+    with pytest.raises(type(in_one_process.value)) as in_the_pool:
         embedder.encode(bad, pool=pool, chunk_size=1)
-    assert str(in_a_worker.value) == str(in_one_process.value)
-    cause = in_a_worker.value.__cause__
-    assert isinstance(cause, WorkerTraceback)  # where it happened, with the worker's traceback
-    assert "chunk 1, inputs 1 to 1" in str(cause) and "Traceback" in str(cause)
-    # The pool goes on working: the other chunks of that call were drained, none leaks into the next call.
+    assert str(in_the_pool.value) == str(in_one_process.value)
+    # An exception inside a worker keeps its type and message; its cause says where, with the worker's traceback.
+    with pytest.raises(ValueError, match="cannot take 'boom'") as raised:
+        run_chunks(pool, _refuse_boom, [["a"], ["boom"], ["c", "d"]], {})
+    cause = raised.value.__cause__
+    assert isinstance(cause, WorkerTraceback)
+    assert "chunk 1, inputs 1 to 1" in str(cause) and "in _refuse_boom" in str(cause)
+    # The pool goes on working: the other chunks of that call were collected, none leaks into the next call.
     np.testing.assert_allclose(embedder.encode(TEXTS, pool=pool, chunk_size=1), embedder.encode(TEXTS), atol=ATOL)
 
 
@@ -196,3 +207,16 @@ def test_a_worker_that_dies_mid_call_is_an_error_not_a_hang(embedder):
     embedder.stop_multi_process_pool(pool)  # a second stop does nothing
     with pytest.raises(InputError, match="was stopped"):
         embedder.encode(TEXTS, pool=pool)
+
+
+@pytest.mark.slow
+def test_a_model_that_cannot_be_pickled_is_refused_at_start(bert_dir, tmp_path):
+    """An ONNX Runtime session does not pickle: the pool refuses the model when it starts, and no worker is left."""
+    import shutil
+
+    folder = shutil.copytree(bert_dir, tmp_path / "bert")  # the ONNX export is written into the folder
+    model = omnivec.Embedder(str(folder), device="cpu", backend="onnx")
+    before = _children()
+    with pytest.raises(ConfigError, match="cannot be copied into a worker process.*backend='torch'"):
+        model.encode(TEXTS, device=["cpu"])
+    assert _children() == before

@@ -44,7 +44,8 @@ class MultiProcessPool:
         As in sentence-transformers the model moves to the CPU (and stays there) and its weights go to shared
         memory. The pool is sentence-transformers' dict (``"input"``, ``"output"``, ``"processes"``); stop it with
         ``stop_multi_process_pool(pool)`` or use it as a context manager (``with model.start_multi_process_pool()
-        as pool:``). A script that starts one needs the ``if __name__ == "__main__":`` guard."""
+        as pool:``). A script that starts one needs the ``if __name__ == "__main__":`` guard. The workers hold the
+        model as it is now: settings changed later (``max_seq_length``, ...) do not reach them."""
         model = cast(torch.nn.Module, self)  # a base of BaseModel only
         return start_pool(model, default_devices() if target_devices is None else target_devices)
 

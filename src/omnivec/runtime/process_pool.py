@@ -225,7 +225,7 @@ def _dead_workers(pool: ProcessPool) -> str | None:
 
 def _work(model: torch.nn.Module, worker: int, device: str, threads: int, inputs: Any, outputs: Any) -> None:
     """A worker's loop: run each chunk it takes, send back its result or its exception. It ends when the pool
-    terminates it."""
+    terminates it, or by itself once the process that started it is gone."""
     failed: BaseException | None = None
     try:
         if threads:
@@ -234,8 +234,14 @@ def _work(model: torch.nn.Module, worker: int, device: str, threads: int, inputs
         model.eval()
     except Exception as exc:  # e.g. a device this machine does not have: every chunk reports it
         failed = exc
+    parent = mp.parent_process()
     while True:
-        call, index, function, chunk, kwargs = inputs.get()
+        try:
+            call, index, function, chunk, kwargs = inputs.get(timeout=POLL_SECONDS * 4)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():  # the caller was killed: no one will stop this worker
+                return
+            continue
         try:
             if failed is not None:
                 raise RuntimeError(f"The worker could not place the model on {device}: {failed}") from failed
