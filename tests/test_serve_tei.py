@@ -64,6 +64,23 @@ def test_embed_matches_encode_and_sentence_transformers(client, minilm_embedder,
                                atol=1e-5)
 
 
+def test_huggingface_hub_inference_client(minilm_embedder, reranker, monkeypatch):
+    """The client TEI's own docs use: ``InferenceClient(model=URL)`` posts to the URL as given (``/`` or ``/embed``)."""
+    from huggingface_hub import InferenceClient, constants
+
+    # Its offline switch blocks every request, even to this loopback server; the Hub itself is never asked (a URL).
+    monkeypatch.setattr(constants, "is_offline_mode", lambda: False)
+
+    from tests.fixtures.live_server import live_server
+
+    expected = minilm_embedder.encode(TEXTS, normalize_embeddings=True)
+    with live_server(create_app({"minilm": minilm_embedder}, {"rerank": reranker})) as url:
+        for target in (url, f"{url}/embed"):
+            got = InferenceClient(model=target).feature_extraction(TEXTS, normalize=True, truncate=True,
+                                                                   truncation_direction="right")
+            np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
 def test_embed_prompt_name_is_the_models_prompt(bert_dir):
     model = omnivec.Embedder(bert_dir, device="cpu", prompts={"query": "query: "})
     with TestClient(create_app({"tiny": model}, {})) as client:
@@ -166,6 +183,17 @@ def test_refusals_have_teis_shape_and_status(client, path, body, status, error_t
     assert reply.status_code == status, reply.text
     assert set(reply.json()) == {"error", "error_type"} and reply.json()["error_type"] == error_type
     assert needle in reply.json()["error"], reply.text
+
+
+def test_tokenize_has_a_character_limit(client):
+    from omnivec.serve.tei_tokens import MAX_TOKENIZE_CHARS
+
+    half = "a " * (MAX_TOKENIZE_CHARS // 4)
+    served = _ok(client.post("/tokenize", json={"inputs": [half, half], "model": "minilm"}))
+    assert [len(tokens) for tokens in served] == [MAX_TOKENIZE_CHARS // 4 + 2] * 2  # every token, not truncated
+    over = client.post("/tokenize", json={"inputs": [half, half, "a"], "model": "minilm"})
+    assert over.status_code == 413 and over.json()["error_type"] == "validation"
+    assert str(MAX_TOKENIZE_CHARS) in over.json()["error"]
 
 
 def test_bad_json_and_oversize_bodies_have_teis_shape(minilm_embedder):

@@ -12,8 +12,8 @@ from pydantic import Field
 
 from omnivec.serve.schemas import _Wire
 
-# Paths whose errors are answered in TEI's shape instead of OpenAI's.
-TEI_PATHS = frozenset({"/embed", "/rerank", "/tokenize"})
+# Paths whose errors are answered in TEI's shape instead of OpenAI's ("/": TEI's POST / embeds).
+TEI_PATHS = frozenset({"/embed", "/rerank", "/tokenize", "/"})
 
 TeiErrorType = Literal["unhealthy", "backend", "overloaded", "validation", "tokenizer", "empty"]
 

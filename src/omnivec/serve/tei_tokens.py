@@ -9,9 +9,11 @@ from typing import Any
 
 from omnivec.modules.transformer import CHARS_PER_TOKEN_BOUND
 from omnivec.serve.errors import ApiError
-from omnivec.serve.tei_schemas import TeiToken
 
 _copying = threading.Lock()
+# Characters one /tokenize request may hold in all: every token becomes a JSON object in the reply (tens of bytes
+# each, and more while it is built), so the reply of a 16 MiB body of one-letter words would need gigabytes.
+MAX_TOKENIZE_CHARS = 262_144
 
 
 def raw_tokenizer(cache: dict[str, Any], name: str, model: Any) -> Any:
@@ -31,8 +33,9 @@ def raw_tokenizer(cache: dict[str, Any], name: str, model: Any) -> Any:
     return cache[name]
 
 
-def tokens_of(tokenizer: Any, text: str, add_special_tokens: bool) -> list[TeiToken]:
-    """TEI's tokens of ``text``: ids, the text each covers and its UTF-8 byte offsets; special tokens have none."""
+def tokens_of(tokenizer: Any, text: str, add_special_tokens: bool) -> list[dict[str, Any]]:
+    """TEI's tokens of ``text`` (``tei_schemas.TeiToken``'s fields): ids, the text each covers and its UTF-8 byte
+    offsets; special tokens have none. Plain dicts: a long text has many tokens."""
     encoding = tokenizer.encode(text, add_special_tokens=add_special_tokens)
     byte_at = [0]  # character offset -> byte offset (TEI's offsets are bytes, the Python binding's characters)
     for ch in text:
@@ -41,10 +44,10 @@ def tokens_of(tokenizer: Any, text: str, add_special_tokens: bool) -> list[TeiTo
     for token_id, token, (start, stop), special in zip(encoding.ids, encoding.tokens, encoding.offsets,
                                                        encoding.special_tokens_mask, strict=True):
         if special:
-            tokens.append(TeiToken(id=token_id, text=token, special=True, start=None, stop=None))
+            tokens.append({"id": token_id, "text": token, "special": True, "start": None, "stop": None})
         else:
-            tokens.append(TeiToken(id=token_id, text=text[start:stop], special=False, start=byte_at[start],
-                                   stop=byte_at[stop]))
+            tokens.append({"id": token_id, "text": text[start:stop], "special": False, "start": byte_at[start],
+                           "stop": byte_at[stop]})
     return tokens
 
 

@@ -1,4 +1,4 @@
-"""text-embeddings-inference's routes: ``POST /embed``, ``POST /rerank`` (TEI's ``texts`` body, or infinity's
+"""text-embeddings-inference's routes: ``POST /embed`` (and ``POST /``, as TEI serving an embedder), ``POST /rerank`` (TEI's ``texts`` body, or infinity's
 ``documents`` body on the same path) and ``POST /tokenize``, in their request and reply shapes; errors in TEI's
 ``{"error", "error_type"}`` shape (``edge.error_response``). The same limits and batchers as ``/v1/embeddings`` and
 ``/v1/rerank``: ``/embed`` vectors equal ``Embedder.encode`` of the same texts (then cut to ``dimensions`` and
@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from omnivec.serve import tei_schemas as t
@@ -19,7 +20,7 @@ from omnivec.serve.errors import ApiError
 from omnivec.serve.model_calls import RAW_SCORES, WithOptions, check_results, submit
 from omnivec.serve.request_decoding import check_text
 from omnivec.serve.state import ServerState, server_state
-from omnivec.serve.tei_tokens import check_direction, check_lengths, raw_tokenizer, tokens_of
+from omnivec.serve.tei_tokens import MAX_TOKENIZE_CHARS, check_direction, check_lengths, raw_tokenizer, tokens_of
 
 router = APIRouter(tags=["text-embeddings-inference"])
 
@@ -32,6 +33,8 @@ TEI_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": t.TeiErrorRespons
 
 
 @router.post("/embed", response_model=list[list[float]], responses=TEI_ERRORS)
+# TEI embeds at "/" too (an embedding model's), where huggingface_hub's InferenceClient(model=URL) posts.
+@router.post("/", response_model=list[list[float]], include_in_schema=False)
 async def embed(body: t.TeiEmbedRequest, request: Request) -> list[list[float]]:
     state = server_state(request)
     state.authorize(request)
@@ -45,7 +48,7 @@ async def embed(body: t.TeiEmbedRequest, request: Request) -> list[list[float]]:
         raise ApiError(400, f"dimensions={body.dimensions} exceeds the model's {dim}")
     if body.truncate is False:
         tokenizer = raw_tokenizer(state.raw_tokenizers, name, model)
-        await run_in_threadpool(check_lengths, tokenizer, [prompt + text for text in texts], model.max_seq_length,
+        await run_in_threadpool(check_lengths, tokenizer, [prompt + text for text in texts], _text_limit(model),
                                 "inputs")
     options = (("prompt_name", body.prompt_name),) if body.prompt_name is not None else ()
     items = [WithOptions({"text": text}, options) for text in texts]
@@ -88,16 +91,22 @@ async def rerank(body: t.TeiRerankRequest | t.InfinityRerankRequest,
 
 
 @router.post("/tokenize", response_model=list[list[t.TeiToken]], responses=TEI_ERRORS)
-async def tokenize(body: t.TeiTokenizeRequest, request: Request) -> list[list[t.TeiToken]]:
+async def tokenize(body: t.TeiTokenizeRequest, request: Request) -> JSONResponse:
+    """Every token of each input (not truncated, as TEI), within ``MAX_TOKENIZE_CHARS`` characters a request."""
     state = server_state(request)
     state.authorize(request)
     name = state.any_model(body.model)
     model = state.models[name]
     texts = _checked_texts(state, body.texts(), "inputs")
     prompt = _prompt(model, body.prompt_name)
+    size = sum(len(prompt) + len(text) for text in texts)
+    if size > MAX_TOKENIZE_CHARS:
+        raise ApiError(413, f"'inputs' hold {size} characters (prompts included), over this server's limit of "
+                       f"{MAX_TOKENIZE_CHARS} a /tokenize request", "too_many_characters")
     tokenizer = raw_tokenizer(state.raw_tokenizers, name, model)
-    return await run_in_threadpool(lambda: [tokens_of(tokenizer, prompt + text, body.add_special_tokens)
-                                            for text in texts])
+    tokens = await run_in_threadpool(lambda: [tokens_of(tokenizer, prompt + text, body.add_special_tokens)
+                                              for text in texts])
+    return JSONResponse(tokens)  # built as TeiToken's fields already: not validated again, token by token
 
 
 def _checked_texts(state: ServerState, texts: list[str], field: str) -> list[str]:
@@ -123,6 +132,15 @@ def _prompt(model: Any, prompt_name: str | None) -> str:
         raise ApiError(400, f"prompt_name {name!r} is not among this model's prompts {sorted(prompts)}",
                        "unknown_prompt")
     return prompts[name]
+
+
+def _text_limit(model: Any) -> int:
+    """The model's text token limit, for ``truncate: false``; a model without one refuses that option (422)."""
+    try:
+        return int(model.max_seq_length)
+    except Exception:
+        raise ApiError(400, "truncate: false needs a model with one text token limit; this one has none (leave "
+                       "truncate out)", "no_token_limit") from None
 
 
 def _finished(vector: Any, dimensions: int | None, normalize: bool) -> list[float]:
