@@ -33,12 +33,14 @@ KEY = "fuzz-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 EMBEDDERS, RERANKERS = ["minilm", "clip"], ["rerank"]
 MODEL_PATHS = ["/v1/embeddings", "/v1/rerank", "/v1/search"]  # these run a model on CPU: fewer examples
+TEI_PATHS = ["/embed", "/rerank", "/tokenize"]  # the same models and checks as the /v1 routes: fewer still
 
 CONFIG = {
     "seed": 20240601,
     "generation": {"deterministic": True, "database": "none", "max-examples": 100},
     "phases": {"stateful": {"enabled": False}},
-    "operations": [{"include-path": MODEL_PATHS, "generation": {"max-examples": 60}}],
+    "operations": [{"include-path": MODEL_PATHS, "generation": {"max-examples": 60}},
+                   {"include-path": TEI_PATHS, "generation": {"max-examples": 25}}],
 }
 
 
@@ -87,6 +89,9 @@ def _narrowed(spec: dict, known: dict[str, list[str]]) -> dict:
     embedding["input"]["examples"] = [["A man is eating food.", "The weather is lovely today."], [text, image,
                                                                                                  [text, image]]]
     schemas["RerankRequest"]["properties"]["model"]["enum"] = RERANKERS
+    for name, models in (("TeiEmbedRequest", EMBEDDERS), ("TeiRerankRequest", RERANKERS),
+                         ("InfinityRerankRequest", RERANKERS), ("TeiTokenizeRequest", EMBEDDERS + RERANKERS)):
+        schemas[name]["properties"]["model"]["enum"] = models
     schemas["ImageURL"]["properties"]["url"]["examples"] = [png]
     schemas["InputAudio"]["properties"]["data"]["examples"] = [_wav_base64()]
     search = spec["paths"]["/v1/search"]["post"]["requestBody"]["content"]["application/json"]["schema"]

@@ -186,9 +186,10 @@ def _check_serve_settings(args: argparse.Namespace) -> None:
 
 
 def _model_name(spec: str) -> str:
-    """The name a ``NAME=PATH_OR_ID`` or bare ``PATH_OR_ID`` serves under (its last path component)."""
-    name, sep, _ = spec.partition("=")
-    return name if sep else spec.rstrip("/").split("/")[-1]
+    """The name a ``NAME=PATH_OR_ID`` or bare ``PATH_OR_ID`` serves under (a Hub id as given, a folder's name)."""
+    from omnivec.serve.model_names import primary_name
+
+    return primary_name(spec)
 
 
 def _model_spec(value: str) -> str:

@@ -19,18 +19,19 @@ KEEP_ALIVE_S = 5
 
 
 def parse_models(specs: list[str]) -> dict[str, str]:
-    """``NAME=PATH_OR_ID`` or a bare ``PATH_OR_ID`` (served under its last path component)."""
-    models: dict[str, str] = {}
-    for spec in specs:
-        name, sep, source = spec.partition("=")
-        if not sep:
-            name, source = spec.rstrip("/").split("/")[-1], spec
-        if not name or not source:
-            raise InputError(f"--model/--reranker {spec!r}: expected NAME=PATH_OR_ID or PATH_OR_ID.")
-        if name in models:
-            raise InputError(f"model name {name!r} is given twice; name them NAME=PATH_OR_ID.")
-        models[name] = source
-    return models
+    """``NAME=PATH_OR_ID`` or a bare ``PATH_OR_ID`` (served under its own name: a Hub id as given, a folder's name),
+    as name -> source."""
+    from omnivec.serve.model_names import parse_specs
+
+    return {model.name: model.source for model in parse_specs(specs)}
+
+
+def model_aliases(models: list[str], rerankers: list[str]) -> dict[str, str]:
+    """The other names the command line's models answer to (alias -> name), see ``serve.model_names``."""
+    from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
+    from omnivec.serve.model_names import alias_map, parse_specs
+
+    return alias_map(parse_specs(models or [DEFAULT_TEXT_MODEL]), parse_specs(rerankers))
 
 
 def _header_timeout(value: float | None) -> float:
@@ -104,7 +105,7 @@ def run_server(models: list[str], rerankers: list[str], host: str, port: int, ap
         raise InputError(f"--body-timeout must be a number of seconds > 0, got {body_timeout_s}.")
     embedders, reranker_models, searcher = load_models(models, rerankers, kb, kb_config, backend)
     app = create_app(embedders, reranker_models, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
-                     batching=batching, api_key=api_key, allow_media_urls=allow_media_urls, kb=searcher,
+                     batching=batching, aliases=model_aliases(models, rerankers), api_key=api_key, allow_media_urls=allow_media_urls, kb=searcher,
                      cors_origins=cors_origins, body_timeout_s=body_timeout_s)
     logger.info("Serving %s on http://%s:%d", ", ".join([*embedders, *reranker_models]) or "no models", host, port)
     if searcher is not None:

@@ -11,14 +11,20 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from omnivec.serve import schemas as s
+from omnivec.serve.tei_schemas import TEI_PATHS, TeiErrorResponse, tei_error
 
 # Seconds a client has to send its whole request body: a body trickled byte by byte would hold its connection forever.
 BODY_TIMEOUT_S = 30.0
 
 
 def error_response(status: int, message: str, code: str | None = None,
-                   headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """OpenAI's ``{"error": {...}}`` body: ``invalid_request_error`` below 500, ``server_error`` from 500."""
+                   headers: Mapping[str, str] | None = None, path: str | None = None) -> JSONResponse:
+    """OpenAI's ``{"error": {...}}`` body: ``invalid_request_error`` below 500, ``server_error`` from 500; on TEI's
+    paths TEI's ``{"error", "error_type"}`` with TEI's status."""
+    if path in TEI_PATHS:
+        status, error_type = tei_error(status, code)
+        reply = TeiErrorResponse(error=message, error_type=error_type)
+        return JSONResponse(reply.model_dump(), status_code=status, headers=headers)
     kind = "invalid_request_error" if status < 500 else "server_error"
     body = s.ErrorResponse(error=s.ErrorBody(message=message, type=kind, code=code))
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
@@ -53,7 +59,8 @@ class Edge:
             total[1] += 1
 
     async def _limited(self, scope: dict, receive: Callable, send: Callable) -> None:
-        too_big = error_response(413, f"request body exceeds {self.max_body_bytes} bytes", "body_too_large")
+        path = scope["path"]
+        too_big = error_response(413, f"request body exceeds {self.max_body_bytes} bytes", "body_too_large", path=path)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             return await too_big(scope, receive, send)
@@ -66,7 +73,7 @@ class Edge:
                 message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
             except asyncio.TimeoutError:
                 slow = error_response(408, f"the request body did not arrive within {self.body_timeout_s:g} s",
-                                      "body_timeout", {"Connection": "close"})
+                                      "body_timeout", {"Connection": "close"}, path)
                 return await slow(scope, receive, send)
             if message["type"] != "http.request":
                 return None  # client went away

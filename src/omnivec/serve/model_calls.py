@@ -7,15 +7,31 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from omnivec.errors import InputError
 from omnivec.serve.batcher import BatcherClosed, DynamicBatcher, QueueFull
 from omnivec.serve.errors import ApiError
 
 Guard = contextlib.AbstractContextManager[Any]
+Options = tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class WithOptions:
+    """A batch item with keyword arguments for its model call (a prompt, raw scores): a batch makes one model call
+    per distinct set of options, so requests with different options still share the batcher."""
+
+    value: Any
+    options: Options = ()
+
+
+# Scores as the model gives them, before its activation: TEI's and infinity's ``raw_scores``.
+RAW_SCORES: Options = (("activation_fn", torch.nn.Identity()),)
 
 
 def embed_batch(model: Any, lock: Guard | None = None) -> Callable[[list[Any]], list[Any]]:
@@ -23,32 +39,47 @@ def embed_batch(model: Any, lock: Guard | None = None) -> Callable[[list[Any]], 
     held around each model call, for a model a KB search also uses (from another thread)."""
     guard = lock if lock is not None else contextlib.nullcontext()
 
-    def run(items: list[Any]) -> list[Any]:
-        try:
-            with guard:
-                return list(model.encode(items, batch_size=len(items), convert_to_numpy=True))
-        except Exception as exc:
-            if len(items) == 1:
-                return [exc]  # the handler answers 400 for bad input, 500 for a model failure
-            # One input must not fail the requests sharing its batch: redo them alone.
-            return [run([item])[0] for item in items]
+    def call(items: list[Any], options: Options) -> list[Any]:
+        with guard:
+            return list(model.encode(items, batch_size=len(items), convert_to_numpy=True, **dict(options)))
 
-    return run
+    return _grouped(call)
 
 
 def rerank_batch(model: Any, lock: Guard | None = None) -> Callable[[list[Any]], list[Any]]:
     """Scores for a batch of (query, document) pairs, or for a pair the model refuses alone, its exception."""
     guard = lock if lock is not None else contextlib.nullcontext()
 
-    def run(pairs: list[Any]) -> list[Any]:
+    def call(pairs: list[Any], options: Options) -> list[Any]:
+        with guard:
+            scores = model.predict(pairs, batch_size=len(pairs), **dict(options))
+            return [float(x) for x in np.asarray(scores).reshape(-1)]
+
+    return _grouped(call)
+
+
+def _grouped(call: Callable[[list[Any], Options], list[Any]]) -> Callable[[list[Any]], list[Any]]:
+    """``call`` once per distinct options of the batch's items, results in item order."""
+
+    def alone_on_failure(values: list[Any], options: Options) -> list[Any]:
         try:
-            with guard:
-                return [float(x) for x in np.asarray(model.predict(pairs, batch_size=len(pairs))).reshape(-1)]
+            return call(values, options)
         except Exception as exc:
-            if len(pairs) == 1:
+            if len(values) == 1:
                 return [exc]  # the handler answers 400 for bad input, 500 for a model failure
-            # One pair must not fail the requests sharing its batch: redo them alone.
-            return [run([pair])[0] for pair in pairs]
+            # One input must not fail the requests sharing its batch: redo them alone.
+            return [alone_on_failure([value], options)[0] for value in values]
+
+    def run(items: list[Any]) -> list[Any]:
+        groups: dict[Options, list[int]] = {}
+        for i, item in enumerate(items):
+            groups.setdefault(item.options if isinstance(item, WithOptions) else (), []).append(i)
+        results: list[Any] = [None] * len(items)
+        for options, positions in groups.items():
+            values = [items[i].value if isinstance(items[i], WithOptions) else items[i] for i in positions]
+            for i, result in zip(positions, alone_on_failure(values, options), strict=True):
+                results[i] = result
+        return results
 
     return run
 

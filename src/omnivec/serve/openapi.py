@@ -15,7 +15,7 @@ _REASONS = {
     404: "unknown model, file or page",
     410: "the indexed file changed since it was indexed",
     413: "request body, input count or media item over this server's limit",
-    422: "the body does not match the schema",
+    422: "the body does not match the schema, or names no model where several are served",
     429: "queue full: retry after the Retry-After header's seconds",
     503: "shutting down",
     504: "the model did not answer within the request timeout",

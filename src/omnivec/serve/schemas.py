@@ -54,9 +54,10 @@ EmbeddingItem = str | ContentPart | list[ContentPart]
 
 
 class EmbeddingRequest(_Wire):
-    """OpenAI ``POST /v1/embeddings`` body; ``input`` may also hold content parts for images and audio."""
+    """OpenAI ``POST /v1/embeddings`` body; ``input`` may also hold content parts for images and audio; ``model``
+    may be left out when the server has one embedder."""
 
-    model: str
+    model: str | None = None
     input: str | list[EmbeddingItem]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
@@ -97,9 +98,9 @@ class RerankDocument(_Wire):
 
 
 class RerankRequest(_Wire):
-    """Cohere/Jina ``POST /v1/rerank`` body."""
+    """Cohere/Jina ``POST /v1/rerank`` body; ``model`` may be left out when the server has one reranker."""
 
-    model: str
+    model: str | None = None
     query: str
     documents: list[str | RerankDocument]
     top_n: int | None = Field(default=None, ge=1)
@@ -137,7 +138,10 @@ class RerankResponse(_Wire):
 
 
 class ModelCard(_Wire):
+    """A served name; ``root``: the model's own name when ``id`` is an alias of it (as vLLM lists aliases)."""
+
     id: str
+    root: str | None = None
     object: Literal["model"] = "model"
     created: int = 0
     owned_by: str = "omnivec"

@@ -15,6 +15,7 @@ from omnivec.errors import ConfigError
 from omnivec.serve.batcher import DynamicBatcher
 from omnivec.serve.errors import ApiError
 from omnivec.serve.model_calls import embed_batch, rerank_batch
+from omnivec.serve.model_names import INFINITY_UNNAMED
 from omnivec.serve.settings import ServerSettings
 from omnivec.serve.usage import token_counter
 
@@ -56,17 +57,25 @@ class ServerState:
     batchers: dict[str, DynamicBatcher] = field(default_factory=dict)
     counters: dict[str, Callable[[list[str]], int]] = field(default_factory=dict)
     model_locks: dict[int, threading.Lock] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # other name -> the name a model is keyed by
+    raw_tokenizers: dict[str, Any] = field(default_factory=dict)  # name -> its tokenizer for /tokenize, made lazily
 
     @classmethod
     def build(cls, embedders: dict[str, Any], rerankers: dict[str, Any], settings: ServerSettings,
-              api_key: str | None = None, searcher: Any = None) -> ServerState:
-        """The state for these models; ``searcher``: a KB's, for ``/v1/search``."""
+              api_key: str | None = None, searcher: Any = None, aliases: dict[str, str] | None = None) -> ServerState:
+        """The state for these models; ``searcher``: a KB's, for ``/v1/search``; ``aliases``: other names of
+        served models (alias -> name)."""
         if set(embedders) & set(rerankers):
             raise ConfigError(f"model names used twice: {sorted(set(embedders) & set(rerankers))}")
+        aliases = dict(aliases or {})
+        served = {*embedders, *rerankers}
+        for alias, name in aliases.items():
+            if alias in served or name not in served:
+                raise ConfigError(f"alias {alias!r} -> {name!r}: an alias must name a served model and not be one")
         for name, model in rerankers.items():
             if getattr(model, "num_labels", 1) != 1:
                 raise ConfigError(f"reranker {name!r} has {model.num_labels} labels; rerank needs a one-label model")
-        state = cls(embedders, rerankers, settings, api_key)
+        state = cls(embedders, rerankers, settings, api_key, aliases=aliases)
         state.model_locks = {id(model): threading.Lock() for model in state.models.values()}
         state.batchers = state.new_batchers()
         state.counters = {name: token_counter(model) for name, model in state.models.items()}
@@ -107,17 +116,34 @@ class ServerState:
             raise ApiError(401, "missing or wrong API key (send 'Authorization: Bearer <key>')", "invalid_api_key",
                            {"WWW-Authenticate": "Bearer"})
 
-    def embedder(self, name: str) -> Any:
-        return _lookup(self.embedders, name, "embedding")
+    def embedder(self, name: str | None) -> str:
+        """The key of the embedder a request names (an alias resolved); ``None``: the only one served."""
+        return self._lookup(self.embedders, name, "embedding")
 
-    def reranker(self, name: str) -> Any:
-        return _lookup(self.rerankers, name, "rerank")
+    def reranker(self, name: str | None) -> str:
+        """The key of the reranker a request names (an alias resolved); ``None``: the only one served."""
+        return self._lookup(self.rerankers, name, "rerank")
 
+    def any_model(self, name: str | None) -> str:
+        """The key of the model (of either kind) a request names; ``None``: the only one served."""
+        return self._lookup(self.models, name, "")
 
-def _lookup(pool: dict[str, Any], name: str, kind: str) -> Any:
-    if name not in pool:
-        raise ApiError(404, f"{kind} model {name!r} not found; available: {sorted(pool)}", "model_not_found")
-    return pool[name]
+    def names_of(self, name: str) -> list[str]:
+        """A served model's name and then its aliases, as ``/v1/models`` lists them."""
+        return [name, *(alias for alias, target in self.aliases.items() if target == name)]
+
+    def _lookup(self, pool: dict[str, Any], name: str | None, kind: str) -> str:
+        if name is None or name == INFINITY_UNNAMED:
+            if len(pool) == 1:
+                return next(iter(pool))
+            raise ApiError(422, f"'model' is required: this server serves {len(pool)} {kind + ' ' if kind else ''}"
+                           f"models, {sorted(pool)}", "model_required")
+        key = self.aliases.get(name, name)
+        if key not in pool:
+            known = sorted(n for model in pool for n in self.names_of(model))
+            raise ApiError(404, f"{kind + ' ' if kind else ''}model {name!r} not found; available: {known}",
+                           "model_not_found")
+        return key
 
 
 def _searcher_models(searcher: Any) -> list[Any]:

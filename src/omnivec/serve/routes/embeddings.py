@@ -1,4 +1,5 @@
-"""``POST /v1/embeddings`` (OpenAI's schema, plus content parts for images and audio).
+"""``POST /v1/embeddings`` and ``POST /embeddings`` (OpenAI's schema, plus content parts for images and audio; the
+path without ``/v1`` is infinity's). ``model`` may be left out when one embedder is served.
 
 Vectors are always L2-normalised (after ``dimensions`` truncation, as OpenAI does), so they equal
 ``Embedder.encode(..., truncate_dim=dimensions, normalize_embeddings=True)``. Plain strings are always text, never
@@ -23,10 +24,12 @@ router = APIRouter()
 
 
 @router.post("/v1/embeddings", response_model=s.EmbeddingResponse, responses=MODEL_ERRORS)
+@router.post("/embeddings", response_model=s.EmbeddingResponse, include_in_schema=False)  # infinity's path
 async def embeddings(body: s.EmbeddingRequest, request: Request) -> s.EmbeddingResponse:
     state = server_state(request)
     state.authorize(request)
-    model = state.embedder(body.model)
+    name = state.embedder(body.model)
+    model = state.embedders[name]
     items = body.items()
     if not items:
         raise ApiError(400, "'input' is empty")
@@ -35,12 +38,12 @@ async def embeddings(body: s.EmbeddingRequest, request: Request) -> s.EmbeddingR
     dim = model.get_sentence_embedding_dimension()
     if body.dimensions is not None and dim is not None and body.dimensions > dim:
         raise ApiError(400, f"dimensions={body.dimensions} exceeds the model's {dim}")
-    decoded, tokens = await run_in_threadpool(_prepare, state, body.model, items)
-    vectors = await submit(state.batchers[body.model], decoded, state.settings.request_timeout_s)
+    decoded, tokens = await run_in_threadpool(_prepare, state, name, items)
+    vectors = await submit(state.batchers[name], decoded, state.settings.request_timeout_s)
     check_results(vectors, "input", "embedded")
     data = [s.Embedding(index=i, embedding=s.vector_payload(_normalized(v, body.dimensions), body.encoding_format))
             for i, v in enumerate(vectors)]
-    return s.EmbeddingResponse(data=data, model=body.model, usage=s.EmbeddingUsage(prompt_tokens=tokens,
+    return s.EmbeddingResponse(data=data, model=body.model or name, usage=s.EmbeddingUsage(prompt_tokens=tokens,
                                                                                   total_tokens=tokens))
 
 

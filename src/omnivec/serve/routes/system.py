@@ -24,10 +24,11 @@ async def root(request: Request) -> dict[str, Any]:
 
 
 @router.get("/v1/models", response_model=s.ModelList, responses=errors(401))
+@router.get("/models", response_model=s.ModelList, include_in_schema=False)  # infinity's path
 async def models(request: Request) -> s.ModelList:
     state = server_state(request)
     state.authorize(request)
-    return s.ModelList(data=[s.ModelCard(id=name) for name in state.models])
+    return s.ModelList(data=[s.ModelCard(id=alias, root=name) for name in state.models for alias in state.names_of(name)])
 
 
 @router.get("/health")
