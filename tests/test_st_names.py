@@ -158,7 +158,9 @@ def test_similarity_function_member_as_the_model_setting(minilm_embedder, minilm
         for member in (omnivec.SimilarityFunction.DOT_PRODUCT, omnivec.SimilarityFunction.MANHATTAN):
             minilm_embedder.similarity_fn_name = member
             minilm_st_model.similarity_fn_name = member.value
-            assert minilm_embedder.similarity_fn_name == member.value
+            # Stored as the plain name, as sentence-transformers does.
+            assert type(minilm_embedder.similarity_fn_name) is str
+            assert minilm_embedder.similarity_fn_name == minilm_st_model.similarity_fn_name == member.value
             torch.testing.assert_close(minilm_embedder.similarity(ours_a, ours_b),
                                        minilm_st_model.similarity(theirs_a, theirs_b), atol=1e-5, rtol=0)
     finally:

@@ -69,14 +69,18 @@ _PAIRWISE: dict[str, Callable] = {"cosine": pairwise_cosine, "dot": pairwise_dot
                                   "euclidean": pairwise_euclidean, "manhattan": pairwise_manhattan}
 
 
-def get(name: str, pairwise: bool = False) -> Callable[..., torch.Tensor]:
-    """The similarity function called ``name`` (matrix form, or row-by-row when ``pairwise``)."""
-    table = _PAIRWISE if pairwise else _MATRIX
+def checked_name(name: str) -> str:
+    """``name`` as a plain string (``SimilarityFunction.DOT`` -> ``"dot"``), checked to be a known function."""
     if isinstance(name, Enum):  # SimilarityFunction.COSINE and the like
         name = name.value
-    if name not in table:
+    if name not in _MATRIX:
         raise ConfigError(f"similarity_fn_name {name!r} is not one of {SIMILARITY_NAMES}.")
-    return table[name]
+    return str(name)
+
+
+def get(name: str, pairwise: bool = False) -> Callable[..., torch.Tensor]:
+    """The similarity function called ``name`` (matrix form, or row-by-row when ``pairwise``)."""
+    return (_PAIRWISE if pairwise else _MATRIX)[checked_name(name)]
 
 
 # -- sentence-transformers' names (omnivec.util) -----------------------------------------------------------
