@@ -29,7 +29,7 @@ SUBMODULE_NAMES = {
              "pairwise_dot_score", "pairwise_euclidean_sim", "pairwise_manhattan_sim", "pairwise_angle_sim",
              "normalize_embeddings", "truncate_embeddings", "semantic_search", "paraphrase_mining",
              "paraphrase_mining_embeddings", "community_detection", "mine_hard_negatives", "quantize_embeddings",
-             "batch_to_device", "SimilarityFunction", "LoggingHandler"],
+             "batch_to_device", "SimilarityFunction", "LoggingHandler", "is_sentence_transformer_model"],
     "losses": ["MultipleNegativesRankingLoss", "CachedMultipleNegativesRankingLoss", "CoSENTLoss",
                "CosineSimilarityLoss", "MarginMSELoss", "MatryoshkaLoss"],
     "evaluation": ["EmbeddingSimilarityEvaluator", "InformationRetrievalEvaluator", "RerankingEvaluator",

@@ -224,3 +224,21 @@ def test_mine_hard_negatives_is_the_training_one():
     assert util.mine_hard_negatives is mine_hard_negatives
     assert set(util.__all__) >= {"cos_sim", "semantic_search", "paraphrase_mining", "community_detection",
                                  "mine_hard_negatives", "quantize_embeddings", "batch_to_device"}
+
+
+def test_is_sentence_transformer_model(st_util, minilm_dir, tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "config.json").write_text("{}")
+    # A Hub repository in a local cache (HF_HUB_OFFLINE is set for the tests): refs/main -> a snapshot.
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--someone--tiny" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "modules.json").write_text("[]")
+    (cache / "models--someone--tiny" / "refs").mkdir()
+    (cache / "models--someone--tiny" / "refs" / "main").write_text("abc123")
+    cases = [(minilm_dir, {}), (str(plain), {}), ("someone/tiny", {"cache_folder": str(cache)}),
+             ("someone/other", {"cache_folder": str(cache)}), ("not a valid id!", {})]
+    answers = [util.is_sentence_transformer_model(path, **kw) for path, kw in cases]
+    assert answers == [st_util.is_sentence_transformer_model(path, **kw) for path, kw in cases]
+    assert answers == [True, False, True, False, False]

@@ -23,6 +23,7 @@ from omnivec.similarity import (
     pairwise_manhattan_sim,
     pytorch_cos_sim,
 )
+from omnivec.util.hub import is_sentence_transformer_model
 from omnivec.util.log_handler import LoggingHandler
 from omnivec.util.retrieval import community_detection, paraphrase_mining, paraphrase_mining_embeddings, semantic_search
 from omnivec.util.tensor import batch_to_device, normalize_embeddings, truncate_embeddings
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LoggingHandler", "SimilarityFunction", "batch_to_device", "community_detection", "cos_sim", "dot_score",
-    "euclidean_sim", "manhattan_sim", "mine_hard_negatives", "normalize_embeddings", "pairwise_angle_sim",
+    "euclidean_sim", "is_sentence_transformer_model", "manhattan_sim", "mine_hard_negatives", "normalize_embeddings", "pairwise_angle_sim",
     "pairwise_cos_sim", "pairwise_dot_score", "pairwise_euclidean_sim", "pairwise_manhattan_sim",
     "paraphrase_mining", "paraphrase_mining_embeddings", "pytorch_cos_sim", "quantize_embeddings",
     "semantic_search", "truncate_embeddings",
