@@ -59,6 +59,9 @@ def _inject(root: Path, module: str, code: str) -> str:
     # loading/ sits below modules/.
     ("omnivec.loading.hub", "import omnivec.modules.base  # noqa\n", "layers",
      "omnivec.loading.hub -> omnivec.modules.base"),
+    # The drop-in façades (omnivec.util, omnivec.losses, ...) re-export train/: the library never imports them.
+    ("omnivec.models.embedder", "def _facade():\n    from omnivec.util import cos_sim  # noqa\n", "layers",
+     "omnivec.models.embedder -> omnivec.util"),
     # The library never imports an application.
     ("omnivec.runtime.batching", "import omnivec.kb.config  # noqa\n", "library-below-applications",
      "omnivec.runtime.batching -> omnivec.kb.config"),

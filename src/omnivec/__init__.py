@@ -23,8 +23,12 @@ if TYPE_CHECKING:
         export_static_quantized_openvino_model,
         quantize_for,
     )
+    from omnivec.models.model_card_data import CrossEncoderModelCardData, SentenceTransformerModelCardData
     from omnivec.models.templates import RerankTemplate
     from omnivec.modules import CLIPModel, Dense, LogitScore, Normalize, Pooling, Router, Transformer
+    from omnivec.similarity import SimilarityFunction
+    # The names from train/ and util/ are left out here: import-linter counts these imports, and library
+    # modules that import omnivec would then reach train/.
 
 # Public name -> module that defines it, imported on first attribute access (PEP 562).
 _LAZY = {
@@ -40,7 +44,6 @@ _LAZY = {
     "Router": "omnivec.modules.router",
     "CLIPModel": "omnivec.modules.clip_model",
     "VideoSampling": "omnivec.inputs.video",
-    "similarity": "omnivec.similarity",
     "quantize_embeddings": "omnivec.runtime.precision",
     "export_optimized_onnx_model": "omnivec.models.exports",
     "export_dynamic_quantized_onnx_model": "omnivec.models.exports",
@@ -49,18 +52,41 @@ _LAZY = {
     "OnnxQuantizationConfig": "omnivec.models.exports",
     "OpenVINOQuantizationConfig": "omnivec.models.exports",
     "quantize_for": "omnivec.models.exports",
+    # sentence-transformers' top-level names (issue 15)
+    "SimilarityFunction": "omnivec.similarity",
+    "InputExample": "omnivec.train.input_example",
+    "LoggingHandler": "omnivec.util.log_handler",
+    "mine_hard_negatives": "omnivec.train.mining",
+    "SentenceTransformerTrainer": "omnivec.train.trainer",
+    "SentenceTransformerTrainingArguments": "omnivec.train.args",
+    "CrossEncoderTrainer": "omnivec.train.trainer",
+    "CrossEncoderTrainingArguments": "omnivec.train.args",
+    "SentenceTransformerModelCardData": "omnivec.models.model_card_data",
+    "CrossEncoderModelCardData": "omnivec.models.model_card_data",
 }
+# Public name -> the defining module's name for it, where they differ.
+_RENAMED = {
+    "SentenceTransformer": "Embedder",
+    "SentenceTransformerTrainer": "EmbedderTrainer",
+    "SentenceTransformerTrainingArguments": "TrainingArguments",
+    "CrossEncoderTrainingArguments": "TrainingArguments",
+}
+# Subpackages reachable as attributes (``omnivec.util.cos_sim`` after a bare ``import omnivec``).
+_SUBMODULES = ("similarity", "util", "models", "modules", "losses", "evaluation", "cross_encoder", "quantization")
 
-__all__ = ["__version__", *_LAZY]  # pyright: ignore[reportUnsupportedDunderAll] (names resolved lazily below)
+# Names resolved lazily below.
+__all__ = ["__version__", *_LAZY, "similarity"]  # pyright: ignore[reportUnsupportedDunderAll]
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'omnivec' has no attribute {name!r}")
     import importlib
 
-    module = importlib.import_module(_LAZY[name])
-    value = module if name == "similarity" else getattr(module, "Embedder" if name == "SentenceTransformer" else name)
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"omnivec.{name}")
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), _RENAMED.get(name, name))
+    else:
+        raise AttributeError(f"module 'omnivec' has no attribute {name!r}")
     globals()[name] = value
     return value
 

@@ -124,8 +124,7 @@ class Embedder(EncodeMultiProcess, BaseModel):
 
     @similarity_fn_name.setter
     def similarity_fn_name(self, name: str) -> None:
-        sim.get(name)  # validates
-        self._similarity_fn_name = name
+        self._similarity_fn_name = sim.checked_name(name)  # a plain str, also for a SimilarityFunction member
 
     def _input_modules(self) -> list[Transformer]:
         first = self[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -15,20 +15,30 @@ Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
 PRECISIONS: tuple[str, ...] = ("float32", "int8", "uint8", "binary", "ubinary")
 
 
+def _numpy(x: Any) -> Any:
+    """A torch tensor (on any device, bfloat16 too) as a NumPy array; anything else as it is."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # duck-typed, so this module needs no torch import
+        x = x.detach()
+        return (x.float() if str(x.dtype) == "torch.bfloat16" else x).cpu().numpy()
+    return x
+
+
 def quantize_embeddings(
-    embeddings: np.ndarray,
+    embeddings: Any,
     precision: Precision,
     ranges: np.ndarray | None = None,
     calibration_embeddings: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Quantize float embeddings.
+    """Quantize float embeddings (a NumPy array, a torch tensor, or a list of either's rows).
 
     int8/uint8 map each dimension's [min, max] (from ``ranges``, ``calibration_embeddings`` or the
     embeddings themselves) onto 256 buckets; binary/ubinary pack the sign bits, 8 dimensions a byte.
     """
     if precision not in PRECISIONS:
         raise InputError(f"precision {precision!r} is not one of {PRECISIONS}.")
-    embeddings = np.asarray(embeddings)
+    if isinstance(embeddings, list):
+        embeddings = [_numpy(e) for e in embeddings]
+    embeddings = np.asarray(_numpy(embeddings))
     if embeddings.dtype in (np.int8, np.uint8):
         raise InputError("Embeddings to quantize must be floats, not already int8/uint8.")
     if precision == "float32":
