@@ -108,3 +108,22 @@ def test_cross_encoder_kwargs_reach_their_targets(bert_dir, tmp_path, st):
     assert ours.config.hidden_dropout_prob == theirs.config.hidden_dropout_prob == 0.21
     assert ours.tokenizer.model_max_length == theirs.tokenizer.model_max_length == 12
     np.testing.assert_allclose(ours.predict(PAIRS), theirs.predict(PAIRS), atol=1e-5)
+
+
+def test_short_names_are_fetched_from_the_hub_under_the_organization(bert_dir, tmp_path, monkeypatch, st):
+    """Not in the cache: the Hub download asks for the organization's repository (a stand-in for the Hub here)."""
+    import huggingface_hub
+
+    asked = []
+
+    def fake_snapshot_download(repo_id, **kwargs):
+        asked.append((repo_id, kwargs.get("cache_dir")))
+        return bert_dir
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    model = omnivec.SentenceTransformer("tiny-bert", cache_folder=str(tmp_path), device="cpu")
+    assert asked[0] == ("sentence-transformers/tiny-bert", str(tmp_path))
+    np.testing.assert_allclose(model.encode(TEXTS), st.SentenceTransformer(bert_dir, device="cpu").encode(TEXTS),
+                               atol=1e-5)
+    omnivec.CrossEncoder("ms-marco-MiniLM-L6-v2", num_labels=1, device="cpu")
+    assert asked[-1][0] == "cross-encoder/ms-marco-MiniLM-L6-v2"

@@ -102,3 +102,10 @@ def test_pooling_old_arguments(bert_dir, st, warnings_log, flags):
     ours_model = omnivec.SentenceTransformer(modules=[omnivec.Transformer(bert_dir), ours], device="cpu")
     theirs_model = st.SentenceTransformer(modules=[TheirTransformer(bert_dir), theirs], device="cpu")
     np.testing.assert_allclose(ours_model.encode(TEXTS), theirs_model.encode(TEXTS), atol=1e-5)
+
+
+def test_cross_encoder_old_positional_arguments(ce_dir, st, warnings_log):
+    ours, theirs = omnivec.CrossEncoder(ce_dir, 1, 8), st.CrossEncoder(ce_dir, 1, 8)
+    assert ours.num_labels == theirs.num_labels == 1 and ours.max_length == theirs.max_seq_length == 8
+    assert "Passing `max_length` as a positional argument to CrossEncoder is deprecated" in warnings_log.text
+    np.testing.assert_allclose(ours.predict(PAIRS), theirs.predict(PAIRS), atol=1e-5)

@@ -24,7 +24,7 @@ from omnivec.models.text_cut import PairCutter
 from omnivec.modules.base import Module
 from omnivec.modules.dense import Dense, activation_from_path, activation_path
 from omnivec.modules.logit_score import LogitScore
-from omnivec.modules.renamed_args import renamed_kwargs
+from omnivec.modules.renamed_args import legacy_positionals, renamed_kwargs
 from omnivec.modules.transformer import Transformer
 
 Pair = Sequence[str]
@@ -56,6 +56,7 @@ class CrossEncoder(BaseModel):
     @renamed_kwargs("CrossEncoder", model_name="model_name_or_path", automodel_args="model_kwargs",
                     tokenizer_args="processor_kwargs", tokenizer_kwargs="processor_kwargs", config_args="config_kwargs",
                     cache_dir="cache_folder", default_activation_function="activation_fn")
+    @legacy_positionals("CrossEncoder", 2, ("num_labels", "max_length", "activation_fn", "device"))
     def __init__(
         self,
         model_name_or_path: str | os.PathLike | None = None,

@@ -79,3 +79,25 @@ def merge_kwargs(name: str, *dicts: Mapping[str, Any] | None) -> dict[str, Any]:
             raise ConfigError(f"{name} must be a dict of keyword arguments, got {type(value).__name__}.")
         merged.update(value)
     return merged
+
+
+def legacy_positionals(owner: str, keep: int, names: tuple[str, ...]) -> Callable[[F], F]:
+    """Decorator: positional arguments past the first ``keep`` (``self`` counted) are read as the keywords ``names``,
+    in order, with sentence-transformers' warning: ``CrossEncoder(name, 1, 512)`` from before its version 5.4."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            extra = args[keep:]
+            if len(extra) > len(names):
+                raise ConfigError(f"{owner} takes at most {keep - 1 + len(names)} positional arguments, got "
+                                  f"{len(args) - 1}; pass the others by keyword.")
+            for name, value in zip(names, extra, strict=False):
+                logger.warning("Passing `%s` as a positional argument to %s is deprecated. Please use `%s=%r` as a "
+                               "keyword argument instead.", name, owner, name, value)
+                kwargs.setdefault(name, value)
+            return func(*args[:keep], **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate
