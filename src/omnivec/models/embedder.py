@@ -221,8 +221,9 @@ class Embedder(EmbedderMethods, BaseModel):
         a list of (tokens, hidden) tensors; ``output_value=None``: one dict per input of every output (token ids,
         mask, token and sentence embeddings, trimmed to the input's own tokens). A list is one batch; so are a tuple,
         a 1-D NumPy array of strings, a pandas Series and a ``datasets`` Column. ``chunk_size``: the inputs each
-        worker of a multi-process pool takes at a time (accepted and unused in one process). ``max_tokens_per_batch`` also bounds each text batch's padded size
-        (default: 2,048 on CPU, where smaller batches run faster; none on GPU).
+        worker of a multi-process pool takes at a time (accepted and unused in one process). ``max_tokens_per_batch``
+        also bounds each text batch's padded size (default: 2,048 on CPU, where smaller batches run faster; none on
+        GPU).
         """
         if output_value not in ("sentence_embedding", "token_embeddings", None):
             raise InputError(f"output_value {output_value!r} must be 'sentence_embedding', 'token_embeddings' or "
