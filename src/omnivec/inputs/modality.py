@@ -36,6 +36,31 @@ class Item:
     value: Any  # raw, not yet decoded; for a multimodal dict: {modality: raw value}
 
 
+def as_batch(inputs: Any) -> tuple[list[Any], bool]:
+    """The inputs as a list, and whether they were one input. A batch is a list or tuple, any other sequence that is
+    not text or bytes (a ``datasets`` Column, a ``collections.UserList``...), a pandas Series, Index or array (what
+    ``df["text"].values`` gives with pandas 3), or a 1-D
+    NumPy array of strings (dtype ``<U..``) or objects. Anything else is one input: a 1-D array of numbers stays
+    one (ambiguous) input, refused by ``tag_inputs`` with a message that says how to mark it."""
+    if isinstance(inputs, list):
+        return inputs, False
+    if isinstance(inputs, (str, bytes, bytearray, memoryview, dict)):
+        return [inputs], True
+    kind = type(inputs)
+    if kind.__name__ == "ndarray":
+        if inputs.dtype.kind in ("U", "S", "O") and inputs.ndim >= 1:
+            if inputs.ndim != 1:
+                raise InputError(f"A NumPy array of inputs must be 1-D (one input per element), got shape "
+                                 f"{tuple(inputs.shape)}; pass array.ravel() or a list.")
+            return inputs.tolist(), False
+        return [inputs], True
+    if kind.__module__.split(".")[0] == "pandas" and getattr(inputs, "ndim", None) == 1:
+        return list(inputs.tolist()), False  # Series, Index, and .values of a string column (ArrowStringArray)
+    if isinstance(inputs, Sequence):  # tuple, datasets.Column, UserList, range...
+        return list(inputs), False
+    return [inputs], True
+
+
 def tag_inputs(inputs: Sequence[Any], modality: str | None = None) -> list[Item]:
     """Tag each input with its modality (or the forced ``modality``), naming the index of any it cannot tell."""
     if modality is not None and modality not in MODALITIES:

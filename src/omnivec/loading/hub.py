@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from omnivec.errors import ModelNotFoundError
-from omnivec.loading.defaults import PACKAGED_COPIES, packaged_copy
+from omnivec.loading.defaults import ORIGINAL_TRANSFORMER_MODELS, PACKAGED_COPIES, packaged_copy
 
 # Files a sentence-transformers folder or a plain Hugging Face checkpoint is recognised by.
 MODEL_MARKER_FILES = ("modules.json", "config.json")
@@ -42,6 +42,27 @@ def backend_file_patterns(backend: str, file_name: str | None) -> list[str]:
         stem = (file_name or "openvino_model.xml").removeprefix("openvino/").rsplit(".", 1)[0]
         return [f"openvino/{stem}.xml", f"openvino/{stem}.bin"]
     return []
+
+
+def hub_id_for(name_or_path: str | os.PathLike, organization: str | None) -> str | os.PathLike:
+    """The Hub id a model class reads a short name as, the way sentence-transformers does: a name with no ``/`` that
+    is no existing folder gets the class's organization (``all-MiniLM-L6-v2`` ->
+    ``sentence-transformers/all-MiniLM-L6-v2`` for an Embedder, ``cross-encoder/...`` for a CrossEncoder), except
+    the original transformers checkpoints (``bert-base-uncased``...). Anything else is returned as it is."""
+    if organization is None or not isinstance(name_or_path, str):
+        return name_or_path
+    name = name_or_path
+    if "/" in name or "\\" in name or name.startswith((".", "~")) or not name or os.path.exists(name):
+        return name
+    if name.lower() in ORIGINAL_TRANSFORMER_MODELS:
+        return name
+    return f"{organization}/{name}"
+
+
+def cache_folder_for(options: HubOptions) -> str | None:
+    """The Hub cache a download goes to: ``cache_folder``, else ``SENTENCE_TRANSFORMERS_HOME`` (read at each load,
+    as sentence-transformers reads it at each model construction), else huggingface_hub's default."""
+    return options.cache_folder or os.environ.get("SENTENCE_TRANSFORMERS_HOME") or None
 
 
 def _looks_local(name: str) -> bool:
@@ -95,6 +116,7 @@ def _download_snapshot(repo_id: str, options: HubOptions) -> Path:
         RevisionNotFoundError,
     )
 
+    cache_dir = cache_folder_for(options)
     # The env var is read here too: huggingface_hub reads it only once, at import.
     offline = options.local_files_only or constants.HF_HUB_OFFLINE or _env_flag("HF_HUB_OFFLINE")
     try:
@@ -102,7 +124,7 @@ def _download_snapshot(repo_id: str, options: HubOptions) -> Path:
             repo_id,
             revision=options.revision,
             token=options.token,
-            cache_dir=options.cache_folder,
+            cache_dir=cache_dir,
             local_files_only=offline,
             ignore_patterns=_IGNORE_PATTERNS,
         )
@@ -110,13 +132,13 @@ def _download_snapshot(repo_id: str, options: HubOptions) -> Path:
         if exports:  # absent on the Hub or in the cache: the backend exports it locally on first use
             with contextlib.suppress(LocalEntryNotFoundError):
                 snapshot_download(repo_id, revision=options.revision, token=options.token,
-                                  cache_dir=options.cache_folder, local_files_only=offline, allow_patterns=exports)
+                                  cache_dir=cache_dir, local_files_only=offline, allow_patterns=exports)
     except HFValidationError as exc:
         raise ModelNotFoundError(
             f"Model {repo_id!r} is neither an existing local folder nor a valid Hub id ({exc})."
         ) from None
     except LocalEntryNotFoundError:
-        where = options.cache_folder or constants.HF_HUB_CACHE
+        where = cache_dir or constants.HF_HUB_CACHE
         why = "offline mode (HF_HUB_OFFLINE or local_files_only)" if offline else "the Hub could not be reached"
         raise ModelNotFoundError(
             f"Model {repo_id!r} is not a local folder and is not in the Hugging Face cache at {where!r}, "

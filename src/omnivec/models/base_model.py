@@ -21,10 +21,12 @@ import torch
 
 from omnivec._version import __version__
 from omnivec.errors import ConfigError, InputError, ModelLoadError, ModelNotFoundError
-from omnivec.loading.hub import MODEL_MARKER_FILES, resolve_model_dir
+from omnivec.loading.hub import MODEL_MARKER_FILES, hub_id_for, resolve_model_dir
 from omnivec.loading.options import BACKENDS, LoadOptions
 from omnivec.models.backend_choice import resolve_backend
+from omnivec.models.model_card import write_model_card
 from omnivec.models.multi_process import MultiProcessPool
+from omnivec.models.st_methods import ModelMethods
 from omnivec.modules.base import Module, module_class_for
 from omnivec.modules.router import Router
 from omnivec.modules.transformer import Transformer
@@ -35,7 +37,7 @@ MODEL_CONFIG_FILE = "config_sentence_transformers.json"
 MODULES_FILE = "modules.json"
 
 
-class BaseModel(MultiProcessPool, torch.nn.Sequential):
+class BaseModel(ModelMethods, MultiProcessPool, torch.nn.Sequential):
     """Modules applied in order to a features dict; loaded from and saved to the sentence-transformers layout.
 
     Args:
@@ -51,6 +53,8 @@ class BaseModel(MultiProcessPool, torch.nn.Sequential):
 
     model_type: ClassVar[str] = "SentenceTransformer"
     model_kind: ClassVar[str] = "embedder"  # what a model cache and a cached backend measurement file it under
+    # A short name ("all-MiniLM-L6-v2") is read as this organization's Hub id, as in sentence-transformers.
+    default_huggingface_organization: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -69,6 +73,7 @@ class BaseModel(MultiProcessPool, torch.nn.Sequential):
         given = {key: value for key, value in (config or {}).items() if value is not None}
         model_config: dict[str, Any] = dict(given)
         if model_name_or_path is not None:
+            model_name_or_path = hub_id_for(model_name_or_path, self.default_huggingface_organization)
             modules, model_config, options = self._load_on_backend(model_name_or_path, options, given, device)
         if options.runtime != "torch":
             device = "cpu"  # the features stay where the backend computes them
@@ -105,7 +110,8 @@ class BaseModel(MultiProcessPool, torch.nn.Sequential):
         """A model of this class loaded with ``options`` as they are (a subclass's constructor only turns its
         arguments into these): how an export of the model is made before the model the caller asked for loads."""
         model = cls.__new__(cls)
-        BaseModel.__init__(model, model_name_or_path, None, options, config=config)
+        name = hub_id_for(model_name_or_path, cls.default_huggingface_organization)
+        BaseModel.__init__(model, name, None, options, config=config)
         return model
 
     # -- subclass hooks ---------------------------------------------------------------------------
@@ -173,9 +179,15 @@ class BaseModel(MultiProcessPool, torch.nn.Sequential):
         )
 
     # -- saving -----------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
-        """Save in the sentence-transformers layout (loadable by sentence-transformers and omnivec)."""
+    def save(self, path: str | os.PathLike, model_name: str | None = None, create_model_card: bool = True,
+             train_datasets: list[str] | None = None, safe_serialization: bool = True) -> None:
+        """Save in the sentence-transformers layout (loadable by sentence-transformers and omnivec), with a README.md
+        model card (``create_model_card``) naming ``model_name`` and ``train_datasets``. Weights are written as
+        safetensors whatever ``safe_serialization`` says (as transformers 5 writes them; both libraries load them)."""
         import transformers
+
+        if not isinstance(safe_serialization, bool):
+            raise InputError(f"safe_serialization must be True or False, got {safe_serialization!r}.")
 
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
@@ -201,6 +213,8 @@ class BaseModel(MultiProcessPool, torch.nn.Sequential):
         }
         with open(folder / MODEL_CONFIG_FILE, "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2, sort_keys=True)
+        if create_model_card:
+            write_model_card(folder, self, model_name, train_datasets)
 
     save_pretrained = save
 

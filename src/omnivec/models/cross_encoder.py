@@ -25,6 +25,7 @@ from omnivec.models.text_cut import PairCutter
 from omnivec.modules.base import Module
 from omnivec.modules.dense import Dense, activation_from_path, activation_path
 from omnivec.modules.logit_score import LogitScore
+from omnivec.modules.renamed_args import legacy_positionals, renamed_kwargs
 from omnivec.modules.transformer import Transformer
 from omnivec.runtime.process_pool import ProcessPool
 
@@ -52,7 +53,12 @@ class CrossEncoder(BaseModel):
 
     model_type = "CrossEncoder"
     model_kind = "cross-encoder"
+    default_huggingface_organization = "cross-encoder"
 
+    @renamed_kwargs("CrossEncoder", model_name="model_name_or_path", automodel_args="model_kwargs",
+                    tokenizer_args="processor_kwargs", tokenizer_kwargs="processor_kwargs", config_args="config_kwargs",
+                    cache_dir="cache_folder", default_activation_function="activation_fn")
+    @legacy_positionals("CrossEncoder", 2, ("num_labels", "max_length", "activation_fn", "device"))
     def __init__(
         self,
         model_name_or_path: str | os.PathLike | None = None,
@@ -173,7 +179,24 @@ class CrossEncoder(BaseModel):
             return torch.nn.Identity()
         return torch.nn.Sigmoid() if self.num_labels == 1 else torch.nn.Identity()
 
+    @property
+    def model(self) -> Any:
+        """The Hugging Face model that scores the pairs (sentence-transformers' ``CrossEncoder.model``)."""
+        return self.transformer.model
+
+    @property
+    def config(self) -> Any:
+        """The Hugging Face config of that model (``num_labels``, ``id2label``...)."""
+        return self.transformer.config
+
+    @property
+    def default_activation_function(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The older name of ``activation_fn``."""
+        return self.activation_fn
+
     # -- scoring ----------------------------------------------------------------------------------
+    @renamed_kwargs(same={"inputs": "pairs"}, no_effect=("num_workers",), sentences="pairs",
+                    activation_fct="activation_fn")
     def predict(
         self,
         pairs: Pair | Sequence[Pair],
@@ -212,6 +235,8 @@ class CrossEncoder(BaseModel):
             result = list(scores)
         return result[0] if single else result
 
+    @renamed_kwargs(no_effect=("num_workers", "apply_softmax", "convert_to_numpy", "convert_to_tensor"),
+                    activation_fct="activation_fn")
     def rank(
         self,
         query: str,

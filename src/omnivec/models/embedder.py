@@ -13,14 +13,16 @@ import torch
 
 from omnivec import similarity as sim
 from omnivec.errors import ConfigError, InputError
-from omnivec.inputs.modality import tag_inputs
+from omnivec.inputs.modality import as_batch, tag_inputs
 from omnivec.inputs.video import VideoSampling
 from omnivec.loading.hub import HubOptions
 from omnivec.loading.options import BackendName, LoadOptions
 from omnivec.models.base_model import BaseModel
 from omnivec.models.multi_process import EncodeMultiProcess, encode_in_pool, pool_or_place
+from omnivec.models.st_methods import EmbedderMethods
 from omnivec.modules.base import Module
 from omnivec.modules.pooling import Pooling
+from omnivec.modules.renamed_args import renamed_kwargs
 from omnivec.modules.router import Router
 from omnivec.modules.transformer import Transformer
 from omnivec.runtime.batching import default_token_budget
@@ -34,7 +36,7 @@ logger = logging.getLogger(__name__)
 OutputValue = Literal["sentence_embedding", "token_embeddings"]
 
 
-class Embedder(EncodeMultiProcess, BaseModel):
+class Embedder(EmbedderMethods, EncodeMultiProcess, BaseModel):
     """Embeds inputs into vectors; loads and saves sentence-transformers model folders.
 
     Args:
@@ -56,6 +58,7 @@ class Embedder(EncodeMultiProcess, BaseModel):
     """
 
     model_type = "SentenceTransformer"
+    default_huggingface_organization = "sentence-transformers"
 
     def __init__(
         self,
@@ -186,13 +189,14 @@ class Embedder(EncodeMultiProcess, BaseModel):
     get_embedding_dimension = get_sentence_embedding_dimension
 
     # -- encoding ---------------------------------------------------------------------------------
+    @renamed_kwargs(sentences="inputs")
     def encode(  # noqa: C901 (sentence-transformers' encode signature: each of its options is checked here)
         self,
         inputs: Any,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
-        output_value: OutputValue = "sentence_embedding",
-        precision: Precision = "float32",
+        output_value: OutputValue | None = "sentence_embedding",
+        precision: Precision | None = "float32",
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
         normalize_embeddings: bool = False,
@@ -205,7 +209,7 @@ class Embedder(EncodeMultiProcess, BaseModel):
         max_tokens_per_batch: int | None = None,
         pool: ProcessPool | None = None,
         chunk_size: int | None = None,
-    ) -> np.ndarray | torch.Tensor | list[torch.Tensor]:
+    ) -> np.ndarray | torch.Tensor | list[torch.Tensor] | Any:
         """Embed one input or a list of inputs of any modalities the model accepts, in any order.
 
         Inputs: ``str`` text; images (PIL, path, URL, ``data:`` URI, bytes, HxWxC uint8 array); audio
@@ -216,19 +220,23 @@ class Embedder(EncodeMultiProcess, BaseModel):
 
         Returns an array of shape (n, dim) (a single vector for a single input), a tensor with
         ``convert_to_tensor``, a list of tensors with neither, or for ``output_value="token_embeddings"``
-        a list of (tokens, hidden) tensors. ``max_tokens_per_batch`` also bounds each text batch's padded size
-        (default: 2,048 on CPU, where smaller batches run faster; none on GPU). ``pool`` (from
-        ``start_multi_process_pool``) or a list of devices (``device=["cpu", "cpu"]``: a pool for this call) encodes
-        in worker processes, ``chunk_size`` inputs at a time (``models/multi_process.py``).
+        a list of (tokens, hidden) tensors; ``output_value=None``: one dict per input of every output (token ids,
+        mask, token and sentence embeddings, trimmed to the input's own tokens). A list is one batch; so are a tuple,
+        a 1-D NumPy array of strings, a pandas Series and a ``datasets`` Column. ``max_tokens_per_batch`` also bounds
+        each text batch's padded size (default: 2,048 on CPU, where smaller batches run faster; none on GPU). ``pool``
+        (from ``start_multi_process_pool``) or a list of devices (``device=["cpu", "cpu"]``: a pool for this call)
+        encodes in worker processes, ``chunk_size`` inputs at a time (``models/multi_process.py``).
         """
-        if output_value not in ("sentence_embedding", "token_embeddings"):
-            raise InputError(f"output_value {output_value!r} must be 'sentence_embedding' or 'token_embeddings'.")
+        if output_value not in ("sentence_embedding", "token_embeddings", None):
+            raise InputError(f"output_value {output_value!r} must be 'sentence_embedding', 'token_embeddings' or "
+                             "None (every output, one dict per input).")
+        precision = precision or "float32"  # None: sentence-transformers' evaluators pass it for "no quantization"
         if precision not in PRECISIONS:
             raise InputError(f"precision {precision!r} is not one of {PRECISIONS}.")
         if batch_size <= 0:
             raise InputError(f"batch_size must be a positive integer, got {batch_size}.")
-        single = not isinstance(inputs, (list, tuple))
-        items = tag_inputs([inputs] if single else inputs, modality)
+        batch, single = as_batch(inputs)
+        items = tag_inputs(batch, modality)
         prompt = self._resolve_prompt(prompt, prompt_name)
         truncate_dim = _check_truncate_dim(truncate_dim if truncate_dim is not None else self.truncate_dim)
         request = pool_or_place(self, pool, device, chunk_size)
@@ -241,7 +249,7 @@ class Embedder(EncodeMultiProcess, BaseModel):
             chunk_kwargs = {"batch_size": batch_size, "output_value": output_value, "normalize_embeddings":
                             normalize_embeddings, "truncate_dim": truncate_dim, "prompt": prompt, "modality": modality,
                             "task": task, "max_tokens_per_batch": max_tokens_per_batch}
-            return encode_in_pool(self, request, [inputs] if single else list(inputs), single=single,
+            return encode_in_pool(self, request, list(batch), single=single,
                                   chunk_kwargs=chunk_kwargs, precision=precision, convert_to_numpy=convert_to_numpy,
                                   convert_to_tensor=convert_to_tensor, show_progress_bar=show_progress_bar)
         budget = max_tokens_per_batch if max_tokens_per_batch is not None else default_token_budget(self.device)
@@ -250,11 +258,14 @@ class Embedder(EncodeMultiProcess, BaseModel):
                              decode=decode_options)
         with torch.inference_mode():
             vectors = embed_units(units, items, lambda modality_: self._stages(modality_, task), options)
-        if output_value == "token_embeddings":
+        if output_value != "sentence_embedding":
             first: dict[int, int] = {}
             for position, unit in enumerate(units):
                 first.setdefault(unit.item, position)
-            rows = [vectors[first[item]] for item in range(len(items))]
+            rows: list[Any] = [vectors[first[item]] for item in range(len(items))]
+            if output_value is None and truncate_dim is not None:
+                for row in rows:
+                    row["sentence_embedding"] = row["sentence_embedding"][:truncate_dim]
             return rows[0] if single else rows
 
         embeddings = combine_units(units, vectors, rules)
@@ -309,8 +320,8 @@ class Embedder(EncodeMultiProcess, BaseModel):
             prompt_name = next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
         return self.encode(inputs, prompt=prompt, prompt_name=prompt_name, task="document", **encode_kwargs)
 
-    def _empty(self, output_value: str, precision: str, to_numpy: bool, to_tensor: bool, truncate_dim: int | None):
-        if output_value == "token_embeddings":
+    def _empty(self, output_value: str | None, precision: str, to_numpy: bool, to_tensor: bool, truncate_dim: int | None):
+        if output_value != "sentence_embedding":
             return []
         dim = self.get_sentence_embedding_dimension() or 0
         if truncate_dim is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import torch
 
 from omnivec.errors import ConfigError
 from omnivec.modules.base import Module
+from omnivec.modules.renamed_args import renamed_kwargs
 
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
 
@@ -22,6 +25,24 @@ _LEGACY_KEYS = {
     "pooling_mode_weightedmean_tokens": "weightedmean",
     "pooling_mode_lasttoken": "lasttoken",
 }
+
+
+def _legacy_modes(init: Callable[..., None]) -> Callable[..., None]:
+    """``Pooling(pooling_mode_mean_tokens=True, ...)``, sentence-transformers' older boolean arguments, read as
+    ``pooling_mode`` (with its FutureWarning); an explicit ``pooling_mode`` wins over them, as there."""
+
+    @functools.wraps(init)
+    def wrapper(self: Pooling, *args: Any, **kwargs: Any) -> None:
+        old = [key for key in kwargs if key in _LEGACY_KEYS]
+        if old:
+            warnings.warn(f"The {', '.join(f'`{key}`' for key in old)} argument(s) are deprecated. Please use "
+                          "`pooling_mode` instead.", FutureWarning, stacklevel=3)
+            chosen = [mode for key, mode in _LEGACY_KEYS.items() if kwargs.pop(key, False)]
+            if kwargs.get("pooling_mode") is None and len(args) < 2:
+                kwargs["pooling_mode"] = chosen or ["mean"]
+        init(self, *args, **kwargs)
+
+    return wrapper
 
 
 class Pooling(Module):
@@ -37,13 +58,16 @@ class Pooling(Module):
     config_key_renames = {"word_embedding_dimension": "embedding_dimension"}
     st_type = "sentence_transformers.models.Pooling"
 
+    @renamed_kwargs(word_embedding_dimension="embedding_dimension")
+    @_legacy_modes
     def __init__(
         self,
         embedding_dimension: int,
-        pooling_mode: str | Sequence[str] = "mean",
+        pooling_mode: str | Sequence[str] | None = "mean",
         include_prompt: bool = True,
     ) -> None:
         super().__init__()
+        pooling_mode = "mean" if pooling_mode is None else pooling_mode  # sentence-transformers 2's default
         modes = (pooling_mode,) if isinstance(pooling_mode, str) else tuple(pooling_mode)
         for mode in modes:
             if mode not in POOLING_MODES:
@@ -60,6 +84,12 @@ class Pooling(Module):
 
     def get_embedding_dimension(self) -> int:
         return self.embedding_dimension * len(self.modes)
+
+    def get_sentence_embedding_dimension(self) -> int:
+        """The older name of ``get_embedding_dimension`` (with sentence-transformers' FutureWarning)."""
+        warnings.warn("The `get_sentence_embedding_dimension` method has been renamed to `get_embedding_dimension`.",
+                      FutureWarning, stacklevel=2)
+        return self.get_embedding_dimension()
 
     def forward(self, features: dict[str, Any]) -> dict[str, Any]:
         tokens: torch.Tensor = features["token_embeddings"]

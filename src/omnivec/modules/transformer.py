@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -18,6 +19,7 @@ from omnivec.modules.backends.loader import copy_model_files, load_backend_model
 from omnivec.modules.backends.towers import BackendTowers, model_class
 from omnivec.modules.base import Module
 from omnivec.modules.processing import call_processor, chat_features, infer_modality_config, processor_modalities
+from omnivec.modules.renamed_args import renamed_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,8 @@ class Transformer(Module):
     save_in_root = True
     st_type = "sentence_transformers.models.Transformer"
 
+    @renamed_kwargs("Transformer", same={"processor_kwargs": "tokenizer_kwargs"}, model_args="model_kwargs",
+                    tokenizer_args="tokenizer_kwargs", config_args="config_kwargs")
     def __init__(
         self,
         model_name_or_path: str | Path,
@@ -242,6 +246,17 @@ class Transformer(Module):
         if name not in self._params_cache:
             self._params_cache[name] = set(inspect.signature(method).parameters)
         return self._params_cache[name]
+
+    @property
+    def auto_model(self) -> Any:
+        """The Hugging Face model (sentence-transformers' name for ``model``)."""
+        return self.model
+
+    def get_word_embedding_dimension(self) -> int:
+        """The older name of ``get_embedding_dimension`` (with sentence-transformers' FutureWarning)."""
+        warnings.warn("The `get_word_embedding_dimension` method has been renamed to `get_embedding_dimension`.",
+                      FutureWarning, stacklevel=2)
+        return self.get_embedding_dimension()
 
     def get_embedding_dimension(self) -> int:
         config = self.config

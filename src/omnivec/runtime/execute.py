@@ -28,7 +28,7 @@ class RunOptions:
     batch_size: int
     max_tokens: int | None
     show_progress_bar: bool | None
-    output_value: str
+    output_value: str | None  # None: every output, one dict per input
     device: torch.device
     decode: DecodeOptions
 
@@ -158,7 +158,9 @@ def _run(modules: Sequence[torch.nn.Module], features: dict[str, Any]) -> dict[s
     return features
 
 
-def _outputs(features: dict[str, Any], output_value: str) -> list[torch.Tensor]:
+def _outputs(features: dict[str, Any], output_value: str | None) -> list[Any]:
+    if output_value is None:
+        return _every_output(features)
     if output_value == "token_embeddings":
         if "token_embeddings" not in features or "attention_mask" not in features:
             raise InputError("output_value='token_embeddings' needs a model that produces token embeddings; "
@@ -166,3 +168,27 @@ def _outputs(features: dict[str, Any], output_value: str) -> list[torch.Tensor]:
         return [row[mask.bool()].cpu()
                 for row, mask in zip(features["token_embeddings"], features["attention_mask"], strict=True)]
     return list(features["sentence_embedding"].cpu())
+
+
+_PER_TOKEN = frozenset({"input_ids", "attention_mask", "token_type_ids", "token_embeddings"})
+
+
+def _every_output(features: dict[str, Any]) -> list[dict[str, Any]]:
+    """One dict per row of every feature (sentence-transformers' ``output_value=None``). Per-token tensors are cut to
+    the row's own tokens: how much padding a row would carry depends on which inputs share its batch."""
+    mask = features.get("attention_mask")
+    rows = next(v.shape[0] for v in features.values() if isinstance(v, torch.Tensor) and v.ndim > 0)
+    out: list[dict[str, Any]] = []
+    for row in range(rows):
+        keep = mask[row].bool() if mask is not None else None
+        item: dict[str, Any] = {}
+        for name, value in features.items():
+            if not (isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == rows):
+                item[name] = value  # per-batch values (modality, prompt_length) as they are
+                continue
+            value = value[row]
+            if keep is not None and name in _PER_TOKEN and value.shape[0] == keep.shape[0]:
+                value = value[keep]
+            item[name] = value.cpu()
+        out.append(item)
+    return out
