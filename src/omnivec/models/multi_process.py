@@ -83,14 +83,14 @@ class PoolRequest:
 def pool_or_place(model: torch.nn.Module, pool: Any, device: Any, chunk_size: Any) -> PoolRequest | None:
     """The checked ``pool`` / ``device=[...]`` / ``chunk_size`` arguments of a call, or None for one process, after
     moving ``model`` to a single ``device`` when one is given. A pool wins over a device list (as in
-    sentence-transformers); ``chunk_size`` without either is not used."""
+    sentence-transformers); ``chunk_size`` is checked always, and used only with either."""
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise InputError(f"chunk_size must be a positive integer (inputs per chunk sent to a worker) or None, "
+                         f"got {chunk_size!r}.")
     if pool is None and not isinstance(device, (list, tuple)):
         if device is not None:
             model.to(device)
         return None
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise InputError(f"chunk_size must be a positive integer (inputs per chunk sent to a worker) or None, "
-                         f"got {chunk_size!r}.")
     if pool is not None:
         if not isinstance(pool, ProcessPool):
             raise InputError(f"pool must be what start_multi_process_pool() returned, got {type(pool).__name__}.")
