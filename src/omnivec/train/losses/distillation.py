@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from omnivec import similarity as sim
 from omnivec.errors import InputError
 from omnivec.train.losses.base import EmbeddingLoss, LossSpec
+from omnivec.train.losses.binding import BoundModel, resolve_similarity
 
 
 def margin_labels(labels: torch.Tensor, rows: int, negatives: int, loss_name: str) -> torch.Tensor:
@@ -26,16 +26,16 @@ def margin_labels(labels: torch.Tensor, rows: int, negatives: int, loss_name: st
     return labels
 
 
-class MarginMSELoss(EmbeddingLoss):
+class MarginMSELoss(BoundModel, EmbeddingLoss):
     """Matches the student's margin ``sim(q, pos) - sim(q, neg)`` to a teacher's margin, by mean squared error.
     Columns: (query, positive, negative...); label: the teacher's margin(s), or its scores."""
 
     spec = LossSpec(inputs=("query", "positive", "negative"), more_inputs="negative", label="float_list")
 
-    def __init__(self, similarity: str = "dot") -> None:
+    def __init__(self, model: Any = None, similarity_fct: Any = None, *, similarity: str | None = None) -> None:
         super().__init__()
-        self.similarity = similarity
-        self._sim = sim.get(similarity, pairwise=True)
+        self.bind(model, "embedder")
+        self.similarity, self._sim = resolve_similarity(similarity, similarity_fct, "dot", pairwise=True)
 
     def config(self) -> dict[str, Any]:
         return {"similarity": self.similarity}
