@@ -165,7 +165,8 @@ def test_dict_of_datasets_with_dict_of_losses_trains(tmp_path, bert_dir):
                                   loss={"pairs": losses.MultipleNegativesRankingLoss(model),
                                         "scored": losses.CoSENTLoss(model)})
         original = trainer.compute_loss
-        trainer.compute_loss = lambda m, inputs, *a, **k: (seen.append(inputs["dataset"]), original(m, inputs, *a, **k))[1]
+        trainer.compute_loss = (lambda m, inputs, *a, seen=seen, original=original, **k:
+                                (seen.append(inputs["dataset"]), original(m, inputs, *a, **k))[1])
         trainer.train()
         train_seen = seen[:steps]
         # round robin: one batch of each in turn until "scored" (2 batches) runs out; proportional: all 6 batches

@@ -13,8 +13,8 @@ import transformers
 
 from omnivec.errors import ConfigError
 from omnivec.train.args import BatchSamplers, MultiDatasetBatchSamplers, TrainingArguments
-from omnivec.train.data import LABEL_COLUMNS, Collator, ColumnPlan, Rows, check_rows, column_names, plan_columns
 from omnivec.train.cross_encoder_losses.base import PairLoss
+from omnivec.train.data import LABEL_COLUMNS, Collator, ColumnPlan, Rows, check_rows, column_names, plan_columns
 from omnivec.train.losses.base import EmbeddingLoss
 from omnivec.train.losses.binding import check_model
 from omnivec.train.model_card import write_model_card

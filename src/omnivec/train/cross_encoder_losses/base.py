@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -20,7 +20,7 @@ def pick_activation(activation_fn: Any, activation: Any, default: torch.nn.Modul
     if chosen is not None and not callable(chosen):
         raise ConfigError(f"activation_fn must be a torch.nn.Module such as torch.nn.Sigmoid(), got "
                           f"{type(chosen).__name__}.")
-    return chosen if chosen is not None else default
+    return cast(torch.nn.Module, chosen) if chosen is not None else default
 
 
 class PairLoss(BoundModel, Loss):

@@ -152,7 +152,8 @@ class InformationRetrievalEvaluator(Evaluator):
         for fn_name, rankings in self.retrieve_all(model, functions).items():
             per_query: dict[str, list[float]] = {}
 
-            def add(metric: str, fn: Any, ks: list[int], rankings: list[list[str]] = rankings) -> None:
+            def add(metric: str, fn: Any, ks: list[int], rankings: list[list[str]] = rankings,
+                    per_query: dict[str, list[float]] = per_query) -> None:
                 for k in ks:
                     per_query[f"{metric}@{k}"] = [fn(ranked, self.relevant_docs[qid], k)
                                                   for qid, ranked in zip(self.query_ids, rankings, strict=True)]

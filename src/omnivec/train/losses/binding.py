@@ -4,7 +4,7 @@ scale=20.0)``), checked at construction, and similarity functions given as calla
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 
@@ -80,4 +80,4 @@ def resolve_similarity(similarity: str | Callable[..., torch.Tensor] | None, sim
     name = getattr(chosen, "__name__", type(chosen).__name__)
     if name in _NAMES:
         return _NAMES[name], sim.get(_NAMES[name], pairwise=pairwise)
-    return name, chosen
+    return name, cast(Callable[..., torch.Tensor], chosen)
