@@ -41,7 +41,8 @@ def _value(model, loss, columns, labels, ours: bool, prepare: bool = True) -> fl
         return loss([model.preprocess(c) for c in columns] if prepare else columns, labels).item()
 
 
-@pytest.mark.parametrize("case", ["mnrl", "cached_mnrl", "cosent", "cosine", "margin_mse", "matryoshka"])
+@pytest.mark.parametrize("case", ["mnrl", "cached_mnrl", "mnsrl", "cosent", "cosine", "margin_mse", "matryoshka",
+                                  "triplet", "contrastive", "online_contrastive"])
 def test_model_first_embedding_losses_match_sentence_transformers(pair, st, case):
     from sentence_transformers import util
     from sentence_transformers.sentence_transformer import losses as st_losses
@@ -56,6 +57,23 @@ def test_model_first_embedding_losses_match_sentence_transformers(pair, st, case
         columns, labels = [ANCHORS, POSITIVES], None
         mine = losses.CachedMultipleNegativesRankingLoss(ours, scale=20.0, mini_batch_size=2)
         oracle = st_losses.CachedMultipleNegativesRankingLoss(theirs, scale=20.0, mini_batch_size=2)
+    elif case == "mnsrl":
+        labels = None
+        mine = losses.MultipleNegativesSymmetricRankingLoss(ours, scale=15.0)
+        oracle = st_losses.MultipleNegativesSymmetricRankingLoss(theirs, scale=15.0)
+    elif case == "triplet":  # sentence-transformers' metric functions work in omnivec's losses
+        columns, labels = [ANCHORS, POSITIVES, NEGATIVES], None
+        mine = losses.TripletLoss(ours, distance_metric=st_losses.TripletDistanceMetric.COSINE, triplet_margin=0.3)
+        oracle = st_losses.TripletLoss(theirs, distance_metric=st_losses.TripletDistanceMetric.COSINE,
+                                       triplet_margin=0.3)
+    elif case in ("contrastive", "online_contrastive"):
+        labels = torch.tensor([1, 0, 1, 0, 0, 1])
+        if case == "contrastive":
+            mine = losses.ContrastiveLoss(ours, losses.SiameseDistanceMetric.EUCLIDEAN, margin=2.0)
+            oracle = st_losses.ContrastiveLoss(theirs, st_losses.SiameseDistanceMetric.EUCLIDEAN, margin=2.0)
+        else:
+            mine, oracle = losses.OnlineContrastiveLoss(ours, margin=0.9), st_losses.OnlineContrastiveLoss(theirs,
+                                                                                                           margin=0.9)
     elif case == "cosent":
         mine, oracle = losses.CoSENTLoss(ours, scale=20.0), st_losses.CoSENTLoss(theirs, scale=20.0)
     elif case == "cosine":
@@ -222,3 +240,67 @@ def test_fit_trains_with_input_examples(tmp_path, bert_dir):
     assert (tmp_path / "best" / "config_sentence_transformers.json").exists() or any((tmp_path / "best").iterdir())
     reloaded = omnivec.Embedder(str(tmp_path / "best"), device="cpu")
     assert reloaded.encode(["a fox"]).shape == model.encode(["a fox"]).shape
+
+
+@pytest.fixture(scope="module")
+def no_dropout_bert(tmp_path_factory, bert_dir) -> str:
+    """The tiny BERT without dropout, so a training step is deterministic in both libraries."""
+    import json
+    import shutil
+
+    folder = tmp_path_factory.mktemp("bert-no-dropout") / "model"
+    shutil.copytree(bert_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (folder / "config.json").write_text(json.dumps(config))
+    return str(folder)
+
+
+def test_fit_gives_sentence_transformers_weights(tmp_path, no_dropout_bert, st):
+    """The same fit() call (one batch per epoch, so the shuffle order cannot matter) ends at the same weights."""
+    from sentence_transformers.sentence_transformer import losses as st_losses
+    from torch.utils.data import DataLoader
+
+    ours, theirs = omnivec.Embedder(no_dropout_bert, device="cpu"), st.SentenceTransformer(no_dropout_bert, device="cpu")
+    examples = [st.InputExample(texts=[a, p]) for a, p in zip(ANCHORS, POSITIVES, strict=True)]
+    settings = dict(epochs=2, warmup_steps=1, optimizer_params={"lr": 1e-3}, show_progress_bar=False,
+                    checkpoint_save_steps=1000)
+    ours.fit([(DataLoader(examples, shuffle=True, batch_size=6), losses.MultipleNegativesRankingLoss(ours))],
+             checkpoint_path=str(tmp_path / "ours"), **settings)
+    theirs.fit([(DataLoader(examples, shuffle=True, batch_size=6), st_losses.MultipleNegativesRankingLoss(theirs))],
+               checkpoint_path=str(tmp_path / "theirs"), **settings)
+    ours.eval(), theirs.eval()
+    texts = ANCHORS + POSITIVES
+    trained = ours.encode(texts, convert_to_tensor=True)
+    torch.testing.assert_close(trained, theirs.encode(texts, convert_to_tensor=True), atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(trained, omnivec.Embedder(no_dropout_bert, device="cpu").encode(texts,
+                                                                                             convert_to_tensor=True))
+
+
+def test_cross_encoder_fit_trains_with_default_and_torch_losses(tmp_path, bert_dir, monkeypatch):
+    from torch.utils.data import DataLoader
+
+    class InputExample:
+        def __init__(self, texts, label=0):
+            self.texts, self.label = texts, label
+
+    monkeypatch.chdir(tmp_path)  # sentence-transformers' fit() names its output folder relative to the cwd
+    model = omnivec.CrossEncoder(bert_dir, num_labels=1, device="cpu")
+    examples = [InputExample([a, p], float(i % 2)) for i, (a, p) in enumerate(zip(ANCHORS, POSITIVES, strict=True))]
+    pairs = list(zip(ANCHORS, POSITIVES, strict=True))
+    before = model.predict(pairs)
+    model.fit(train_dataloader=DataLoader(examples, shuffle=True, batch_size=3), epochs=1, warmup_steps=1,
+              optimizer_params={"lr": 1e-3}, show_progress_bar=False)
+    after_default = model.eval().predict(pairs)
+    assert not numpy_allclose(before, after_default)
+    model.fit(DataLoader(examples, batch_size=3), loss_fct=torch.nn.BCEWithLogitsLoss(), epochs=1, warmup_steps=0,
+              optimizer_params={"lr": 1e-3}, show_progress_bar=False, output_path=str(tmp_path / "out"))
+    assert not numpy_allclose(after_default, model.eval().predict(pairs))
+    assert omnivec.CrossEncoder(str(tmp_path / "out"), device="cpu").predict(pairs) == pytest.approx(
+        model.predict(pairs), abs=1e-5)
+
+
+def numpy_allclose(a, b) -> bool:
+    import numpy as np
+
+    return bool(np.allclose(a, b, atol=1e-6))

@@ -24,11 +24,20 @@ if TYPE_CHECKING:
     from omnivec.train.trainer import EmbedderTrainer as SentenceTransformerTrainer
 
 def _fit(*args: Any, **kwargs: Any) -> Any:
-    return importlib.import_module("omnivec.train.fit").fit(*args, **kwargs)
+    from omnivec.train.fit import fit
+
+    return fit(*args, **kwargs)
+
+
+def _fit_cross_encoder(*args: Any, **kwargs: Any) -> Any:
+    from omnivec.train.fit import fit_cross_encoder
+
+    return fit_cross_encoder(*args, **kwargs)
 
 
 # model.fit() (omnivec.models cannot import omnivec.train; this package lends it the implementation)
 _extensions.register("fit", _fit)
+_extensions.register("cross_encoder_fit", _fit_cross_encoder)
 
 _LAZY = {
     "EmbedderTrainer": "omnivec.train.trainer",

@@ -88,6 +88,74 @@ def fit(
     trainer.train(resume_from_checkpoint=_latest_checkpoint(checkpoint_path) if resume_from_checkpoint else None)
 
 
+def fit_cross_encoder(
+    model: Any,
+    train_dataloader: Any,
+    evaluator: Any = None,
+    epochs: int = 1,
+    loss_fct: torch.nn.Module | None = None,
+    activation_fct: torch.nn.Module | None = None,
+    scheduler: str = "WarmupLinear",
+    warmup_steps: int = 10000,
+    optimizer_class: type[torch.optim.Optimizer] = torch.optim.AdamW,
+    optimizer_params: Mapping[str, Any] | None = None,
+    weight_decay: float = 0.01,
+    evaluation_steps: int = 0,
+    output_path: str | None = None,
+    save_best_model: bool = True,
+    max_grad_norm: float = 1,
+    use_amp: bool = False,
+    callback: Callable[[float, int, int], None] | None = None,
+    show_progress_bar: bool = True,
+) -> None:
+    """``CrossEncoder.fit(train_dataloader, ...)``, sentence-transformers' pre-v4 CrossEncoder entry point: pairs
+    with labels; ``loss_fct`` (a torch loss on the logits, e.g. ``torch.nn.BCEWithLogitsLoss()``) or, without one,
+    BinaryCrossEntropyLoss (one label) / CrossEntropyLoss (several)."""
+    from omnivec.train.cross_encoder_losses import BinaryCrossEntropyLoss, CrossEntropyLoss
+    from omnivec.train.trainer import CrossEncoderTrainer
+
+    if scheduler.lower() not in _SCHEDULERS:
+        raise ConfigError(f"scheduler {scheduler!r} is not one of {_SCHEDULERS} (any capitalisation).")
+    if loss_fct is None:
+        loss: torch.nn.Module = (BinaryCrossEntropyLoss(model, activation_fn=activation_fct) if model.num_labels == 1
+                                 else CrossEntropyLoss(model, activation_fn=activation_fct))
+    else:
+        loss = _LogitsLoss(loss_fct, activation_fct)
+    rows = _rows(getattr(train_dataloader, "dataset", train_dataloader), 1)
+    batch_size = getattr(train_dataloader, "batch_size", None) or 8
+    sampler = (BatchSamplers.NO_DUPLICATES if type(train_dataloader).__name__ == "NoDuplicatesDataLoader"
+               else BatchSamplers.BATCH_SAMPLER)
+    args = TrainingArguments(
+        output_dir="checkpoints/model", report_to="none", batch_sampler=sampler, per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size, num_train_epochs=epochs, max_grad_norm=max_grad_norm, fp16=use_amp,
+        disable_tqdm=not show_progress_bar, save_strategy="no")
+    optimizer = _optimizer(model, {}, optimizer_class, dict(optimizer_params or {"lr": 2e-5}), weight_decay)
+    schedule = _scheduler(optimizer, scheduler.lower(), warmup_steps, int(len(rows) // batch_size * epochs))
+    trainer = CrossEncoderTrainer(model, args, train_dataset=rows, loss=loss, evaluator=evaluator,
+                                  optimizers=(optimizer, schedule))
+    trainer.add_callback(_EvaluateAndSave(trainer, evaluator, evaluation_steps, callback, output_path, save_best_model))
+    trainer.train()
+
+
+class _LogitsLoss(torch.nn.Module):
+    """CrossEncoder.fit's ``loss_fct``: a torch loss on the pairs' logits (activation applied) and the labels
+    (float with one label, class indices with several), as sentence-transformers applies it."""
+
+    def __init__(self, loss_fct: torch.nn.Module, activation: torch.nn.Module | None) -> None:
+        super().__init__()
+        self.loss_fct, self.activation = loss_fct, activation or torch.nn.Identity()
+
+    def forward(self, model: Any, inputs: list[list[Any]], labels: torch.Tensor) -> torch.Tensor:
+        if len(inputs) != 2:
+            raise InputError(f"CrossEncoder.fit needs examples of two texts (a pair), got {len(inputs)}.")
+        logits = model.logits(list(zip(inputs[0], inputs[1], strict=True)))
+        if model.num_labels == 1:
+            logits, labels = logits.view(-1), labels.float()
+        else:
+            labels = labels.long()
+        return self.loss_fct(self.activation(logits), labels.to(logits.device))
+
+
 def _rows(data: Any, index: int) -> list[dict[str, Any]]:
     """The objective's examples as dict rows: ``sentence_{i}`` columns and ``label`` (dropped when all are 0)."""
     rows = []

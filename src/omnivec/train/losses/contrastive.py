@@ -88,6 +88,15 @@ class MultipleNegativesRankingLoss(BoundModel, EmbeddingLoss):
         return (log_z - positives).mean()
 
 
+class MultipleNegativesSymmetricRankingLoss(MultipleNegativesRankingLoss):
+    """sentence-transformers' symmetric InfoNCE (anchors pick their positive and positives pick their anchor, the
+    two losses averaged): ``MultipleNegativesRankingLoss(model, symmetric=True)``."""
+
+    def __init__(self, model: Any = None, scale: float = 20.0, similarity_fct: Any = None,
+                 gather_across_devices: bool = False, *, similarity: str | None = None) -> None:
+        super().__init__(model, scale, similarity_fct, gather_across_devices, similarity=similarity, symmetric=True)
+
+
 class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
     """``MultipleNegativesRankingLoss`` with GradCache (Gao et al., 2021): the batch is embedded in mini-batches
     without gradients, the loss's gradient with respect to every embedding is computed once, then each
