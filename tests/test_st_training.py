@@ -165,34 +165,34 @@ def test_st_training_arguments_and_import_path(tmp_path, st):
         SentenceTransformerTrainingArguments(output_dir=str(tmp_path), batch_sampler="sorted")
 
 
-def test_dict_of_datasets_with_dict_of_losses_trains(tmp_path, bert_dir):
+@pytest.mark.parametrize(("choice", "steps"), [
+    (MultiDatasetBatchSamplers.ROUND_ROBIN, 4),
+    pytest.param(MultiDatasetBatchSamplers.PROPORTIONAL, 6, marks=pytest.mark.slow),  # same machinery, other order
+])
+def test_dict_of_datasets_with_dict_of_losses_trains(tmp_path, bert_dir, choice, steps):
     model = omnivec.Embedder(bert_dir, device="cpu")
     pairs = [{"anchor": a, "positive": p} for a, p in zip(ANCHORS, POSITIVES, strict=True)] * 2
     scored = [{"s1": a, "s2": p, "score": s} for a, p, s in zip(ANCHORS, POSITIVES, SCORES, strict=True)]
     sts = EmbeddingSimilarityEvaluator(ANCHORS, POSITIVES, SCORES, name="sts")
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    for choice, steps in ((MultiDatasetBatchSamplers.ROUND_ROBIN, 4), (MultiDatasetBatchSamplers.PROPORTIONAL, 5)):
-        args = SentenceTransformerTrainingArguments(
-            output_dir=str(tmp_path / choice.value), report_to="none", per_device_train_batch_size=3, max_steps=-1,
-            num_train_epochs=1, multi_dataset_batch_sampler=choice, batch_sampler=BatchSamplers.NO_DUPLICATES,
-            eval_strategy="epoch", save_strategy="no", disable_tqdm=True, learning_rate=1e-3, warmup_ratio=0.1,
-            metric_for_best_model="eval_sts_spearman_cosine")
-        seen: list[str] = []
-        trainer = EmbedderTrainer(model, args, train_dataset={"pairs": pairs, "scored": scored},
-                                  eval_dataset={"pairs": pairs[:6], "scored": scored}, evaluator=sts,
-                                  loss={"pairs": losses.MultipleNegativesRankingLoss(model),
-                                        "scored": losses.CoSENTLoss(model)})
-        original = trainer.compute_loss
-        trainer.compute_loss = (lambda m, inputs, *a, seen=seen, original=original, **k:
-                                (seen.append(inputs["dataset"]), original(m, inputs, *a, **k))[1])
-        trainer.train()
-        train_seen = seen[:steps]
-        # round robin: one batch of each in turn until "scored" (2 batches) runs out; proportional: all 6 batches
-        assert len(train_seen) == steps and set(train_seen) == {"pairs", "scored"}
-        if choice == MultiDatasetBatchSamplers.ROUND_ROBIN:
-            assert train_seen == ["pairs", "scored", "pairs", "scored"]
-        metrics = trainer.evaluate()
-        assert {"eval_pairs_loss", "eval_scored_loss", "eval_sts_spearman_cosine"} <= metrics.keys()
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(tmp_path / choice.value), report_to="none", per_device_train_batch_size=3, num_train_epochs=1,
+        multi_dataset_batch_sampler=choice, batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no",
+        disable_tqdm=True, learning_rate=1e-3, warmup_ratio=0.1, metric_for_best_model="eval_sts_spearman_cosine")
+    seen: list[str] = []
+    trainer = EmbedderTrainer(model, args, train_dataset={"pairs": pairs, "scored": scored},
+                              eval_dataset={"pairs": pairs[:6], "scored": scored}, evaluator=sts,
+                              loss={"pairs": losses.MultipleNegativesRankingLoss(model),
+                                    "scored": losses.CoSENTLoss(model)})
+    original = trainer.compute_loss
+    trainer.compute_loss = lambda m, inputs, *a, **k: (seen.append(inputs["dataset"]), original(m, inputs, *a, **k))[1]
+    trainer.train()
+    # round robin: one batch of each in turn until "scored" (2 batches) runs out; proportional: all 6 batches
+    assert len(seen) == steps and seen.count("scored") == 2
+    if choice == MultiDatasetBatchSamplers.ROUND_ROBIN:
+        assert seen == ["pairs", "scored", "pairs", "scored"]
+    metrics = trainer.evaluate()  # one loss per evaluation dataset, and the evaluator's keys
+    assert {"eval_pairs_loss", "eval_scored_loss", "eval_sts_spearman_cosine"} <= metrics.keys()
     assert any(not torch.equal(before[n], p) for n, p in model.named_parameters())
 
 
@@ -216,6 +216,7 @@ def test_evaluator_keys_equal_sentence_transformers(pair, st):
     assert sts.primary_metric == peer_sts.primary_metric
 
 
+@pytest.mark.slow  # evaluation, callback and best-model saving; the parity test below covers fit() in the fast lane
 def test_fit_trains_with_input_examples(tmp_path, bert_dir):
     from torch.utils.data import DataLoader
 
@@ -304,3 +305,20 @@ def numpy_allclose(a, b) -> bool:
     import numpy as np
 
     return bool(np.allclose(a, b, atol=1e-6))
+
+
+def test_learning_rate_mapping_gives_matching_parameters_their_rate(tmp_path, bert_dir):
+    model = omnivec.Embedder(bert_dir, device="cpu")
+    args = SentenceTransformerTrainingArguments(output_dir=str(tmp_path), report_to="none", learning_rate=1e-5,
+                                                learning_rate_mapping='{"encoder\\\\.layer\\\\.1\\\\.": 0.01}')
+    trainer = EmbedderTrainer(model, args, train_dataset=[{"a": "x", "b": "y"}],
+                              loss=losses.MultipleNegativesRankingLoss(model))
+    optimizer = trainer.create_optimizer()
+    names = {id(p): n for n, p in model.named_parameters()}
+    by_rate: dict[float, set[str]] = {}
+    for group in optimizer.param_groups:
+        by_rate.setdefault(group["lr"], set()).update(names[id(p)] for p in group["params"])
+    assert set(by_rate) == {1e-5, 0.01}
+    assert by_rate[0.01] and all("encoder.layer.1." in n for n in by_rate[0.01])
+    assert not any("encoder.layer.1." in n for n in by_rate[1e-5])
+    assert len(by_rate[0.01] | by_rate[1e-5]) == len(names)
