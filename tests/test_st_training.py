@@ -322,3 +322,15 @@ def test_learning_rate_mapping_gives_matching_parameters_their_rate(tmp_path, be
     assert by_rate[0.01] and all("encoder.layer.1." in n for n in by_rate[0.01])
     assert not any("encoder.layer.1." in n for n in by_rate[1e-5])
     assert len(by_rate[0.01] | by_rate[1e-5]) == len(names)
+
+
+def test_loss_class_and_evaluator_list_as_sentence_transformers_takes_them(tmp_path, pair):
+    model = pair[0]
+    scored = [{"s1": a, "s2": p, "score": s} for a, p, s in zip(ANCHORS, POSITIVES, SCORES, strict=True)]
+    evaluators = [EmbeddingSimilarityEvaluator(ANCHORS, POSITIVES, SCORES, name=name) for name in ("a", "b")]
+    args = SentenceTransformerTrainingArguments(output_dir=str(tmp_path), report_to="none")
+    trainer = EmbedderTrainer(model, args, train_dataset=scored, loss=losses.CoSENTLoss, evaluator=evaluators)
+    assert isinstance(trainer.loss, losses.CoSENTLoss) and trainer.loss.model is model
+    metrics = trainer.evaluate()
+    assert metrics["eval_a_spearman_cosine"] == metrics["eval_b_spearman_cosine"]
+    assert {"eval_a_pearson_cosine", "eval_b_pearson_cosine"} <= metrics.keys()

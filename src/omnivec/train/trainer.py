@@ -64,7 +64,12 @@ class _Trainer(transformers.Trainer):
         if isinstance(loss, dict) and not isinstance(train_dataset, dict):
             raise ConfigError("loss is a dict (one loss per dataset) but train_dataset is a single dataset; pass "
                               "train_dataset as a dict with the same keys, or a single loss.")
+        if isinstance(evaluator, (list, tuple)):  # sentence-transformers takes a list of evaluators too
+            from omnivec.train.evaluation import SequentialEvaluator
+
+            evaluator = SequentialEvaluator(evaluator)
         self.evaluator, self.last_metrics = evaluator, {}
+        self._model_for_losses = model  # a loss given as a class or factory is built with it
         self.parts = self._parts(train_dataset, loss, "training data", columns, label_column, args)
         losses = {part.key: part.loss for part in self.parts}
         self.loss = losses[None] if None in losses else LossDict(losses)  # type: ignore[arg-type]
@@ -124,6 +129,8 @@ class _Trainer(transformers.Trainer):
     def _part(self, key: str | None, data: Any, loss: Any, name: str, columns: Sequence[str] | None,
               label_column: str | None, args: TrainingArguments) -> Part:
         loss = loss if loss is not None else self.default_loss(data, label_column)
+        if isinstance(loss, type) or (callable(loss) and not isinstance(loss, torch.nn.Module)):
+            loss = loss(self._model_for_losses)  # sentence-transformers: a loss class, or a function of the model
         self.check_loss(loss, f"loss[{key!r}]" if key is not None else "loss")
         plan = self._plan(data, loss, name, columns, label_column, args, key)
         return Part(key, Rows(data, self._row_columns(plan), name, key), plan, loss)
