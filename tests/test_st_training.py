@@ -42,7 +42,7 @@ def _value(model, loss, columns, labels, ours: bool, prepare: bool = True) -> fl
 
 
 @pytest.mark.parametrize("case", ["mnrl", "cached_mnrl", "mnsrl", "cosent", "cosine", "margin_mse", "matryoshka",
-                                  "triplet", "contrastive", "online_contrastive"])
+                                  "triplet", "contrastive", "online_contrastive", "angle", "softmax"])
 def test_model_first_embedding_losses_match_sentence_transformers(pair, st, case):
     from sentence_transformers import util
     from sentence_transformers.sentence_transformer import losses as st_losses
@@ -76,6 +76,14 @@ def test_model_first_embedding_losses_match_sentence_transformers(pair, st, case
                                                                                                            margin=0.9)
     elif case == "cosent":
         mine, oracle = losses.CoSENTLoss(ours, scale=20.0), st_losses.CoSENTLoss(theirs, scale=20.0)
+    elif case == "angle":
+        mine, oracle = losses.AnglELoss(ours, scale=10.0), st_losses.AnglELoss(theirs, scale=10.0)
+    elif case == "softmax":  # the same classifier weights in both
+        labels = torch.tensor([0, 1, 2, 1, 0, 2])
+        mine = losses.SoftmaxLoss(ours, embedding_dimension=32, num_labels=3, concatenation_sent_multiplication=True)
+        oracle = st_losses.SoftmaxLoss(theirs, embedding_dimension=32, num_labels=3,
+                                       concatenation_sent_multiplication=True)
+        mine.classifier.load_state_dict(oracle.classifier.state_dict())
     elif case == "cosine":
         mine, oracle = losses.CosineSimilarityLoss(ours), st_losses.CosineSimilarityLoss(theirs)
     elif case == "margin_mse":

@@ -1,6 +1,7 @@
 """Embedder losses. Each is called as ``loss(model, inputs, labels)``; see ``omnivec.train.losses.base.Loss``."""
 
 from omnivec.train.losses.base import EmbeddingLoss, Loss, LossSpec, embed_columns
+from omnivec.train.losses.classification import SoftmaxLoss
 from omnivec.train.losses.contrastive import (
     CachedMultipleNegativesRankingLoss,
     MultipleNegativesRankingLoss,
@@ -15,11 +16,12 @@ from omnivec.train.losses.distance import (
 )
 from omnivec.train.losses.distillation import MarginMSELoss
 from omnivec.train.losses.matryoshka import MatryoshkaLoss
-from omnivec.train.losses.similarity import CoSENTLoss, CosineSimilarityLoss
+from omnivec.train.losses.similarity import AnglELoss, CoSENTLoss, CosineSimilarityLoss
 
 __all__ = [
-    "CachedMultipleNegativesRankingLoss", "CoSENTLoss", "ContrastiveLoss", "CosineSimilarityLoss", "EmbeddingLoss",
+    "AnglELoss", "CachedMultipleNegativesRankingLoss", "CoSENTLoss", "ContrastiveLoss", "CosineSimilarityLoss", "EmbeddingLoss",
     "Loss", "LossSpec", "MarginMSELoss", "MatryoshkaLoss", "MultipleNegativesRankingLoss",
-    "MultipleNegativesSymmetricRankingLoss", "OnlineContrastiveLoss", "SiameseDistanceMetric", "TripletDistanceMetric",
+    "MultipleNegativesSymmetricRankingLoss", "OnlineContrastiveLoss", "SiameseDistanceMetric", "SoftmaxLoss",
+    "TripletDistanceMetric",
     "TripletLoss", "embed_columns",
 ]

@@ -58,3 +58,23 @@ class CosineSimilarityLoss(BoundModel, EmbeddingLoss):
     def compute(self, embeddings: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
         cosine = self.cos_score_transformation(torch.cosine_similarity(embeddings[0], embeddings[1]))
         return self.loss_fct(cosine, labels.float().view(-1).to(cosine.device))
+
+
+def pairwise_angle_sim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """AnglE's similarity (Li & Li, 2023): ``|cos + sin|`` of the angle difference in complex space, on L2-normalised
+    vectors split into real and imaginary halves (odd sizes padded with a zero)."""
+    x, y = x.float(), y.float()
+    if x.shape[1] % 2:
+        x, y = torch.nn.functional.pad(x, (0, 1)), torch.nn.functional.pad(y, (0, 1))
+    x, y = torch.nn.functional.normalize(x, p=2, dim=1), torch.nn.functional.normalize(y, p=2, dim=1)
+    first_x, last_x = torch.chunk(x, 2, dim=1)
+    first_y, last_y = torch.chunk(y, 2, dim=1)
+    return torch.abs((x * y).sum(dim=1) + (last_x * first_y - first_x * last_y).sum(dim=1))
+
+
+class AnglELoss(CoSENTLoss):
+    """CoSENT on AnglE's angle similarity, whose gradient does not vanish where the cosine saturates
+    (``AnglELoss(model, scale=20.0)``, as in sentence-transformers)."""
+
+    def __init__(self, model: Any = None, scale: float = 20.0) -> None:
+        super().__init__(model, scale, similarity_fct=pairwise_angle_sim)
