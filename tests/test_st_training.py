@@ -42,7 +42,8 @@ def _value(model, loss, columns, labels, ours: bool, prepare: bool = True) -> fl
 
 
 @pytest.mark.parametrize("case", ["mnrl", "cached_mnrl", "mnsrl", "cosent", "cosine", "margin_mse", "matryoshka",
-                                  "triplet", "contrastive", "online_contrastive", "angle", "softmax"])
+                                  "triplet", "contrastive", "online_contrastive", "angle", "softmax",
+                                  "mse"])
 def test_model_first_embedding_losses_match_sentence_transformers(pair, st, case):
     from sentence_transformers import util
     from sentence_transformers.sentence_transformer import losses as st_losses
@@ -76,6 +77,9 @@ def test_model_first_embedding_losses_match_sentence_transformers(pair, st, case
                                                                                                            margin=0.9)
     elif case == "cosent":
         mine, oracle = losses.CoSENTLoss(ours, scale=20.0), st_losses.CoSENTLoss(theirs, scale=20.0)
+    elif case == "mse":  # teacher vectors as labels, one per row, for each input column
+        labels = torch.linspace(-1, 1, 6 * 32).view(6, 32)
+        mine, oracle = losses.MSELoss(ours), st_losses.MSELoss(theirs)
     elif case == "angle":
         mine, oracle = losses.AnglELoss(ours, scale=10.0), st_losses.AnglELoss(theirs, scale=10.0)
     elif case == "softmax":  # the same classifier weights in both

@@ -14,13 +14,13 @@ from omnivec.train.losses.distance import (
     TripletDistanceMetric,
     TripletLoss,
 )
-from omnivec.train.losses.distillation import MarginMSELoss
+from omnivec.train.losses.distillation import MarginMSELoss, MSELoss
 from omnivec.train.losses.matryoshka import MatryoshkaLoss
 from omnivec.train.losses.similarity import AnglELoss, CoSENTLoss, CosineSimilarityLoss
 
 __all__ = [
     "AnglELoss", "CachedMultipleNegativesRankingLoss", "CoSENTLoss", "ContrastiveLoss", "CosineSimilarityLoss", "EmbeddingLoss",
-    "Loss", "LossSpec", "MarginMSELoss", "MatryoshkaLoss", "MultipleNegativesRankingLoss",
+    "Loss", "LossSpec", "MSELoss", "MarginMSELoss", "MatryoshkaLoss", "MultipleNegativesRankingLoss",
     "MultipleNegativesSymmetricRankingLoss", "OnlineContrastiveLoss", "SiameseDistanceMetric", "SoftmaxLoss",
     "TripletDistanceMetric",
     "TripletLoss", "embed_columns",

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from omnivec.errors import InputError
+from omnivec.errors import ConfigError, InputError
 from omnivec.train.losses.base import EmbeddingLoss, LossSpec
 from omnivec.train.losses.binding import BoundModel, resolve_similarity
 
@@ -46,3 +46,37 @@ class MarginMSELoss(BoundModel, EmbeddingLoss):
         positive_scores = self._sim(query, positive)
         margins = torch.stack([positive_scores - self._sim(query, negative) for negative in negatives], dim=1)
         return torch.nn.functional.mse_loss(margins, target)
+
+
+class MSELoss(BoundModel, EmbeddingLoss):
+    """Mean squared error between the student's embedding of each input column and a teacher's embedding given as
+    the label (one vector per row, shared by every column), averaged over the columns: extends a model to new
+    languages (Reimers & Gurevych, 2020). ``projection_dim`` adds a trained linear map from the student's size to
+    the teacher's (the loss's own weight, not saved with the model)."""
+
+    spec = LossSpec(inputs=("input",), more_inputs="input", label="float_list")
+
+    def __init__(self, model: Any = None, projection_dim: int | None = None) -> None:
+        super().__init__()
+        self.bind(model, "embedder")
+        self.projection: torch.nn.Linear | None = None
+        if projection_dim is not None:
+            width = model.get_sentence_embedding_dimension() if model is not None else None
+            if not width:
+                raise ConfigError("MSELoss: projection_dim needs the model (its embedding size), as MSELoss(model, "
+                                  "projection_dim=...).")
+            self.projection = torch.nn.Linear(width, projection_dim, device=model.device)
+
+    def config(self) -> dict[str, Any]:
+        return {"projection_dim": self.projection.out_features if self.projection is not None else None}
+
+    def compute(self, embeddings: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        if labels.dim() != 2 or labels.shape[0] != embeddings[0].shape[0]:
+            raise InputError(f"MSELoss labels must be one teacher embedding per row, shape ({embeddings[0].shape[0]}, "
+                             f"teacher_dim); got {tuple(labels.shape)}.")
+        parts = []
+        for student in embeddings:
+            teacher = labels.detach().to(device=student.device, dtype=student.dtype)
+            student = self.projection(student) if self.projection is not None else student
+            parts.append(torch.nn.functional.mse_loss(student, teacher))
+        return torch.stack(parts).mean()
