@@ -41,64 +41,52 @@ def _value(model, loss, columns, labels, ours: bool, prepare: bool = True) -> fl
         return loss([model.preprocess(c) for c in columns] if prepare else columns, labels).item()
 
 
-@pytest.mark.parametrize("case", ["mnrl", "cached_mnrl", "mnsrl", "cosent", "cosine", "margin_mse", "matryoshka",
-                                  "triplet", "contrastive", "online_contrastive", "angle", "softmax",
-                                  "mse"])
-def test_model_first_embedding_losses_match_sentence_transformers(pair, st, case):
+def _embedding_cases(ours, theirs):
+    """case -> (columns, labels, omnivec loss, sentence-transformers loss), both built model-first."""
     from sentence_transformers import util
-    from sentence_transformers.sentence_transformer import losses as st_losses
+    from sentence_transformers.sentence_transformer import losses as st
 
+    triplets, pairs, scores = [ANCHORS, POSITIVES, NEGATIVES], [ANCHORS, POSITIVES], torch.tensor(SCORES)
+    binary, classes = torch.tensor([1, 0, 1, 0, 0, 1]), torch.tensor([0, 1, 2, 1, 0, 2])
+    softmax = dict(embedding_dimension=32, num_labels=3, concatenation_sent_multiplication=True)
+    matryoshka = dict(matryoshka_dims=[32, 16, 8], matryoshka_weights=[1.0, 0.5, 0.25])
+    return {
+        "mnrl": (triplets, None, lambda: losses.MultipleNegativesRankingLoss(ours, scale=10.0, similarity_fct=util.dot_score),
+                 lambda: st.MultipleNegativesRankingLoss(theirs, scale=10.0, similarity_fct=util.dot_score)),
+        "cached_mnrl": (pairs, None, lambda: losses.CachedMultipleNegativesRankingLoss(ours, mini_batch_size=2),
+                        lambda: st.CachedMultipleNegativesRankingLoss(theirs, mini_batch_size=2)),
+        "mnsrl": (pairs, None, lambda: losses.MultipleNegativesSymmetricRankingLoss(ours, scale=15.0),
+                  lambda: st.MultipleNegativesSymmetricRankingLoss(theirs, scale=15.0)),
+        "cosent": (pairs, scores, lambda: losses.CoSENTLoss(ours, scale=20.0), lambda: st.CoSENTLoss(theirs, scale=20.0)),
+        "angle": (pairs, scores, lambda: losses.AnglELoss(ours, scale=10.0), lambda: st.AnglELoss(theirs, scale=10.0)),
+        "cosine": (pairs, scores, lambda: losses.CosineSimilarityLoss(ours), lambda: st.CosineSimilarityLoss(theirs)),
+        "margin_mse": (triplets, scores, lambda: losses.MarginMSELoss(ours), lambda: st.MarginMSELoss(theirs)),
+        # teacher vectors as labels, one per row, for each input column
+        "mse": (pairs, torch.linspace(-1, 1, 6 * 32).view(6, 32), lambda: losses.MSELoss(ours),
+                lambda: st.MSELoss(theirs)),
+        "matryoshka": (pairs, None,
+                       lambda: losses.MatryoshkaLoss(ours, losses.MultipleNegativesRankingLoss(ours), **matryoshka),
+                       lambda: st.MatryoshkaLoss(theirs, st.MultipleNegativesRankingLoss(theirs), **matryoshka)),
+        # sentence-transformers' metric functions work in omnivec's losses
+        "triplet": (triplets, None, lambda: losses.TripletLoss(ours, st.TripletDistanceMetric.COSINE, triplet_margin=0.3),
+                    lambda: st.TripletLoss(theirs, st.TripletDistanceMetric.COSINE, triplet_margin=0.3)),
+        "contrastive": (pairs, binary, lambda: losses.ContrastiveLoss(ours, losses.SiameseDistanceMetric.EUCLIDEAN, 2.0),
+                        lambda: st.ContrastiveLoss(theirs, st.SiameseDistanceMetric.EUCLIDEAN, margin=2.0)),
+        "online_contrastive": (pairs, binary, lambda: losses.OnlineContrastiveLoss(ours, margin=0.9),
+                               lambda: st.OnlineContrastiveLoss(theirs, margin=0.9)),
+        "softmax": (pairs, classes, lambda: losses.SoftmaxLoss(ours, **softmax),
+                    lambda: st.SoftmaxLoss(theirs, **softmax)),
+    }
+
+
+@pytest.mark.parametrize("case", ["mnrl", "cached_mnrl", "mnsrl", "cosent", "angle", "cosine", "margin_mse", "mse",
+                                  "matryoshka", "triplet", "contrastive", "online_contrastive", "softmax"])
+def test_model_first_embedding_losses_match_sentence_transformers(pair, case):
     ours, theirs = pair
-    columns, labels = [ANCHORS, POSITIVES], torch.tensor(SCORES)
-    if case == "mnrl":
-        columns, labels = [ANCHORS, POSITIVES, NEGATIVES], None
-        mine = losses.MultipleNegativesRankingLoss(ours, scale=10.0, similarity_fct=util.dot_score)
-        oracle = st_losses.MultipleNegativesRankingLoss(theirs, scale=10.0, similarity_fct=util.dot_score)
-    elif case == "cached_mnrl":
-        columns, labels = [ANCHORS, POSITIVES], None
-        mine = losses.CachedMultipleNegativesRankingLoss(ours, scale=20.0, mini_batch_size=2)
-        oracle = st_losses.CachedMultipleNegativesRankingLoss(theirs, scale=20.0, mini_batch_size=2)
-    elif case == "mnsrl":
-        labels = None
-        mine = losses.MultipleNegativesSymmetricRankingLoss(ours, scale=15.0)
-        oracle = st_losses.MultipleNegativesSymmetricRankingLoss(theirs, scale=15.0)
-    elif case == "triplet":  # sentence-transformers' metric functions work in omnivec's losses
-        columns, labels = [ANCHORS, POSITIVES, NEGATIVES], None
-        mine = losses.TripletLoss(ours, distance_metric=st_losses.TripletDistanceMetric.COSINE, triplet_margin=0.3)
-        oracle = st_losses.TripletLoss(theirs, distance_metric=st_losses.TripletDistanceMetric.COSINE,
-                                       triplet_margin=0.3)
-    elif case in ("contrastive", "online_contrastive"):
-        labels = torch.tensor([1, 0, 1, 0, 0, 1])
-        if case == "contrastive":
-            mine = losses.ContrastiveLoss(ours, losses.SiameseDistanceMetric.EUCLIDEAN, margin=2.0)
-            oracle = st_losses.ContrastiveLoss(theirs, st_losses.SiameseDistanceMetric.EUCLIDEAN, margin=2.0)
-        else:
-            mine, oracle = losses.OnlineContrastiveLoss(ours, margin=0.9), st_losses.OnlineContrastiveLoss(theirs,
-                                                                                                           margin=0.9)
-    elif case == "cosent":
-        mine, oracle = losses.CoSENTLoss(ours, scale=20.0), st_losses.CoSENTLoss(theirs, scale=20.0)
-    elif case == "mse":  # teacher vectors as labels, one per row, for each input column
-        labels = torch.linspace(-1, 1, 6 * 32).view(6, 32)
-        mine, oracle = losses.MSELoss(ours), st_losses.MSELoss(theirs)
-    elif case == "angle":
-        mine, oracle = losses.AnglELoss(ours, scale=10.0), st_losses.AnglELoss(theirs, scale=10.0)
-    elif case == "softmax":  # the same classifier weights in both
-        labels = torch.tensor([0, 1, 2, 1, 0, 2])
-        mine = losses.SoftmaxLoss(ours, embedding_dimension=32, num_labels=3, concatenation_sent_multiplication=True)
-        oracle = st_losses.SoftmaxLoss(theirs, embedding_dimension=32, num_labels=3,
-                                       concatenation_sent_multiplication=True)
+    columns, labels, build_mine, build_oracle = _embedding_cases(ours, theirs)[case]
+    mine, oracle = build_mine(), build_oracle()
+    if case == "softmax":  # the same classifier weights in both
         mine.classifier.load_state_dict(oracle.classifier.state_dict())
-    elif case == "cosine":
-        mine, oracle = losses.CosineSimilarityLoss(ours), st_losses.CosineSimilarityLoss(theirs)
-    elif case == "margin_mse":
-        columns = [ANCHORS, POSITIVES, NEGATIVES]
-        mine, oracle = losses.MarginMSELoss(ours), st_losses.MarginMSELoss(theirs)
-    else:
-        mine = losses.MatryoshkaLoss(ours, losses.MultipleNegativesRankingLoss(ours), matryoshka_dims=[32, 16, 8],
-                                     matryoshka_weights=[1.0, 0.5, 0.25])
-        oracle = st_losses.MatryoshkaLoss(theirs, st_losses.MultipleNegativesRankingLoss(theirs),
-                                          matryoshka_dims=[32, 16, 8], matryoshka_weights=[1.0, 0.5, 0.25])
-        labels = None
     assert mine.model is ours
     expected = _value(theirs, oracle, columns, labels if labels is not None else torch.zeros(6), ours=False)
     assert _value(ours, mine, columns, labels, ours=True) == pytest.approx(expected, abs=ATOL)

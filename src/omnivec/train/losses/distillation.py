@@ -61,11 +61,11 @@ class MSELoss(BoundModel, EmbeddingLoss):
         self.bind(model, "embedder")
         self.projection: torch.nn.Linear | None = None
         if projection_dim is not None:
-            width = model.get_sentence_embedding_dimension() if model is not None else None
-            if not width:
+            if model is None or not model.get_sentence_embedding_dimension():
                 raise ConfigError("MSELoss: projection_dim needs the model (its embedding size), as MSELoss(model, "
                                   "projection_dim=...).")
-            self.projection = torch.nn.Linear(width, projection_dim, device=model.device)
+            self.projection = torch.nn.Linear(model.get_sentence_embedding_dimension(), projection_dim,
+                                              device=model.device)
 
     def config(self) -> dict[str, Any]:
         return {"projection_dim": self.projection.out_features if self.projection is not None else None}
