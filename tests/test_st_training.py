@@ -278,6 +278,7 @@ def test_fit_gives_sentence_transformers_weights(tmp_path, no_dropout_bert, st):
                                                                                              convert_to_tensor=True))
 
 
+@pytest.mark.slow  # two CrossEncoder trainings; fit()'s shared machinery is checked in the fast lane by the parity test
 def test_cross_encoder_fit_trains_with_default_and_torch_losses(tmp_path, bert_dir, monkeypatch):
     from torch.utils.data import DataLoader
 
