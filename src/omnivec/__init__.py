@@ -78,6 +78,31 @@ _SUBMODULES = ("similarity", "util", "models", "modules", "losses", "evaluation"
 __all__ = ["__version__", *_LAZY, "similarity"]  # pyright: ignore[reportUnsupportedDunderAll]
 
 
+def _train_method(name: str) -> Any:
+    """``model.<name>()`` implemented in ``omnivec.train`` (the model classes cannot import it): importing that package
+    registers the real implementation, which is then called."""
+
+    def method(*args: Any, **kwargs: Any) -> Any:
+        try:
+            import omnivec.train  # noqa: F401  (registers the implementation over this one)
+        except ImportError as exc:
+            from omnivec.errors import ConfigError
+
+            raise ConfigError(f"model.{name.removeprefix('cross_encoder_')}() needs omnivec's training extra: "
+                              f"pip install 'omnivec[train]' ({exc}).") from None
+
+        return _extensions.call(name, *args, **kwargs)
+
+    return method
+
+
+# The root package composes the layers: model.fit() works without importing omnivec.train first.
+from omnivec.models import extensions as _extensions  # noqa: E402  (cheap: no torch)
+
+for _name in ("fit", "cross_encoder_fit"):
+    _extensions.register(_name, _train_method(_name))
+
+
 def __getattr__(name: str) -> Any:
     import importlib
 

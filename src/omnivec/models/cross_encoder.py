@@ -17,6 +17,7 @@ import torch
 from omnivec.errors import ConfigError, InputError
 from omnivec.loading.hub import HubOptions
 from omnivec.loading.options import BackendName, LoadOptions
+from omnivec.models import extensions
 from omnivec.models.base_model import BaseModel
 from omnivec.models.multi_process import PoolRequest, pool_or_place, scores_in_pool
 from omnivec.models.scorers import Scorer, build_scorer, with_template_head
@@ -311,6 +312,12 @@ class CrossEncoder(BaseModel):
         if not checked:
             return torch.zeros((0, self.num_labels), device=self.device)
         return self.scorer.logits(checked, prompt)
+
+    def fit(self, train_dataloader: Any, **kwargs: Any) -> None:
+        """sentence-transformers' pre-v4 training entry point (``train_dataloader`` of InputExample pairs, ``epochs``,
+        ``loss_fct``, ``warmup_steps``, ``evaluator``, ``output_path``...), run on omnivec's trainer; see
+        ``omnivec.train.fit.fit_cross_encoder``."""
+        extensions.call("cross_encoder_fit", self, train_dataloader, **kwargs)
 
 
 def _check_pairs(pairs: Sequence[Any], allow_images: bool) -> list[tuple[Any, Any]]:

@@ -17,6 +17,7 @@ from omnivec.inputs.modality import as_batch, tag_inputs
 from omnivec.inputs.video import VideoSampling
 from omnivec.loading.hub import HubOptions
 from omnivec.loading.options import BackendName, LoadOptions
+from omnivec.models import extensions
 from omnivec.models.base_model import BaseModel
 from omnivec.models.multi_process import EncodeMultiProcess, encode_in_pool, pool_or_place
 from omnivec.models.st_methods import EmbedderMethods
@@ -341,6 +342,12 @@ class Embedder(EmbedderMethods, EncodeMultiProcess, BaseModel):
     def similarity_pairwise(self, a: Any, b: Any) -> torch.Tensor:
         """Score of ``a[i]`` against ``b[i]`` for each i."""
         return sim.get(self.similarity_fn_name, pairwise=True)(a, b)
+
+    def fit(self, train_objectives: Sequence[tuple[Any, torch.nn.Module]], **kwargs: Any) -> None:
+        """sentence-transformers' pre-v3 training entry point (``train_objectives=[(dataloader, loss)]``,
+        ``epochs``, ``warmup_steps``, ``evaluator``, ``output_path``...), run on omnivec's trainer; see
+        ``omnivec.train.fit``."""
+        extensions.call("fit", self, train_objectives, **kwargs)
 
 
 def _image_side(processor: Any) -> int | None:

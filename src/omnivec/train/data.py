@@ -138,15 +138,16 @@ def _short(value: Any) -> str:
 class Rows(torch.utils.data.Dataset):
     """The chosen columns of a ``datasets.Dataset`` or list of dicts, each row with its number (for errors)."""
 
-    def __init__(self, data: Any, columns: Sequence[str], name: str) -> None:
-        self.data, self.columns, self.name = data, list(columns), name
+    def __init__(self, data: Any, columns: Sequence[str], name: str, key: str | None = None) -> None:
+        self.data, self.columns, self.name, self.key = data, list(columns), name, key
 
     def __len__(self) -> int:
         return len(self.data)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.data[index]
-        return {"__row__": index, "__data__": self.name, **{column: record[column] for column in self.columns}}
+        tag = {"__dataset__": self.key} if self.key is not None else {}  # which dataset of a dict of datasets
+        return {"__row__": index, "__data__": self.name, **tag, **{column: record[column] for column in self.columns}}
 
 
 def collate_labels(values: list[Any], kind: str | None) -> Any:

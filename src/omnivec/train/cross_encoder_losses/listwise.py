@@ -15,14 +15,58 @@ from omnivec.train.losses.base import LossSpec
 WEIGHTINGS = ("ndcg2pp", "ndcg2", "lambdarank", "none")
 
 
+class NDCGLoss2PPScheme:
+    """sentence-transformers' default LambdaLoss weighting: ``mu`` x NDCG-Loss2 + LambdaRank."""
+
+    weighting = "ndcg2pp"
+
+    def __init__(self, mu: float = 10.0) -> None:
+        self.mu = mu
+
+
+class NDCGLoss2Scheme:
+    """LambdaLoss weighting NDCG-Loss2."""
+
+    weighting = "ndcg2"
+
+
+class LambdaRankScheme:
+    """LambdaLoss weighting LambdaRank."""
+
+    weighting = "lambdarank"
+
+
+class NoWeightingScheme:
+    """LambdaLoss without weights (plain pairwise logistic loss)."""
+
+    weighting = "none"
+
+
+def _scheme(weighting_scheme: Any) -> tuple[str, float | None]:
+    """(omnivec's weighting name, mu or None) from a scheme object (omnivec's or sentence-transformers', matched by
+    class name) or a name."""
+    if weighting_scheme is None:
+        return "none", None
+    if isinstance(weighting_scheme, str):
+        return weighting_scheme, None
+    names = {"NDCGLoss2PPScheme": "ndcg2pp", "NDCGLoss2Scheme": "ndcg2", "LambdaRankScheme": "lambdarank",
+             "NoWeightingScheme": "none"}
+    name = names.get(type(weighting_scheme).__name__)
+    if name is None:
+        raise ConfigError(f"LambdaLoss: argument 'weighting_scheme' must be one of {sorted(names)} (or a name among "
+                          f"{WEIGHTINGS}), got {type(weighting_scheme).__name__}.")
+    return name, getattr(weighting_scheme, "mu", None)
+
+
 class ListwiseLoss(PairLoss):
     """Scores every (query, document) of the lists, in chunks of ``mini_batch_size`` pairs, into a padded
     (queries, longest list) matrix: padded scores are -1e16 and padded labels -inf."""
 
     spec = LossSpec(inputs=("query", "documents"), label="list", list_input=1)
 
-    def __init__(self, activation: torch.nn.Module | None = None, mini_batch_size: int | None = None) -> None:
-        super().__init__(activation)
+    def __init__(self, model: Any = None, activation_fn: torch.nn.Module | None = None,
+                 mini_batch_size: int | None = None, *, activation: torch.nn.Module | None = None) -> None:
+        super().__init__(model, activation_fn, activation=activation)
         self.mini_batch_size = mini_batch_size
 
     def config(self) -> dict[str, Any]:
@@ -62,13 +106,25 @@ class LambdaLoss(ListwiseLoss):
     changes NDCG. ``weighting``: ndcg2pp (default: ``mu`` x NDCG-Loss2 + LambdaRank), ndcg2, lambdarank or
     none; ``k`` restricts to pairs touching the top k predicted positions."""
 
-    def __init__(self, weighting: str = "ndcg2pp", k: int | None = None, sigma: float = 1.0, mu: float = 10.0,
-                 eps: float = 1e-10, activation: torch.nn.Module | None = None,
-                 mini_batch_size: int | None = None) -> None:
-        super().__init__(activation, mini_batch_size)
+    _DEFAULT_SCHEME = NDCGLoss2PPScheme()
+
+    def __init__(self, model: Any = None, weighting_scheme: Any = _DEFAULT_SCHEME, k: int | None = None,
+                 sigma: float = 1.0, eps: float = 1e-10, reduction_log: str = "binary",
+                 activation_fn: torch.nn.Module | None = None, mini_batch_size: int | None = None, *,
+                 weighting: str | None = None, mu: float | None = None,
+                 activation: torch.nn.Module | None = None) -> None:
+        super().__init__(model, activation_fn, mini_batch_size, activation=activation)
+        scheme_name, scheme_mu = _scheme(weighting_scheme)
+        if weighting is not None and weighting_scheme is not self._DEFAULT_SCHEME:
+            raise ConfigError("Pass weighting_scheme or weighting (the same setting), not both.")
+        weighting = weighting or scheme_name
         if weighting not in WEIGHTINGS:
             raise ConfigError(f"weighting {weighting!r} is not one of {WEIGHTINGS}.")
+        if reduction_log not in ("binary", "natural"):
+            raise ConfigError(f"reduction_log must be 'binary' or 'natural', got {reduction_log!r}.")
+        mu = mu if mu is not None else (scheme_mu if scheme_mu is not None else 10.0)
         self.weighting, self.k, self.sigma, self.mu, self.eps = weighting, k, sigma, mu, eps
+        self.reduction_log = reduction_log
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "weighting": self.weighting, "k": self.k, "sigma": self.sigma, "mu": self.mu}
@@ -91,7 +147,9 @@ class LambdaLoss(ListwiseLoss):
         gain = (2 ** truth_by_pred - 1) / max_dcg[:, None]
         weights = self._weights(gain, discount)
         diffs = (scores_sorted[:, :, None] - scores_sorted[:, None, :]).clamp(-1e8, 1e8).nan_to_num(0.0)
-        losses = weights * torch.nn.functional.logsigmoid(self.sigma * diffs) / math.log(2)
+        losses = weights * torch.nn.functional.logsigmoid(self.sigma * diffs)
+        if self.reduction_log == "binary":
+            losses = losses / math.log(2)
         kept = losses[pairs & top]
         return -kept.sum() / max(kept.numel(), 1)
 

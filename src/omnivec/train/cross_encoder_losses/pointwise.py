@@ -18,9 +18,10 @@ class BinaryCrossEntropyLoss(PairLoss):
 
     spec = LossSpec(inputs=("query", "document"), label="float")
 
-    def __init__(self, activation: torch.nn.Module | None = None, pos_weight: float | None = None) -> None:
-        super().__init__(activation)
-        self.pos_weight = pos_weight
+    def __init__(self, model: Any = None, activation_fn: torch.nn.Module | None = None,
+                 pos_weight: float | torch.Tensor | None = None, *, activation: torch.nn.Module | None = None) -> None:
+        super().__init__(model, activation_fn, activation=activation)
+        self.pos_weight = float(pos_weight) if pos_weight is not None else None
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "pos_weight": self.pos_weight}
@@ -37,6 +38,13 @@ class CrossEntropyLoss(PairLoss):
     class index."""
 
     spec = LossSpec(inputs=("query", "document"), label="int")
+
+    def __init__(self, model: Any = None, activation_fn: torch.nn.Module | None = None, *,
+                 activation: torch.nn.Module | None = None) -> None:
+        super().__init__(model, activation_fn, activation=activation)
+        if model is not None and model.num_labels < 2:  # caught here rather than at the first batch
+            raise ConfigError("CrossEntropyLoss: argument 'model' has num_labels=1; it needs a CrossEncoder with "
+                              "num_labels >= 2. Use BinaryCrossEntropyLoss for one label.")
 
     def forward(self, model: Any, inputs: Sequence[Sequence[Any]], labels: torch.Tensor) -> torch.Tensor:
         if getattr(model, "num_labels", 1) < 2:

@@ -19,9 +19,9 @@ class MultipleNegativesRankingLoss(PairLoss):
 
     spec = LossSpec(inputs=("query", "positive"), more_inputs="negative")
 
-    def __init__(self, num_negatives: int | None = 4, scale: float = 10.0,
-                 activation: torch.nn.Module | None = None) -> None:
-        super().__init__(activation or torch.nn.Sigmoid())
+    def __init__(self, model: Any = None, num_negatives: int | None = 4, scale: float = 10.0,
+                 activation_fn: torch.nn.Module | None = None, *, activation: torch.nn.Module | None = None) -> None:
+        super().__init__(model, activation_fn, activation=activation, default_activation=torch.nn.Sigmoid())
         self.num_negatives, self.scale = num_negatives, scale
 
     def config(self) -> dict[str, Any]:
@@ -54,6 +54,10 @@ class MarginMSELoss(PairLoss):
     scores for positive and negatives)."""
 
     spec = LossSpec(inputs=("query", "positive", "negative"), more_inputs="negative", label="float_list")
+
+    def __init__(self, model: Any = None, activation_fn: torch.nn.Module | None = None, *,
+                 activation: torch.nn.Module | None = None) -> None:
+        super().__init__(model, activation_fn, activation=activation)
 
     def forward(self, model: Any, inputs: Sequence[Sequence[Any]], labels: torch.Tensor) -> torch.Tensor:
         queries, positives, negatives = inputs[0], inputs[1], inputs[2:]

@@ -34,8 +34,9 @@ class Evaluator:
         """Unprefixed metrics of ``model``."""
         raise NotImplementedError
 
-    def __call__(self, model: Any) -> dict[str, float]:
-        """Metrics of ``model``, keyed ``f"{name}_{metric}"``."""
+    def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
+        """Metrics of ``model``, keyed ``f"{name}_{metric}"``. ``output_path``, ``epoch`` and ``steps`` are
+        sentence-transformers' arguments (where it writes CSV files); accepted, nothing is written."""
         return {self.key(metric): float(value) for metric, value in self.compute(model).items()}
 
     def __repr__(self) -> str:

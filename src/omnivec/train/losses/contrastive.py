@@ -10,21 +10,23 @@ from typing import Any
 
 import torch
 
-from omnivec import similarity as sim
 from omnivec.errors import ConfigError
 from omnivec.runtime.units import PreparedInputs
 from omnivec.train.losses.base import EmbeddingLoss, LossSpec, embed_columns
+from omnivec.train.losses.binding import BoundModel, resolve_similarity
 
 DIRECTIONS = ("query_to_doc", "doc_to_query", "query_to_query", "doc_to_doc")
 
 
-class MultipleNegativesRankingLoss(EmbeddingLoss):
+class MultipleNegativesRankingLoss(BoundModel, EmbeddingLoss):
     """InfoNCE over (anchor, positive, negative...) columns: each anchor must pick its positive among every
     positive and negative in the batch.
 
     Args:
+        model: the Embedder to train, as in sentence-transformers (``MultipleNegativesRankingLoss(model)``); optional.
         scale: multiplies the similarities (1 / temperature).
-        similarity: ``cosine``, ``dot``, ``euclidean`` or ``manhattan``.
+        similarity: ``cosine``, ``dot``, ``euclidean`` or ``manhattan``; or ``similarity_fct``, a function such as
+            ``util.cos_sim`` (sentence-transformers' argument).
         symmetric: also make each positive pick its anchor among all anchors (the two losses are averaged).
         directions / partition_mode: the general form, as in sentence-transformers: which similarity blocks
             (query_to_doc, doc_to_query, query_to_query, doc_to_doc) are candidates, normalised jointly or
@@ -33,9 +35,13 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
 
     spec = LossSpec(inputs=("anchor", "positive"), more_inputs="negative")
 
-    def __init__(self, scale: float = 20.0, similarity: str = "cosine", symmetric: bool = False,
-                 directions: Sequence[str] | None = None, partition_mode: str | None = None) -> None:
+    def __init__(self, model: Any = None, scale: float = 20.0, similarity_fct: Any = None,
+                 gather_across_devices: bool = False, directions: Sequence[str] | None = None,
+                 partition_mode: str | None = None, *, similarity: str | None = None, symmetric: bool = False) -> None:
         super().__init__()
+        self.bind(model, "embedder")
+        if gather_across_devices:
+            raise ConfigError("gather_across_devices=True is not supported: omnivec trains on one device per process.")
         if scale <= 0:
             raise ConfigError(f"scale must be positive, got {scale}.")
         if symmetric and directions is not None:
@@ -50,8 +56,8 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
         if partition_mode == "per_direction" and {"query_to_query", "doc_to_doc"} & set(directions):
             raise ConfigError("partition_mode='per_direction' needs every direction to contain the positive pair; "
                               "query_to_query and doc_to_doc do not. Use partition_mode='joint'.")
-        self.scale, self.similarity, self.directions, self.partition_mode = scale, similarity, directions, partition_mode
-        self._sim = sim.get(similarity, pairwise=False)
+        self.similarity, self._sim = resolve_similarity(similarity, similarity_fct, "cosine", pairwise=False)
+        self.scale, self.directions, self.partition_mode = scale, directions, partition_mode
 
     def config(self) -> dict[str, Any]:
         return {"scale": self.scale, "similarity": self.similarity, "directions": list(self.directions),
@@ -82,6 +88,15 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
         return (log_z - positives).mean()
 
 
+class MultipleNegativesSymmetricRankingLoss(MultipleNegativesRankingLoss):
+    """sentence-transformers' symmetric InfoNCE (anchors pick their positive and positives pick their anchor, the
+    two losses averaged): ``MultipleNegativesRankingLoss(model, symmetric=True)``."""
+
+    def __init__(self, model: Any = None, scale: float = 20.0, similarity_fct: Any = None,
+                 gather_across_devices: bool = False, *, similarity: str | None = None) -> None:
+        super().__init__(model, scale, similarity_fct, gather_across_devices, similarity=similarity, symmetric=True)
+
+
 class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
     """``MultipleNegativesRankingLoss`` with GradCache (Gao et al., 2021): the batch is embedded in mini-batches
     without gradients, the loss's gradient with respect to every embedding is computed once, then each
@@ -91,8 +106,10 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
     Dropout masks are replayed: each mini-batch's random state is captured on the first pass and restored on
     the second, so both passes see the same network."""
 
-    def __init__(self, mini_batch_size: int = 32, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, model: Any = None, scale: float = 20.0, similarity_fct: Any = None, mini_batch_size: int = 32,
+                 **kwargs: Any) -> None:
+        kwargs.pop("show_progress_bar", None)  # sentence-transformers' progress bar over mini-batches: not shown
+        super().__init__(model, scale, similarity_fct, **kwargs)
         if mini_batch_size <= 0:
             raise ConfigError(f"mini_batch_size must be positive, got {mini_batch_size}.")
         self.mini_batch_size = mini_batch_size
