@@ -70,7 +70,7 @@ class Searcher:
             logger.warning(problem)
         self.reranker: CrossEncoder | None = None
         if reranker:
-            from omnivec import CrossEncoder
+            from omnivec.models.cross_encoder import CrossEncoder
 
             backend = config.backend_for("reranker")
             load = functools.partial(CrossEncoder, reranker, device=device, backend=backend)

@@ -56,7 +56,7 @@ def load_spaces(config: KBConfig, device: str | None = None,
                 models: ModelCache | None = None) -> tuple[list[Space], list[str]]:
     """The spaces whose model loads, and a message for each that does not. ``models``: where models already
     loaded (the server's) are reused and new ones kept, by the source the config names."""
-    from omnivec import Embedder
+    from omnivec.models.embedder import Embedder
     spaces, problems = [], []
     for name, model_id in config.spaces.items():
         backend = config.backend_for(name)

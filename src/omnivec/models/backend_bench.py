@@ -120,7 +120,8 @@ def measure_backends(model_name_or_path: str, texts: Sequence[str], *, kind: str
 
 def _measure_one(folder: str, name: BackendName, kind: str, texts: Sequence[str],
                  batch_size: int) -> tuple[BackendRow, np.ndarray | None]:
-    from omnivec import CrossEncoder, Embedder
+    from omnivec.models.cross_encoder import CrossEncoder
+    from omnivec.models.embedder import Embedder
 
     row = BackendRow(backend=name)
     start = time.perf_counter()
