@@ -40,7 +40,7 @@ CONFIG = {
     "generation": {"deterministic": True, "database": "none", "max-examples": 100},
     "phases": {"stateful": {"enabled": False}},
     "operations": [{"include-path": MODEL_PATHS, "generation": {"max-examples": 60}},
-                   {"include-path": TEI_PATHS, "generation": {"max-examples": 25}}],
+                   {"include-path": TEI_PATHS, "generation": {"max-examples": 10}}],
 }
 
 

@@ -340,6 +340,7 @@ def test_loss_class_and_evaluator_list_as_sentence_transformers_takes_them(tmp_p
     assert {"eval_a_pearson_cosine", "eval_b_pearson_cosine"} <= metrics.keys()
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and transformers
 def test_fit_needs_no_import_of_omnivec_train_first():
     """model.fit() is implemented in omnivec.train, which the model classes cannot import: the root package lends it,
     so a script that imports only omnivec reaches the real fit (here: its check of the dataloader argument)."""
