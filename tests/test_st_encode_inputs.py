@@ -92,3 +92,11 @@ def test_chunk_size_is_accepted_and_checked(models):
     np.testing.assert_allclose(ours.encode(TEXTS, chunk_size=2), theirs.encode(TEXTS, chunk_size=2), atol=1e-5)
     with pytest.raises(InputError, match="chunk_size"):
         ours.encode(TEXTS, chunk_size=0)
+
+
+def test_text_that_is_not_valid_unicode_is_named(models):
+    ours, _ = models
+    with pytest.raises(InputError, match=r"Input at index 1 holds text that is not valid Unicode"):
+        ours.encode(["fine", "broken \ud800 text"])
+    with pytest.raises(InputError, match=r"Input at index 0 holds text that is not valid Unicode"):
+        ours.encode([{"text": "\udc80"}])

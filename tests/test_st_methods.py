@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import omnivec
-from omnivec.errors import InputError
+from omnivec.errors import ConfigError, InputError
 
 TEXTS = ["a fox jumps over the lazy dog", "hello world", "x"]
 PAIRS = [("what is a fox", "a fox is an animal"), ("hello", "world")]
@@ -209,3 +209,27 @@ def test_cross_encoder_attributes(cross_encoders, tmp_path):
     ours.save(str(tmp_path), model_name="me/tiny-ce")
     card = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert "pipeline_tag: text-ranking" in card and "cross-encoder" in card
+
+
+def test_model_card_data_reaches_the_card_and_sentence_transformers_evaluators_run(bert_dir, st, tmp_path, models):
+    from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator as TheirEvaluator
+
+    card_data = omnivec.SentenceTransformerModelCardData(language=["en", "de"], license="apache-2.0",
+                                                         model_name="Tiny BERT", tags=["tiny"])
+    ours = omnivec.SentenceTransformer(bert_dir, device="cpu", model_card_data=card_data)
+    assert ours.model_card_data is card_data
+    assert isinstance(models[0].model_card_data, omnivec.SentenceTransformerModelCardData)  # a default one
+    ours.save(str(tmp_path / "card"))
+    card = (tmp_path / "card" / "README.md").read_text(encoding="utf-8")
+    assert "language:\n- en\n- de\n" in card and "license: apache-2.0" in card and "# Tiny BERT" in card
+    assert "- tiny\n" in card
+    # sentence-transformers' own evaluator reads and writes model.model_card_data: it runs on omnivec's model
+    left, right, gold = ["a fox", "a dog", "hello", "rain"], ["an animal", "a cat", "hi", "sun"], [0.9, 0.7, 0.8, 0.1]
+    got = TheirEvaluator(left, right, gold, name="sts")(ours)
+    expected = TheirEvaluator(left, right, gold, name="sts")(models[1])
+    assert got["sts_spearman_cosine"] == pytest.approx(expected["sts_spearman_cosine"], abs=1e-6)
+    assert card_data.eval_results[-1]["metrics"]["sts_spearman_cosine"] == got["sts_spearman_cosine"]
+    ce_card = omnivec.CrossEncoderModelCardData(license="mit")
+    assert omnivec.CrossEncoder(bert_dir, num_labels=1, model_card_data=ce_card).model_card_data is ce_card
+    with pytest.raises(ConfigError, match="model_card_data must be a SentenceTransformerModelCardData"):
+        omnivec.SentenceTransformer(bert_dir, model_card_data={"language": "en"})  # type: ignore[arg-type]

@@ -66,9 +66,24 @@ def tag_inputs(inputs: Sequence[Any], modality: str | None = None) -> list[Item]
     if modality is not None and modality not in MODALITIES:
         raise InputError(f"modality={modality!r} must be one of {MODALITIES} (or None to detect it).")
     items = [Item(i, *_detect(x, i, modality)) for i, x in enumerate(inputs)]
+    for item in items:
+        text = item.value.get("text") if isinstance(item.value, dict) else item.value
+        if "text" in item.modality and isinstance(text, str):  # a text input, or a multimodal dict's text
+            require_valid_unicode(text, f"Input at index {item.index}")
     if modality is None:
         _warn_missing_media_paths(inputs, items)
     return items
+
+
+def require_valid_unicode(text: str, what: str) -> None:
+    """Refuse text holding a lone surrogate (a JSON ``"\\ud800"`` escape, a file name's undecodable bytes): no
+    tokenizer can take it, and the tokenizers library would fail with a bare TypeError."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(f"{what} holds text that is not valid Unicode ({exc.reason} at character "
+                             f"{exc.start}).") from None
 
 
 def _warn_missing_media_paths(inputs: Sequence[Any], items: list[Item]) -> None:

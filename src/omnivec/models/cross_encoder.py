@@ -15,10 +15,12 @@ import numpy as np
 import torch
 
 from omnivec.errors import ConfigError, InputError
+from omnivec.inputs.modality import require_valid_unicode
 from omnivec.loading.hub import HubOptions
 from omnivec.loading.options import BackendName, LoadOptions
 from omnivec.models import extensions
 from omnivec.models.base_model import BaseModel
+from omnivec.models.model_card_data import CrossEncoderModelCardData, checked_card_data
 from omnivec.models.multi_process import PoolRequest, pool_or_place, scores_in_pool
 from omnivec.models.scorers import Scorer, build_scorer, with_template_head
 from omnivec.models.templates import RerankTemplate, resolve_template
@@ -82,6 +84,7 @@ class CrossEncoder(BaseModel):
         processor_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
         backend: BackendName = "torch",
+        model_card_data: CrossEncoderModelCardData | None = None,
     ) -> None:
         if (model_name_or_path is None) == (modules is None):
             raise ConfigError("Pass exactly one of model_name_or_path or modules.")
@@ -95,6 +98,7 @@ class CrossEncoder(BaseModel):
         super().__init__(model_name_or_path, modules, options, device=device, prompts=prompts,
                          default_prompt_name=default_prompt_name,
                          config={"rerank_template": template, "activation_fn": activation_fn})
+        self.model_card_data = checked_card_data(model_card_data, CrossEncoderModelCardData)
 
     @classmethod
     def _default_modules(cls, folder: Path, options: LoadOptions,
@@ -330,11 +334,7 @@ def _check_pairs(pairs: Sequence[Any], allow_images: bool) -> list[tuple[Any, An
             raise InputError(f"Pair at index {index} must hold two str, got ({type(pair[0]).__name__}, "
                              f"{type(pair[1]).__name__}); only vision-language rerankers take images.")
         for value in pair:
-            if isinstance(value, str) and not value.isascii():
-                try:
-                    value.encode("utf-8")
-                except UnicodeEncodeError as exc:  # a lone surrogate: no tokenizer can take it
-                    raise InputError(f"Pair at index {index} holds text that is not valid Unicode ({exc.reason} at "
-                                     f"character {exc.start}).") from None
+            if isinstance(value, str):
+                require_valid_unicode(value, f"Pair at index {index}")
         checked.append((pair[0], pair[1]))
     return checked

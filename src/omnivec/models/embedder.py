@@ -19,6 +19,7 @@ from omnivec.loading.hub import HubOptions
 from omnivec.loading.options import BackendName, LoadOptions
 from omnivec.models import extensions
 from omnivec.models.base_model import BaseModel
+from omnivec.models.model_card_data import SentenceTransformerModelCardData, checked_card_data
 from omnivec.models.multi_process import EncodeMultiProcess, encode_in_pool, pool_or_place
 from omnivec.models.st_methods import EmbedderMethods
 from omnivec.modules.base import Module
@@ -82,6 +83,7 @@ class Embedder(EmbedderMethods, EncodeMultiProcess, BaseModel):
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
         backend: BackendName = "torch",
+        model_card_data: SentenceTransformerModelCardData | None = None,
     ) -> None:
         if model_name_or_path is not None and modules is not None:
             raise ConfigError("Pass either model_name_or_path or modules, not both.")
@@ -94,6 +96,7 @@ class Embedder(EmbedderMethods, EncodeMultiProcess, BaseModel):
         super().__init__(model_name_or_path, modules, options, device=device, prompts=prompts,
                          default_prompt_name=default_prompt_name,
                          config={"similarity_fn_name": similarity_fn_name, "truncate_dim": truncate_dim})
+        self.model_card_data = checked_card_data(model_card_data, SentenceTransformerModelCardData)
 
     @classmethod
     def _default_modules(cls, folder: Path, options: LoadOptions,

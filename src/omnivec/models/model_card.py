@@ -22,8 +22,9 @@ _SIMILARITY_NAMES = {"cosine": "Cosine Similarity", "dot": "Dot Product", "eucli
 def model_card(model: Any, model_name: str | None = None, train_datasets: Sequence[str] | None = None) -> str:
     """The card's Markdown (YAML front matter as the Hub reads it) for an Embedder or a CrossEncoder."""
     kind = type(model).model_type  # "SentenceTransformer" or "CrossEncoder"
+    card = getattr(model, "model_card_data", None)  # the user's ModelCardData (language, license, name, tags)
     base = model.name_or_path if _is_hub_id(model.name_or_path) else None
-    title = model_name or base or kind
+    title = model_name or (card and card.model_name) or base or kind
     if kind == "CrossEncoder":
         tags = ["sentence-transformers", "cross-encoder", "reranker", "omnivec"]
         pipeline = "text-ranking" if model.num_labels == 1 else "text-classification"
@@ -43,7 +44,10 @@ def model_card(model: Any, model_name: str | None = None, train_datasets: Sequen
         usage = [f"model = SentenceTransformer({title!r})",
                  "embeddings = model.encode(['The weather is lovely today.', \"It's so sunny outside!\"])",
                  "similarities = model.similarity(embeddings, embeddings)"]
-    front = ["---", "tags:", *[f"- {tag}" for tag in tags], f"pipeline_tag: {pipeline}",
+    tags += [tag for tag in (card.tags if card else []) if tag not in tags]
+    front = ["---", *(["language:", *[f"- {lang}" for lang in card.language]] if card and card.language else []),
+             *([f"license: {card.license}"] if card and card.license else []),
+             "tags:", *[f"- {tag}" for tag in tags], f"pipeline_tag: {pipeline}",
              "library_name: sentence-transformers"]
     if base:
         front.append(f"base_model: {base}")

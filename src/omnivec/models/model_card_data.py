@@ -26,6 +26,7 @@ class ModelCardData:
     tags: the card's tags.
     local_files_only: never look up datasets or the base model on the Hub.
     generate_widget_examples: put example inputs on the card.
+    eval_results: the metrics evaluators reported through ``set_evaluation_metrics``, newest last.
     """
 
     language: str | list[str] | None = field(default_factory=list)
@@ -38,6 +39,7 @@ class ModelCardData:
     tags: list[str] = field(default_factory=list)
     local_files_only: bool = False
     generate_widget_examples: bool = True
+    eval_results: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.language, str):
@@ -51,6 +53,11 @@ class ModelCardData:
         if self.model_id and self.model_id.count("/") != 1:
             logger.warning("The model_id %r should be 'user/name'; setting model_id to None.", self.model_id)
             self.model_id = None
+
+    def set_evaluation_metrics(self, evaluator: Any, metrics: dict[str, Any], epoch: float = 0, step: int = 0) -> None:
+        """Keep an evaluator's metrics (sentence-transformers' evaluators call this after each run)."""
+        self.eval_results.append({"evaluator": type(evaluator).__name__, "epoch": epoch, "step": step,
+                                  "metrics": dict(metrics)})
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (for the card's YAML header)."""
@@ -72,3 +79,12 @@ class CrossEncoderModelCardData(ModelCardData):
     """Model card facts of a reranker (sentence-transformers' class of that name); fields as ModelCardData."""
 
     tags: list[str] = field(default_factory=lambda: ["sentence-transformers", "cross-encoder", "reranker"])
+
+
+def checked_card_data(value: Any, kind: type[ModelCardData]) -> ModelCardData:
+    """``model_card_data=`` of a model: the given ``kind`` instance, or a fresh one for None."""
+    if value is None:
+        return kind()
+    if not isinstance(value, ModelCardData):
+        raise ConfigError(f"model_card_data must be a {kind.__name__} (or None), got {type(value).__name__}.")
+    return value
