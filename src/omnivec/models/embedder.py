@@ -29,7 +29,7 @@ from omnivec.modules.router import Router
 from omnivec.modules.transformer import Transformer
 from omnivec.runtime.batching import default_token_budget
 from omnivec.runtime.execute import RunOptions, embed_units, forward_units
-from omnivec.runtime.precision import PRECISIONS, Precision, quantize_embeddings
+from omnivec.runtime.precision import PRECISIONS, Precision, as_requested
 from omnivec.runtime.process_pool import ProcessPool
 from omnivec.runtime.units import DecodeOptions, PreparedInputs, combine_units, decode, expand, supported_modalities
 
@@ -277,16 +277,7 @@ class Embedder(EmbedderMethods, EncodeMultiProcess, BaseModel):
             embeddings = embeddings[:, :truncate_dim]
         if normalize_embeddings:
             embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=1)
-        result: Any = embeddings
-        if precision != "float32":
-            result = torch.from_numpy(quantize_embeddings(_to_numpy(embeddings), precision))
-        if convert_to_tensor:
-            pass
-        elif convert_to_numpy:
-            result = _to_numpy(result)
-        else:
-            result = list(result)
-        return result[0] if single else result
+        return as_requested(embeddings, precision, convert_to_numpy, convert_to_tensor, single)
 
     # -- training --------------------------------------------------------------------------------------
     def prepare(self, inputs: Sequence[Any], *, prompt: str | None = None, task: str | None = None,
@@ -375,11 +366,6 @@ def _sampling_rate(processor: Any) -> int | None:
     rate = getattr(extractor, "sampling_rate", None)
     return int(rate) if rate else None
 
-
-def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    if tensor.dtype == torch.bfloat16:
-        tensor = tensor.float()
-    return tensor.detach().cpu().numpy()
 
 
 def _check_truncate_dim(truncate_dim: Any) -> int | None:

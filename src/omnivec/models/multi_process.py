@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from omnivec.errors import InputError
-from omnivec.runtime.precision import Precision, quantize_embeddings
+from omnivec.runtime.precision import Precision, as_requested
 from omnivec.runtime.process_pool import (
     ProcessPool,
     check_devices,
@@ -133,16 +133,7 @@ def encode_in_pool(model: Any, request: PoolRequest, inputs: Sequence[Any], *, s
     if not all(isinstance(part, torch.Tensor) for part in parts):  # token embeddings: a list per input
         rows = [row for part in parts for row in part]
         return rows[0] if single else rows
-    result: Any = torch.cat(parts)
-    if precision != "float32":
-        result = torch.from_numpy(quantize_embeddings(_numpy(result), precision))
-    if convert_to_tensor:
-        pass
-    elif convert_to_numpy:
-        result = _numpy(result)
-    else:
-        result = list(result)
-    return result[0] if single else result
+    return as_requested(torch.cat(parts), precision, convert_to_numpy, convert_to_tensor, single)
 
 
 def scores_in_pool(model: Any, request: PoolRequest, method: str, pairs: Sequence[Any], *, batch_size: int,
@@ -162,6 +153,3 @@ def _score_chunk(model: Any, pairs: list[Any], *, method: str, batch_size: int, 
                  max_tokens: int | None) -> torch.Tensor:
     return model._run(getattr(model.scorer, method), pairs, batch_size, prompt, False, max_tokens)
 
-
-def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()

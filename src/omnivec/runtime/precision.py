@@ -61,3 +61,18 @@ def quantize_embeddings(
     steps = np.where(steps == 0, 1, steps)
     buckets = np.clip(np.floor((embeddings - starts) / steps), 0, 255)
     return buckets.astype(np.uint8) if precision == "uint8" else (buckets - 128).astype(np.int8)
+
+
+def as_requested(embeddings: Any, precision: Precision, convert_to_numpy: bool, convert_to_tensor: bool,
+                 single: bool) -> Any:
+    """``encode``'s output from a (n, dim) float tensor: quantized to ``precision`` (over all n rows together), then
+    a tensor (``convert_to_tensor``), an array (``convert_to_numpy``) or a list of row tensors; one row for a single
+    input."""
+    import torch
+
+    result = embeddings
+    if precision != "float32":
+        result = torch.from_numpy(quantize_embeddings(_numpy(embeddings), precision))
+    if not convert_to_tensor:
+        result = _numpy(result) if convert_to_numpy else list(result)
+    return result[0] if single else result
