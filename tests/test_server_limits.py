@@ -7,6 +7,7 @@ import base64
 import io
 import threading
 import time
+from collections.abc import Awaitable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -163,7 +164,7 @@ class _Fragile:
 
     def encode(self, items: list, **_: object) -> np.ndarray:
         self.calls.append([item["text"] for item in items])
-        time.sleep(0.1 if len(self.calls) == 1 else 0)  # the others queue behind the first call and batch together
+        time.sleep(0.3 if len(self.calls) == 1 else 0)  # the others queue behind the first call and batch together
         if any(item["text"] == "boom" for item in items):
             raise RuntimeError("CUDA error: device-side assert triggered")
         return np.array([[1.0, float(len(item["text"]))] for item in items], dtype=np.float32)
@@ -178,12 +179,17 @@ def test_a_model_failure_is_a_json_500_and_spares_its_batch_mates():
 
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://omnivec") as client:
-            texts = ["fine", "boom", "also fine"]
-            return await asyncio.gather(*(client.post("/v1/embeddings", json={"model": "fragile", "input": t})
-                                          for t in texts))
+            def post(text: str) -> Awaitable[httpx.Response]:
+                return client.post("/v1/embeddings", json={"model": "fragile", "input": text})
+
+            # A first request holds the model (its call sleeps), so the next three queue and batch together.
+            first = asyncio.ensure_future(post("first"))
+            while not model.calls:
+                await asyncio.sleep(0.005)
+            return [await first, *await asyncio.gather(*(post(t) for t in ("fine", "boom", "also fine")))]
 
     with TestClient(app):  # starts the batchers' lifespan
-        good, bad, also = asyncio.run(fire())
+        _, good, bad, also = asyncio.run(fire())
     assert good.status_code == 200 and also.status_code == 200
     assert bad.status_code == 500 and "device-side assert" in bad.json()["error"]["message"], bad.text
     assert any(len(call) > 1 and "boom" in call for call in model.calls), model.calls  # it had batch-mates

@@ -29,6 +29,9 @@ from omnivec.kb.search import Searcher
 from omnivec.serve.app import create_app
 from tests.fixtures.images import png_data_uri
 
+# Hundreds of generated requests, many running a model on CPU (~35 s): the slow lane, which CI runs.
+pytestmark = pytest.mark.slow
+
 KEY = "fuzz-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 EMBEDDERS, RERANKERS = ["minilm", "clip"], ["rerank"]
