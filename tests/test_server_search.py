@@ -46,6 +46,32 @@ def test_search_matches_the_library_and_links_thumbnails(served):
     assert picture.status_code == 200 and picture.content[:2] == b"\xff\xd8"  # a JPEG
 
 
+def test_search_chooses_spaces_and_fusion_like_the_library(served):
+    """``spaces``, ``fusion``, ``rrf_k`` and ``weights`` reach the searcher; each result names the spaces that found
+    it with their own scores."""
+    from omnivec.kb.fusion import FusionSettings
+
+    client, searcher, _ = served
+    query = "How much did revenue grow?"
+    for body, spaces, fusion in (({"spaces": ["lexical"]}, ["lexical"], None),
+                                 ({"spaces": ["text", "lexical"], "fusion": "rrf", "rrf_k": 5}, ["text", "lexical"],
+                                  FusionSettings("rrf", 5)),
+                                 ({"weights": {"image": 0, "audio": 0}}, None,
+                                  searcher.fusion.merged(weights={"image": 0, "audio": 0}))):
+        reply = client.post("/v1/search", json={"query": query, "k": 5, **body}, headers=AUTH)
+        assert reply.status_code == 200, reply.text
+        data = reply.json()["data"]
+        expected = searcher.search(query, k=5, fusion=fusion, spaces=spaces)
+        assert [r["id"] for r in data] == [r.id for r in expected] and data
+        assert [r["spaces"] for r in data] == [r.spaces for r in expected]
+        assert all(set(r["scores"]) == set(r["spaces"]) for r in data)
+        if spaces == ["lexical"]:
+            assert all(r["spaces"] == ["lexical"] and r["similarity"] is None for r in data)
+            assert data[0]["file"].endswith(("report.pdf", ".md", ".txt", ".html", ".jsonl")), data[0]
+        if body.get("weights"):
+            assert all(r["modality"] == "text" for r in data)  # image and audio lists weigh nothing
+
+
 def _text_only():
     from omnivec.kb.stores.base import Filter
 
@@ -58,6 +84,12 @@ def _text_only():
     ({"image": "data:image/png;base64,not-an-image"}, 400, "cannot be decoded"),
     ({"query": "x", "k": 0}, 422, "k"),
     ({"query": "x", "filters": {"colour": "red"}}, 422, "colour"),
+    ({"query": "x", "spaces": ["text", "nope"]}, 400, "nope"),
+    ({"query": "x", "spaces": []}, 422, "spaces"),
+    ({"query": "x", "spaces": ["text"] * 9}, 422, "spaces"),
+    ({"query": "x", "weights": {"text": -1}}, 422, "weights"),
+    ({"query": "x", "fusion": "max"}, 422, "fusion"),
+    ({"query": "x", "rrf_k": 10**6}, 422, "rrf_k"),
 ])
 def test_bad_searches_are_4xx(served, body, status, needle):
     client, _, _ = served
@@ -138,7 +170,7 @@ def test_kb_info_and_search_page(served):
     info = client.get("/v1/kb", headers=AUTH).json()
     assert info["files"] == 8 and info["reranker"] is None
     assert {s["name"]: s["queries"] for s in info["spaces"]} == {"text": ["text"], "image": ["text", "image"],
-                                                                "audio": ["text"]}
+                                                                "audio": ["text"], "lexical": ["text"]}
     page = client.get("/")  # the page holds no data: no key needed; it asks for one when the API answers 401
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert 'id="query"' in page.text and "/v1/search" in page.text

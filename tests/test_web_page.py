@@ -79,7 +79,14 @@ def _search(page, query: str, k: int = 50) -> None:
 
 def _cards(page) -> list[dict]:
     return page.eval_on_selector_all("article.result", """cards => cards.map(c => ({
-        kind: c.dataset.kind, file: c.dataset.file.split('/').pop(), modality: c.dataset.modality}))""")
+        kind: c.dataset.kind, file: c.dataset.file.split('/').pop(), modality: c.dataset.modality,
+        spaces: c.dataset.spaces, scores: c.querySelector('.scores').textContent}))""")
+
+
+def test_a_result_the_lexical_space_found_says_so(page):
+    _search(page, "charging coil voltage", k=5)
+    top = _cards(page)[0]
+    assert top["file"] == "manual.md" and "lexical" in top["spaces"].split(",") and "lexical " in top["scores"]
 
 
 def test_text_search_shows_thumbnails_pages_and_players_at_the_matched_time(page):
@@ -88,6 +95,8 @@ def test_text_search_shows_thumbnails_pages_and_players_at_the_matched_time(page
     kinds = {(c["kind"], c["file"]) for c in cards}
     assert {("page", "report.pdf"), ("image", "red_circle.png"), ("frame", "ball.mp4"), ("audio", "beeps.wav"),
             ("text", "manual.md")} <= kinds
+    # Each card says which spaces found it, with each one's own score.
+    assert all(c["spaces"] and f"found by {c['spaces'].split(',')[0]} " in c["scores"] for c in cards)
     # Every picture loads: thumbnails and PDF pages come through signed links, without the Authorization header.
     page.wait_for_function("[...document.images].filter(i => i.src && !i.closest('#drop'))"
                            ".every(i => i.complete && i.naturalWidth > 0)")

@@ -100,15 +100,18 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from omnivec.kb.commands import run_search
+    from omnivec.kb.commands import FusionChoice, run_search
+    from omnivec.kb.fusion import parse_weights
     from omnivec.kb.stores.base import Filter
 
     _check_kb_uri(args.kb)
     where = None
     if args.path_prefix or args.modality or args.file_type:
         where = Filter(path_prefix=args.path_prefix, modalities=args.modality, file_types=args.file_type)
+    spaces = [name.strip() for name in args.spaces.split(",")] if args.spaces is not None else None
+    choice = FusionChoice(args.fusion, args.rrf_k, parse_weights(args.weights) if args.weights else None, spaces)
     return run_search(args.query, args.image, args.kb, args.config, args.k, args.rerank, args.json, args.queries,
-                      where, args.fusion, args.backend)
+                      where, choice, args.backend)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -302,7 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--config", help="kb.toml (default: <kb>/kb.toml)")
     search.add_argument("-k", type=_at_least_one, default=10, help="results to return (default 10)")
     search.add_argument("--rerank", help="a CrossEncoder model, or 'none' (default: the config's reranker)")
-    search.add_argument("--fusion", choices=["rrf", "score"], default="rrf", help="how spaces' results merge")
+    search.add_argument("--spaces", help="search only these spaces, e.g. text,lexical (default: all that take the query)")
+    search.add_argument("--fusion", choices=["convex", "rrf", "score"], help="how spaces' results merge (default: kb.toml's)")
+    search.add_argument("--weights", help="per-space fusion weights, e.g. text=0.4,lexical=0.6")
+    search.add_argument("--rrf-k", type=int, help="the k of reciprocal rank fusion (default: kb.toml's, 60)")
     search.add_argument("--path-prefix", help="only files under this path")
     search.add_argument("--modality", action="append", choices=["text", "image", "audio"], help="only this modality")
     search.add_argument("--file-type", action="append", help="only this file type (pdf, md, jpg, ...)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +39,33 @@ def index_paths(paths: list[str], kb_dir: Path, config: Any, show_progress: bool
     return indexer.spaces
 
 
+@dataclass(frozen=True)
+class FusionChoice:
+    """What the command line says of fusion and spaces; each part left None keeps the KB config's."""
+
+    method: str | None = None
+    rrf_k: int | None = None
+    weights: dict[str, float] | None = None
+    spaces: list[str] | None = None
+
+
 def run_search(query: str | None, image: str | None, kb: str | None, config_path: str | None, k: int,
-               rerank: str | None, as_json: bool, queries: str | None, where: Any, fusion: str,
+               rerank: str | None, as_json: bool, queries: str | None, where: Any, choice: FusionChoice,
                backend: BackendName | None = None) -> int:
     from omnivec.kb.search import Searcher, check_image_query
 
     check_image_query(image)  # a mistyped path is named before any model loads
     kb_dir, config = kb_settings(kb, config_path, existing=True, backend=backend)
+    fusion = config.fusion.merged(choice.method, choice.rrf_k, choice.weights)
     reranker = None if rerank == "none" else (rerank or config.reranker)
     searcher = Searcher(kb_dir, config, reranker=reranker)
     try:
         if queries:
             for qid, text in _read_queries(queries):
-                results = searcher.search(text, None, k, where, fusion)
+                results = searcher.search(text, None, k, where, fusion, spaces=choice.spaces)
                 print(json.dumps({"query_id": qid, "query": text, "results": [r.to_dict() for r in results]}))
             return 0
-        results = searcher.search(query, image, k, where, fusion)
+        results = searcher.search(query, image, k, where, fusion, spaces=choice.spaces)
     finally:
         searcher.close()
     if as_json:
@@ -68,10 +80,11 @@ def print_results(results: list[Any], kb_dir: Path) -> None:
     if not results:
         print("no results")
     for rank, result in enumerate(results, start=1):  # file names and texts with control characters: escaped
+        found = " · ".join(f"{space} {value:.3f}" for space, value in result.scores.items())  # cosine, BM25, dot
         if result.rerank_score is not None:
-            score = f"rerank {result.rerank_score:.3f}"
+            score = f"rerank {result.rerank_score:.3f} ({found})"
         else:
-            score = f"cosine {result.similarity:.3f}" + (f" (+{len(result.spaces) - 1} spaces)" if len(result.spaces) > 1 else "")
+            score = f"{found}" if len(result.scores) == 1 else f"fused {result.score:.3f} ({found})"
         snippet = printable(" ".join(result.text.split())[:160])
         print(f"{rank:>2}. {score}  [{result.kind}]  {printable(result.location.describe())}")
         if snippet:

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from omnivec.errors import ConfigError
+from omnivec.errors import ConfigError, InputError
+from omnivec.kb.fusion import FusionSettings
 from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
 from omnivec.loading.options import BACKEND_NAMES, BackendName
 
@@ -20,7 +21,18 @@ DEFAULT_SPACES = {  # the spaces and the chunk modality each embeds: passages; i
     "image": "openai/clip-vit-base-patch32",
     "audio": "laion/clap-htsat-unfused",
 }
+SPARSE_SPACE = "sparse"  # a learned-sparse (SPLADE) space over text chunks; off unless [spaces] names a model
+LEXICAL_SPACE = "lexical"  # BM25 over text chunks in the store's full-text machinery; on unless [lexical] says no
+SPACE_NAMES = (*DEFAULT_SPACES, SPARSE_SPACE, LEXICAL_SPACE)
 CONFIG_FILE = "kb.toml"
+
+
+@dataclass(frozen=True)
+class LexicalConfig:
+    """The lexical space: ``enabled`` (default on) and the ``language`` its stemmer and stop words are for."""
+
+    enabled: bool = True
+    language: str = "english"
 
 
 @dataclass
@@ -28,7 +40,10 @@ class KBConfig:
     """Settings of one knowledge base.
 
     ``spaces`` maps a space ("text", "image", "audio") to a model folder or Hub id; drop a space to not index
-    that modality. ``store`` is where vectors live: a path (LanceDB, embedded; default ``<kb>/vectors``),
+    that modality; ``sparse`` adds a learned-sparse (SPLADE, a ``SparseEncoder``) space over text chunks, which
+    needs a store with sparse vectors (Qdrant). ``[lexical]``: the BM25 space over text chunks, in the store's
+    full-text index (``enabled``, ``language``). ``[fusion]``: how the spaces' results merge (``method``,
+    ``rrf_k``, ``weights``; see :class:`~omnivec.kb.fusion.FusionSettings`). ``store`` is where vectors live: a path (LanceDB, embedded; default ``<kb>/vectors``),
     ``qdrant://path`` (Qdrant on disk) or an ``http(s)://`` Qdrant server. ``backend`` runs every model (``torch``,
     ``onnx``, ``openvino``, ``onnx-int8``, ``openvino-int8``, ``auto``); ``[backends]`` sets it per space and for
     the ``reranker``."""
@@ -46,6 +61,8 @@ class KBConfig:
     flush_chunks: int = 512  # chunks embedded and written together (files are marked done after each write)
     backend: BackendName = "torch"
     backends: dict[str, BackendName] = field(default_factory=dict)
+    lexical: LexicalConfig = field(default_factory=LexicalConfig)
+    fusion: FusionSettings = field(default_factory=FusionSettings)
 
     def backend_for(self, name: str) -> BackendName:
         """The backend of a space's model, or of the reranker (``name="reranker"``)."""
@@ -104,15 +121,52 @@ def _from_dict(data: dict[str, Any], source: str) -> KBConfig:
     spaces = data.get("spaces", DEFAULT_SPACES)
     if not isinstance(spaces, dict) or not spaces:
         raise ConfigError(f"KB config {source!r}: [spaces] must map space names to models, e.g. text = \"...\".")
-    bad = sorted(set(spaces) - set(DEFAULT_SPACES))
+    bad = sorted(set(spaces) - {*DEFAULT_SPACES, SPARSE_SPACE})
     if bad:
-        raise ConfigError(f"KB config {source!r}: unknown space(s) {bad}; spaces are {sorted(DEFAULT_SPACES)}.")
+        hint = " (the lexical space is set in [lexical])" if LEXICAL_SPACE in bad else ""
+        raise ConfigError(f"KB config {source!r}: unknown space(s) {bad}; spaces are "
+                          f"{sorted({*DEFAULT_SPACES, SPARSE_SPACE})}{hint}.")
     for name, model in spaces.items():
         if not isinstance(model, str) or not model.strip():
             raise ConfigError(f"KB config {source!r}: spaces.{name} = {model!r}: expected a model folder or Hub id.")
-    config = KBConfig(**{**data, "spaces": dict(spaces)})
+    config = KBConfig(**{**data, "spaces": dict(spaces), "lexical": _lexical(data.get("lexical", {}), source),
+                         "fusion": _fusion(data.get("fusion", {}), source)})
     _check_values(config, source)
     return config
+
+
+def _table(value: Any, name: str, keys: tuple[str, ...], source: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"KB config {source!r}: [{name}] must be a table with keys {list(keys)}.")
+    unknown = sorted(set(value) - set(keys))
+    if unknown:
+        raise ConfigError(f"KB config {source!r}: [{name}] has unknown key(s) {unknown}; allowed: {list(keys)}.")
+    return value
+
+
+def _lexical(value: Any, source: str) -> LexicalConfig:
+    from omnivec.kb.stores.base import LEXICAL_LANGUAGES
+
+    table = _table(value, "lexical", ("enabled", "language"), source)
+    lexical = LexicalConfig(**table)
+    if not isinstance(lexical.enabled, bool):
+        raise ConfigError(f"KB config {source!r}: lexical.enabled = {lexical.enabled!r}: must be true or false.")
+    if lexical.language not in LEXICAL_LANGUAGES:
+        raise ConfigError(f"KB config {source!r}: lexical.language = {lexical.language!r}: must be one of "
+                          f"{list(LEXICAL_LANGUAGES)}.")
+    return lexical
+
+
+def _fusion(value: Any, source: str) -> FusionSettings:
+    table = dict(_table(value, "fusion", ("method", "rrf_k", "weights"), source))
+    unknown = sorted(set(table.get("weights") or {}) - set(SPACE_NAMES)) if isinstance(table.get("weights"), dict) else []
+    if unknown:
+        raise ConfigError(f"KB config {source!r}: fusion.weights: unknown space(s) {unknown}; spaces are "
+                          f"{list(SPACE_NAMES)}.")
+    try:
+        return FusionSettings(**table)
+    except InputError as exc:
+        raise ConfigError(f"KB config {source!r}: [fusion] {exc}") from None
 
 
 def _check_values(config: KBConfig, source: str) -> None:
@@ -150,7 +204,8 @@ def _check_backends(config: KBConfig, source: str) -> None:
     if not isinstance(config.backends, dict):
         raise ConfigError(f"KB config {source!r}: [backends] must map spaces (or \"reranker\") to backends.")
     for name, value in config.backends.items():
-        if name not in (*DEFAULT_SPACES, "reranker"):
-            raise ConfigError(f"KB config {source!r}: backends.{name}: unknown; keys are {[*DEFAULT_SPACES, 'reranker']}.")
+        if name not in (*DEFAULT_SPACES, SPARSE_SPACE, "reranker"):
+            raise ConfigError(f"KB config {source!r}: backends.{name}: unknown; keys are "
+                              f"{[*DEFAULT_SPACES, SPARSE_SPACE, 'reranker']}.")
         if value not in BACKEND_NAMES:
             raise ConfigError(f"KB config {source!r}: backends.{name} = {value!r}: must be one of {list(BACKEND_NAMES)}.")

@@ -75,7 +75,7 @@ def check_models(manifest: Manifest, store: Any, spaces: list[Any]) -> tuple[lis
     messages, notes = [], []
     for space in spaces:
         try:  # here only, not when loading spaces: search and the server never hash model files
-            identity = model_identity(space.source)
+            identity = space.identity()
         except OSError as exc:
             identity = ""
             notes.append(f"the {space.name} space's model files could not be read ({exc}): whether its model "

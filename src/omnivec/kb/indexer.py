@@ -19,9 +19,9 @@ from omnivec.kb.chunk import Chunk, IngestError
 from omnivec.kb.config import KBConfig
 from omnivec.kb.consistency import check_models, check_store
 from omnivec.kb.file_version import FileVersion
-from omnivec.kb.manifest import FileEntry, Manifest, content_hash
+from omnivec.kb.manifest import FileEntry, Manifest, content_hash, record_counts
 from omnivec.kb.scan import SYMLINK_SKIPPED, not_regular, os_reason, scan
-from omnivec.kb.spaces import Space, load_spaces
+from omnivec.kb.spaces import load_spaces
 from omnivec.printing import printable
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ class IndexReport:
     scanned: int = 0
     unchanged: int = 0
     indexed: int = 0
+    extended: int = 0  # of the indexed: unchanged files written only into spaces they lacked
     removed: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # not read: symlinks, FIFOs, devices, sockets
@@ -41,7 +42,8 @@ class IndexReport:
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> time spent
 
     def summary(self) -> str:
-        lines = [f"{self.scanned} files: {self.indexed} indexed, {self.unchanged} unchanged, {self.removed} removed, "
+        extended = f" ({self.extended} only into new spaces)" if self.extended else ""
+        lines = [f"{self.scanned} files: {self.indexed} indexed{extended}, {self.unchanged} unchanged, {self.removed} removed, "
                  f"{len(self.failed)} failed, {len(self.skipped)} skipped"]
         for space, count in sorted(self.chunks.items()):
             lines.append(f"  {space}: {count} chunks written")
@@ -105,12 +107,18 @@ class Indexer:
             raise InputError("No model of this KB could be loaded, so nothing can be indexed: "
                              + " ".join(self.problems))
         # Before a changed dimension is refused; the models' files are read here, not when spaces load.
-        self.repairs, self.notes = check_models(self.manifest, self.store, self.spaces)
-        for space in self.spaces:
-            self.store.ensure_collection(space.name, space.dim)
+        try:
+            self.repairs, self.notes = check_models(self.manifest, self.store, self.spaces)
+            for space in self.spaces:
+                space.ensure(self.store)
+        except BaseException:  # a space this store cannot hold (sparse on LanceDB), a changed dimension
+            self.close()
+            raise
         self.active = {s.name for s in self.spaces}
         self.space_names = ",".join(sorted(self.active))  # as the manifest records them
         self.indexed: set[str] = set()  # files the manifest knew at the start of the run: they may have vectors
+        # unchanged files that lack some active spaces: path -> (those spaces, the records they have in the others)
+        self.adding: dict[str, tuple[set[str], dict[str, int]]] = {}
 
     def run(self, paths: list[Path]) -> IndexReport:
         from omnivec.kb.ingest import SUPPORTED
@@ -158,8 +166,13 @@ class Indexer:
                     known = entry.version
                     file_hash = known.hash if known.shown_by(found) else content_hash(path)
                     current = FileVersion.of(str(path), found, file_hash)
-                    if current.same_content(known) and (entry.state == "failed"
-                                                        or self.active <= set(entry.spaces.split(","))):
+                    missing = self.active - set(entry.spaces.split(","))
+                    if current.same_content(known) and entry.state == "done" and missing and \
+                            record_counts(entry) is not None:
+                        # Only the spaces it lacks (a space added to kb.toml, the lexical space after an upgrade)
+                        # are written: its vectors in the others stay.
+                        self.adding[str(path)] = (missing, record_counts(entry) or {})
+                    elif current.same_content(known) and (entry.state == "failed" or not missing):
                         if current != known:  # only its modification time changed
                             touched.append(current)
                         if entry.state == "failed":
@@ -236,11 +249,15 @@ class Indexer:
         files = [version for version, _ in batch]
         # Pending before any vector changes: a run killed from here on redoes these files.
         self.manifest.set_states(files, "pending", spaces=self.space_names)
-        self._delete([version.path for version in files])
+        self._delete([version.path for version in files if version.path not in self.adding])
+        for version in files:
+            for name in self.adding.get(version.path, ((), {}))[0]:
+                self.store.delete_files(name, [version.path])  # a run killed before may have written some
         failed: dict[str, str] = {}  # path -> reason
         embedded = []  # (space, [(path, position, chunk)], vectors)
         for space in self.spaces:
             chunks = [(version.path, position, chunk) for version, file_chunks in batch
+                      if version.path not in self.adding or space.name in self.adding[version.path][0]
                       for position, chunk in enumerate(file_chunks) if chunk.modality == space.modality]
             if not chunks:
                 continue
@@ -273,18 +290,20 @@ class Indexer:
         done = [(version, file_chunks) for version, file_chunks in batch if version.path not in failed]
         if not done:
             return
-        per_space = [{space.name: n for space in self.spaces
-                      if (n := sum(chunk.modality == space.modality for chunk in file_chunks))}
-                     for _, file_chunks in done]  # what the next run checks the store against
+        per_space = [{**self.adding.get(version.path, ((), {}))[1],
+                      **{space.name: n for space in self.spaces
+                         if (n := sum(chunk.modality == space.modality for chunk in file_chunks))}}
+                     for version, file_chunks in done]  # what the next run checks the store against
         self.manifest.set_states([version for version, _ in done], "done", [len(chunks) for _, chunks in done],
                                  spaces=self.space_names, records=per_space)
         report.indexed += len(done)
+        report.extended += sum(version.path in self.adding for version, _ in done)
 
-    def _embed(self, space: Space, chunks: list[tuple[str, int, Chunk]], show_progress: bool | None) -> Any:
+    def _embed(self, space: Any, chunks: list[tuple[str, int, Chunk]], show_progress: bool | None) -> Any:
         return space.embed([chunk.content for _, _, chunk in chunks], self.config.batch_size, show_progress,
                            modality=space.modality)
 
-    def _embed_alone(self, space: Space, chunks: list[tuple[str, int, Chunk]],
+    def _embed_alone(self, space: Any, chunks: list[tuple[str, int, Chunk]],
                      failed: dict[str, str]) -> tuple[list[tuple[str, int, Chunk]], list[Any]]:
         """The batch's files embedded one at a time after the batch failed: each file the model refuses goes into
         ``failed`` with the model's reason; the chunks and vectors of the others are returned."""
@@ -329,7 +348,8 @@ class Indexer:
         from omnivec.kb.ingest.chunking import tokenizer_counters
         from omnivec.kb.ingest.options import IngestOptions
 
-        text = next((s for s in self.spaces if s.name == "text"), None)
+        # chunks are cut to the text model's window (the dense one's, else the sparse one's)
+        text = next((s for s in self.spaces if s.modality == "text" and s.model is not None), None)
         audio = next((s for s in self.spaces if s.name == "audio"), None)
         options = IngestOptions(chunk_tokens=min(self.config.chunk_tokens, _max_tokens(text)),
                                 overlap_tokens=self.config.overlap_tokens, audio_window_s=self.config.audio_window_s,
@@ -350,7 +370,7 @@ class Indexer:
         self.store.close()
 
 
-def _max_tokens(space: Space | None) -> int:
+def _max_tokens(space: Any) -> int:
     """A chunk must fit the text model's window, special tokens included."""
     if space is None:
         return 10**9

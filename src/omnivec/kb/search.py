@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from omnivec.errors import InputError
-from omnivec.kb.config import KBConfig
-from omnivec.kb.fusion import fuse
+from omnivec.kb.config import LEXICAL_SPACE, SPARSE_SPACE, KBConfig
+from omnivec.kb.fusion import FusionSettings, fuse
 from omnivec.kb.location import Location
 from omnivec.kb.spaces import load_spaces
 from omnivec.models.cache import ModelCache
@@ -38,9 +38,10 @@ class Result:
     text: str = ""
     thumbnail: str = ""
     record: str = ""
-    spaces: list[str] = field(default_factory=list)
-    similarity: float | None = None  # cosine similarity in the first space that found it
+    spaces: list[str] = field(default_factory=list)  # the spaces that found it
+    similarity: float | None = None  # cosine similarity in the first dense space that found it
     rerank_score: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)  # each space's own score: cosine, BM25, sparse dot
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON fields, the location's among them (``file``, ``page``, ``start``, ``end``,
@@ -49,7 +50,8 @@ class Result:
         return {"id": self.id, "score": self.score, "file": where.file, "modality": self.modality, "kind": self.kind,
                 "text": self.text, "page": where.page, "start": where.start, "end": where.end,
                 "heading": where.heading, "thumbnail": self.thumbnail, "record": self.record,
-                "spaces": list(self.spaces), "similarity": self.similarity, "rerank_score": self.rerank_score}
+                "spaces": list(self.spaces), "scores": dict(self.scores), "similarity": self.similarity,
+                "rerank_score": self.rerank_score}
 
 
 class Searcher:
@@ -64,6 +66,7 @@ class Searcher:
         if not (kb_dir / "manifest.sqlite").is_file():
             raise InputError(f"{str(kb_dir)!r} is not a knowledge base yet: run `omnivec index PATH --kb {kb_dir}`.")
         self.kb_dir = kb_dir
+        self.fusion = config.fusion
         self.store = open_store(config.store_uri(kb_dir))
         self.spaces, self.problems = (spaces, []) if spaces is not None else load_spaces(config, device, models)
         for problem in self.problems:
@@ -77,9 +80,11 @@ class Searcher:
             self.reranker = models.get("cross-encoder", reranker, load, backend) if models is not None else load()
 
     def search(self, query: str | None = None, image: Any = None, k: int = 10, where: Any = None,
-               fusion: str = "rrf", candidates: int = 50, rerank: bool = True) -> list[Result]:
+               fusion: str | FusionSettings | None = None, candidates: int = 50, rerank: bool = True,
+               spaces: list[str] | None = None) -> list[Result]:
         """The ``k`` best chunks for a text query, an image (path, URL, PIL image) or both; ``rerank=False`` keeps
-        the fused order even when the searcher has a reranker."""
+        the fused order even when the searcher has a reranker. ``spaces``: search only these (by name; default: all
+        that take the query). ``fusion``: settings, or a method name with the KB's weights (default: the KB's)."""
         if not query and image is None:
             raise InputError("A search needs a text query, an image, or both.")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -87,19 +92,33 @@ class Searcher:
         query = query or None  # an empty text is no text query
         parts = tuple(part for part, value in (("text", query), ("image", image)) if value is not None)
         check_image_query(image)
+        settings = fusion if isinstance(fusion, FusionSettings) else self.fusion.merged(method=fusion)
+        chosen = self._chosen(spaces)
         lists = {}
-        for space in self.spaces:
+        for space in chosen:
             if space.takes_query(*parts):  # a space that cannot take the whole query is left out of this search
-                vector = space.embed([_query_input(query, image)], 1)[0]
-                lists[space.name] = self.store.search(space.name, vector, max(candidates, k), where)
+                lists[space.name] = space.search(self.store, _query_input(query, image), max(candidates, k), where)
         if not lists:
-            takes = "; ".join(f"{s.name}: {', '.join(s.queries()) or 'nothing'}" for s in self.spaces) or "no spaces"
-            raise InputError(f"No space of this KB takes {' + '.join(parts)} queries (spaces: {takes}).")
-        fused = fuse(lists, fusion)[: max(candidates, k)]
-        results = [_result(f.hit, f.id, f.score, f.spaces) for f in fused]
+            takes = "; ".join(f"{s.name}: {', '.join(s.queries()) or 'nothing'}" for s in chosen) or "no spaces"
+            raise InputError(f"No {'chosen ' if spaces else ''}space of this KB takes {' + '.join(parts)} queries "
+                             f"(spaces: {takes}).")
+        fused = fuse(lists, settings)[: max(candidates, k)]
+        dense = {s.name for s in chosen if s.name not in (LEXICAL_SPACE, SPARSE_SPACE)}
+        results = [_result(f.hit, f.id, f.score, f.spaces, f.scores, dense) for f in fused]
         if rerank and self.reranker is not None and query:
             results = self._rerank(self.reranker, query, results)
         return results[:k]
+
+    def _chosen(self, names: list[str] | None) -> list[Any]:
+        """The spaces ``names`` selects (all when None), or an ``InputError`` naming what this KB has."""
+        if names is None:
+            return list(self.spaces)
+        have = {space.name: space for space in self.spaces}
+        unknown = [name for name in names if name not in have]
+        if unknown or not names:
+            raise InputError(f"spaces {unknown or names!r}: this KB searches {sorted(have)} (a space left out of "
+                             "kb.toml, or whose model did not load, cannot be chosen).")
+        return [have[name] for name in dict.fromkeys(names)]
 
     def _rerank(self, reranker: CrossEncoder, query: str, results: list[Result]) -> list[Result]:
         """Results the reranker can read (text; images too for a vision-language reranker) are reordered by its
@@ -148,12 +167,15 @@ def check_image_query(image: Any) -> None:
             raise InputError(f"The image query {image!r} {reason}: give an image file, an http(s) URL or a data: URI.")
 
 
-def _result(hit: Hit, id_: str, score: float, spaces: list[str]) -> Result:
-    """A fused hit as a result: ``score`` the fused score, ``similarity`` the hit's cosine."""
+def _result(hit: Hit, id_: str, score: float, spaces: list[str], scores: dict[str, float],
+            dense: set[str]) -> Result:
+    """A fused hit as a result: ``score`` the fused score, ``similarity`` the cosine of the first dense space that
+    found it (None when only the lexical or sparse space did)."""
     payload = hit.payload
+    similarity = next((scores[space] for space in spaces if space in dense), None)
     return Result(id=id_, score=score, location=hit.location, modality=payload["modality"], kind=payload["kind"],
                   text=_text(payload, "text"), thumbnail=_text(payload, "thumbnail"),
-                  record=_text(payload, "record"), spaces=spaces, similarity=hit.score)
+                  record=_text(payload, "record"), spaces=spaces, similarity=similarity, scores=scores)
 
 
 def _text(payload: dict[str, Any], key: str) -> str:

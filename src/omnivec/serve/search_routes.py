@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from omnivec.errors import InputError
+from omnivec.kb.fusion import MAX_RRF_K
 from omnivec.serve.errors import ApiError
 from omnivec.serve.kb_files import KBFiles
 from omnivec.serve.openapi import errors
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 MAX_PATH_PREFIX_CHARS = 4096
 MAX_FILTER_VALUES = 64
 MAX_FILTER_VALUE_CHARS = 64
+MAX_SPACES = 8  # names in spaces / weights: more than a KB has
 _Value = Annotated[str, Field(max_length=MAX_FILTER_VALUE_CHARS)]
 
 
@@ -47,7 +49,12 @@ class SearchRequest(BaseModel):
     image: str | None = None
     k: int = Field(10, ge=1, le=200)
     rerank: bool = True
-    fusion: str = Field("rrf", pattern="^(rrf|score)$")
+    fusion: str | None = Field(None, pattern="^(convex|rrf|score)$", description="default: the KB config's")
+    rrf_k: int | None = Field(None, ge=0, le=MAX_RRF_K)
+    weights: dict[_Value, Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
+        None, max_length=MAX_SPACES, description="per-space fusion weights, over the KB config's")
+    spaces: list[_Value] | None = Field(None, min_length=1, max_length=MAX_SPACES,
+                                        description="search only these spaces (default: all that take the query)")
     filters: SearchFilters | None = None
 
 
@@ -91,11 +98,15 @@ def _run(body: SearchRequest, state: ServerState, kb: KBAccess) -> list[dict[str
     if body.image is not None:
         image = decode_query_image(body.image, state.settings.fetch_policy, state.settings.max_image_pixels)
     where = _filter(body.filters) if body.filters is not None else None
+    for i, name in enumerate([*(body.spaces or ()), *(body.weights or {})]):
+        check_text(name, f"spaces/weights name {i}")
     with kb.lock, contextlib.ExitStack() as held:
         for lock in kb.model_locks:
             held.enter_context(lock)
         try:
-            results = kb.searcher.search(body.query or None, image, body.k, where, body.fusion, rerank=body.rerank)
+            fusion = kb.searcher.fusion.merged(body.fusion, body.rrf_k, body.weights)
+            results = kb.searcher.search(body.query or None, image, body.k, where, fusion, rerank=body.rerank,
+                                         spaces=body.spaces)
         except InputError as exc:
             raise ApiError(400, str(exc), "invalid_query") from None
     return [result_json(result, kb.files) for result in results]

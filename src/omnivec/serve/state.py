@@ -148,7 +148,7 @@ class ServerState:
 
 def _searcher_models(searcher: Any) -> list[Any]:
     """The models a KB search calls: each space's, and the reranker's."""
-    models = [space.model for space in searcher.spaces]
+    models = [space.model for space in searcher.spaces if space.model is not None]  # the lexical space has none
     return models + ([searcher.reranker] if searcher.reranker is not None else [])
 
 
