@@ -1,15 +1,12 @@
-"""Vector stores: one suite run against LanceDB and Qdrant local mode, checked against brute-force cosine."""
+"""Vector stores: one suite run against LanceDB and Qdrant local mode (the ``opener`` fixture of
+tests/fixtures/stores.py), checked against brute-force cosine."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,34 +41,6 @@ def _exact(vectors: np.ndarray, records: list[Record], query: np.ndarray, k: int
     scores = vectors[keep] @ query
     order = np.argsort(-scores, kind="stable")[:k]
     return [(records[keep[i]].id, float(scores[i])) for i in order]
-
-
-@pytest.fixture(params=["lancedb", "qdrant"])
-def opener(request, tmp_path):
-    """Opens the store of this backend at one tmp folder; reopening after close sees the same data."""
-    if request.param == "lancedb":
-        uri = str(tmp_path / "vectors")
-    else:
-        # Qdrant local mode fsyncs SQLite once per point: 2,000 points take 1-20 s on a busy disk, 0.2 s in RAM
-        shm = Path("/dev/shm")
-        folder = Path(tempfile.mkdtemp(dir=shm)) if shm.is_dir() and os.access(shm, os.W_OK) else tmp_path
-        request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
-        uri = f"qdrant://{folder / 'vectors'}"
-    opened = []
-
-    def open_(**kwargs):
-        store = open_store(uri, **kwargs)
-        opened.append(store)
-        return store
-
-    open_.backend = request.param
-    open_.uri = uri
-    yield open_
-    for store in opened:
-        try:
-            store.close()
-        except Exception:
-            pass
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
-"""The vector store interface the knowledge base writes to and searches: one collection per embedding space, cosine
-similarity, records with a flat payload. ``open_store`` picks the backend from a URI."""
+"""The vector store interface the knowledge base writes to and searches: one collection per space, records with a
+flat payload. A collection is of one kind: "dense" (fixed-dimension vectors, cosine similarity), "lexical" (the
+record's text, BM25 in the store's own full-text machinery) or "sparse" (learned sparse vectors such as SPLADE's,
+dot product). ``open_store`` picks the backend from a URI."""
 
 from __future__ import annotations
 
@@ -8,12 +10,16 @@ import os
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from omnivec.errors import ConfigError, InputError
 from omnivec.kb.location import Location
+from omnivec.kb.stores.lexical import LEXICAL_LANGUAGES, LexicalSettings, code_terms, lexical_text
+from omnivec.kb.stores.sparse import SparseUnsupportedError, SparseVector
+
+CollectionKind = Literal["dense", "lexical", "sparse"]
 
 # Payload keys every record has after normalisation, with the value an absent key gets. Both backends give
 # these back on every hit, so callers never need ``.get``.
@@ -33,17 +39,20 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 @dataclass
 class Record:
-    """One vector to store: ``id`` is unique within a collection; ``payload`` holds ``file``, ``modality`` and
-    ``kind`` (required) and optionally the other :data:`PAYLOAD_DEFAULTS` keys or extra str/int/float/None values."""
+    """One entry to store: ``id`` is unique within a collection; ``vector`` is a numpy array for a dense
+    collection, a :class:`SparseVector` for a sparse one and None for a lexical one (its text comes from the
+    payload, see :func:`lexical_text`); ``payload`` holds ``file``, ``modality`` and ``kind`` (required) and
+    optionally the other :data:`PAYLOAD_DEFAULTS` keys or extra str/int/float/None values."""
 
     id: str
-    vector: np.ndarray
+    vector: np.ndarray | SparseVector | None
     payload: dict[str, Any]
 
 
 @dataclass
 class Hit:
-    """A search result: ``score`` is the cosine similarity (higher is better)."""
+    """A search result: ``score`` is the cosine similarity (dense), the BM25 score (lexical) or the dot product
+    (sparse); higher is better."""
 
     id: str
     score: float
@@ -156,22 +165,43 @@ def _payload_value(key: str, value: Any, where: str) -> Any:
     return value
 
 
-def prepare_records(name: str, records: list[Record], dim: int) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
-    """Validated ``(id, float32 vector, payload)`` triples; a repeated id keeps its last record, as one upsert
-    after another would."""
-    prepared: dict[str, tuple[str, np.ndarray, dict[str, Any]]] = {}
+def prepare_records(name: str, records: list[Record], dim: int = 0,
+                    kind: CollectionKind = "dense") -> list[tuple[str, Any, dict[str, Any]]]:
+    """Validated ``(id, vector, payload)`` triples for a collection of ``kind``: the vector is a float32 array of
+    ``dim`` (dense), a :class:`SparseVector` (sparse) or None (lexical); a record of another kind is an InputError
+    naming the collection and record. A repeated id keeps its last record, as one upsert after another would."""
+    prepared: dict[str, tuple[str, Any, dict[str, Any]]] = {}
     for record in records:
         if not isinstance(record.id, str) or not record.id:
             raise InputError(f"collection {name!r}: record ids must be non-empty strings, got {record.id!r}.")
         where = f"collection {name!r}, record {record.id!r}"
-        vector = check_vector(record.vector, dim, where)
+        vector = _record_vector(record.vector, kind, dim, where)
         prepared.pop(record.id, None)  # re-insert so that order follows the last occurrence
         prepared[record.id] = (record.id, vector, normalize_payload(record.payload, where))
     return list(prepared.values())
 
 
+_TAKES = {"dense": "a numpy vector", "lexical": "vector=None (its text comes from the payload)",
+          "sparse": "a SparseVector"}
+
+
+def _record_vector(vector: Any, kind: CollectionKind, dim: int, where: str) -> Any:
+    """``vector`` checked against what a ``kind`` collection takes."""
+    given = "a SparseVector" if isinstance(vector, SparseVector) else "None" if vector is None else "a dense vector"
+    if kind == "lexical" and vector is None:
+        return None
+    if kind == "sparse" and isinstance(vector, SparseVector):
+        return vector
+    if kind == "dense" and vector is not None and not isinstance(vector, SparseVector):
+        return check_vector(vector, dim, where)
+    raise InputError(f"{where}: a {kind} collection takes {_TAKES[kind]}, got {given}.")
+
+
 def check_vector(vector: Any, dim: int, where: str) -> np.ndarray:
     """``vector`` as a 1-D finite float32 array of length ``dim``."""
+    if vector is None or isinstance(vector, SparseVector):
+        raise InputError(f"{where}: expected a dense vector of dimension {dim}, got "
+                         f"{'None' if vector is None else 'a SparseVector'}.")
     array = np.asarray(vector, dtype=np.float32)
     if array.ndim != 1 or array.shape[0] != dim:
         raise InputError(f"{where}: expected a vector of dimension {dim}, got shape {tuple(array.shape)}.")
@@ -191,6 +221,12 @@ def check_k(k: int) -> int:
     return int(k)
 
 
+def wrong_kind(name: str, kind: str | None, wanted: str, store: str) -> InputError:
+    """The error for using collection ``name`` of ``kind`` as a ``wanted`` one."""
+    return InputError(f"collection {name!r} in {store} is a {kind} collection, not a {wanted} one: use another "
+                      f"collection name, or drop_collection({name!r}) and index again to rebuild it as {wanted}.")
+
+
 def ivf_partitions(rows: int) -> int:
     """IVF partition count: about sqrt(rows), the usual balance of centroid scan against partition scan, but at
     least 256 rows per partition (k-means needs them; LanceDB trains no more partitions than that anyway)."""
@@ -204,13 +240,39 @@ class VectorStore(ABC):
     :meth:`optimize` builds an approximate index where the backend needs one."""
 
     ANN_THRESHOLD = 50_000
+    SUPPORTS_SPARSE: ClassVar[bool] = False  # whether ensure_sparse_collection works
 
     def __init__(self, ann_threshold: int | None = None) -> None:
         self.ann_threshold = self.ANN_THRESHOLD if ann_threshold is None else int(ann_threshold)
 
     @abstractmethod
     def ensure_collection(self, name: str, dim: int) -> None:
-        """Create ``name`` for ``dim``-dimensional vectors if missing; InputError if it exists with another dim."""
+        """Create ``name`` for ``dim``-dimensional vectors if missing; InputError if it exists with another dim
+        or as another kind."""
+
+    @abstractmethod
+    def ensure_lexical_collection(self, name: str, settings: LexicalSettings) -> None:
+        """Create lexical collection ``name`` if missing; InputError if it exists as another kind, or as lexical
+        with another language (the message says how to rebuild)."""
+
+    @abstractmethod
+    def ensure_sparse_collection(self, name: str) -> None:
+        """Create sparse collection ``name`` if missing; InputError if it exists as another kind;
+        :class:`SparseUnsupportedError` where the store has no native sparse index."""
+
+    @abstractmethod
+    def collection_kind(self, name: str) -> CollectionKind | None:
+        """"dense", "lexical" or "sparse"; None if ``name`` does not exist."""
+
+    @abstractmethod
+    def search_text(self, name: str, query: str, k: int, where: Filter | None = None) -> list[Hit]:
+        """The ``k`` best records of lexical collection ``name`` for ``query`` by BM25 (higher is better), best
+        first; [] for a missing or empty collection or a query with no searchable term."""
+
+    @abstractmethod
+    def search_sparse(self, name: str, vector: SparseVector, k: int, where: Filter | None = None) -> list[Hit]:
+        """The ``k`` records of sparse collection ``name`` with the largest dot product with ``vector``, best
+        first (records sharing no index with it are left out); [] for a missing or empty collection."""
 
     @abstractmethod
     def upsert(self, name: str, records: list[Record]) -> None:
@@ -245,7 +307,8 @@ class VectorStore(ABC):
         """Remove ``name`` and all its records (nothing if missing)."""
 
     def optimize(self, name: str) -> None:  # noqa: B027 (not abstract: a no-op for backends that index by themselves)
-        """Compact storage and build or refresh the ANN index once ``name`` has ``ann_threshold`` records."""
+        """Compact storage and bring indexes up to date: for a dense collection, build or refresh the ANN index
+        once ``name`` has ``ann_threshold`` records; for a lexical one, add new rows to the full-text index."""
 
     def close(self) -> None:  # noqa: B027 (not abstract: a no-op for backends that hold nothing open)
         """Release files and connections; the store is unusable afterwards."""
@@ -256,6 +319,10 @@ class VectorStore(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+__all__ = ["LEXICAL_LANGUAGES", "PAYLOAD_DEFAULTS", "CollectionKind", "Filter", "Hit", "LexicalSettings", "Record",
+           "SparseUnsupportedError", "SparseVector", "StoreURIError", "VectorStore", "code_terms", "lexical_text",
+           "open_store"]
 
 URI_FORMS = ("a plain path or lancedb://PATH (LanceDB, embedded)", "qdrant://PATH or qdrant+path://PATH "
              "(Qdrant local mode; PATH ':memory:' for a throwaway one)", "http(s)://HOST:PORT (Qdrant server, "

@@ -2,7 +2,12 @@
 
 Every write (``upsert``, ``delete_files``) is a single Lance commit: a new table version becomes visible only once
 its manifest is written, so a process killed mid-call leaves the previous version intact and readable; the data files it had written
-are referenced by no version and never read (checked by killing writers mid-upsert/-delete/-optimize)."""
+are referenced by no version and never read (checked by killing writers mid-upsert/-delete/-optimize).
+
+Lexical collections use Lance's native full-text index (:mod:`~omnivec.kb.stores.lancedb_lexical`). LanceDB
+(0.40) has no sparse-vector type or index (its index types: IVF/HNSW variants over dense vectors, BTree, Bitmap,
+LabelList, FM and FTS; sparse support is an open feature request, lancedb/lancedb#1032 and #1930), so sparse
+collections raise :class:`~omnivec.kb.stores.base.SparseUnsupportedError`."""
 
 from __future__ import annotations
 
@@ -10,19 +15,24 @@ import inspect
 import json
 import math
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from omnivec.errors import InputError, OmnivecError
+from omnivec.kb.stores import lancedb_lexical as lexical
 from omnivec.kb.stores.base import (
     FLOAT_KEYS,
     INT_KEYS,
     PAYLOAD_DEFAULTS,
     STR_KEYS,
+    CollectionKind,
     Filter,
     Hit,
+    LexicalSettings,
     Record,
+    SparseUnsupportedError,
+    SparseVector,
     VectorStore,
     check_dim,
     check_k,
@@ -30,6 +40,7 @@ from omnivec.kb.stores.base import (
     check_vector,
     ivf_partitions,
     prepare_records,
+    wrong_kind,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +56,9 @@ _MIN_PROBES = 20
 _REFINE_FACTOR = 10
 _RETRAIN_GROWTH = 4  # retrain the IVF centroids once the table is this many times larger than at training
 _KEEP_VERSIONS = timedelta(hours=1)  # old versions a slow reader in another process may still be reading
+SPARSE_UNSUPPORTED = ("LanceDB has no sparse-vector index (it stores dense vectors and full-text indexes only), so "
+                      "a learned-sparse space cannot live in a LanceDB store: use a Qdrant store for it, "
+                      'store = "qdrant://PATH" (local) or a Qdrant server URL ("http://HOST:6333").')
 
 
 class LanceDBStore(VectorStore):
@@ -55,6 +69,7 @@ class LanceDBStore(VectorStore):
     # (linear past the fixed cost), indexed ~8 ms at 100k after a ~5 s build. Around 50k exact search starts to
     # cost more than embedding the query; below it, exact results are worth their price.
     ANN_THRESHOLD = 50_000
+    SUPPORTS_SPARSE: ClassVar[bool] = False
 
     def __init__(self, path: str, *, ann_threshold: int | None = None) -> None:
         import lancedb
@@ -106,11 +121,51 @@ class LanceDBStore(VectorStore):
     def _dim(table: Any) -> int:
         return int(table.schema.field("vector").type.list_size)
 
+    def _where(self) -> str:
+        return f"LanceDB store {self.path!r}"
+
+    def _of_kind(self, name: str, table: Any, wanted: str) -> Any:
+        """``table`` if it is a ``wanted`` collection, else the InputError naming it."""
+        kind = lexical.table_kind(table)
+        if kind != wanted:
+            raise wrong_kind(name, kind, wanted, self._where())
+        return table
+
+    def collection_kind(self, name: str) -> CollectionKind | None:
+        table = self._table(name)
+        if table is None:
+            return None
+        kind = lexical.table_kind(table)
+        if kind not in ("dense", "lexical"):
+            raise InputError(f"table {name!r} in {self._where()} was not made by omnivec.")
+        return "lexical" if kind == "lexical" else "dense"
+
+    def ensure_lexical_collection(self, name: str, settings: LexicalSettings) -> None:
+        if not isinstance(settings, LexicalSettings):
+            raise InputError(f"settings must be LexicalSettings, got {type(settings).__name__}.")
+        table = self._table(name)
+        if table is None:
+            table = self._tables[name] = self._connection.create_table(
+                name, schema=lexical.lexical_schema(settings), exist_ok=True)
+        self._of_kind(name, table, "lexical")
+        language = lexical.table_language(table)
+        if language != settings.language:
+            raise InputError(f"lexical collection {name!r} in {self._where()} was built for {language!r}, not "
+                             f"{settings.language!r}: drop_collection({name!r}) and index again to rebuild it "
+                             "in the new language (or keep the language it has).")
+        lexical.ensure_indexes(table, settings)
+
+    def ensure_sparse_collection(self, name: str) -> None:
+        check_name(name)
+        raise SparseUnsupportedError(SPARSE_UNSUPPORTED)
+
     def ensure_collection(self, name: str, dim: int) -> None:
         import pyarrow as pa
 
         check_dim(name, dim)
         table = self._table(name)
+        if table is not None:
+            self._of_kind(name, table, "dense")
         if table is None:
             schema = pa.schema([
                 pa.field("id", pa.string(), nullable=False),
@@ -158,6 +213,10 @@ class LanceDBStore(VectorStore):
         import pyarrow as pa
 
         table = self._require(name)
+        if lexical.table_kind(table) == "lexical":
+            self._upsert_lexical(name, table, records)
+            return
+        self._of_kind(name, table, "dense")
         dim = self._dim(table)
         prepared = prepare_records(name, records, dim)
         if not prepared:
@@ -174,6 +233,23 @@ class LanceDBStore(VectorStore):
         # merge_insert: replace-by-id and insert in one commit, so the call is atomic
         table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
 
+    def _upsert_lexical(self, name: str, table: Any, records: list[Record]) -> None:
+        import pyarrow as pa
+
+        prepared = prepare_records(name, records, kind="lexical")
+        if not prepared:
+            return
+        columns: dict[str, Any] = {"id": [record_id for record_id, _, _ in prepared]}
+        for key in _COLUMNS:
+            columns[key] = [payload[key] for _, _, payload in prepared]
+        columns["extra"] = [_extra_json(payload) for _, _, payload in prepared]
+        searched = [lexical.search_columns(payload) for _, _, payload in prepared]
+        for column in (lexical.TEXT_COLUMN, lexical.CODES_COLUMN):
+            columns[column] = [row[column] for row in searched]
+        data = pa.table(columns).select(table.schema.names).cast(table.schema)
+        result = table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data)
+        lexical.add_stale(table, int(getattr(result, "num_updated_rows", 0) or 0))
+
     def delete_files(self, name: str, files: list[str]) -> int:
         table = self._table(name)
         files = sorted(set(files))
@@ -182,7 +258,10 @@ class LanceDBStore(VectorStore):
         before = table.count_rows()
         result = table.delete(f"file IN ({', '.join(_quote(f) for f in files)})")
         deleted = getattr(result, "num_deleted_rows", None)  # lancedb >= 0.2x reports it
-        return int(deleted) if deleted is not None else before - table.count_rows()
+        deleted = int(deleted) if deleted is not None else before - table.count_rows()
+        if lexical.table_kind(table) == "lexical":
+            lexical.add_stale(table, deleted)
+        return deleted
 
     # -- search --------------------------------------------------------------------------------------------
 
@@ -191,6 +270,7 @@ class LanceDBStore(VectorStore):
         table = self._table(name)
         if table is None or k == 0 or (where is not None and where.matches_nothing):
             return []
+        self._of_kind(name, table, "dense")
         query = check_vector(vector, self._dim(table), f"query on collection {name!r}")
         rows = table.count_rows()
         if rows == 0:
@@ -203,13 +283,28 @@ class LanceDBStore(VectorStore):
         if rows >= self.ann_threshold:  # only an index reads these; set them so ANN recall stays high
             builder = builder.nprobes(max(_MIN_PROBES, math.ceil(ivf_partitions(rows) * _PROBE_SHARE)))
             builder = builder.refine_factor(_REFINE_FACTOR)
-        hits = []
-        for row in builder.to_arrow().to_pylist():
-            payload = {key: row[key] for key in _COLUMNS}
-            if row["extra"]:
-                payload.update(json.loads(row["extra"]))
-            hits.append(Hit(row["id"], 1.0 - float(row["_distance"]), payload))
-        return hits
+        return [Hit(row["id"], 1.0 - float(row["_distance"]), _payload(row))
+                for row in builder.to_arrow().to_pylist()]
+
+    def search_text(self, name: str, query: str, k: int, where: Filter | None = None) -> list[Hit]:
+        k = check_k(k)
+        fts_query = lexical.text_query(query)
+        table = self._table(name)
+        if table is None:
+            return []
+        self._of_kind(name, table, "lexical")
+        if k == 0 or (where is not None and where.matches_nothing) or not query.strip():
+            return []
+        builder = table.search(fts_query).limit(k).select(["id", *_COLUMNS, "extra", "_score"])
+        sql = where_sql(where)
+        if sql:
+            builder = builder.where(sql, prefilter=True)
+        rows = builder.to_arrow().to_pylist()
+        rows.sort(key=lambda row: -row["_score"])  # Lance returns them best first; made explicit
+        return [Hit(row["id"], float(row["_score"]), _payload(row)) for row in rows]
+
+    def search_sparse(self, name: str, vector: SparseVector, k: int, where: Filter | None = None) -> list[Hit]:
+        raise SparseUnsupportedError(SPARSE_UNSUPPORTED)
 
     # -- maintenance ---------------------------------------------------------------------------------------
 
@@ -219,6 +314,9 @@ class LanceDBStore(VectorStore):
         ``_RETRAIN_GROWTH``-fold, drop it again below the threshold (exact search is then cheap and exact)."""
         table = self._table(name)
         if table is None:
+            return
+        if lexical.table_kind(table) == "lexical":
+            lexical.optimize_lexical(table, _KEEP_VERSIONS)
             return
         table.optimize(cleanup_older_than=_KEEP_VERSIONS)  # also indexes rows added since the index was built
         rows = table.count_rows()
@@ -239,7 +337,7 @@ class LanceDBStore(VectorStore):
     def has_index(self, name: str) -> bool:
         """Whether ``name`` currently has an ANN index (then searches past the threshold are approximate)."""
         table = self._table(name)
-        return table is not None and _vector_index(table) is not None
+        return table is not None and lexical.table_kind(table) == "dense" and _vector_index(table) is not None
 
     def close(self) -> None:
         self._tables.clear()
@@ -296,6 +394,14 @@ def _quote(value: str) -> str:
     if "\x00" in value:
         raise InputError(f"a filter value cannot contain a NUL character: {value!r}")
     return "'" + value.replace("'", "''") + "'"
+
+
+def _payload(row: dict[str, Any]) -> dict[str, Any]:
+    """A hit's payload from its row: the default keys and the extras back from their JSON."""
+    payload = {key: row[key] for key in _COLUMNS}
+    if row["extra"]:
+        payload.update(json.loads(row["extra"]))
+    return payload
 
 
 def _extra_json(payload: dict[str, Any]) -> str:

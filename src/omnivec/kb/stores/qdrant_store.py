@@ -7,28 +7,39 @@ prefix filter is then one exact match on ``dirs`` (a keyword array matches when 
 
 Durability: the server applies each upsert request (``wait=True``) atomically, and a call is split into requests
 of ``batch_size`` points. Local mode commits every point to its SQLite file on its own: a process killed
-mid-upsert leaves the store readable, with part of that call written (the KB redoes unfinished files)."""
+mid-upsert leaves the store readable, with part of that call written (the KB redoes unfinished files).
+
+A lexical collection holds one named sparse vector "bm25" with Qdrant's IDF modifier, its term weights computed
+client-side (:mod:`~omnivec.kb.stores.qdrant_lexical`); a sparse collection one named sparse vector "sparse",
+scored by dot product. The kind and language are kept in the collection's metadata."""
 
 from __future__ import annotations
 
+import math
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from omnivec.errors import InputError, OmnivecError
+from omnivec.kb.stores import qdrant_lexical as bm25
 from omnivec.kb.stores.base import (
     PAYLOAD_DEFAULTS,
+    CollectionKind,
     Filter,
     Hit,
+    LexicalSettings,
     Record,
+    SparseVector,
     VectorStore,
     check_dim,
     check_k,
     check_name,
     check_vector,
+    lexical_text,
     path_ancestors,
     prepare_records,
+    wrong_kind,
 )
 
 if TYPE_CHECKING:
@@ -38,6 +49,8 @@ if TYPE_CHECKING:
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/omnivec/kb-records")
 _INDEXED = ("file", "modality", "file_type", "dirs")  # payload indexes (server only; local mode has none)
 _PAGE = 1024  # points per scroll page and files per delete filter
+_KIND_KEY, _LANGUAGE_KEY = "omnivec_kind", "omnivec_language"  # collection metadata
+_VECTOR_NAMES = {"lexical": bm25.BM25_VECTOR, "sparse": bm25.SPARSE_VECTOR}
 
 
 class QdrantStore(VectorStore):
@@ -47,6 +60,7 @@ class QdrantStore(VectorStore):
     ask it for exact results."""
 
     ANN_THRESHOLD = 20_000  # also where qdrant-client starts warning that local mode gets slow
+    SUPPORTS_SPARSE: ClassVar[bool] = True
 
     def __init__(self, *, path: str | None = None, url: str | None = None, api_key: str | None = None,
                  ann_threshold: int | None = None, batch_size: int = 256) -> None:
@@ -59,6 +73,8 @@ class QdrantStore(VectorStore):
         self.local = path is not None
         self.batch_size = batch_size
         self._dims: dict[str, int] = {}  # saves a round trip per call to a server (forgotten on drop)
+        self._kinds: dict[str, str] = {}  # likewise
+        self._languages: dict[str, LexicalSettings] = {}
         try:
             if path == ":memory:":
                 self._client = QdrantClient(location=":memory:")
@@ -72,13 +88,82 @@ class QdrantStore(VectorStore):
     # -- collections ---------------------------------------------------------------------------------------
 
     def _exists(self, name: str) -> bool:
-        return name in self._dims or self._client.collection_exists(check_name(name))
+        return name in self._dims or name in self._kinds or self._client.collection_exists(check_name(name))
+
+    def _where(self) -> str:
+        return f"Qdrant store {self.location!r}"
+
+    def _kind(self, name: str) -> str:
+        """The kind of existing collection ``name``, from its config (lexical and sparse ones name their vector)."""
+        from qdrant_client import models
+
+        if name not in self._kinds:
+            config = self._client.get_collection(name).config
+            sparse = config.params.sparse_vectors or {}
+            if isinstance(config.params.vectors, models.VectorParams):
+                kind = "dense"
+            elif bm25.BM25_VECTOR in sparse:
+                kind = "lexical"
+                language = (config.metadata or {}).get(_LANGUAGE_KEY) or "english"
+                self._languages[name] = LexicalSettings(language)
+            elif bm25.SPARSE_VECTOR in sparse:
+                kind = "sparse"
+            else:
+                raise InputError(f"collection {name!r} in {self._where()} was not made by omnivec.")
+            self._kinds[name] = kind
+        return self._kinds[name]
+
+    def _of_kind(self, name: str, wanted: str) -> None:
+        kind = self._kind(name)
+        if kind != wanted:
+            raise wrong_kind(name, kind, wanted, self._where())
+
+    def collection_kind(self, name: str) -> CollectionKind | None:
+        if not self._exists(name):
+            return None
+        kind = self._kind(name)
+        return "lexical" if kind == "lexical" else "sparse" if kind == "sparse" else "dense"
+
+    def _create(self, name: str, kind: str, **config: Any) -> None:
+        from qdrant_client import models
+
+        self._client.create_collection(name, **config)
+        if not self.local:
+            for field in _INDEXED:
+                self._client.create_payload_index(name, field, field_schema=models.PayloadSchemaType.KEYWORD)
+        self._kinds[name] = kind
+
+    def ensure_lexical_collection(self, name: str, settings: LexicalSettings) -> None:
+        from qdrant_client import models
+
+        if not isinstance(settings, LexicalSettings):
+            raise InputError(f"settings must be LexicalSettings, got {type(settings).__name__}.")
+        if not self._exists(name):
+            self._create(name, "lexical", vectors_config={}, sparse_vectors_config={
+                bm25.BM25_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                metadata={_KIND_KEY: "lexical", _LANGUAGE_KEY: settings.language})
+            self._languages[name] = settings
+        self._of_kind(name, "lexical")
+        built = self._languages[name].language
+        if built != settings.language:
+            raise InputError(f"lexical collection {name!r} in {self._where()} was built for {built!r}, not "
+                             f"{settings.language!r}: drop_collection({name!r}) and index again to rebuild it "
+                             "in the new language (or keep the language it has).")
+
+    def ensure_sparse_collection(self, name: str) -> None:
+        from qdrant_client import models
+
+        if not self._exists(name):
+            self._create(name, "sparse", vectors_config={}, metadata={_KIND_KEY: "sparse"},
+                         sparse_vectors_config={bm25.SPARSE_VECTOR: models.SparseVectorParams()})
+        self._of_kind(name, "sparse")
 
     def _dim(self, name: str) -> int:
         from qdrant_client import models
 
         if name in self._dims:
             return self._dims[name]
+        self._of_kind(name, "dense")
         params = self._client.get_collection(name).config.params.vectors
         if not isinstance(params, models.VectorParams):
             raise InputError(f"collection {name!r} in Qdrant store {self.location!r} has named vectors: it was "
@@ -94,11 +179,8 @@ class QdrantStore(VectorStore):
 
         check_dim(name, dim)
         if not self._exists(name):
-            self._client.create_collection(
-                name, vectors_config=models.VectorParams(size=int(dim), distance=models.Distance.COSINE))
-            if not self.local:
-                for field in _INDEXED:
-                    self._client.create_payload_index(name, field, field_schema=models.PayloadSchemaType.KEYWORD)
+            self._create(name, "dense",
+                         vectors_config=models.VectorParams(size=int(dim), distance=models.Distance.COSINE))
         existing = self._dim(name)
         if existing != dim:
             raise InputError(f"collection {name!r} in Qdrant store {self.location!r} holds {existing}-d vectors, "
@@ -141,6 +223,8 @@ class QdrantStore(VectorStore):
         if self._exists(name):
             self._client.delete_collection(name)
         self._dims.pop(name, None)
+        self._kinds.pop(name, None)
+        self._languages.pop(name, None)
 
     # -- writes --------------------------------------------------------------------------------------------
 
@@ -150,10 +234,21 @@ class QdrantStore(VectorStore):
         if not self._exists(name):
             raise InputError(f"collection {name!r} does not exist in Qdrant store {self.location!r}; "
                              "call ensure_collection(name, dim) first.")
-        prepared = prepare_records(name, records, self._dim(name))
-        points = [models.PointStruct(id=point_id(record_id), vector=vector.tolist(),
+        kind = self._kind(name)
+        if kind == "dense":
+            prepared = prepare_records(name, records, self._dim(name))
+            vectors: list[Any] = [vector.tolist() for _, vector, _ in prepared]
+        elif kind == "lexical":
+            prepared = prepare_records(name, records, kind="lexical")
+            settings = self._languages[name]
+            vectors = [{bm25.BM25_VECTOR: _qdrant_sparse(bm25.document_vector(lexical_text(payload), settings))}
+                       for _, _, payload in prepared]
+        else:
+            prepared = prepare_records(name, records, kind="sparse")
+            vectors = [{bm25.SPARSE_VECTOR: _qdrant_sparse(vector)} for _, vector, _ in prepared]
+        points = [models.PointStruct(id=point_id(record_id), vector=vector,
                                      payload={**payload, "id": record_id, "dirs": path_ancestors(payload["file"])})
-                  for record_id, vector, payload in prepared]
+                  for (record_id, _, payload), vector in zip(prepared, vectors, strict=True)]
         for start in range(0, len(points), self.batch_size):
             self._client.upsert(name, points=points[start:start + self.batch_size], wait=True)
 
@@ -188,16 +283,55 @@ class QdrantStore(VectorStore):
             params = models.SearchParams(exact=exact, hnsw_ef=None if exact else max(128, 4 * k))
         response = self._client.query_points(name, query=query.tolist(), limit=k, query_filter=qdrant_filter(where),
                                              search_params=params, with_payload=True, with_vectors=False)
-        hits = []
-        for point in response.points:
-            payload = dict(point.payload or {})
-            record_id = payload.pop("id", str(point.id))
-            payload.pop("dirs", None)
-            hits.append(Hit(record_id, float(point.score), {**PAYLOAD_DEFAULTS, **payload}))
-        return hits
+        return _hits(response.points)
+
+    def search_text(self, name: str, query: str, k: int, where: Filter | None = None) -> list[Hit]:
+        k = check_k(k)
+        if not isinstance(query, str):
+            raise InputError(f"a text query must be a string, got {type(query).__name__}.")
+        if not self._exists(name):
+            return []
+        self._of_kind(name, "lexical")
+        vector = bm25.query_vector(query, self._languages[name])
+        return self._search_sparse(name, bm25.BM25_VECTOR, vector, k, where)
+
+    def search_sparse(self, name: str, vector: SparseVector, k: int, where: Filter | None = None) -> list[Hit]:
+        k = check_k(k)
+        if not isinstance(vector, SparseVector):
+            raise InputError(f"query on collection {name!r}: expected a SparseVector, got {type(vector).__name__}.")
+        if not self._exists(name):
+            return []
+        self._of_kind(name, "sparse")
+        return self._search_sparse(name, bm25.SPARSE_VECTOR, vector, k, where)
+
+    def _search_sparse(self, name: str, using: str, vector: SparseVector, k: int, where: Filter | None) -> list[Hit]:
+        if k == 0 or not vector.indices.size or (where is not None and where.matches_nothing):
+            return []
+        response = self._client.query_points(name, query=_qdrant_sparse(vector), using=using, limit=k,
+                                             query_filter=qdrant_filter(where), with_payload=True,
+                                             with_vectors=False)
+        # a point sharing no index with the query is no match (local mode scores it -inf)
+        return [hit for hit in _hits(response.points) if math.isfinite(hit.score)]
 
     def close(self) -> None:
         self._client.close()
+
+
+def _hits(points: list[Any]) -> list[Hit]:
+    """Hits from scored points: the record id back from the payload, ``dirs`` left out, defaults filled in."""
+    hits = []
+    for point in points:
+        payload = dict(point.payload or {})
+        record_id = payload.pop("id", str(point.id))
+        payload.pop("dirs", None)
+        hits.append(Hit(record_id, float(point.score), {**PAYLOAD_DEFAULTS, **payload}))
+    return hits
+
+
+def _qdrant_sparse(vector: SparseVector) -> Any:
+    from qdrant_client import models
+
+    return models.SparseVector(indices=vector.indices.tolist(), values=vector.values.tolist())
 
 
 def _file(point: models.Record) -> str:
