@@ -150,7 +150,19 @@ def test_killed_run_resumes_to_the_same_index(tmp_path, minilm_dir, clip_dir, cl
     clean_kb = tmp_path / "clean"
     assert subprocess.run(command + ["--kb", str(clean_kb)], env=env, capture_output=True).returncode == 0
     assert _states(killed_kb) == _states(clean_kb) and all(s == "done" for s, _ in _states(clean_kb).values())
-    assert _counts(killed_kb) == _counts(clean_kb)
+    assert _counts(killed_kb) == _counts(clean_kb) and _counts(clean_kb)["lexical"] == _counts(clean_kb)["text"]
+    assert _lexical_ranking(killed_kb) == _lexical_ranking(clean_kb)
+
+
+def _lexical_ranking(kb: Path) -> list[list[str]]:
+    """The lexical space's full answer to a few queries, ties in id order (their order is the store's)."""
+    store = open_store(str(kb / "vectors"))
+    try:
+        return [[hit.id for hit in sorted(store.search_text("lexical", query, 1000),
+                                          key=lambda h: (-round(h.score, 3), h.id))]
+                for query in ("topic 3", "paragraph 12 about topic", "note 7")]
+    finally:
+        store.close()
 
 
 def test_offline_missing_model_is_named_and_the_rest_indexed(tmp_path, minilm_dir, capsys):
