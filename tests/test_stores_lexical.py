@@ -243,6 +243,15 @@ def test_hit_payloads_and_collection_ops(opener):
     assert store.collection_kind("dense") == "dense" and store.collections() == ["dense", "lex"]
     store.drop_collection("lex")
     assert store.count("lex") == 0 and store.collections() == ["dense"]
+    store.ensure_lexical_collection("de", LexicalSettings("german"))
+    store.upsert("de", [Record("h", None, {"file": "/h.txt", "modality": "text", "kind": "text",
+                                           "text": "Die Häuser"})])
+    store.close()
+    store = opener()  # the language is kept with the collection
+    store.ensure_lexical_collection("de", LexicalSettings("german"))
+    assert [h.id for h in store.search_text("de", "haus", 3)] == ["h"]
+    with pytest.raises(InputError, match="'german', not 'english'"):
+        store.ensure_lexical_collection("de", ENGLISH)
 
 
 def test_wrong_kinds_are_input_errors(opener):
