@@ -13,7 +13,9 @@ full-text index (the Rust inverted index, ``use_tantivy=False``; scores are BM25
   comes first, and the words still rank the rest.
 
 Kept current: both indexes exist from the table's creation on. Lance searches rows added since an index was last
-updated by scanning them (checked: they are found at once, scored with statistics of the unindexed part), and
+updated by scanning them (checked: they are found at once and, in a table never optimized, scored exactly as BM25
+over all rows; once some rows are indexed, those keep the index's statistics and the scanned ones get the whole
+table's until optimize, and a filter scores scanned rows on the rows it keeps: measured), and
 deleted or replaced rows leave results at once. :meth:`optimize` runs ``table.optimize()``, which compacts files
 and appends the new rows to the existing indexes (incremental, no re-tokenizing of indexed rows). Lance's index
 keeps counting deleted and replaced rows in its BM25 statistics (document count, term frequencies, average

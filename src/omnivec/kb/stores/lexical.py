@@ -15,7 +15,9 @@ rare term worth a high IDF, on top of its words."""
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
@@ -59,8 +61,13 @@ class LexicalSettings:
     @property
     def stop_words(self) -> frozenset[str]:
         """The stop words as both stores compare them: each word and its stem (Lance compares stems)."""
-        words = STOP_WORDS.get(self.language, frozenset())
-        return words | frozenset(stemmer(self.language).stemWords(sorted(words)))
+        return _stop_words(self.language)
+
+
+@functools.cache
+def _stop_words(language: str) -> frozenset[str]:
+    words = STOP_WORDS.get(language, frozenset())
+    return words | frozenset(stemmer(language).stemWords(sorted(words)))
 
 
 def lexical_text(payload: dict[str, Any]) -> str:
@@ -88,16 +95,17 @@ def code_terms(text: str) -> list[str]:
     return found
 
 
-_STEMMERS: dict[str, Any] = {}
+_STEMMERS = threading.local()  # a PyStemmer Stemmer must not be shared between threads (it has a cache)
 
 
 def stemmer(language: str) -> Any:
-    """PyStemmer's Snowball stemmer for ``language`` (cached: building one compiles nothing, but costs a call)."""
-    if language not in _STEMMERS:
+    """PyStemmer's Snowball stemmer for ``language``, one per thread."""
+    cache: dict[str, Any] = _STEMMERS.__dict__.setdefault("by_language", {})
+    if language not in cache:
         import Stemmer  # PyStemmer
 
-        _STEMMERS[language] = Stemmer.Stemmer(language)
-    return _STEMMERS[language]
+        cache[language] = Stemmer.Stemmer(language)
+    return cache[language]
 
 
 def fold(term: str) -> str:
@@ -110,4 +118,5 @@ def analyze(text: str, settings: LexicalSettings) -> list[str]:
     """The word terms of ``text`` in order (repeats kept), as LanceDB's FTS index makes them."""
     words = [w.lower() for w in _WORD.findall(text) if len(w.encode()) < MAX_TOKEN_BYTES]
     stop = settings.stop_words
-    return [fold(term) for term in stemmer(settings.language).stemWords(words) if term not in stop]
+    return [term if term.isascii() else fold(term) for term in stemmer(settings.language).stemWords(words)
+            if term not in stop]
