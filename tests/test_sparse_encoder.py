@@ -201,3 +201,12 @@ def test_model_card(pairs, tmp_path):
     card = (tmp_path / "README.md").read_text()
     assert "- sparse-encoder" in card and "Model Type:** Sparse Encoder" in card
     assert "Output Dimensionality:** 400 dimensions" in card and "from omnivec import SparseEncoder" in card
+
+
+def test_outputs_are_ordinary_tensors(pairs):
+    """Rows can be coalesced and changed in place (no inference-mode tensors leak out of encode)."""
+    ours, _ = pairs["splade_st_dir"]
+    for row in ours.encode(TEXTS[:2], convert_to_tensor=False):
+        assert row.coalesce().values().numel() > 0
+    dense_rows = ours.encode(TEXTS[:2], convert_to_sparse_tensor=False)
+    dense_rows.mul_(2)

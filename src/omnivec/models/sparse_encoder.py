@@ -142,6 +142,9 @@ class SparseEncoder(BaseModel):
     def modalities(self) -> list[str]:
         return ["text"]
 
+    def supports(self, modality: str) -> bool:
+        return modality == "text"
+
     @property
     def tokenizer(self) -> Any:
         """The tokenizer whose vocabulary the dimensions are (the default route's input module's)."""
@@ -232,16 +235,20 @@ class SparseEncoder(BaseModel):
             features["modality"] = "text"
             if prompt_length is not None:
                 features["prompt_length"] = prompt_length
-            for module in modules:  # forward
-                features = module(features)
-            embeddings = sparse_tensors.keep_top_dims(features["sentence_embedding"], limit)  # (b, V) dense
-            if convert_to_sparse_tensor:  # finish: sparse per batch, so n dense rows never exist at once
+            with torch.inference_mode():
+                for module in modules:  # forward
+                    features = module(features)
+                embeddings = sparse_tensors.keep_top_dims(features["sentence_embedding"], limit)  # (b, V) dense
+            # finish, outside inference mode (its tensors refuse later in-place use, such as coalescing): sparse per
+            # batch, so n dense rows never exist at once
+            if convert_to_sparse_tensor:
                 embeddings = embeddings.to_sparse()
+            else:
+                embeddings = embeddings.clone()
             return list(embeddings.cpu() if save_to_cpu else embeddings)
 
         budget = max_tokens_per_batch if max_tokens_per_batch is not None else default_token_budget(self.device)
-        with torch.inference_mode():
-            rows = run_token_batches(encoded["input_ids"], batch_size, budget, show_progress_bar, "Encoding", run)
+        rows = run_token_batches(encoded["input_ids"], batch_size, budget, show_progress_bar, "Encoding", run)
         if not convert_to_tensor:
             return rows[0] if single else rows
         stacked = torch.stack(rows)  # (n, V)
