@@ -218,3 +218,40 @@ def test_turning_the_lexical_space_on_writes_only_it(tmp_path, minilm_dir, capsy
         finally:
             store.close()
     assert found[0] == found[1] and found[0][0]["lexical"] == len(texts)
+
+
+def test_a_learned_sparse_space_lives_in_qdrant_and_is_refused_on_lancedb(tmp_path, minilm_dir, splade_st_dir,
+                                                                        capsys):
+    """``[spaces] sparse``: SPLADE vectors in Qdrant's sparse vectors, searched by dot product (equal to the
+    SparseEncoder's own scores); on LanceDB, which has no sparse index, one message at index time."""
+    from omnivec.models.sparse_encoder import SparseEncoder
+
+    docs = tmp_path / "docs"
+    _notes(docs)
+    extra = f'sparse = "{splade_st_dir}"\n'
+    lance = _config(tmp_path / "lance", minilm_dir, None, extra)
+    assert main(["index", str(docs), "--kb", str(tmp_path / "lance" / "kb"), "--config", str(lance)]) == 2
+    message = capsys.readouterr().err
+    assert "LanceDB has no sparse" in message and "qdrant://" in message, message
+    config_path = _config(tmp_path, minilm_dir, f"qdrant://{tmp_path / 'qdrant'}", extra)
+    kb = tmp_path / "kb"
+    _index(docs, kb, config_path)
+    model = SparseEncoder(splade_st_dir, device="cpu")
+    searcher = Searcher(kb, load_config(kb, config_path))
+    try:
+        hits = searcher.search("E-4012 valve pressure", k=40, spaces=["sparse"])
+        # what the model read: the heading path above the passage (kb/ingest/chunking.embedder_text)
+        stored = {hit.id: f"{hit.location.heading}\n\n{hit.text}" for hit in hits}
+        assert len(hits) == 32 and all(hit.spaces == ["sparse"] for hit in hits)
+        query = model.encode_query(["E-4012 valve pressure"], convert_to_tensor=True,
+                                   convert_to_sparse_tensor=False)
+        documents = model.encode_document(list(stored.values()), convert_to_tensor=True,
+                                          convert_to_sparse_tensor=False)
+        expected = (documents @ query[0]).tolist()
+        assert [hit.scores["sparse"] for hit in hits] == pytest.approx(expected, rel=1e-4, abs=1e-5)
+        assert expected == sorted(expected, reverse=True)  # best first
+        assert {s.name for s in searcher.spaces} == {"text", "sparse", "lexical"}
+        fused = searcher.search("E-4012 valve pressure", k=5)
+        assert {space for r in fused for space in r.spaces} == {"text", "sparse", "lexical"}
+    finally:
+        searcher.close()
