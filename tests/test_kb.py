@@ -72,7 +72,9 @@ def test_index_reports_bad_files_and_indexes_the_rest(library):
     assert all(state == "failed" for p, (state, _) in states.items() if Path(p).name in CORRUPT)
     counts = _counts(kb)
     assert counts["text"] > 0 and counts["image"] > 0 and counts["audio"] > 0
-    assert sum(chunks for state, chunks in states.values() if state == "done") == sum(counts.values())
+    # every text chunk is also in the lexical space
+    assert counts["lexical"] == counts["text"]
+    assert sum(chunks for state, chunks in states.values() if state == "done") == sum(counts.values()) - counts["lexical"]
 
 
 def test_search_text_and_image_with_locations_and_filters(library, capsys):

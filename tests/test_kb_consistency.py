@@ -125,7 +125,7 @@ def test_a_manifest_from_before_the_counts_is_taken_over_without_work(tmp_path, 
     assert "0 indexed, 4 unchanged" in summary and "repaired" not in summary
     with sqlite3.connect(str(kb / "manifest.sqlite")) as db:
         assert all(records != "" for (records,) in db.execute("SELECT records FROM files"))
-        assert [name for (name,) in db.execute("SELECT name FROM spaces")] == ["text"]
+        assert sorted(name for (name,) in db.execute("SELECT name FROM spaces")) == ["lexical", "text"]
 
 
 def test_files_left_pending_outside_the_paths_given_are_redone(tmp_path, bert_dir):
@@ -177,12 +177,12 @@ def test_a_model_that_becomes_resolvable_is_not_re_embedded(tmp_path, bert_dir):
     docs, kb = _docs(tmp_path / "docs"), tmp_path / "kb"
     _index(docs, kb, bert_dir)
     with sqlite3.connect(str(kb / "manifest.sqlite")) as db:
-        (fingerprint,) = db.execute("SELECT identity FROM spaces").fetchone()
-        db.execute("UPDATE spaces SET identity = ?", (f"name:{bert_dir}",))
+        (fingerprint,) = db.execute("SELECT identity FROM spaces WHERE name = 'text'").fetchone()
+        db.execute("UPDATE spaces SET identity = ? WHERE name = 'text'", (f"name:{bert_dir}",))
     summary = _index(docs, kb, bert_dir)
     assert "0 indexed, 4 unchanged" in summary and "repaired" not in summary
     with sqlite3.connect(str(kb / "manifest.sqlite")) as db:
-        assert db.execute("SELECT identity FROM spaces").fetchone() == (fingerprint,)
+        assert db.execute("SELECT identity FROM spaces WHERE name = 'text'").fetchone() == (fingerprint,)
 
 
 def test_unreadable_model_files_are_a_note_not_a_crash(tmp_path, bert_dir, monkeypatch):

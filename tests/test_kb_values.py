@@ -67,11 +67,12 @@ def test_a_location_is_described_as_results_always_were():
 
 def test_a_result_gives_the_same_json_fields_in_the_same_order():
     result = Result(id="k-1", score=0.5, location=LOCATIONS[0], modality="image", kind="page", text="Page text",
-                    thumbnail="thumbs/k-1.jpg", spaces=["image"], similarity=0.25)
+                    thumbnail="thumbs/k-1.jpg", spaces=["image"], similarity=0.25, scores={"image": 0.25})
     assert list(result.to_dict().items()) == [
         ("id", "k-1"), ("score", 0.5), ("file", "/kb/report.pdf"), ("modality", "image"), ("kind", "page"),
         ("text", "Page text"), ("page", 3), ("start", None), ("end", None), ("heading", ""),
-        ("thumbnail", "thumbs/k-1.jpg"), ("record", ""), ("spaces", ["image"]), ("similarity", 0.25),
+        ("thumbnail", "thumbs/k-1.jpg"), ("record", ""), ("spaces", ["image"]), ("scores", {"image": 0.25}),
+        ("similarity", 0.25),
         ("rerank_score", None)]
 
 

@@ -250,7 +250,7 @@ def test_a_text_and_image_query_goes_only_to_spaces_that_take_both(served, sampl
         with pytest.raises(InputError) as info:
             no_image_space.search("a red circle", image=str(photo))
         assert str(info.value) == ("No space of this KB takes text + image queries (spaces: text: text; "
-                                   "audio: text).")
+                                   "audio: text; lexical: text).")
         assert no_image_space.search("a red circle", k=3, rerank=False)  # text alone still goes to both spaces
     finally:
         no_image_space.close()

@@ -102,7 +102,8 @@ class Indexer:
         self.manifest = Manifest(kb_dir / "manifest.sqlite")
         self.store = open_store(config.store_uri(kb_dir))
         self.spaces, self.problems = load_spaces(config, device)
-        if not self.spaces:  # indexing without a model would only replace stored vectors with nothing
+        if not any(space.model is not None for space in self.spaces):
+            # indexing without a model would only replace stored vectors with nothing (the lexical space has none)
             self.close()
             raise InputError("No model of this KB could be loaded, so nothing can be indexed: "
                              + " ".join(self.problems))
