@@ -98,7 +98,8 @@ def _run(body: SearchRequest, state: ServerState, kb: KBAccess) -> list[dict[str
     if body.image is not None:
         image = decode_query_image(body.image, state.settings.fetch_policy, state.settings.max_image_pixels)
     where = _filter(body.filters) if body.filters is not None else None
-    for i, name in enumerate([*(body.spaces or ()), *(body.weights or {})]):
+    names: list[str] = [*(body.spaces or []), *(body.weights or {}).keys()]
+    for i, name in enumerate(names):
         check_text(name, f"spaces/weights name {i}")
     with kb.lock, contextlib.ExitStack() as held:
         for lock in kb.model_locks:
