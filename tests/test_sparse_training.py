@@ -7,8 +7,6 @@ regularizer warm-up follows sentence-transformers' schedule."""
 from __future__ import annotations
 
 import importlib
-import json
-import shutil
 
 import pytest
 import torch
@@ -124,3 +122,161 @@ def test_flops_by_hand():
     assert losses.FlopsLoss().compute(vectors).item() == pytest.approx(2.0 ** 2 + 0 + 1.0 ** 2)
     # threshold 1: only the row with 2 active dimensions counts, the mean still divides by 2
     assert losses.FlopsLoss(threshold=1).compute(vectors).item() == pytest.approx(0.5 ** 2 + 1.0 ** 2)
+
+
+# -- on the model: the same checkpoint and batch ------------------------------------------------------------------
+def _columns(model, columns, ours: bool):
+    return [model.prepare(c) for c in columns] if ours else [model.preprocess(c) for c in columns]
+
+
+@pytest.mark.parametrize("setting", ["both", "thresholds", "documents_only"])
+@pytest.mark.parametrize("base", ["mnrl", "margin_mse"])
+def test_splade_loss_equals_sentence_transformers_on_the_same_checkpoint_and_batch(pair, base, setting):
+    from sentence_transformers.sparse_encoder import losses as st
+
+    ours, theirs = pair
+    mine_base, their_base, labels = _ranking_losses(ours, theirs)[base]
+    settings = dict(SPLADE_SETTINGS[setting])
+    if setting == "thresholds":  # the untrained SPLADE activates most of its 400 dimensions
+        settings.update(document_regularizer_threshold=360, query_regularizer_threshold=350)
+    mine, oracle = losses.SpladeLoss(ours, mine_base, **settings), st.SpladeLoss(theirs, their_base, **settings)
+    assert mine.model is ours and mine.loss.model is ours
+    columns = [QUERIES, POSITIVES, NEGATIVES]
+    with torch.no_grad():
+        got = {k: v.item() for k, v in mine(ours, _columns(ours, columns, True), labels).items()}
+        expected = {k: v.item() for k, v in oracle(_columns(theirs, columns, False), labels).items()}
+    assert got.keys() == expected.keys()
+    assert got == pytest.approx(expected, abs=ATOL)
+    assert got["document_regularizer_loss"] > 0
+
+
+def test_wrong_model_fails_at_construction_naming_the_argument(pair, bert_dir):
+    embedder = omnivec.Embedder(bert_dir, device="cpu")
+    for build in (lambda: losses.SparseMultipleNegativesRankingLoss(embedder), lambda: losses.FlopsLoss(embedder),
+                  lambda: losses.SpladeLoss(embedder, losses.SparseMarginMSELoss(), document_regularizer_weight=1.0)):
+        with pytest.raises(TypeError, match=r"argument 'model' must be an omnivec\.SparseEncoder, got Embedder"):
+            build()
+    with pytest.raises(TypeError, match=r"MultipleNegativesRankingLoss: argument 'model' must be an omnivec\.Embedder"
+                                        r".*got SparseEncoder\. For a SparseEncoder, use the losses in "
+                                        r"omnivec\.sparse_encoder\.losses"):
+        omnivec.losses.MultipleNegativesRankingLoss(pair[0])
+    with pytest.raises(TypeError, match="SpladeLoss: argument 'loss' must be a sparse ranking loss"):
+        losses.SpladeLoss(pair[0], torch.nn.MSELoss(), document_regularizer_weight=1.0)
+    with pytest.raises(TypeError, match=r"SparseEncoderTrainer: argument 'model' must be an omnivec\.SparseEncoder"):
+        SparseEncoderTrainer(embedder, train_dataset=[{"q": "a", "d": "b"}])
+
+
+def test_a_sparse_loss_alone_is_refused_with_the_spladeloss_to_write(pair, tmp_path):
+    ours = pair[0]
+    rows = [{"query": q, "positive": p} for q, p in zip(QUERIES, POSITIVES, strict=True)]
+    with pytest.raises(TypeError, match=r"loss: SparseMultipleNegativesRankingLoss trains inside SpladeLoss .*"
+                                        r"loss=SpladeLoss\(model, loss=SparseMultipleNegativesRankingLoss\(model\)"):
+        SparseEncoderTrainer(ours, _args(tmp_path), train_dataset=rows,
+                             loss=losses.SparseMultipleNegativesRankingLoss(ours))
+    with pytest.raises(ConfigError, match="FlopsLoss is a regularizer"):
+        losses.FlopsLoss(ours)(ours, [], None)
+    with pytest.raises(ConfigError, match="SpladeLoss needs document_regularizer_weight"):
+        losses.SpladeLoss(ours, losses.SparseMultipleNegativesRankingLoss(ours))
+
+
+# -- the evaluator ---------------------------------------------------------------------------------------------------
+CORPUS = {f"d{i}": text for i, text in enumerate(POSITIVES + ["dogs bark loudly", "the stock market fell", "a red apple"])}
+RELEVANT = {f"q{i}": {f"d{i}"} | ({"d7"} if i == 1 else set()) for i in range(len(QUERIES))}
+
+
+@pytest.mark.parametrize("settings", [{}, {"max_active_dims": 5, "corpus_chunk_size": 4}])
+def test_evaluator_equals_sentence_transformers(pair, settings):
+    from sentence_transformers.sparse_encoder.evaluation import SparseInformationRetrievalEvaluator as Oracle
+
+    ours, theirs = pair
+    queries = {f"q{i}": q for i, q in enumerate(QUERIES)}
+    got = SparseInformationRetrievalEvaluator(queries, CORPUS, RELEVANT, name="dev", **settings)(ours)
+    expected = Oracle(queries, CORPUS, RELEVANT, name="dev", write_csv=False, **settings)(theirs)
+    assert got.keys() == expected.keys()
+    assert {"dev_dot_ndcg@10", "dev_query_active_dims", "dev_corpus_active_dims", "dev_avg_flops"} <= got.keys()
+    for key, value in expected.items():  # the active-dims means: sentence-transformers averages in float32
+        assert got[key] == pytest.approx(value, abs=ATOL, rel=1e-6), key
+    if settings:
+        assert got["dev_query_active_dims"] == got["dev_corpus_active_dims"] == 5.0
+
+
+# -- training ---------------------------------------------------------------------------------------------------------
+def _args(tmp_path, cls=SparseEncoderTrainingArguments, **kwargs):
+    defaults = dict(output_dir=str(tmp_path / "run"), report_to="none", save_strategy="no", disable_tqdm=True,
+                    per_device_train_batch_size=6, seed=0, learning_rate=2e-3, num_train_epochs=6, logging_steps=1)
+    return cls(**{**defaults, **kwargs})
+
+
+def test_trainer_reaches_sentence_transformers_weights_and_the_loss_falls(tmp_path, splade_dir, st):
+    """Six steps of one full batch (the order of rows inside it cannot matter) on both trainers, with the same
+    SpladeLoss, weights warmed up by the same default schedule: the same model afterwards."""
+    from datasets import Dataset
+    from sentence_transformers.sparse_encoder import SparseEncoderTrainer as OracleTrainer
+    from sentence_transformers.sparse_encoder import SparseEncoderTrainingArguments as OracleArguments
+    from sentence_transformers.sparse_encoder import losses as st_losses
+
+    data = Dataset.from_dict({"query": QUERIES, "positive": POSITIVES, "negative": NEGATIVES})
+    weights = dict(document_regularizer_weight=3e-3, query_regularizer_weight=5e-3)
+    ours = omnivec.SparseEncoder(splade_dir, device="cpu")
+    start = _batch_loss(ours, weights)
+    trainer = SparseEncoderTrainer(ours, _args(tmp_path), train_dataset=data, loss=losses.SpladeLoss(
+        ours, losses.SparseMultipleNegativesRankingLoss(ours), **weights))
+    trainer.train()
+    theirs = st.SparseEncoder(splade_dir, device="cpu")
+    OracleTrainer(theirs, _args(tmp_path, OracleArguments), train_dataset=data, loss=st_losses.SpladeLoss(
+        theirs, st_losses.SparseMultipleNegativesRankingLoss(theirs), **weights)).train()
+    ours.eval(), theirs.eval()
+    texts = QUERIES + POSITIVES
+    trained = ours.encode(texts, convert_to_sparse_tensor=False)
+    torch.testing.assert_close(trained, theirs.encode(texts, convert_to_sparse_tensor=False), atol=1e-5, rtol=1e-4)
+    assert _batch_loss(ours, weights) < 0.5 * start
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    # the warm-up: int(6 / 3) = 2 steps, quadratic: 0, (1/2)^2, then the full weight
+    assert [entry["document_regularizer_weight"] for entry in logged[:3]] == pytest.approx([0.0, 3e-3 / 4, 3e-3])
+    assert {"base_loss", "document_regularizer_loss", "query_regularizer_loss"} <= logged[0].keys()
+
+
+def _batch_loss(model, weights) -> float:
+    loss = losses.SpladeLoss(model, losses.SparseMultipleNegativesRankingLoss(model), **weights)
+    model.eval()
+    with torch.no_grad():
+        parts = loss(model, _columns(model, [QUERIES, POSITIVES, NEGATIVES], True), None)
+    return float(sum(v.item() for v in parts.values()))
+
+
+def test_evaluator_runs_inside_the_trainer_and_the_model_saves_for_sentence_transformers(tmp_path, splade_dir, st):
+    ours = omnivec.SparseEncoder(splade_dir, device="cpu")
+    queries = {f"q{i}": q for i, q in enumerate(QUERIES)}
+    evaluator = SparseInformationRetrievalEvaluator(queries, CORPUS, RELEVANT, name="dev")
+    rows = [{"query": q, "answer": p} for q, p in zip(QUERIES, POSITIVES, strict=True)]
+    trainer = SparseEncoderTrainer(ours, _args(tmp_path, num_train_epochs=2, eval_strategy="epoch"), train_dataset=rows,
+                                   evaluator=evaluator)  # default loss: SpladeLoss(SparseMultipleNegativesRankingLoss)
+    assert isinstance(trainer.loss, losses.SpladeLoss)
+    assert isinstance(trainer.loss.loss, losses.SparseMultipleNegativesRankingLoss)
+    trainer.train()
+    evaluated = [entry for entry in trainer.state.log_history if "eval_dev_dot_ndcg@10" in entry]
+    assert len(evaluated) == 2 and "eval_dev_corpus_active_dims" in evaluated[-1]
+    trainer.save_model(str(tmp_path / "saved"))
+    texts = ["a fox runs", "capital of france"]
+    torch.testing.assert_close(st.SparseEncoder(str(tmp_path / "saved"), device="cpu").encode(
+        texts, convert_to_sparse_tensor=False), ours.eval().encode(texts, convert_to_sparse_tensor=False),
+        atol=1e-5, rtol=0)
+
+
+def test_drop_in_names(st):
+    for path, names in {
+        "sparse_encoder.losses": ["SpladeLoss", "FlopsLoss", "SparseMultipleNegativesRankingLoss",
+                                  "SparseMarginMSELoss", "SparseCoSENTLoss", "SparseAnglELoss",
+                                  "SparseCosineSimilarityLoss", "SparseTripletLoss", "SparseMSELoss"],
+        "sparse_encoder.evaluation": ["SparseInformationRetrievalEvaluator"],
+        "sparse_encoder.callbacks": ["SpladeRegularizerWeightSchedulerCallback", "SchedulerType"],
+        "sparse_encoder": ["SparseEncoderTrainer", "SparseEncoderTrainingArguments"],
+        "": ["SparseEncoderTrainer", "SparseEncoderTrainingArguments"],
+    }.items():
+        theirs = importlib.import_module(f"sentence_transformers.{path}".rstrip("."))
+        ours = importlib.import_module(f"omnivec.{path}".rstrip("."))
+        for name in names:
+            assert hasattr(theirs, name), f"sentence_transformers.{path}.{name}"
+            assert getattr(ours, name) is not None, f"omnivec.{path}.{name}"
+    assert omnivec.SparseEncoderTrainer is SparseEncoderTrainer
+    assert importlib.import_module("omnivec.sparse_encoder.losses").SpladeLoss is losses.SpladeLoss
