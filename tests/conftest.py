@@ -43,6 +43,7 @@ def _checkpoint(name: str, builder: Callable[[Path], Path]):
 
 bert_dir = _checkpoint("bert_dir", checkpoints.build_bert)
 xlmr_dir = _checkpoint("xlmr_dir", checkpoints.build_xlmr)
+bert_mlm_dir = _checkpoint("bert_mlm_dir", lambda folder: checkpoints.build_bert(folder, masked_lm=True, seed=7))
 qwen3_dir = _checkpoint("qwen3_dir", checkpoints.build_qwen3)
 # A causal LM whose tokenizer has the reranker answer tokens (yes/no, Yes, 1/0) as single tokens.
 qwen3_lm = _checkpoint("qwen3_lm", lambda folder: checkpoints.build_qwen3(folder, rerank_tokens=True, seed=5))
@@ -101,6 +102,38 @@ def qwen3_st_dir(tmp_path_factory, qwen3_dir, st) -> str:
         prompts={"query": "Instruct: Given a query, retrieve relevant documents\nQuery: ", "document": ""},
     )
     out = tmp_path_factory.mktemp("qwen3-st")
+    model.save(str(out))
+    return str(out)
+
+
+# SparseEncoder folders written by the oracle (tests/test_sparse_encoder.py, tests/test_serve_sparse.py).
+SPARSE_PROMPTS = {"query": "query: ", "document": "passage: "}
+
+
+@pytest.fixture(scope="session")
+def splade_st_dir(tmp_path_factory, bert_mlm_dir, st) -> str:
+    """A SPLADE model (masked-LM logits + max SpladePooling) with query/document prompts, saved by
+    sentence-transformers."""
+    model = st.SparseEncoder(bert_mlm_dir, device="cpu", prompts=SPARSE_PROMPTS)
+    out = tmp_path_factory.mktemp("splade-st")
+    model.save(str(out))
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def inference_free_st_dir(tmp_path_factory, bert_mlm_dir, st) -> str:
+    """Inference-free SPLADE saved by sentence-transformers: a Router whose query side is a SparseStaticEmbedding
+    with random IDF-like weights and whose document side is SPLADE."""
+    import torch
+    from sentence_transformers.sparse_encoder.modules import Router, SparseStaticEmbedding, SpladePooling, Transformer
+
+    document = Transformer(bert_mlm_dir, transformer_task="fill-mask")
+    generator = torch.Generator().manual_seed(11)
+    weight = torch.rand(len(document.tokenizer.get_vocab()), generator=generator) * 4
+    query = SparseStaticEmbedding(tokenizer=document.tokenizer, weight=weight, frozen=True)
+    router = Router.for_query_document(query_modules=[query], document_modules=[document, SpladePooling("max")])
+    model = st.SparseEncoder(modules=[router], device="cpu", similarity_fn_name="dot")
+    out = tmp_path_factory.mktemp("inference-free-st")
     model.save(str(out))
     return str(out)
 

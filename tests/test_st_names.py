@@ -20,7 +20,7 @@ TOP_LEVEL = [
     "mine_hard_negatives", "quantize_embeddings", "SentenceTransformerTrainer", "SentenceTransformerTrainingArguments",
     "CrossEncoderTrainer", "CrossEncoderTrainingArguments", "SentenceTransformerModelCardData",
     "CrossEncoderModelCardData", "export_optimized_onnx_model", "export_dynamic_quantized_onnx_model",
-    "export_static_quantized_openvino_model",
+    "export_static_quantized_openvino_model", "SparseEncoder", "SparseEncoderModelCardData",
 ]
 # module path (after the package name) -> names documented there that omnivec provides.
 SUBMODULE_NAMES = {
@@ -40,6 +40,9 @@ SUBMODULE_NAMES = {
     "cross_encoder.losses": ["BinaryCrossEntropyLoss", "CrossEntropyLoss", "LambdaLoss", "ListNetLoss",
                              "MarginMSELoss", "MultipleNegativesRankingLoss"],
     "cross_encoder.evaluation": ["CrossEncoderRerankingEvaluator"],
+    "sparse_encoder": ["SparseEncoder", "SparseEncoderModelCardData"],
+    "sparse_encoder.modules": ["MLMTransformer", "SpladePooling", "SparseStaticEmbedding", "Router", "Asym",
+                               "Transformer", "Module"],
 }
 
 

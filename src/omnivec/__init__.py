@@ -23,7 +23,12 @@ if TYPE_CHECKING:
         export_static_quantized_openvino_model,
         quantize_for,
     )
-    from omnivec.models.model_card_data import CrossEncoderModelCardData, SentenceTransformerModelCardData
+    from omnivec.models.model_card_data import (
+        CrossEncoderModelCardData,
+        SentenceTransformerModelCardData,
+        SparseEncoderModelCardData,
+    )
+    from omnivec.models.sparse_encoder import SparseEncoder
     from omnivec.models.templates import RerankTemplate
     from omnivec.modules import CLIPModel, Dense, LogitScore, Normalize, Pooling, Router, Transformer
     from omnivec.similarity import SimilarityFunction
@@ -35,6 +40,8 @@ _LAZY = {
     "Embedder": "omnivec.models.embedder",
     "SentenceTransformer": "omnivec.models.embedder",
     "CrossEncoder": "omnivec.models.cross_encoder",
+    "SparseEncoder": "omnivec.models.sparse_encoder",
+    "SparseEncoderModelCardData": "omnivec.models.model_card_data",
     "RerankTemplate": "omnivec.models.templates",
     "LogitScore": "omnivec.modules.logit_score",
     "Transformer": "omnivec.modules.transformer",
@@ -72,7 +79,8 @@ _RENAMED = {
     "CrossEncoderTrainingArguments": "TrainingArguments",
 }
 # Subpackages reachable as attributes (``omnivec.util.cos_sim`` after a bare ``import omnivec``).
-_SUBMODULES = ("similarity", "util", "models", "modules", "losses", "evaluation", "cross_encoder", "quantization")
+_SUBMODULES = ("similarity", "util", "models", "modules", "losses", "evaluation", "cross_encoder", "quantization",
+               "sparse_encoder")
 
 # Names resolved lazily below.
 __all__ = ["__version__", *_LAZY, "similarity"]  # pyright: ignore[reportUnsupportedDunderAll]

@@ -20,8 +20,8 @@ _SIMILARITY_NAMES = {"cosine": "Cosine Similarity", "dot": "Dot Product", "eucli
 
 
 def model_card(model: Any, model_name: str | None = None, train_datasets: Sequence[str] | None = None) -> str:
-    """The card's Markdown (YAML front matter as the Hub reads it) for an Embedder or a CrossEncoder."""
-    kind = type(model).model_type  # "SentenceTransformer" or "CrossEncoder"
+    """The card's Markdown (YAML front matter as the Hub reads it) for an Embedder, a CrossEncoder or a SparseEncoder."""
+    kind = type(model).model_type  # "SentenceTransformer", "CrossEncoder" or "SparseEncoder"
     card = getattr(model, "model_card_data", None)  # the user's ModelCardData (language, license, name, tags)
     base = model.name_or_path if _is_hub_id(model.name_or_path) else None
     title = model_name or (card and card.model_name) or base or kind
@@ -33,6 +33,19 @@ def model_card(model: Any, model_name: str | None = None, train_datasets: Sequen
         usage = [f"model = CrossEncoder({title!r})",
                  "scores = model.predict([('How many people live in Berlin?', 'Berlin has 3.5 million people.')])",
                  "ranks = model.rank('How many people live in Berlin?', ['Berlin has 3.5 million people.', 'A cat.'])"]
+    elif kind == "SparseEncoder":
+        tags = ["sentence-transformers", "sparse-encoder", "sparse", "feature-extraction", "omnivec"]
+        pipeline = "feature-extraction"
+        facts = ["- **Model Type:** Sparse Encoder",
+                 f"- **Maximum Sequence Length:** {_max_seq_length(model)} tokens",
+                 f"- **Output Dimensionality:** {model.get_sentence_embedding_dimension()} dimensions",
+                 f"- **Similarity Function:** {_SIMILARITY_NAMES.get(model.similarity_fn_name, model.similarity_fn_name)}",
+                 *([f"- **Maximum Active Dimensions:** {model.max_active_dims}"] if model.max_active_dims else [])]
+        usage = [f"model = SparseEncoder({title!r})",
+                 "queries = model.encode_query(['Which planet is known as the Red Planet?'])",
+                 "documents = model.encode_document(['Mars is called the Red Planet.', 'Venus is the hottest.'])",
+                 "similarities = model.similarity(queries, documents)",
+                 "print(model.decode(documents[0], top_k=10))"]
     else:
         tags = ["sentence-transformers", "sentence-similarity", "feature-extraction", "dense", "omnivec"]
         pipeline = "sentence-similarity"
@@ -54,17 +67,18 @@ def model_card(model: Any, model_name: str | None = None, train_datasets: Sequen
     if train_datasets:
         front += ["datasets:", *[f"- {name}" for name in train_datasets]]
     front.append("---")
+    class_name = {"CrossEncoder": "CrossEncoder", "SparseEncoder": "SparseEncoder"}.get(kind, "SentenceTransformer")
     body = [
         "", f"# {title}", "",
         f"A {kind} model saved by omnivec {__version__} in the sentence-transformers layout: it loads with "
-        f"`omnivec.{'CrossEncoder' if kind == 'CrossEncoder' else 'SentenceTransformer'}` and with "
+        f"`omnivec.{class_name}` and with "
         "sentence-transformers alike.", "",
         "## Model Details", "", *facts,
         *([f"- **Base model:** `{base}`"] if base else []),
         *([f"- **Training Datasets:** {', '.join(train_datasets)}"] if train_datasets else []),
         "", "### Full Model Architecture", "", "```", repr(model), "```", "",
         "## Usage", "", "```python",
-        f"from omnivec import {'CrossEncoder' if kind == 'CrossEncoder' else 'SentenceTransformer'}", "", *usage,
+        f"from omnivec import {class_name}", "", *usage,
         "```", "",
     ]
     return "\n".join(front + body)

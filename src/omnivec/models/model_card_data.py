@@ -81,6 +81,15 @@ class CrossEncoderModelCardData(ModelCardData):
     tags: list[str] = field(default_factory=lambda: ["sentence-transformers", "cross-encoder", "reranker"])
 
 
+@dataclass
+class SparseEncoderModelCardData(ModelCardData):
+    """Model card facts of a sparse encoder (sentence-transformers' class of that name); fields as ModelCardData."""
+
+    task_name: str | None = "semantic search and sparse retrieval"
+    tags: list[str] = field(default_factory=lambda: [
+        "sentence-transformers", "sparse-encoder", "sparse", "splade", "feature-extraction"])
+
+
 def checked_card_data(value: Any, kind: type[ModelCardData]) -> ModelCardData:
     """``model_card_data=`` of a model: the given ``kind`` instance, or a fresh one for None."""
     if value is None:

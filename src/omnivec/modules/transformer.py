@@ -31,6 +31,7 @@ CHARS_PER_TOKEN_BOUND = 32
 TASKS: dict[str, tuple[str, str, str]] = {
     "feature-extraction": ("AutoModel", "last_hidden_state", "token_embeddings"),
     "sequence-classification": ("AutoModelForSequenceClassification", "logits", "scores"),
+    "fill-mask": ("AutoModelForMaskedLM", "logits", "token_embeddings"),  # MLM logits per token: SPLADE's input
     "text-generation": ("AutoModelForCausalLM", "logits", "causal_logits"),
     "any-to-any": ("AutoModelForImageTextToText", "logits", "causal_logits"),  # vision-language LMs
 }
@@ -54,7 +55,8 @@ class Transformer(Module):
             model's position embeddings.
         do_lower_case: lowercase inputs in the tokenizer's normalizer.
         transformer_task: ``feature-extraction`` (token embeddings), ``sequence-classification``
-            (scores) or ``text-generation`` (causal LM logits).
+            (scores), ``fill-mask`` (masked-LM logits per token, what SpladePooling pools) or ``text-generation``
+            (causal LM logits).
         model_kwargs / tokenizer_kwargs / config_kwargs: passed to the matching ``from_pretrained``.
         dtype: weights dtype (``"float32"``, ``"float16"``, ``"bfloat16"``, a ``torch.dtype`` or ``"auto"``).
         hub: revision, token, cache folder and offline switch for Hub ids.
