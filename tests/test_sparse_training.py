@@ -7,9 +7,12 @@ regularizer warm-up follows sentence-transformers' schedule."""
 from __future__ import annotations
 
 import importlib
+import json
+import shutil
 
 import pytest
 import torch
+import transformers
 
 import omnivec
 from omnivec.errors import ConfigError
@@ -27,15 +30,13 @@ MARGINS = [0.9, -0.1, 0.5, 0.7, 0.3, 0.6]
 
 
 @pytest.fixture(scope="module")
-def splade_dir(tmp_path_factory, bert_dir, st) -> str:
-    """A tiny SPLADE (BERT masked-LM head + max pooling), dropout off, saved by sentence-transformers."""
-    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
-
-    mlm = tmp_path_factory.mktemp("mlm")
-    config = BertConfig.from_pretrained(bert_dir, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    torch.manual_seed(0)
-    BertForMaskedLM(config).save_pretrained(mlm)
-    AutoTokenizer.from_pretrained(bert_dir).save_pretrained(mlm)
+def splade_dir(tmp_path_factory, bert_mlm_dir, st) -> str:
+    """The tiny SPLADE (BERT masked-LM logits + max pooling) with dropout off, saved by sentence-transformers."""
+    mlm = tmp_path_factory.mktemp("mlm") / "model"
+    shutil.copytree(bert_mlm_dir, mlm)
+    config = json.loads((mlm / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (mlm / "config.json").write_text(json.dumps(config))
     folder = tmp_path_factory.mktemp("splade")
     st.SparseEncoder(str(mlm), device="cpu").save(str(folder))
     return str(folder)
@@ -129,19 +130,22 @@ def _columns(model, columns, ours: bool):
     return [model.prepare(c) for c in columns] if ours else [model.preprocess(c) for c in columns]
 
 
-@pytest.mark.parametrize("setting", ["both", "thresholds", "documents_only"])
-@pytest.mark.parametrize("base", ["mnrl", "margin_mse"])
+@pytest.mark.parametrize(("base", "setting"), [("mnrl", "both"), ("mnrl", "thresholds"),
+                                              ("margin_mse", "documents_only")])
 def test_splade_loss_equals_sentence_transformers_on_the_same_checkpoint_and_batch(pair, base, setting):
     from sentence_transformers.sparse_encoder import losses as st
 
     ours, theirs = pair
     mine_base, their_base, labels = _ranking_losses(ours, theirs)[base]
     settings = dict(SPLADE_SETTINGS[setting])
-    if setting == "thresholds":  # the untrained SPLADE activates most of its 400 dimensions
-        settings.update(document_regularizer_threshold=360, query_regularizer_threshold=350)
+    columns = [QUERIES, POSITIVES, NEGATIVES]
+    if setting == "thresholds":  # the medians of the active-dimension counts: some rows count, some are masked
+        with torch.no_grad():
+            counts = [sorted((ours.embed(ours.prepare(c)) != 0).sum(dim=1).tolist()) for c in columns]
+        settings.update(document_regularizer_threshold=sorted(counts[1] + counts[2])[6],
+                        query_regularizer_threshold=counts[0][3])
     mine, oracle = losses.SpladeLoss(ours, mine_base, **settings), st.SpladeLoss(theirs, their_base, **settings)
     assert mine.model is ours and mine.loss.model is ours
-    columns = [QUERIES, POSITIVES, NEGATIVES]
     with torch.no_grad():
         got = {k: v.item() for k, v in mine(ours, _columns(ours, columns, True), labels).items()}
         expected = {k: v.item() for k, v in oracle(_columns(theirs, columns, False), labels).items()}
@@ -207,33 +211,14 @@ def _args(tmp_path, cls=SparseEncoderTrainingArguments, **kwargs):
     return cls(**{**defaults, **kwargs})
 
 
-def test_trainer_reaches_sentence_transformers_weights_and_the_loss_falls(tmp_path, splade_dir, st):
-    """Six steps of one full batch (the order of rows inside it cannot matter) on both trainers, with the same
-    SpladeLoss, weights warmed up by the same default schedule: the same model afterwards."""
-    from datasets import Dataset
-    from sentence_transformers.sparse_encoder import SparseEncoderTrainer as OracleTrainer
-    from sentence_transformers.sparse_encoder import SparseEncoderTrainingArguments as OracleArguments
-    from sentence_transformers.sparse_encoder import losses as st_losses
+class _Recorder(transformers.TrainerCallback):
+    """What the printer and loggers receive at each log (after the warm-up callback has added its weights)."""
 
-    data = Dataset.from_dict({"query": QUERIES, "positive": POSITIVES, "negative": NEGATIVES})
-    weights = dict(document_regularizer_weight=3e-3, query_regularizer_weight=5e-3)
-    ours = omnivec.SparseEncoder(splade_dir, device="cpu")
-    start = _batch_loss(ours, weights)
-    trainer = SparseEncoderTrainer(ours, _args(tmp_path), train_dataset=data, loss=losses.SpladeLoss(
-        ours, losses.SparseMultipleNegativesRankingLoss(ours), **weights))
-    trainer.train()
-    theirs = st.SparseEncoder(splade_dir, device="cpu")
-    OracleTrainer(theirs, _args(tmp_path, OracleArguments), train_dataset=data, loss=st_losses.SpladeLoss(
-        theirs, st_losses.SparseMultipleNegativesRankingLoss(theirs), **weights)).train()
-    ours.eval(), theirs.eval()
-    texts = QUERIES + POSITIVES
-    trained = ours.encode(texts, convert_to_sparse_tensor=False)
-    torch.testing.assert_close(trained, theirs.encode(texts, convert_to_sparse_tensor=False), atol=1e-5, rtol=1e-4)
-    assert _batch_loss(ours, weights) < 0.5 * start
-    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
-    # the warm-up: int(6 / 3) = 2 steps, quadratic: 0, (1/2)^2, then the full weight
-    assert [entry["document_regularizer_weight"] for entry in logged[:3]] == pytest.approx([0.0, 3e-3 / 4, 3e-3])
-    assert {"base_loss", "document_regularizer_loss", "query_regularizer_loss"} <= logged[0].keys()
+    def __init__(self) -> None:
+        self.logs: list[dict] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.logs.append(dict(logs or {}))
 
 
 def _batch_loss(model, weights) -> float:
@@ -244,23 +229,72 @@ def _batch_loss(model, weights) -> float:
     return float(sum(v.item() for v in parts.values()))
 
 
-def test_evaluator_runs_inside_the_trainer_and_the_model_saves_for_sentence_transformers(tmp_path, splade_dir, st):
+WEIGHTS = dict(document_regularizer_weight=3e-3, query_regularizer_weight=5e-3)
+
+
+def test_splade_trains_the_loss_falls_the_weights_warm_up_and_the_evaluator_runs(tmp_path, splade_dir, st):
+    """Six steps of one full batch: the loss falls, the regularizer weights follow the warm-up (int(6 / 3) = 2
+    steps, quadratic: 0, (1/2)^2 of the weight, then the weight), the evaluator's metrics join evaluation, and
+    the saved model loads in sentence-transformers with the same vectors."""
     ours = omnivec.SparseEncoder(splade_dir, device="cpu")
+    start = _batch_loss(ours, WEIGHTS)
     queries = {f"q{i}": q for i, q in enumerate(QUERIES)}
     evaluator = SparseInformationRetrievalEvaluator(queries, CORPUS, RELEVANT, name="dev")
-    rows = [{"query": q, "answer": p} for q, p in zip(QUERIES, POSITIVES, strict=True)]
-    trainer = SparseEncoderTrainer(ours, _args(tmp_path, num_train_epochs=2, eval_strategy="epoch"), train_dataset=rows,
-                                   evaluator=evaluator)  # default loss: SpladeLoss(SparseMultipleNegativesRankingLoss)
-    assert isinstance(trainer.loss, losses.SpladeLoss)
-    assert isinstance(trainer.loss.loss, losses.SparseMultipleNegativesRankingLoss)
+    recorder = _Recorder()
+    rows = [{"query": q, "positive": p, "negative": n} for q, p, n in zip(QUERIES, POSITIVES, NEGATIVES, strict=True)]
+    loss = losses.SpladeLoss(ours, losses.SparseMultipleNegativesRankingLoss(ours), **WEIGHTS)
+    trainer = SparseEncoderTrainer(ours, _args(tmp_path, eval_strategy="steps", eval_steps=3), train_dataset=rows,
+                                   loss=loss, evaluator=evaluator, callbacks=[recorder])
     trainer.train()
+    assert _batch_loss(ours, WEIGHTS) < 0.7 * start
+    trained = [entry for entry in recorder.logs if "loss" in entry]
+    assert [entry["document_regularizer_weight"] for entry in trained] == pytest.approx([0, 3e-3 / 4] + [3e-3] * 4)
+    assert [entry["query_regularizer_weight"] for entry in trained] == pytest.approx([0, 5e-3 / 4] + [5e-3] * 4)
+    assert trained[0]["document_regularizer_loss"] == 0 < trained[-1]["document_regularizer_loss"]
+    assert trained[-1]["loss"] == pytest.approx(trained[-1]["base_loss"] + trained[-1]["document_regularizer_loss"]
+                                                + trained[-1]["query_regularizer_loss"], abs=2e-4)
     evaluated = [entry for entry in trainer.state.log_history if "eval_dev_dot_ndcg@10" in entry]
-    assert len(evaluated) == 2 and "eval_dev_corpus_active_dims" in evaluated[-1]
+    assert {entry["step"] for entry in evaluated} == {3, 6} and "eval_dev_corpus_active_dims" in evaluated[-1]
     trainer.save_model(str(tmp_path / "saved"))
+    assert "SpladeLoss" in (tmp_path / "saved" / "README.md").read_text()
     texts = ["a fox runs", "capital of france"]
     torch.testing.assert_close(st.SparseEncoder(str(tmp_path / "saved"), device="cpu").encode(
         texts, convert_to_sparse_tensor=False), ours.eval().encode(texts, convert_to_sparse_tensor=False),
         atol=1e-5, rtol=0)
+
+
+def test_default_loss_is_sentence_transformers_default(tmp_path, pair):
+    rows = [{"query": q, "answer": p} for q, p in zip(QUERIES, POSITIVES, strict=True)]
+    trainer = SparseEncoderTrainer(pair[0], _args(tmp_path), train_dataset=rows)
+    assert isinstance(trainer.loss, losses.SpladeLoss)
+    assert isinstance(trainer.loss.loss, losses.SparseMultipleNegativesRankingLoss)
+    assert trainer.loss.config() == {"loss": "SparseMultipleNegativesRankingLoss", "scale": 1.0, "similarity": "dot",
+                                     "directions": ["query_to_doc"], "partition_mode": "joint",
+                                     "document_regularizer_weight": 3e-5, "query_regularizer_weight": 5e-5}
+
+
+@pytest.mark.slow  # two trainings, one of them sentence-transformers' (~15 s)
+def test_trainer_reaches_sentence_transformers_weights(tmp_path, splade_dir, st):
+    """Six steps of one full batch (the order of rows inside it cannot matter) on both trainers, with the same
+    SpladeLoss and the same default warm-up: the same model afterwards."""
+    from datasets import Dataset
+    from sentence_transformers.sparse_encoder import SparseEncoderTrainer as OracleTrainer
+    from sentence_transformers.sparse_encoder import SparseEncoderTrainingArguments as OracleArguments
+    from sentence_transformers.sparse_encoder import losses as st_losses
+
+    data = Dataset.from_dict({"query": QUERIES, "positive": POSITIVES, "negative": NEGATIVES})
+    ours = omnivec.SparseEncoder(splade_dir, device="cpu")
+    SparseEncoderTrainer(ours, _args(tmp_path), train_dataset=data, loss=losses.SpladeLoss(
+        ours, losses.SparseMultipleNegativesRankingLoss(ours), **WEIGHTS)).train()
+    theirs = st.SparseEncoder(splade_dir, device="cpu")
+    OracleTrainer(theirs, _args(tmp_path, OracleArguments), train_dataset=data, loss=st_losses.SpladeLoss(
+        theirs, st_losses.SparseMultipleNegativesRankingLoss(theirs), **WEIGHTS)).train()
+    ours.eval(), theirs.eval()
+    texts = QUERIES + POSITIVES
+    trained = ours.encode(texts, convert_to_sparse_tensor=False)
+    torch.testing.assert_close(trained, theirs.encode(texts, convert_to_sparse_tensor=False), atol=1e-5, rtol=1e-4)
+    untrained = omnivec.SparseEncoder(splade_dir, device="cpu").encode(texts, convert_to_sparse_tensor=False)
+    assert (trained - untrained).abs().max() > 0.1
 
 
 def test_drop_in_names(st):

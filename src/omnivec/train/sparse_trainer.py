@@ -42,7 +42,8 @@ class SparseEncoderTrainer(_Trainer):
                      if isinstance(c, SpladeRegularizerWeightSchedulerCallback)}
         for loss in {id(loss): loss for loss in self.part_losses.values()}.values():
             if isinstance(loss, SpladeLoss) and id(loss) not in scheduled:
-                self.add_callback(SpladeRegularizerWeightSchedulerCallback(loss))
+                # right after transformers' flow callback, so the printer and loggers see the weights it logs
+                self.callback_handler.callbacks.insert(1, SpladeRegularizerWeightSchedulerCallback(loss))
 
     def default_loss(self, data: Any, label_column: str | None) -> torch.nn.Module:
         return _default_splade_loss(self._model_for_losses)
