@@ -154,6 +154,24 @@ def test_splade_loss_equals_sentence_transformers_on_the_same_checkpoint_and_bat
     assert got["document_regularizer_loss"] > 0
 
 
+def test_inference_free_splade_loss_equals_sentence_transformers(inference_free_st_dir, st):
+    """A Router model: queries through the static IDF-like side, documents through SPLADE; queries are not
+    regularized (query_regularizer_weight=None)."""
+    from sentence_transformers.sparse_encoder import losses as st_losses
+
+    ours = omnivec.SparseEncoder(inference_free_st_dir, device="cpu").eval()
+    theirs = st.SparseEncoder(inference_free_st_dir, device="cpu").eval()
+    columns = [(QUERIES, "query"), (POSITIVES, "document"), (NEGATIVES, "document")]
+    mine = losses.SpladeLoss(ours, losses.SparseMultipleNegativesRankingLoss(ours), document_regularizer_weight=0.1)
+    oracle = st_losses.SpladeLoss(theirs, st_losses.SparseMultipleNegativesRankingLoss(theirs),
+                                  document_regularizer_weight=0.1)
+    with torch.no_grad():
+        got = mine(ours, [ours.prepare(c, task=t) for c, t in columns], None)
+        expected = oracle([theirs.preprocess(c, task=t) for c, t in columns], None)
+    assert got.keys() == expected.keys() == {"base_loss", "document_regularizer_loss"}
+    assert {k: v.item() for k, v in got.items()} == pytest.approx({k: v.item() for k, v in expected.items()}, abs=ATOL)
+
+
 def test_wrong_model_fails_at_construction_naming_the_argument(pair, bert_dir):
     embedder = omnivec.Embedder(bert_dir, device="cpu")
     for build in (lambda: losses.SparseMultipleNegativesRankingLoss(embedder), lambda: losses.FlopsLoss(embedder),
@@ -314,3 +332,30 @@ def test_drop_in_names(st):
             assert getattr(ours, name) is not None, f"omnivec.{path}.{name}"
     assert omnivec.SparseEncoderTrainer is SparseEncoderTrainer
     assert importlib.import_module("omnivec.sparse_encoder.losses").SpladeLoss is losses.SpladeLoss
+
+
+@pytest.mark.slow  # two trainings, one of them sentence-transformers' (~15 s)
+def test_inference_free_splade_trains_like_sentence_transformers(tmp_path, inference_free_st_dir, st):
+    """router_mapping sends the query column through the static side and the documents through SPLADE; the frozen
+    static weights stay as they were, the SPLADE side ends where sentence-transformers' trainer ends."""
+    from datasets import Dataset
+    from sentence_transformers.sparse_encoder import SparseEncoderTrainer as OracleTrainer
+    from sentence_transformers.sparse_encoder import SparseEncoderTrainingArguments as OracleArguments
+    from sentence_transformers.sparse_encoder import losses as st_losses
+
+    data = Dataset.from_dict({"query": QUERIES, "positive": POSITIVES, "negative": NEGATIVES})
+    routes = dict(router_mapping={"query": "query", "positive": "document", "negative": "document"})
+    ours = omnivec.SparseEncoder(inference_free_st_dir, device="cpu")
+    before = ours.encode_query(QUERIES, convert_to_sparse_tensor=False)
+    documents_before = ours.encode_document(POSITIVES, convert_to_sparse_tensor=False)
+    SparseEncoderTrainer(ours, _args(tmp_path, **routes), train_dataset=data, loss=losses.SpladeLoss(
+        ours, losses.SparseMultipleNegativesRankingLoss(ours), document_regularizer_weight=3e-3)).train()
+    theirs = st.SparseEncoder(inference_free_st_dir, device="cpu")
+    OracleTrainer(theirs, _args(tmp_path, OracleArguments, **routes), train_dataset=data, loss=st_losses.SpladeLoss(
+        theirs, st_losses.SparseMultipleNegativesRankingLoss(theirs), document_regularizer_weight=3e-3)).train()
+    ours.eval(), theirs.eval()
+    torch.testing.assert_close(ours.encode_query(QUERIES, convert_to_sparse_tensor=False), before, atol=0, rtol=0)
+    documents = ours.encode_document(POSITIVES, convert_to_sparse_tensor=False)
+    torch.testing.assert_close(documents, theirs.encode_document(POSITIVES, convert_to_sparse_tensor=False),
+                               atol=1e-5, rtol=1e-4)
+    assert (documents - documents_before).abs().max() > 0.1

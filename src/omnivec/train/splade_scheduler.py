@@ -36,7 +36,8 @@ class SpladeRegularizerWeightSchedulerCallback(transformers.TrainerCallback):
             raise TypeError(f"SpladeRegularizerWeightSchedulerCallback: argument 'loss' must be a SpladeLoss, got "
                             f"{type(loss).__name__}.")
         try:
-            self.scheduler_type = SchedulerType(getattr(scheduler_type, "value", scheduler_type).lower())
+            name = scheduler_type.value if isinstance(scheduler_type, SchedulerType) else str(scheduler_type)
+            self.scheduler_type = SchedulerType(name.lower())
         except ValueError:
             raise ConfigError(f"scheduler_type must be 'linear' or 'quadratic', got {scheduler_type!r}.") from None
         if not 0 < warmup_ratio <= 1:
@@ -46,15 +47,16 @@ class SpladeRegularizerWeightSchedulerCallback(transformers.TrainerCallback):
         self.max_query_regularizer_weight = loss.query_regularizer_weight
         self.warmup_steps: int | None = None
 
-    def _weight(self, step: int, full: float | None) -> float | None:
-        if full is None or self.warmup_steps is None or step >= self.warmup_steps:
+    def _weight(self, step: int, full: float) -> float:
+        if self.warmup_steps is None or step >= self.warmup_steps:
             return full
         ratio = step / self.warmup_steps
         return full * (ratio if self.scheduler_type == SchedulerType.LINEAR else ratio ** 2)
 
     def _set(self, step: int) -> None:
         self.loss.document_regularizer_weight = self._weight(step, self.max_document_regularizer_weight)
-        self.loss.query_regularizer_weight = self._weight(step, self.max_query_regularizer_weight)
+        if self.max_query_regularizer_weight is not None:  # None: queries are not regularized
+            self.loss.query_regularizer_weight = self._weight(step, self.max_query_regularizer_weight)
 
     def on_train_begin(self, args: Any, state: transformers.TrainerState, control: transformers.TrainerControl,
                        **kwargs: Any) -> None:
@@ -71,6 +73,6 @@ class SpladeRegularizerWeightSchedulerCallback(transformers.TrainerCallback):
     def on_log(self, args: Any, state: transformers.TrainerState, control: transformers.TrainerControl,
                logs: dict[str, float] | None = None, **kwargs: Any) -> None:
         if logs is not None:
-            logs["document_regularizer_weight"] = float(self.loss.document_regularizer_weight or 0.0)
+            logs["document_regularizer_weight"] = float(self.loss.document_regularizer_weight)
             if self.loss.query_regularizer_weight is not None:
                 logs["query_regularizer_weight"] = float(self.loss.query_regularizer_weight)

@@ -94,7 +94,7 @@ class SpladeLoss(BoundModel, Loss):
                                 f"compute_loss_from_embeddings), like FlopsLoss; got {type(value).__name__}.")
         self.loss = loss
         self.spec = loss.spec
-        self.document_regularizer_weight = document_regularizer_weight
+        self.document_regularizer_weight: float = document_regularizer_weight
         self.query_regularizer_weight = query_regularizer_weight
         self.use_document_regularizer_only = use_document_regularizer_only
         self.document_regularizer = document_regularizer if document_regularizer is not None else FlopsLoss(
@@ -121,8 +121,9 @@ class SpladeLoss(BoundModel, Loss):
             regularizer = getattr(self, f"{side}_regularizer")
             if regularizer is not None and not isinstance(regularizer, FlopsLoss):
                 config[f"{side}_regularizer"] = type(regularizer).__name__
-            if getattr(regularizer, "threshold", None) is not None:
-                config[f"{side}_regularizer_threshold"] = regularizer.threshold
+            threshold = getattr(regularizer, "threshold", None)
+            if threshold is not None:
+                config[f"{side}_regularizer_threshold"] = threshold
         return config
 
     def forward(self, model: Any, inputs: Sequence[PreparedInputs], labels: Any) -> dict[str, torch.Tensor]:
