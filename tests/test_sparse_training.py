@@ -216,8 +216,8 @@ def test_evaluator_equals_sentence_transformers(pair, settings):
     expected = Oracle(queries, CORPUS, RELEVANT, name="dev", write_csv=False, **settings)(theirs)
     assert got.keys() == expected.keys()
     assert {"dev_dot_ndcg@10", "dev_query_active_dims", "dev_corpus_active_dims", "dev_avg_flops"} <= got.keys()
-    for key, value in expected.items():  # the active-dims means: sentence-transformers averages in float32
-        assert got[key] == pytest.approx(value, abs=ATOL, rel=1e-6), key
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, abs=ATOL, rel=0), key
     if settings:
         assert got["dev_query_active_dims"] == got["dev_corpus_active_dims"] == 5.0
 

@@ -85,27 +85,36 @@ class SparseInformationRetrievalEvaluator(InformationRetrievalEvaluator):
 
 
 class _Sparsity:
-    """Running counts over batches of vectors: rows, non-zero entries, and how many rows use each dimension."""
+    """Running statistics over batches of vectors: each batch's mean active dimensions (a float32 mean, then
+    averaged over batches weighted by their sizes, as sentence-transformers computes it, so the figures agree to the
+    last digit), and how many rows use each dimension."""
 
     def __init__(self) -> None:
-        self.rows, self.active, self.width = 0, 0, 0
+        self.rows, self.width = 0, 0
+        self.batch_means: list[tuple[float, int]] = []  # (mean active dimensions, rows)
         self.per_dimension: torch.Tensor | None = None
 
     def add(self, vectors: torch.Tensor) -> None:
         # Stored entries of the coalesced sparse form count as active (what sentence-transformers counts).
         sparse = (vectors if vectors.is_sparse else vectors.to_sparse()).coalesce().cpu()
         rows, self.width = sparse.shape[0], sparse.shape[-1]
-        columns = sparse.indices()[-1]
+        row_ids, columns = sparse.indices()[0], sparse.indices()[-1]
+        if rows:
+            self.batch_means.append((torch.bincount(row_ids, minlength=rows).float().mean().item(), rows))
         counts = torch.bincount(columns, minlength=self.width).to(torch.int32)
         self.per_dimension = counts if self.per_dimension is None else self.per_dimension + counts
         self.rows += rows
-        self.active += int(columns.numel())
+
+    def _weighted(self, value: Callable[[float], float], empty: float) -> float:
+        if not self.rows:
+            return empty
+        return sum(value(mean) * rows for mean, rows in self.batch_means) / self.rows
 
     def active_dims(self) -> float:
-        return self.active / self.rows if self.rows else 0.0
+        return self._weighted(lambda mean: mean, 0.0)
 
     def sparsity_ratio(self) -> float:
-        return 1.0 - self.active_dims() / self.width if self.width else 1.0
+        return self._weighted(lambda mean: 1.0 - mean / self.width, 1.0)
 
     def flops_with(self, other: _Sparsity) -> float:
         if self.per_dimension is None or other.per_dimension is None:
