@@ -118,6 +118,27 @@ def test_splade_loss_parts_equal_sentence_transformers_on_the_same_vectors(st_sp
             losses.FlopsLoss().compute(vectors[0]).item() * 5e-2, abs=1e-6)
 
 
+@pytest.mark.parametrize("case", ["cosent", "angle", "cosine", "triplet", "mse"])
+def test_the_other_sparse_losses_equal_sentence_transformers_on_the_same_vectors(st_splade, case):
+    from sentence_transformers.sparse_encoder import losses as st
+
+    scores = torch.tensor([0.9, 0.1, 0.5, 0.7, 0.3, 0.6])
+    pairs, triplets = [_vectors(4), _vectors(5)], [_vectors(4), _vectors(5), _vectors(6)]
+    mine, oracle, vectors, labels = {
+        "cosent": (losses.SparseCoSENTLoss(scale=10.0), st.SparseCoSENTLoss(st_splade, scale=10.0), pairs, scores),
+        "angle": (losses.SparseAnglELoss(), st.SparseAnglELoss(st_splade), pairs, scores),
+        "cosine": (losses.SparseCosineSimilarityLoss(), st.SparseCosineSimilarityLoss(st_splade), pairs, scores),
+        "triplet": (losses.SparseTripletLoss(triplet_margin=1.0), st.SparseTripletLoss(st_splade, triplet_margin=1.0),
+                    triplets, None),
+        "mse": (losses.SparseMSELoss(), st.SparseMSELoss(st_splade), pairs, _vectors(7)),
+    }[case]
+    # sentence-transformers' MSELoss takes the teacher vectors once per column
+    their_labels = [labels] * len(vectors) if case == "mse" else labels
+    expected = oracle.compute_loss_from_embeddings(vectors, their_labels).item()
+    assert mine.compute(vectors, labels).item() == pytest.approx(expected, abs=ATOL)
+    assert mine.compute_loss_from_embeddings(vectors, labels).item() == pytest.approx(expected, abs=ATOL)
+
+
 def test_flops_by_hand():
     vectors = torch.tensor([[1.0, 0.0, 2.0], [3.0, 0.0, 0.0]])
     assert losses.FlopsLoss().compute(vectors).item() == pytest.approx(2.0 ** 2 + 0 + 1.0 ** 2)
