@@ -34,9 +34,9 @@ pytestmark = pytest.mark.slow
 
 KEY = "fuzz-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-EMBEDDERS, RERANKERS = ["minilm", "clip"], ["rerank"]
+EMBEDDERS, RERANKERS, SPARSE = ["minilm", "clip"], ["rerank"], ["splade"]
 MODEL_PATHS = ["/v1/embeddings", "/v1/rerank", "/v1/search"]  # these run a model on CPU: fewer examples
-TEI_PATHS = ["/embed", "/rerank", "/tokenize"]  # the same models and checks as the /v1 routes: fewer still
+TEI_PATHS = ["/embed", "/embed_sparse", "/v1/embed_sparse", "/rerank", "/tokenize"]  # the same models and checks as the /v1 routes: fewer still
 
 CONFIG = {
     "seed": 20240601,
@@ -48,7 +48,7 @@ CONFIG = {
 
 
 @pytest.fixture(scope="module")
-def app(sample_kb, tmp_path_factory, minilm_dir, clip_dir, bert_dir):
+def app(sample_kb, tmp_path_factory, minilm_dir, clip_dir, bert_dir, splade_st_dir):
     """One app for every case (schemathesis starts and ends its lifespan per test; the app starts again)."""
     _, kb, config = sample_kb
     reranker = tmp_path_factory.mktemp("openapi-reranker")
@@ -56,6 +56,7 @@ def app(sample_kb, tmp_path_factory, minilm_dir, clip_dir, bert_dir):
     searcher = Searcher(kb, load_config(kb, config), reranker=str(reranker), device="cpu")
     embedders = dict(zip(EMBEDDERS, [omnivec.Embedder(minilm_dir, device="cpu"),
                                      omnivec.Embedder(clip_dir, device="cpu")], strict=True))
+    embedders[SPARSE[0]] = omnivec.SparseEncoder(splade_st_dir, device="cpu")
     rerankers = {RERANKERS[0]: omnivec.CrossEncoder(str(reranker), device="cpu")}
     yield create_app(embedders, rerankers, api_key=KEY, kb=searcher, max_body_bytes=1024 * 1024)
     searcher.close()
@@ -84,7 +85,7 @@ def _narrowed(spec: dict, known: dict[str, list[str]]) -> dict:
     spec = copy.deepcopy(spec)
     schemas = spec["components"]["schemas"]
     embedding = schemas["EmbeddingRequest"]["properties"]
-    embedding["model"]["enum"] = EMBEDDERS
+    embedding["model"]["enum"] = EMBEDDERS + SPARSE
     for option in embedding["dimensions"]["anyOf"]:
         option.update({"maximum": 16} if option.get("type") == "integer" else {})  # the tiny CLIP's size
     png = _png_uri()
@@ -92,8 +93,8 @@ def _narrowed(spec: dict, known: dict[str, list[str]]) -> dict:
     embedding["input"]["examples"] = [["A man is eating food.", "The weather is lovely today."], [text, image,
                                                                                                  [text, image]]]
     schemas["RerankRequest"]["properties"]["model"]["enum"] = RERANKERS
-    for name, models in (("TeiEmbedRequest", EMBEDDERS), ("TeiRerankRequest", RERANKERS),
-                         ("InfinityRerankRequest", RERANKERS), ("TeiTokenizeRequest", EMBEDDERS + RERANKERS)):
+    for name, models in (("TeiEmbedRequest", EMBEDDERS), ("TeiEmbedSparseRequest", SPARSE), ("TeiRerankRequest", RERANKERS),
+                         ("InfinityRerankRequest", RERANKERS), ("TeiTokenizeRequest", EMBEDDERS + SPARSE + RERANKERS)):
         schemas[name]["properties"]["model"]["enum"] = models
     schemas["ImageURL"]["properties"]["url"]["examples"] = [png]
     schemas["InputAudio"]["properties"]["data"]["examples"] = [_wav_base64()]

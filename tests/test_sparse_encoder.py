@@ -73,6 +73,11 @@ def test_max_active_dims_similarity_decode_intersection(kind, pairs):
     assert max_diff(ours.similarity(q, a), peer.similarity(qp, b)) < ATOL
     assert max_diff(ours.similarity(dense(q), a), peer.similarity(qp, b)) < ATOL  # dense x sparse
     assert max_diff(ours.similarity(q, dense(a)), peer.similarity(qp, b)) < ATOL  # sparse x dense
+    ours.similarity_fn_name = peer.similarity_fn_name = "cosine"
+    try:
+        assert max_diff(ours.similarity(q, a), peer.similarity(qp, b)) < ATOL
+    finally:
+        ours.similarity_fn_name = peer.similarity_fn_name = "dot"
     pair_a, pair_b = ours.encode(TEXTS[:4], convert_to_sparse_tensor=False), dense(q)
     expected = peer.similarity_pairwise(peer.encode(TEXTS[:4], convert_to_sparse_tensor=False), dense(qp))
     assert max_diff(ours.similarity_pairwise(pair_a, pair_b), expected) < ATOL
@@ -170,8 +175,10 @@ def test_bad_input(pairs, bert_dir, splade_st_dir):
         ours.encode(TEXTS, batch_size=0)
     with pytest.raises(InputError, match="embeddings_1"):
         ours.intersection(ours.encode(TEXTS), ours.encode(TEXTS))
-    with pytest.raises(InputError, match="pool"):
-        ours.encode(TEXTS, device=["cpu", "cpu"])
+    with pytest.raises(InputError, match="chunk_size"):
+        ours.encode(TEXTS, device=["cpu", "cpu"], chunk_size=0)
+    with pytest.raises(ModelLoadError, match="fill-mask"):  # ONNX / OpenVINO run no masked-LM head (yet)
+        omnivec.SparseEncoder(splade_st_dir, device="cpu", backend="onnx")
     with pytest.raises(ModelLoadError, match="ForMaskedLM"):
         omnivec.SparseEncoder(bert_dir, device="cpu")  # a BertModel has no masked-LM head
     with pytest.raises(ConfigError, match="pooling_strategy"):
@@ -201,3 +208,27 @@ def test_model_card(pairs, tmp_path):
     card = (tmp_path / "README.md").read_text()
     assert "- sparse-encoder" in card and "Model Type:** Sparse Encoder" in card
     assert "Output Dimensionality:** 400 dimensions" in card and "from omnivec import SparseEncoder" in card
+
+
+def test_outputs_are_ordinary_tensors(pairs):
+    """Rows can be coalesced and changed in place (no inference-mode tensors leak out of encode)."""
+    ours, _ = pairs["splade_st_dir"]
+    for row in ours.encode(TEXTS[:2], convert_to_tensor=False):
+        assert row.coalesce().values().numel() > 0
+    dense_rows = ours.encode(TEXTS[:2], convert_to_sparse_tensor=False)
+    dense_rows.mul_(2)
+
+
+@pytest.mark.slow
+def test_multi_process_equals_one_process(pairs):
+    """One pool of two worker processes (spawned: a few seconds), chunks of 3 and 2 texts: the same sparse rows, in
+    order."""
+    ours, _ = pairs["inference_free_st_dir"]
+    pool = ours.start_multi_process_pool(["cpu", "cpu"])
+    try:
+        pooled = ours.encode_query(TEXTS, pool=pool, chunk_size=3, max_active_dims=6)
+        rows = ours.encode(TEXTS, pool=pool, chunk_size=2, convert_to_tensor=False)
+    finally:
+        ours.stop_multi_process_pool(pool)
+    assert pooled.is_sparse and max_diff(pooled, ours.encode_query(TEXTS, max_active_dims=6)) == 0
+    assert len(rows) == len(TEXTS) and max_diff(torch.stack(rows), ours.encode(TEXTS)) < ATOL

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
-ModelKind = Literal["embedder", "cross-encoder"]
+ModelKind = Literal["embedder", "cross-encoder", "sparse-encoder"]
 M = TypeVar("M")
 
 

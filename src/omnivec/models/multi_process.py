@@ -136,6 +136,13 @@ def encode_in_pool(model: Any, request: PoolRequest, inputs: Sequence[Any], *, s
     return as_requested(torch.cat(parts), precision, convert_to_numpy, convert_to_tensor, single)
 
 
+def encode_chunks_in_pool(model: Any, request: PoolRequest, inputs: Sequence[Any], kwargs: dict[str, Any],
+                          show_progress_bar: bool | None) -> list[Any]:
+    """``model.encode(chunk, **kwargs)`` of each chunk of ``inputs`` in worker processes, in order: for a model class
+    whose ``encode`` takes other arguments than ``Embedder.encode`` (SparseEncoder)."""
+    return _run(model, request, _encode_chunk, inputs, kwargs, show_progress_bar)
+
+
 def scores_in_pool(model: Any, request: PoolRequest, method: str, pairs: Sequence[Any], *, batch_size: int,
                    prompt: str | None, max_tokens: int | None, show_progress_bar: bool | None) -> torch.Tensor:
     """The raw scores of ``pairs`` (the scorer's ``score`` or ``rank_scores``, named by ``method``) computed in

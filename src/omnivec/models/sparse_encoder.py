@@ -19,6 +19,7 @@ from omnivec.loading.options import BackendName, LoadOptions
 from omnivec.models import sparse_tensors
 from omnivec.models.base_model import BaseModel
 from omnivec.models.model_card_data import SparseEncoderModelCardData, checked_card_data
+from omnivec.models.multi_process import encode_chunks_in_pool, pool_or_place
 from omnivec.modules.base import Module
 from omnivec.modules.router import Router
 from omnivec.modules.sparse_static_embedding import SparseStaticEmbedding
@@ -142,6 +143,9 @@ class SparseEncoder(BaseModel):
     def modalities(self) -> list[str]:
         return ["text"]
 
+    def supports(self, modality: str) -> bool:
+        return modality == "text"
+
     @property
     def tokenizer(self) -> Any:
         """The tokenizer whose vocabulary the dimensions are (the default route's input module's)."""
@@ -203,12 +207,11 @@ class SparseEncoder(BaseModel):
         tensor with ``convert_to_sparse_tensor=False``; a list of row tensors with ``convert_to_tensor=False``.
         ``max_active_dims`` keeps each row's largest values (default: the model's setting); ``task`` ("query" /
         "document") picks a Router's route. Batches are length-sorted and bounded by ``max_tokens_per_batch`` padded
-        tokens (default: 2,048 on CPU); each batch is made sparse as soon as it is computed."""
+        tokens (default: 2,048 on CPU); each batch is made sparse as soon as it is computed. ``pool`` (from
+        ``start_multi_process_pool``) or a list of devices encodes in worker processes, ``chunk_size`` texts at a
+        time."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        if pool is not None or isinstance(device, list) or chunk_size is not None:
-            raise InputError("SparseEncoder.encode runs in this process: pool=, a list of devices and chunk_size= "
-                             "(multi-process encoding) are not supported.")
         limit = sparse_tensors.check_max_active_dims(max_active_dims if max_active_dims is not None
                                                      else self.max_active_dims)
         batch, single = as_batch(inputs)
@@ -216,11 +219,17 @@ class SparseEncoder(BaseModel):
             if not isinstance(text, str):
                 raise InputError(f"inputs[{index}] is a {type(text).__name__}: a SparseEncoder encodes text (str).")
             require_valid_unicode(text, f"inputs[{index}]")
-        if device is not None:
-            self.to(device)
+        request = pool_or_place(self, pool, device, chunk_size)  # a single device: the model moves there
         prompt = self._resolve_prompt(prompt, prompt_name)
         if not batch:
             return self._empty(convert_to_tensor, convert_to_sparse_tensor)
+        if request is not None:  # worker processes encode chunks (pool=, or a list of devices)
+            chunk_kwargs = {"prompt": prompt, "batch_size": batch_size, "show_progress_bar": False,
+                            "convert_to_tensor": False, "convert_to_sparse_tensor": convert_to_sparse_tensor,
+                            "save_to_cpu": True, "max_active_dims": limit, "task": task,
+                            "max_tokens_per_batch": max_tokens_per_batch}
+            parts = encode_chunks_in_pool(self, request, batch, chunk_kwargs, show_progress_bar)
+            return self._finished([row for part in parts for row in part], single, convert_to_tensor)
         head, modules = self._stages(task)
         # prepare: tokenize every text once (exact lengths make tight batches)
         encoded = head.tokenize_unpadded([prompt + text for text in batch] if prompt else batch)
@@ -232,16 +241,24 @@ class SparseEncoder(BaseModel):
             features["modality"] = "text"
             if prompt_length is not None:
                 features["prompt_length"] = prompt_length
-            for module in modules:  # forward
-                features = module(features)
-            embeddings = sparse_tensors.keep_top_dims(features["sentence_embedding"], limit)  # (b, V) dense
-            if convert_to_sparse_tensor:  # finish: sparse per batch, so n dense rows never exist at once
+            with torch.inference_mode():
+                for module in modules:  # forward
+                    features = module(features)
+                embeddings = sparse_tensors.keep_top_dims(features["sentence_embedding"], limit)  # (b, V) dense
+            # finish, outside inference mode (its tensors refuse later in-place use, such as coalescing): sparse per
+            # batch, so n dense rows never exist at once
+            if convert_to_sparse_tensor:
                 embeddings = embeddings.to_sparse()
+            else:
+                embeddings = embeddings.clone()
             return list(embeddings.cpu() if save_to_cpu else embeddings)
 
         budget = max_tokens_per_batch if max_tokens_per_batch is not None else default_token_budget(self.device)
-        with torch.inference_mode():
-            rows = run_token_batches(encoded["input_ids"], batch_size, budget, show_progress_bar, "Encoding", run)
+        rows = run_token_batches(encoded["input_ids"], batch_size, budget, show_progress_bar, "Encoding", run)
+        return self._finished(rows, single, convert_to_tensor)
+
+    @staticmethod
+    def _finished(rows: list[torch.Tensor], single: bool, convert_to_tensor: bool) -> torch.Tensor | list[torch.Tensor]:
         if not convert_to_tensor:
             return rows[0] if single else rows
         stacked = torch.stack(rows)  # (n, V)

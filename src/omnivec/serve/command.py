@@ -66,6 +66,7 @@ def load_models(models: list[str], rerankers: list[str], kb: str | None = None, 
     from omnivec import CrossEncoder, Embedder
     from omnivec.loading.defaults import DEFAULT_TEXT_MODEL
     from omnivec.models.cache import ModelCache
+    from omnivec.models.sparse_encoder import SparseEncoder
 
     embedder_sources = parse_models(models or [DEFAULT_TEXT_MODEL])
     reranker_sources = parse_models(rerankers)
@@ -74,8 +75,12 @@ def load_models(models: list[str], rerankers: list[str], kb: str | None = None, 
         raise InputError(f"model name(s) {clash} used for both an embedder and a reranker.")
     cache = ModelCache()
     chosen: BackendName = backend or "torch"
-    embedders = {name: cache.get("embedder", src, lambda src=src: Embedder(src, backend=chosen), chosen)
-                 for name, src in embedder_sources.items()}
+    embedders: dict[str, Any] = {}
+    for name, src in embedder_sources.items():  # a SparseEncoder folder is served as one (/embed_sparse)
+        if saved_model_type(src) == SparseEncoder.model_type:
+            embedders[name] = cache.get("sparse-encoder", src, lambda src=src: SparseEncoder(src, backend=chosen), chosen)
+        else:
+            embedders[name] = cache.get("embedder", src, lambda src=src: Embedder(src, backend=chosen), chosen)
     reranker_models = {name: cache.get("cross-encoder", src, lambda src=src: CrossEncoder(src, backend=chosen), chosen)
                        for name, src in reranker_sources.items()}
     searcher = None
@@ -86,6 +91,21 @@ def load_models(models: list[str], rerankers: list[str], kb: str | None = None, 
         kb_dir, config = kb_settings(kb, kb_config, existing=True, backend=backend)
         searcher = Searcher(kb_dir, config, reranker=config.reranker, models=cache)
     return embedders, reranker_models, searcher
+
+
+def saved_model_type(source: str) -> str | None:
+    """The ``model_type`` a sentence-transformers folder (local, or a Hub id) was saved as: ``SparseEncoder``,
+    ``SentenceTransformer``...; None when there is none to read (the model class's own load then says why)."""
+    import json
+
+    from omnivec.loading.hub import HubOptions, hub_id_for, resolve_model_dir
+
+    try:
+        folder = resolve_model_dir(hub_id_for(source, "sentence-transformers"), HubOptions())
+        config = json.loads((folder / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+    except Exception:  # missing, unreadable or not JSON: not this function's to report
+        return None
+    return config.get("model_type") if isinstance(config, dict) else None
 
 
 def run_server(models: list[str], rerankers: list[str], host: str, port: int, api_key: str | None,

@@ -46,6 +46,42 @@ def embed_batch(model: Any, lock: Guard | None = None) -> Callable[[list[Any]], 
     return _grouped(call)
 
 
+@dataclass(frozen=True)
+class SparseRow:
+    """One sparse embedding as the wire carries it: the non-zero dimensions in increasing order, and their weights."""
+
+    indices: list[int]
+    values: list[float]
+
+
+def is_sparse_model(model: Any) -> bool:
+    """A SparseEncoder (its vectors are sparse, over the vocabulary), told by its class's sentence-transformers type."""
+    return getattr(type(model), "model_type", None) == "SparseEncoder"
+
+
+def sparse_embed_batch(model: Any, lock: Guard | None = None) -> Callable[[list[Any]], list[Any]]:
+    """Sparse vectors (``SparseRow``) of a batch of texts (or ``{"text": ...}`` inputs) from a SparseEncoder, with
+    the items' options (``prompt_name``, ``task``) as ``encode`` arguments; an input the model refuses alone, its
+    exception."""
+    guard = lock if lock is not None else contextlib.nullcontext()
+
+    def call(items: list[Any], options: Options) -> list[Any]:
+        texts = [item["text"] if isinstance(item, dict) else item for item in items]
+        with guard:
+            rows = model.encode(texts, batch_size=len(texts), convert_to_tensor=False, save_to_cpu=True,
+                                **dict(options))
+        return [_sparse_row(row) for row in rows]
+
+    return _grouped(call)
+
+
+def _sparse_row(row: torch.Tensor) -> SparseRow:
+    row = (row if row.is_sparse else row.to_sparse()).coalesce()  # (V,) -> its non-zeros, indices sorted
+    indices, values = row.indices()[0], row.values()
+    keep = values != 0
+    return SparseRow(indices[keep].tolist(), values[keep].tolist())
+
+
 def rerank_batch(model: Any, lock: Guard | None = None) -> Callable[[list[Any]], list[Any]]:
     """Scores for a batch of (query, document) pairs, or for a pair the model refuses alone, its exception."""
     guard = lock if lock is not None else contextlib.nullcontext()

@@ -75,10 +75,18 @@ def vector_payload(vector: Any, encoding_format: str) -> list[float] | str:
     return vector.tolist()
 
 
+class SparseVector(_Wire):
+    """A SparseEncoder's vector in ``/v1/embeddings``: the non-zero dimensions (vocabulary ids, increasing) and their
+    weights, as vector stores take sparse vectors (Qdrant's ``SparseVector``, Pinecone's ``sparse_values``)."""
+
+    indices: list[int]
+    values: list[float]
+
+
 class Embedding(_Wire):
     object: Literal["embedding"] = "embedding"
     index: int
-    embedding: list[float] | str  # a str is base64 of little-endian float32
+    embedding: list[float] | str | SparseVector  # a str is base64 of little-endian float32
 
 
 class EmbeddingUsage(_Wire):

@@ -14,7 +14,7 @@ from fastapi import Request
 from omnivec.errors import ConfigError
 from omnivec.serve.batcher import DynamicBatcher
 from omnivec.serve.errors import ApiError
-from omnivec.serve.model_calls import embed_batch, rerank_batch
+from omnivec.serve.model_calls import embed_batch, is_sparse_model, rerank_batch, sparse_embed_batch
 from omnivec.serve.model_names import INFINITY_UNNAMED
 from omnivec.serve.settings import ServerSettings
 from omnivec.serve.usage import token_counter
@@ -45,7 +45,7 @@ class RequestStats:
 
 @dataclass
 class ServerState:
-    """Models by name (``embedders``, ``rerankers``), one batcher and one token counter per model, one lock per
+    """Models by name (``embedders``, SparseEncoders among them; ``rerankers``), one batcher and one token counter per model, one lock per
     model instance (a model may be served under two names, or searched by the KB too)."""
 
     embedders: dict[str, Any]
@@ -92,8 +92,8 @@ class ServerState:
 
     def new_batchers(self) -> dict[str, DynamicBatcher]:
         """Fresh batchers for every model (closed ones cannot be started again)."""
-        fresh = {name: self._batcher(embed_batch(m, self.model_locks[id(m)]), name)
-                 for name, m in self.embedders.items()}
+        fresh = {name: self._batcher((sparse_embed_batch if is_sparse_model(m) else embed_batch)(
+                     m, self.model_locks[id(m)]), name) for name, m in self.embedders.items()}
         return fresh | {name: self._batcher(rerank_batch(m, self.model_locks[id(m)]), name)
                         for name, m in self.rerankers.items()}
 

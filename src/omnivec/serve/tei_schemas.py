@@ -13,7 +13,7 @@ from pydantic import Field
 from omnivec.serve.schemas import _Wire
 
 # Paths whose errors are answered in TEI's shape instead of OpenAI's ("/": TEI's POST / embeds).
-TEI_PATHS = frozenset({"/embed", "/rerank", "/tokenize", "/"})
+TEI_PATHS = frozenset({"/embed", "/embed_sparse", "/v1/embed_sparse", "/rerank", "/tokenize", "/"})
 
 TeiErrorType = Literal["unhealthy", "backend", "overloaded", "validation", "tokenizer", "empty"]
 
@@ -32,6 +32,29 @@ class TeiEmbedRequest(_Wire):
 
     def texts(self) -> list[str]:
         return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+
+
+class TeiEmbedSparseRequest(_Wire):
+    """TEI ``POST /embed_sparse`` (a SparseEncoder's vectors): ``truncate`` as ``/embed``'s. ``task`` is omnivec's
+    addition: ``query`` or ``document`` picks a Router's route (inference-free SPLADE's static query side); left out,
+    the model's default route, as ``encode``."""
+
+    inputs: str | list[str]
+    truncate: bool | None = None
+    truncation_direction: Literal["right", "left", "Right", "Left"] = "right"
+    prompt_name: str | None = None
+    task: Literal["query", "document"] | None = None
+    model: str | None = None
+
+    def texts(self) -> list[str]:
+        return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+
+
+class TeiSparseValue(_Wire):
+    """One non-zero dimension of a sparse vector."""
+
+    index: int
+    value: float
 
 
 class TeiRerankRequest(_Wire):

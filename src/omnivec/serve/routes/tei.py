@@ -3,7 +3,10 @@
 ``{"error", "error_type"}`` shape (``edge.error_response``). The same limits and batchers as ``/v1/embeddings`` and
 ``/v1/rerank``: ``/embed`` vectors equal ``Embedder.encode`` of the same texts (then cut to ``dimensions`` and
 normalised unless ``normalize`` is false), ``/rerank`` scores equal ``CrossEncoder.predict`` (with
-``activation_fn=Identity()`` for ``raw_scores``). ``/embed_sparse`` is not served: omnivec has no sparse models yet."""
+``activation_fn=Identity()`` for ``raw_scores``). ``/embed_sparse`` (also at ``/v1/embed_sparse``) serves a
+SparseEncoder: each input's non-zero dimensions as ``{"index", "value"}`` in increasing index order (TEI's order),
+equal to ``SparseEncoder.encode``; ``/embed`` refuses a SparseEncoder and ``/embed_sparse`` a dense model (422, as TEI
+answers a request its model cannot serve)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from omnivec.serve import tei_schemas as t
 from omnivec.serve.errors import ApiError
-from omnivec.serve.model_calls import RAW_SCORES, WithOptions, check_results, submit
+from omnivec.serve.model_calls import RAW_SCORES, WithOptions, check_results, is_sparse_model, submit
 from omnivec.serve.request_decoding import check_text
 from omnivec.serve.state import ServerState, server_state
 from omnivec.serve.tei_tokens import MAX_TOKENIZE_CHARS, check_direction, check_lengths, raw_tokenizer, tokens_of
@@ -40,6 +43,9 @@ async def embed(body: t.TeiEmbedRequest, request: Request) -> list[list[float]]:
     state.authorize(request)
     name = state.embedder(body.model)
     model = state.embedders[name]
+    if is_sparse_model(model):
+        raise ApiError(400, f"model {name!r} is a SparseEncoder: its vectors are sparse; POST /embed_sparse",
+                       "sparse_model")
     texts = _checked_texts(state, body.texts(), "inputs")
     prompt = _prompt(model, body.prompt_name)
     check_direction(model, body.truncation_direction)
@@ -55,6 +61,33 @@ async def embed(body: t.TeiEmbedRequest, request: Request) -> list[list[float]]:
     vectors = await submit(state.batchers[name], items, state.settings.request_timeout_s)
     check_results(vectors, "inputs", "embedded")
     return [_finished(v, body.dimensions, body.normalize) for v in vectors]
+
+
+@router.post("/embed_sparse", response_model=list[list[t.TeiSparseValue]], responses=TEI_ERRORS)
+@router.post("/v1/embed_sparse", response_model=list[list[t.TeiSparseValue]], responses=TEI_ERRORS)
+async def embed_sparse(body: t.TeiEmbedSparseRequest, request: Request) -> JSONResponse:
+    state = server_state(request)
+    state.authorize(request)
+    name = state.embedder(body.model)
+    model = state.embedders[name]
+    if not is_sparse_model(model):
+        raise ApiError(400, f"model {name!r} is a dense embedder: /embed_sparse serves SparseEncoder models; POST "
+                       "/embed for its vectors", "dense_model")
+    texts = _checked_texts(state, body.texts(), "inputs")
+    prompt = _prompt(model, body.prompt_name)
+    check_direction(model, body.truncation_direction)
+    if body.truncate is False:
+        tokenizer = raw_tokenizer(state.raw_tokenizers, name, model)
+        await run_in_threadpool(check_lengths, tokenizer, [prompt + text for text in texts], _text_limit(model),
+                                "inputs")
+    options = tuple((key, value) for key, value in (("prompt_name", body.prompt_name), ("task", body.task))
+                    if value is not None)
+    rows = await submit(state.batchers[name], [WithOptions(text, options) for text in texts],
+                        state.settings.request_timeout_s)
+    check_results(rows, "inputs", "embedded")
+    # Built as TeiSparseValue's fields already: a SPLADE vector has hundreds of them, not validated one by one.
+    return JSONResponse([[{"index": i, "value": v} for i, v in zip(row.indices, row.values, strict=True)]
+                         for row in rows])
 
 
 @router.post("/rerank", response_model=list[t.TeiRank] | t.InfinityRerankResponse, response_model_exclude_none=True,
