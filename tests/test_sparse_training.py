@@ -175,6 +175,33 @@ def test_splade_loss_equals_sentence_transformers_on_the_same_checkpoint_and_bat
     assert got["document_regularizer_loss"] > 0
 
 
+def test_cached_splade_loss_gives_spladeloss_parts_and_gradients_and_sentence_transformers_values(splade_dir, st):
+    """GradCache with mini-batches of 2: the same parts as SpladeLoss on the full batch (and as
+    sentence-transformers' CachedSpladeLoss), and the same gradients on every weight."""
+    from sentence_transformers.sparse_encoder import losses as st_losses
+
+    ours, theirs = omnivec.SparseEncoder(splade_dir, device="cpu"), st.SparseEncoder(splade_dir, device="cpu")
+    columns = [QUERIES, POSITIVES, NEGATIVES]
+    weights = dict(document_regularizer_weight=0.03, query_regularizer_weight=0.05)
+    results = []
+    for loss in (losses.SpladeLoss(ours, losses.SparseMultipleNegativesRankingLoss(ours), **weights),
+                 losses.CachedSpladeLoss(ours, losses.SparseMultipleNegativesRankingLoss(ours), **weights,
+                                         mini_batch_size=2)):
+        ours.zero_grad()
+        parts = loss(ours, _columns(ours, columns, True), None)
+        torch.stack(list(parts.values())).sum().backward()
+        results.append(({k: v.item() for k, v in parts.items()},
+                        {n: p.grad.clone() for n, p in ours.named_parameters() if p.grad is not None}))
+    (plain, plain_grads), (cached, cached_grads) = results
+    assert cached == pytest.approx(plain, abs=ATOL) and len(cached_grads) == len(plain_grads) > 0
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(cached_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+    oracle = st_losses.CachedSpladeLoss(theirs, st_losses.SparseMultipleNegativesRankingLoss(theirs), **weights,
+                                        mini_batch_size=2)
+    expected = {k: v.item() for k, v in oracle(_columns(theirs, columns, False), None).items()}
+    assert cached == pytest.approx(expected, abs=ATOL)
+
+
 def test_inference_free_splade_loss_equals_sentence_transformers(inference_free_st_dir, st):
     """A Router model: queries through the static IDF-like side, documents through SPLADE; queries are not
     regularized (query_regularizer_weight=None)."""
@@ -314,8 +341,9 @@ def test_default_loss_is_sentence_transformers_default(tmp_path, pair):
 
 @pytest.mark.slow  # two trainings, one of them sentence-transformers' (~15 s)
 def test_trainer_reaches_sentence_transformers_weights(tmp_path, splade_dir, st):
-    """Six steps of one full batch (the order of rows inside it cannot matter) on both trainers, with the same
-    SpladeLoss and the same default warm-up: the same model afterwards."""
+    """Six steps of one full batch (the order of rows inside it cannot matter) on both trainers, the same default
+    warm-up: the same model afterwards. omnivec's side runs CachedSpladeLoss (mini-batches of 4), so this also
+    shows GradCache through the trainer's backward gives SpladeLoss's training."""
     from datasets import Dataset
     from sentence_transformers.sparse_encoder import SparseEncoderTrainer as OracleTrainer
     from sentence_transformers.sparse_encoder import SparseEncoderTrainingArguments as OracleArguments
@@ -323,8 +351,8 @@ def test_trainer_reaches_sentence_transformers_weights(tmp_path, splade_dir, st)
 
     data = Dataset.from_dict({"query": QUERIES, "positive": POSITIVES, "negative": NEGATIVES})
     ours = omnivec.SparseEncoder(splade_dir, device="cpu")
-    SparseEncoderTrainer(ours, _args(tmp_path), train_dataset=data, loss=losses.SpladeLoss(
-        ours, losses.SparseMultipleNegativesRankingLoss(ours), **WEIGHTS)).train()
+    SparseEncoderTrainer(ours, _args(tmp_path), train_dataset=data, loss=losses.CachedSpladeLoss(
+        ours, losses.SparseMultipleNegativesRankingLoss(ours), **WEIGHTS, mini_batch_size=4)).train()
     theirs = st.SparseEncoder(splade_dir, device="cpu")
     OracleTrainer(theirs, _args(tmp_path, OracleArguments), train_dataset=data, loss=st_losses.SpladeLoss(
         theirs, st_losses.SparseMultipleNegativesRankingLoss(theirs), **WEIGHTS)).train()
@@ -338,7 +366,7 @@ def test_trainer_reaches_sentence_transformers_weights(tmp_path, splade_dir, st)
 
 def test_drop_in_names(st):
     for path, names in {
-        "sparse_encoder.losses": ["SpladeLoss", "FlopsLoss", "SparseMultipleNegativesRankingLoss",
+        "sparse_encoder.losses": ["SpladeLoss", "CachedSpladeLoss", "FlopsLoss", "SparseMultipleNegativesRankingLoss",
                                   "SparseMarginMSELoss", "SparseCoSENTLoss", "SparseAnglELoss",
                                   "SparseCosineSimilarityLoss", "SparseTripletLoss", "SparseMSELoss"],
         "sparse_encoder.evaluation": ["SparseInformationRetrievalEvaluator"],

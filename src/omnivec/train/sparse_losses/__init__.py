@@ -1,6 +1,7 @@
 """SparseEncoder losses: ``SpladeLoss`` (a ranking loss plus FLOPS regularizers) around one of the sparse ranking
 losses. Each is called as ``loss(model, inputs, labels)``, as omnivec's embedding losses are."""
 
+from omnivec.train.sparse_losses.cached_splade import CachedSpladeLoss
 from omnivec.train.sparse_losses.ranking import (
     SparseAnglELoss,
     SparseCoSENTLoss,
@@ -14,6 +15,6 @@ from omnivec.train.sparse_losses.ranking import (
 from omnivec.train.sparse_losses.splade import FlopsLoss, SpladeLoss
 
 __all__ = [
-    "FlopsLoss", "SparseAnglELoss", "SparseCoSENTLoss", "SparseCosineSimilarityLoss", "SparseLoss", "SparseMSELoss",
-    "SparseMarginMSELoss", "SparseMultipleNegativesRankingLoss", "SparseTripletLoss", "SpladeLoss",
+    "CachedSpladeLoss", "FlopsLoss", "SparseAnglELoss", "SparseCoSENTLoss", "SparseCosineSimilarityLoss", "SparseLoss",
+    "SparseMSELoss", "SparseMarginMSELoss", "SparseMultipleNegativesRankingLoss", "SparseTripletLoss", "SpladeLoss",
 ]
