@@ -118,7 +118,7 @@ def test_splade_loss_parts_equal_sentence_transformers_on_the_same_vectors(st_sp
             losses.FlopsLoss().compute(vectors[0]).item() * 5e-2, abs=1e-6)
 
 
-@pytest.mark.parametrize("case", ["cosent", "angle", "cosine", "triplet", "mse"])
+@pytest.mark.parametrize("case", ["cosent", "angle", "cosine", "triplet", "mse", "distill_kl"])
 def test_the_other_sparse_losses_equal_sentence_transformers_on_the_same_vectors(st_splade, case):
     from sentence_transformers.sparse_encoder import losses as st
 
@@ -131,6 +131,9 @@ def test_the_other_sparse_losses_equal_sentence_transformers_on_the_same_vectors
         "triplet": (losses.SparseTripletLoss(triplet_margin=1.0), st.SparseTripletLoss(st_splade, triplet_margin=1.0),
                     triplets, None),
         "mse": (losses.SparseMSELoss(), st.SparseMSELoss(st_splade), pairs, _vectors(7)),
+        "distill_kl": (losses.SparseDistillKLDivLoss(student_temperature=3.0),
+                       st.SparseDistillKLDivLoss(st_splade, student_temperature=3.0), triplets,
+                       torch.tensor([[9.0, 2.0], [1.0, 4.0], [3.0, 3.5], [7.0, 0.5], [2.0, 2.0], [5.0, 8.0]])),
     }[case]
     # sentence-transformers' MSELoss takes the teacher vectors once per column
     their_labels = [labels] * len(vectors) if case == "mse" else labels
@@ -368,7 +371,8 @@ def test_drop_in_names(st):
     for path, names in {
         "sparse_encoder.losses": ["SpladeLoss", "CachedSpladeLoss", "FlopsLoss", "SparseMultipleNegativesRankingLoss",
                                   "SparseMarginMSELoss", "SparseCoSENTLoss", "SparseAnglELoss",
-                                  "SparseCosineSimilarityLoss", "SparseTripletLoss", "SparseMSELoss"],
+                                  "SparseCosineSimilarityLoss", "SparseTripletLoss", "SparseMSELoss",
+                                  "SparseDistillKLDivLoss"],
         "sparse_encoder.evaluation": ["SparseInformationRetrievalEvaluator"],
         "sparse_encoder.callbacks": ["SpladeRegularizerWeightSchedulerCallback", "SchedulerType"],
         "sparse_encoder": ["SparseEncoderTrainer", "SparseEncoderTrainingArguments"],

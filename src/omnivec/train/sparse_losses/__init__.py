@@ -2,6 +2,7 @@
 losses. Each is called as ``loss(model, inputs, labels)``, as omnivec's embedding losses are."""
 
 from omnivec.train.sparse_losses.cached_splade import CachedSpladeLoss
+from omnivec.train.sparse_losses.distill_kl_div import SparseDistillKLDivLoss
 from omnivec.train.sparse_losses.ranking import (
     SparseAnglELoss,
     SparseCoSENTLoss,
@@ -16,5 +17,5 @@ from omnivec.train.sparse_losses.splade import FlopsLoss, SpladeLoss
 
 __all__ = [
     "CachedSpladeLoss", "FlopsLoss", "SparseAnglELoss", "SparseCoSENTLoss", "SparseCosineSimilarityLoss", "SparseLoss",
-    "SparseMSELoss", "SparseMarginMSELoss", "SparseMultipleNegativesRankingLoss", "SparseTripletLoss", "SpladeLoss",
+    "SparseDistillKLDivLoss", "SparseMSELoss", "SparseMarginMSELoss", "SparseMultipleNegativesRankingLoss", "SparseTripletLoss", "SpladeLoss",
 ]
