@@ -313,7 +313,7 @@ def test_splade_trains_the_loss_falls_the_weights_warm_up_and_the_evaluator_runs
     rows = [{"query": q, "positive": p, "negative": n} for q, p, n in zip(QUERIES, POSITIVES, NEGATIVES, strict=True)]
     loss = losses.SpladeLoss(ours, losses.SparseMultipleNegativesRankingLoss(ours), **WEIGHTS)
     trainer = SparseEncoderTrainer(ours, _args(tmp_path, eval_strategy="steps", eval_steps=3), train_dataset=rows,
-                                   loss=loss, evaluator=evaluator, callbacks=[recorder])
+                                   eval_dataset=rows, loss=loss, evaluator=evaluator, callbacks=[recorder])
     trainer.train()
     assert _batch_loss(ours, WEIGHTS) < 0.7 * start
     trained = [entry for entry in recorder.logs if "loss" in entry]
@@ -324,6 +324,11 @@ def test_splade_trains_the_loss_falls_the_weights_warm_up_and_the_evaluator_runs
                                                 + trained[-1]["query_regularizer_loss"], abs=2e-4)
     evaluated = [entry for entry in trainer.state.log_history if "eval_dev_dot_ndcg@10" in entry]
     assert {entry["step"] for entry in evaluated} == {3, 6} and "eval_dev_corpus_active_dims" in evaluated[-1]
+    # the evaluation loss is logged with its parts
+    evaluation = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
+    assert len(evaluation) == 2 and evaluation[-1]["eval_loss"] == pytest.approx(
+        evaluation[-1]["eval_base_loss"] + evaluation[-1]["eval_document_regularizer_loss"]
+        + evaluation[-1]["eval_query_regularizer_loss"], abs=2e-4)
     trainer.save_model(str(tmp_path / "saved"))
     assert "SpladeLoss" in (tmp_path / "saved" / "README.md").read_text()
     texts = ["a fox runs", "capital of france"]
