@@ -10,15 +10,13 @@ import torch
 
 from omnivec.train.cross_encoder_losses.base import PairLoss
 from omnivec.train.losses.binding import check_model
-from omnivec.train.sparse_losses.ranking import SparseLoss
+from omnivec.train.sparse_losses.ranking import SparseLoss, SparseMultipleNegativesRankingLoss
 from omnivec.train.sparse_losses.splade import SpladeLoss
 from omnivec.train.splade_scheduler import SpladeRegularizerWeightSchedulerCallback
 from omnivec.train.trainer import _Trainer
 
 
 def _default_splade_loss(model: Any) -> SpladeLoss:
-    from omnivec.train.sparse_losses.ranking import SparseMultipleNegativesRankingLoss
-
     return SpladeLoss(model, SparseMultipleNegativesRankingLoss(model), document_regularizer_weight=3e-5,
                       query_regularizer_weight=5e-5)
 
