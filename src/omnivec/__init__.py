@@ -68,6 +68,8 @@ _LAZY = {
     "SentenceTransformerTrainingArguments": "omnivec.train.args",
     "CrossEncoderTrainer": "omnivec.train.trainer",
     "CrossEncoderTrainingArguments": "omnivec.train.args",
+    "SparseEncoderTrainer": "omnivec.train.sparse_trainer",
+    "SparseEncoderTrainingArguments": "omnivec.train.args",
     "SentenceTransformerModelCardData": "omnivec.models.model_card_data",
     "CrossEncoderModelCardData": "omnivec.models.model_card_data",
 }

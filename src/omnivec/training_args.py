@@ -6,10 +6,11 @@ from omnivec.train.args import (
     CrossEncoderTrainingArguments,
     MultiDatasetBatchSamplers,
     SentenceTransformerTrainingArguments,
+    SparseEncoderTrainingArguments,
     TrainingArguments,
 )
 
 __all__ = [
     "BatchSamplers", "CrossEncoderTrainingArguments", "MultiDatasetBatchSamplers",
-    "SentenceTransformerTrainingArguments", "TrainingArguments",
+    "SentenceTransformerTrainingArguments", "SparseEncoderTrainingArguments", "TrainingArguments",
 ]

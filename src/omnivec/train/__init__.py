@@ -10,16 +10,18 @@ from typing import TYPE_CHECKING, Any
 from omnivec.models import extensions as _extensions
 
 if TYPE_CHECKING:
-    from omnivec.train import cross_encoder_losses, evaluation, losses
+    from omnivec.train import cross_encoder_losses, evaluation, losses, sparse_losses
     from omnivec.train.args import (
         BatchSamplers,
         CrossEncoderTrainingArguments,
         MultiDatasetBatchSamplers,
         SentenceTransformerTrainingArguments,
+        SparseEncoderTrainingArguments,
         TrainingArguments,
     )
     from omnivec.train.fit import fit
     from omnivec.train.mining import mine_hard_negatives
+    from omnivec.train.sparse_trainer import SparseEncoderTrainer
     from omnivec.train.trainer import CrossEncoderTrainer, EmbedderTrainer
     from omnivec.train.trainer import EmbedderTrainer as SentenceTransformerTrainer
 
@@ -46,12 +48,15 @@ _LAZY = {
     "TrainingArguments": "omnivec.train.args",
     "SentenceTransformerTrainingArguments": "omnivec.train.args",
     "CrossEncoderTrainingArguments": "omnivec.train.args",
+    "SparseEncoderTrainer": "omnivec.train.sparse_trainer",
+    "SparseEncoderTrainingArguments": "omnivec.train.args",
     "BatchSamplers": "omnivec.train.args",
     "MultiDatasetBatchSamplers": "omnivec.train.args",
     "fit": "omnivec.train.fit",
     "mine_hard_negatives": "omnivec.train.mining",
     "losses": "omnivec.train.losses",
     "cross_encoder_losses": "omnivec.train.cross_encoder_losses",
+    "sparse_losses": "omnivec.train.sparse_losses",
     "evaluation": "omnivec.train.evaluation",
 }
 _ALIASES = {"SentenceTransformerTrainer": "EmbedderTrainer"}
@@ -59,7 +64,8 @@ _ALIASES = {"SentenceTransformerTrainer": "EmbedderTrainer"}
 # Spelled out (not list(_LAZY)) so type checkers see the exported names.
 __all__ = ["EmbedderTrainer", "SentenceTransformerTrainer", "CrossEncoderTrainer", "TrainingArguments",
            "SentenceTransformerTrainingArguments", "CrossEncoderTrainingArguments", "BatchSamplers",
-           "MultiDatasetBatchSamplers", "fit", "mine_hard_negatives", "losses", "cross_encoder_losses", "evaluation"]
+           "MultiDatasetBatchSamplers", "fit", "mine_hard_negatives", "losses", "cross_encoder_losses", "evaluation",
+           "SparseEncoderTrainer", "SparseEncoderTrainingArguments", "sparse_losses"]
 
 
 def __getattr__(name: str) -> Any:

@@ -147,3 +147,8 @@ class SentenceTransformerTrainingArguments(TrainingArguments):
 @dataclass
 class CrossEncoderTrainingArguments(TrainingArguments):
     """sentence-transformers' name for omnivec's ``TrainingArguments`` (for a CrossEncoder)."""
+
+
+@dataclass
+class SparseEncoderTrainingArguments(TrainingArguments):
+    """sentence-transformers' name for omnivec's ``TrainingArguments`` (for a SparseEncoder)."""

@@ -9,6 +9,7 @@ from typing import Any
 ARGUMENTS = ("num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
              "learning_rate", "warmup_steps", "lr_scheduler_type", "weight_decay", "fp16", "bf16", "seed",
              "batch_sampler", "prompts", "router_mapping")
+_TAGS = {"CrossEncoder": "cross-encoder", "SparseEncoder": "sparse-encoder, sparse"}  # else sentence-similarity
 
 
 def card_facts(trainer: Any) -> dict[str, Any]:
@@ -35,8 +36,7 @@ def write_model_card(folder: str | Path, trainer: Any) -> None:
     lines = [
         "---",
         "library_name: sentence-transformers",
-        "tags: [omnivec, sentence-transformers, " + ("cross-encoder" if facts["model_type"] == "CrossEncoder"
-                                                     else "sentence-similarity") + "]",
+        "tags: [omnivec, sentence-transformers, " + _TAGS.get(facts["model_type"], "sentence-similarity") + "]",
         *([f"base_model: {facts['base_model']}"] if facts["base_model"] else []),
         "---",
         "",

@@ -8,6 +8,7 @@ from omnivec.train.evaluation.base import Evaluator, SequentialEvaluator
 from omnivec.train.evaluation.information_retrieval import InformationRetrievalEvaluator
 from omnivec.train.evaluation.reranking import RerankingEvaluator
 from omnivec.train.evaluation.similarity import EmbeddingSimilarityEvaluator, STSEvaluator
+from omnivec.train.evaluation.sparse_information_retrieval import SparseInformationRetrievalEvaluator
 
 __all__ = [
     "EmbeddingSimilarityEvaluator",
@@ -15,5 +16,6 @@ __all__ = [
     "InformationRetrievalEvaluator",
     "RerankingEvaluator",
     "STSEvaluator",
+    "SparseInformationRetrievalEvaluator",
     "SequentialEvaluator",
 ]

@@ -114,6 +114,14 @@ class InformationRetrievalEvaluator(Evaluator):
             kwargs["truncate_dim"] = self.truncate_dim
         return kwargs
 
+    def encode_queries(self, model: Any) -> torch.Tensor:
+        """The evaluated queries' embeddings."""
+        return model.encode_query(self.queries, **self._encode_kwargs(self.query_prompt, self.query_prompt_name))
+
+    def encode_documents(self, model: Any, documents: list[Any]) -> torch.Tensor:
+        """One corpus chunk's embeddings."""
+        return model.encode_document(documents, **self._encode_kwargs(self.corpus_prompt, self.corpus_prompt_name))
+
     def _functions(self, model: Any) -> dict[str, Callable[..., torch.Tensor]]:
         """The score functions: those given, else the model's own similarity under its name."""
         if self.score_functions is not None:
@@ -127,7 +135,7 @@ class InformationRetrievalEvaluator(Evaluator):
     def retrieve_all(self, model: Any, functions: Mapping[str, Callable[..., torch.Tensor]]) -> dict[str, list[list[str]]]:
         """Each score function's rankings; queries and each corpus chunk are embedded once for all of them."""
         max_k = max(self.accuracy_at_k + self.precision_recall_at_k + self.mrr_at_k + self.ndcg_at_k + self.map_at_k)
-        queries = model.encode_query(self.queries, **self._encode_kwargs(self.query_prompt, self.query_prompt_name))
+        queries = self.encode_queries(model)
         return {name: ranked for name, ranked in zip(functions, self._rank(model, queries, list(functions.values()),
                                                                           max_k), strict=True)}
 
@@ -137,9 +145,10 @@ class InformationRetrievalEvaluator(Evaluator):
                  torch.empty((len(self.queries), 0), dtype=torch.long, device=queries.device)) for _ in score_fns]
         for start in range(0, len(self.corpus), self.corpus_chunk_size):
             chunk = self.corpus[start:start + self.corpus_chunk_size]
-            docs = model.encode_document(chunk, **self._encode_kwargs(self.corpus_prompt, self.corpus_prompt_name))
+            docs = self.encode_documents(model, chunk)
             for index, score_fn in enumerate(score_fns):
-                scores = score_fn(queries, docs.to(queries.device)).float()
+                scores = score_fn(queries, docs.to(queries.device))
+                scores = (scores.to_dense() if scores.is_sparse else scores).float()  # sparse vectors' dot products
                 top_scores, top_ids = _top_k(scores, min(max_k, scores.shape[1]))
                 best_scores, best_ids = _best_first(torch.cat([best[index][0], top_scores], dim=1),
                                                     torch.cat([best[index][1], top_ids + start], dim=1))

@@ -12,11 +12,14 @@ from omnivec import similarity as sim
 from omnivec.errors import ConfigError
 from omnivec.models.cross_encoder import CrossEncoder
 from omnivec.models.embedder import Embedder
+from omnivec.models.sparse_encoder import SparseEncoder
 
-ModelKind = Literal["embedder", "cross_encoder"]
+ModelKind = Literal["embedder", "cross_encoder", "sparse_encoder"]
+# kind -> (model class, how errors name it, the package of its losses)
 _KINDS: dict[str, tuple[type, str, str]] = {
-    "embedder": (Embedder, "an omnivec.Embedder (SentenceTransformer)", "omnivec.train.cross_encoder_losses"),
-    "cross_encoder": (CrossEncoder, "an omnivec.CrossEncoder", "omnivec.train.losses"),
+    "embedder": (Embedder, "an omnivec.Embedder (SentenceTransformer)", "omnivec.train.losses"),
+    "cross_encoder": (CrossEncoder, "an omnivec.CrossEncoder", "omnivec.train.cross_encoder_losses"),
+    "sparse_encoder": (SparseEncoder, "an omnivec.SparseEncoder", "omnivec.sparse_encoder.losses"),
 }
 
 
@@ -25,13 +28,11 @@ def check_model(model: Any, kind: ModelKind, loss_name: str) -> Any:
     names the argument and says which losses fit the model that was given."""
     if model is None:
         return None
-    expected, wording, other_package = _KINDS[kind]
+    expected, wording, _ = _KINDS[kind]
     if isinstance(model, expected):
         return model
-    other = "cross_encoder" if kind == "embedder" else "embedder"
-    hint = ""
-    if isinstance(model, _KINDS[other][0]):
-        hint = f" For a {type(model).__name__}, use the losses in {other_package}."
+    hint = next((f" For a {type(model).__name__}, use the losses in {package}."
+                 for cls, _, package in _KINDS.values() if isinstance(model, cls)), "")
     raise TypeError(f"{loss_name}: argument 'model' must be {wording}, got {type(model).__name__}.{hint}")
 
 
