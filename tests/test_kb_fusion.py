@@ -52,6 +52,7 @@ def test_a_space_of_weight_zero_changes_nothing():
 
 def test_settings_are_checked_and_merged():
     assert FusionSettings("score").method == "convex"  # the name before 0.2
+    assert FusionSettings() == FusionSettings("convex", 60, {"lexical": 1.5})  # measured: bench/eval_fusion.py
     for bad, needle in ((dict(method="max"), "max"), (dict(rrf_k=-1), "rrf_k"), (dict(rrf_k=True), "rrf_k"),
                         (dict(weights={"text": -1.0}), "text"), (dict(weights={"text": float("nan")}), "text"),
                         (dict(weights=[("text", 1.0)]), "weights")):
