@@ -120,31 +120,42 @@ class CachedMultipleNegativesRankingLoss(MultipleNegativesRankingLoss):
     def forward(self, model: Any, inputs: Sequence[PreparedInputs], labels: Any) -> torch.Tensor:
         if not torch.is_grad_enabled():  # evaluation: nothing to cache
             return self.compute(embed_columns(model, inputs), labels)
-        embeddings, states = [], []
-        with torch.no_grad():
-            for column in inputs:
-                parts = []
-                for start in range(0, len(column), self.mini_batch_size):
-                    states.append(RandomState(model.device))
-                    parts.append(model.embed(column.select(start, start + self.mini_batch_size)))
-                embeddings.append(torch.cat(parts))
+        embeddings, states = embed_in_mini_batches(model, inputs, self.mini_batch_size)
         leaves = [e.detach().requires_grad_() for e in embeddings]
         loss = self.compute(leaves, labels)
         grads = torch.autograd.grad(loss, leaves)
         out = loss.detach().requires_grad_()
         # The trainer's backward() on the returned loss replays the mini-batches with gradients.
-        out.register_hook(partial(self._replay, model, inputs, grads, states))
+        out.register_hook(partial(replay_mini_batches, model, inputs, grads, states, self.mini_batch_size))
         return out
 
-    def _replay(self, model: Any, inputs: Sequence[PreparedInputs], grads: Sequence[torch.Tensor],
-                states: list[RandomState], grad_output: torch.Tensor) -> None:
-        replay = iter(states)
-        with torch.enable_grad():
-            for column, grad in zip(inputs, grads, strict=True):
-                for start in range(0, len(column), self.mini_batch_size):
-                    with next(replay).restored():
-                        part = model.embed(column.select(start, start + self.mini_batch_size))
-                    (part * grad[start : start + self.mini_batch_size]).sum().mul(grad_output).backward()
+
+def embed_in_mini_batches(model: Any, inputs: Sequence[PreparedInputs],
+                          mini_batch_size: int) -> tuple[list[torch.Tensor], list[RandomState]]:
+    """GradCache's first pass: every column embedded without gradients, ``mini_batch_size`` rows at a time, with the
+    random state before each mini-batch (so the replay draws the same dropout)."""
+    embeddings, states = [], []
+    with torch.no_grad():
+        for column in inputs:
+            parts = []
+            for start in range(0, len(column), mini_batch_size):
+                states.append(RandomState(model.device))
+                parts.append(model.embed(column.select(start, start + mini_batch_size)))
+            embeddings.append(torch.cat(parts))
+    return embeddings, states
+
+
+def replay_mini_batches(model: Any, inputs: Sequence[PreparedInputs], grads: Sequence[torch.Tensor],
+                        states: list[RandomState], mini_batch_size: int, grad_output: torch.Tensor) -> None:
+    """GradCache's second pass (a hook on the loss): each mini-batch embedded again with gradients and the cached
+    gradient of its embeddings pushed through the model."""
+    replay = iter(states)
+    with torch.enable_grad():
+        for column, grad in zip(inputs, grads, strict=True):
+            for start in range(0, len(column), mini_batch_size):
+                with next(replay).restored():
+                    part = model.embed(column.select(start, start + mini_batch_size))
+                (part * grad[start : start + mini_batch_size]).sum().mul(grad_output).backward()
 
 
 class RandomState:

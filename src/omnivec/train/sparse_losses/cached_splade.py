@@ -11,7 +11,7 @@ import torch
 
 from omnivec.errors import ConfigError
 from omnivec.runtime.units import PreparedInputs
-from omnivec.train.losses.contrastive import RandomState
+from omnivec.train.losses.contrastive import embed_in_mini_batches, replay_mini_batches
 from omnivec.train.sparse_losses.splade import SpladeLoss
 
 
@@ -45,33 +45,16 @@ class CachedSpladeLoss(SpladeLoss):
     def forward(self, model: Any, inputs: Sequence[PreparedInputs], labels: Any) -> dict[str, torch.Tensor]:
         if not torch.is_grad_enabled():  # evaluation: nothing to cache
             return super().forward(model, inputs, labels)
-        vectors, states = [], []
-        with torch.no_grad():
-            for column in inputs:
-                parts = []
-                for start in range(0, len(column), self.mini_batch_size):
-                    states.append(RandomState(model.device))
-                    parts.append(model.embed(column.select(start, start + self.mini_batch_size)))
-                vectors.append(torch.cat(parts))
+        vectors, states = embed_in_mini_batches(model, inputs, self.mini_batch_size)
         leaves = [v.detach().requires_grad_() for v in vectors]
         parts = self.compute(leaves, labels)
         total = torch.stack(list(parts.values())).sum()
         grads = torch.autograd.grad(total, leaves)
         out = total.detach().requires_grad_()
         # The trainer's backward() on the summed parts replays the mini-batches with gradients.
-        out.register_hook(partial(self._replay, model, inputs, grads, states))
+        out.register_hook(partial(replay_mini_batches, model, inputs, grads, states, self.mini_batch_size))
         # The parts for logging; the first carries the gradient, and the parts still sum to the total.
         names = list(parts)
         rest = [parts[name].detach() for name in names[1:]]
         first = out - torch.stack(rest).sum() if rest else out
         return {names[0]: first, **dict(zip(names[1:], rest, strict=True))}
-
-    def _replay(self, model: Any, inputs: Sequence[PreparedInputs], grads: Sequence[torch.Tensor],
-                states: list[RandomState], grad_output: torch.Tensor) -> None:
-        replay = iter(states)
-        with torch.enable_grad():
-            for column, grad in zip(inputs, grads, strict=True):
-                for start in range(0, len(column), self.mini_batch_size):
-                    with next(replay).restored():
-                        part = model.embed(column.select(start, start + self.mini_batch_size))
-                    (part * grad[start : start + self.mini_batch_size]).sum().mul(grad_output).backward()
