@@ -42,6 +42,7 @@ from omnivec.kb.stores.base import (
     prepare_records,
     wrong_kind,
 )
+from omnivec.kb.stores.lancedb_sql import quote, where_sql
 
 if TYPE_CHECKING:
     from lancedb.db import DBConnection
@@ -256,7 +257,7 @@ class LanceDBStore(VectorStore):
         if table is None or not files:
             return 0
         before = table.count_rows()
-        result = table.delete(f"file IN ({', '.join(_quote(f) for f in files)})")
+        result = table.delete(f"file IN ({', '.join(quote(f) for f in files)})")
         deleted = getattr(result, "num_deleted_rows", None)  # lancedb >= 0.2x reports it
         deleted = int(deleted) if deleted is not None else before - table.count_rows()
         if lexical.table_kind(table) == "lexical":
@@ -368,32 +369,6 @@ def _create_ivf_sq(table: Any, rows: int, name: str) -> None:
     else:
         table.create_index(metric="cosine", index_type="IVF_SQ", num_partitions=partitions,
                            vector_column_name="vector", replace=True, **named)
-
-
-def where_sql(where: Filter | None) -> str:
-    """The Lance SQL filter for ``where`` ("" for none); see :class:`Filter` for the semantics."""
-    if where is None:
-        return ""
-    parts = []
-    prefix = where.path_prefix
-    if prefix is not None:
-        if prefix in ("/", "\\"):
-            parts.append(f"starts_with(file, {_quote(prefix)})")
-        else:  # starts_with, not LIKE: no wildcard escaping to get wrong
-            parts.append(f"(file = {_quote(prefix)} OR starts_with(file, {_quote(prefix + '/')}) "
-                         f"OR starts_with(file, {_quote(prefix + chr(92))}))")
-    if where.modalities is not None:
-        parts.append(f"modality IN ({', '.join(_quote(m) for m in where.modalities)})")
-    if where.file_types is not None:
-        parts.append(f"file_type IN ({', '.join(_quote(t) for t in where.file_types)})")
-    return " AND ".join(parts)
-
-
-def _quote(value: str) -> str:
-    """A SQL string literal: quotes doubled; backslashes are literal in Lance's SQL dialect."""
-    if "\x00" in value:
-        raise InputError(f"a filter value cannot contain a NUL character: {value!r}")
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _payload(row: dict[str, Any]) -> dict[str, Any]:
