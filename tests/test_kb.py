@@ -33,8 +33,8 @@ def _kb_config(folder: Path, minilm_dir: str, clip_dir: str, clap_dir: str, **ex
     return path
 
 
-def _counts(kb: Path) -> dict[str, int]:
-    store = open_store(str(kb / "vectors"))
+def _counts(kb: Path, uri: str | None = None) -> dict[str, int]:
+    store = open_store(uri or str(kb / "vectors"))
     try:
         return {name: store.count(name) for name in store.collections()}
     finally:
@@ -123,12 +123,17 @@ def test_reindex_is_incremental(tmp_path, minilm_dir, clip_dir, clap_dir, capsys
 
 
 @pytest.mark.slow  # five `omnivec index` subprocess runs, each loading the models
-def test_killed_run_resumes_to_the_same_index(tmp_path, minilm_dir, clip_dir, clap_dir):
+@pytest.mark.parametrize("store", [None, "qdrant://qdrant"], ids=["lancedb", "qdrant"])
+def test_killed_run_resumes_to_the_same_index(tmp_path, minilm_dir, clip_dir, clap_dir, store):
     docs = tmp_path / "docs"
     docs.mkdir()
     for i in range(40):
         (docs / f"note-{i:02d}.md").write_text(f"# Note {i}\n\n" + f"Paragraph {i} about topic {i % 7}. " * 40)
-    config = _kb_config(tmp_path, minilm_dir, clip_dir, clap_dir, flush_chunks=8)
+    config = _kb_config(tmp_path, minilm_dir, clip_dir, clap_dir, flush_chunks=8, **({"store": store} if store else {}))
+
+    def uri(kb: Path) -> str:  # a relative store path in kb.toml is taken from each KB's folder
+        return load_config(kb, config).store_uri(kb)
+
     command = [sys.executable, "-m", "omnivec.cli", "index", str(docs), "--config", str(config)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     killed_kb = tmp_path / "killed"
@@ -146,19 +151,20 @@ def test_killed_run_resumes_to_the_same_index(tmp_path, minilm_dir, clip_dir, cl
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         states = _states(killed_kb)
-        counts = _counts(killed_kb)  # the KB opens and the finished files are all there
+        counts = _counts(killed_kb, uri(killed_kb))  # the KB opens and the finished files are all there
         assert counts.get("text", 0) >= sum(chunks for state, chunks in states.values() if state == "done")
     assert subprocess.run(command + ["--kb", str(killed_kb)], env=env, capture_output=True).returncode == 0
     clean_kb = tmp_path / "clean"
     assert subprocess.run(command + ["--kb", str(clean_kb)], env=env, capture_output=True).returncode == 0
     assert _states(killed_kb) == _states(clean_kb) and all(s == "done" for s, _ in _states(clean_kb).values())
-    assert _counts(killed_kb) == _counts(clean_kb) and _counts(clean_kb)["lexical"] == _counts(clean_kb)["text"]
-    assert _lexical_ranking(killed_kb) == _lexical_ranking(clean_kb)
+    counts = _counts(clean_kb, uri(clean_kb))
+    assert _counts(killed_kb, uri(killed_kb)) == counts and counts["lexical"] == counts["text"]
+    assert _lexical_ranking(uri(killed_kb)) == _lexical_ranking(uri(clean_kb))
 
 
-def _lexical_ranking(kb: Path) -> list[list[str]]:
+def _lexical_ranking(uri: str) -> list[list[str]]:
     """The lexical space's full answer to a few queries, ties in id order (their order is the store's)."""
-    store = open_store(str(kb / "vectors"))
+    store = open_store(uri)
     try:
         return [[hit.id for hit in sorted(store.search_text("lexical", query, 1000),
                                           key=lambda h: (-round(h.score, 3), h.id))]
