@@ -75,10 +75,12 @@ def _copy(source: str | Path, tmp_path: Path, name: str = "model") -> Path:
 
 
 @pytest.fixture(scope="module")
-def clip_int8(tmp_path_factory, clip_dir) -> dict[str, Any]:
+def clip_int8(tmp_path_factory, tower_exports) -> dict[str, Any]:
     """A private copy of the tiny CLIP, torch's vectors, and its first load with backend="onnx-int8" (which makes
-    the int8 towers)."""
-    folder = _copy(clip_dir, tmp_path_factory.mktemp("int8-clip"))
+    the fp32 ONNX towers, then the int8 ones). The copy keeps the fp32 OpenVINO towers of the session's export
+    (tests/fixtures/backend_exports.py), which the OpenVINO tests here start from."""
+    folder = _copy(tower_exports("clip"), tmp_path_factory.mktemp("int8-clip"))
+    shutil.rmtree(folder / "onnx")  # onnx-int8 on a folder without an ONNX graph: exported first
     torch_model = omnivec.Embedder(str(folder), device="cpu")
     expected = {"text": torch_model.encode(TEXTS), "image": torch_model.encode(_images())}
     model = omnivec.Embedder(str(folder), backend="onnx-int8")
@@ -154,10 +156,10 @@ def test_export_optimized_writes_every_tower(clip_int8):
     assert np.abs(model.encode(_images()) - clip_int8["expected"]["image"]).max() <= 1e-4
 
 
-def test_cli_export_onnx_int8_of_a_dual_encoder(clip_dir, tmp_path, capsys):
+def test_cli_export_onnx_int8_of_a_dual_encoder(tower_exports, tmp_path, capsys):
     from omnivec.cli import main
 
-    folder = _copy(clip_dir, tmp_path)
+    folder = _copy(tower_exports("clip"), tmp_path)  # with its fp32 towers (made on first load: test_backend_towers)
     assert main(["export", str(folder), "--backend", "onnx", "--int8"]) == 0
     out = capsys.readouterr().out
     name = int8_file_name("onnx")

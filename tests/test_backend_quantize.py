@@ -61,15 +61,11 @@ def _copy(source: Path, tmp_path: Path, name: str = "model") -> Path:
 
 
 @pytest.fixture(scope="module")
-def st_folders(tmp_path_factory, bert_dir, xlmr_dir) -> dict[str, Path]:
-    """ST-layout folders of tiny BERT and XLM-R embedders and a 1-label BERT CrossEncoder, with fp32 ONNX exports
-    (read-only templates: each test works on its own copy)."""
-    folders = {}
-    for name, source in (("bert", bert_dir), ("xlmr", xlmr_dir)):
-        folder = tmp_path_factory.mktemp(f"quant-{name}")
-        omnivec.Embedder(source, device="cpu").save(folder)
-        omnivec.Embedder(str(folder), backend="onnx")
-        folders[name] = folder
+def st_folders(tmp_path_factory, bert_dir, onnx_st_folder) -> dict[str, Path]:
+    """ST-layout folders of tiny BERT and XLM-R embedders with fp32 ONNX exports (tests/fixtures/backend_exports.py,
+    shared with tests/test_backend_onnx.py) and a 1-label BERT CrossEncoder (read-only templates: each test works on
+    its own copy)."""
+    folders = {name: onnx_st_folder(name) for name in ("bert", "xlmr")}
     folder = tmp_path_factory.mktemp("quant-ce")
     omnivec.CrossEncoder(bert_dir, num_labels=1, device="cpu").save(folder)
     folders["ce"] = folder
@@ -291,10 +287,10 @@ def test_cli_export_bad_flags_exit_2(st_folders, tmp_path, capsys):
 
 
 # -- real model ---------------------------------------------------------------------------------------------
-def test_minilm_int8_paths_keep_cosine_to_fp32(minilm_dir, tmp_path):
+def test_minilm_int8_paths_keep_cosine_to_fp32(minilm_fp32_exports, tmp_path):
     """all-MiniLM-L6-v2: every int8 path keeps mean cosine >= 0.98 to fp32 on held-out texts (calibration on the
     other half of the built-in sample)."""
-    folder = _copy(Path(minilm_dir), tmp_path)
+    folder = _copy(minilm_fp32_exports, tmp_path)  # its fp32 ONNX and OpenVINO graphs made once per session
     sample = builtin_calibration_texts()
     calibration, held_out = sample[::2], sample[1::2][:100]
     fp32 = omnivec.Embedder(str(folder), backend="onnx")
