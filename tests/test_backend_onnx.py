@@ -171,18 +171,17 @@ def test_sentence_transformers_layout_exported_by_hand(bert_dir, tmp_path, no_ex
 
 
 # -- errors and wiring ----------------------------------------------------------------------------------------
-def test_unsupported_models_are_clear_errors(clip_dir, qwen2_vl_dir, qwen3_lm, tmp_path):
-    # CLIP runs now (one graph per tower: tests/test_backend_towers.py); a model whose images go through forward
-    # (a vision-language model) is still refused, before anything is exported.
+def test_unsupported_models_are_clear_errors(clip_dir, tower_exports, qwen2_vl_dir, qwen3_lm):
+    # CLIP runs now (one graph per tower, exported on first use: tests/test_backend_towers.py); a model whose images
+    # go through forward (a vision-language model) is still refused, before anything is exported.
     with pytest.raises(ModelLoadError, match=r"backend 'onnx' cannot run.*non-text.*feature-extraction and "
                                              r"sequence-classification"):
         omnivec.Embedder(qwen2_vl_dir, backend="onnx")
     assert not (Path(qwen2_vl_dir) / "onnx").exists()
     with pytest.raises(ModelLoadError, match=r"'text-generation'.*only text models for feature-extraction"):
         omnivec.CrossEncoder(qwen3_lm, backend="onnx")
-    shutil.copytree(clip_dir, tmp_path / "clip")  # exports are written into the model folder
-    clip = omnivec.Embedder(str(tmp_path / "clip"), backend="onnx")
-    assert sorted(p.name for p in (tmp_path / "clip" / "onnx").iterdir()) == ["image_model.onnx", "text_model.onnx"]
+    clip = omnivec.Embedder(str(tower_exports("clip")), backend="onnx")  # its towers exported once per session
+    assert sorted(p.name for p in (tower_exports("clip") / "onnx").iterdir()) == ["image_model.onnx", "text_model.onnx"]
     expected = omnivec.Embedder(clip_dir, device="cpu").encode(["a photo"])
     assert _max_diff(clip.encode(["a photo"]), expected) <= ATOL
 

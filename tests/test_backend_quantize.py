@@ -61,15 +61,11 @@ def _copy(source: Path, tmp_path: Path, name: str = "model") -> Path:
 
 
 @pytest.fixture(scope="module")
-def st_folders(tmp_path_factory, bert_dir, onnx_st_folder) -> dict[str, Path]:
-    """ST-layout folders of tiny BERT and XLM-R embedders with fp32 ONNX exports (tests/fixtures/backend_exports.py,
-    shared with tests/test_backend_onnx.py) and a 1-label BERT CrossEncoder (read-only templates: each test works on
-    its own copy)."""
-    folders = {name: onnx_st_folder(name) for name in ("bert", "xlmr")}
-    folder = tmp_path_factory.mktemp("quant-ce")
-    omnivec.CrossEncoder(bert_dir, num_labels=1, device="cpu").save(folder)
-    folders["ce"] = folder
-    return folders
+def st_folders(onnx_st_folder, onnx_ce_folder) -> dict[str, Path]:
+    """ST-layout folders of tiny BERT and XLM-R embedders and a 1-label BERT CrossEncoder, with fp32 ONNX exports
+    (tests/fixtures/backend_exports.py: made once per session, shared with tests/test_backend_onnx.py; read-only
+    templates: each test works on its own copy)."""
+    return {"bert": onnx_st_folder("bert"), "xlmr": onnx_st_folder("xlmr"), "ce": onnx_ce_folder(1)}
 
 
 # -- ONNX: optimized ----------------------------------------------------------------------------------------
@@ -95,7 +91,8 @@ def test_optimized_onnx_with_a_config_object_and_another_folder(st_folders, tmp_
     path = export_optimized_onnx_model(model, OnnxOptimizationConfig(optimization_level=2), out)
     assert path == out / "onnx" / "model_optimized.onnx" and path.is_file()
     assert not (folder / "onnx" / "model_optimized.onnx").exists()
-    named = export_optimized_onnx_model(model, "O2", out, file_suffix="fused")
+    # The file name: from the folder's ONNX graph (the torch model's export from memory ran above).
+    named = export_optimized_onnx_model(omnivec.Embedder(str(folder), backend="onnx"), "O2", out, file_suffix="fused")
     assert named.name == "model_fused.onnx"
 
 
@@ -176,8 +173,10 @@ def test_cross_encoder_int8_exports_score(st_folders, tmp_path):
     folder = _copy(st_folders["ce"], tmp_path)
     model = omnivec.CrossEncoder(str(folder), device="cpu")
     expected = np.asarray(model.predict(PAIRS))
-    onnx_path = export_dynamic_quantized_onnx_model(model, "avx512_vnni")
-    ov_path = export_static_quantized_openvino_model(model, OpenVINOQuantizationConfig(num_samples=30),
+    onnx_path = export_dynamic_quantized_onnx_model(model, "avx512_vnni")  # torch: exported from memory
+    # ONNX-loaded: OpenVINO converts the folder's fp32 graph (one export of the model in this test, not two).
+    ov_path = export_static_quantized_openvino_model(omnivec.CrossEncoder(str(folder), backend="onnx"),
+                                                     OpenVINOQuantizationConfig(num_samples=30),
                                                      dataset=PAIRS * 10)  # pairs: tokenized as the model scores them
     exports: list[tuple[Backend, Path]] = [("onnx", onnx_path), ("openvino", ov_path)]
     for backend, path in exports:
