@@ -134,12 +134,15 @@ def test_the_export_exists_only_with_every_tower(clip_dir, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["siglip", "clap"])
-def test_export_dynamic_quantizes_every_tower(name, siglip_dir, clap_dir, tmp_path):
-    folder = _copy(siglip_dir if name == "siglip" else clap_dir, tmp_path)
+def test_export_dynamic_quantizes_every_tower(name, tower_exports, clap_dir, tmp_path):
+    # Both sources of the fp32 towers: SigLIP's loaded ONNX towers (the session's export, tests/fixtures/
+    # backend_exports.py), CLAP's torch weights in memory (exported first).
+    folder = _copy(tower_exports("siglip") if name == "siglip" else clap_dir, tmp_path)
     other, inputs = ("image", _images()) if name == "siglip" else ("audio", _tones())
     torch_model = omnivec.Embedder(str(folder), device="cpu")
     expected = {"text": torch_model.encode(TEXTS, batch_size=8), other: torch_model.encode(inputs)}
-    path = export_dynamic_quantized_onnx_model(torch_model, "avx2")
+    source = omnivec.Embedder(str(folder), backend="onnx") if name == "siglip" else torch_model
+    path = export_dynamic_quantized_onnx_model(source, "avx2")
     assert path == folder / "onnx" / "text_model_quint8_avx2.onnx"  # the text tower's; the others beside it
     assert all(_onnx_ops(folder / "onnx" / f"{m}_model_quint8_avx2.onnx")["MatMulInteger"] > 0 for m in ("text", other))
     model = omnivec.Embedder(str(folder), backend="onnx", model_kwargs={"file_name": "model_quint8_avx2.onnx"})
