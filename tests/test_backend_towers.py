@@ -21,7 +21,7 @@ from omnivec.modules.backends.base import tower_file_name
 from omnivec.modules.backends.towers import BackendTowers, TowerOutput
 from tests.fixtures import media
 
-# Slow lane: the module fixture exports six towers to ONNX and OpenVINO (about a minute on two cores).
+# Slow lane: the session fixture exports six towers to ONNX and OpenVINO (about a minute on two cores).
 pytestmark = pytest.mark.slow
 
 ATOL = 1e-4
