@@ -13,4 +13,5 @@ export HF_HUB_OFFLINE=1
 .venv/bin/python -m ruff check src tests
 .venv/bin/pyright
 .venv/bin/lint-imports
-exec .venv/bin/python -m pytest "$@"
+# --durations=30: the log lists the slowest tests (setup, call, teardown) so a slow-lane growth is seen where it is.
+exec .venv/bin/python -m pytest --durations=30 "$@"

@@ -15,6 +15,7 @@ pytest_plugins = ["tests.fixtures.hostile_server", "tests.fixtures.stores"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+pytest_plugins.append("tests.fixtures.backend_exports")  # exports shared by the slow-lane backend test files
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

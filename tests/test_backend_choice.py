@@ -43,6 +43,15 @@ def bert_copy(bert_dir, tmp_path) -> Path:
     return folder
 
 
+@pytest.fixture
+def bert_onnx_copy(bert_onnx_dir, tmp_path) -> Path:
+    """A copy of the tiny BERT with its ONNX export already made (once per session, tests/fixtures/backend_exports.py):
+    for the tests of what runs on ONNX, not of the export on first use."""
+    folder = tmp_path / "bert"
+    shutil.copytree(bert_onnx_dir, folder)
+    return folder
+
+
 def test_backend_names_split_into_runtime_and_precision():
     assert [(LoadOptions(backend=b).runtime, LoadOptions(backend=b).int8) for b in
             ("torch", "onnx", "openvino-int8", "onnx-int8", "auto")] == [
@@ -88,9 +97,9 @@ def test_a_file_name_with_an_int8_backend_is_refused(bert_copy):
         omnivec.Embedder(str(bert_copy), backend="onnx-int8", model_kwargs={"file_name": "model_O3.onnx"})
 
 
-@pytest.mark.slow  # exports ONNX
-def test_measure_backends_recommends_a_passing_backend_and_keeps_it(bert_copy):
-    result = measure_backends(str(bert_copy), TEXTS * 4, backends=["onnx", "torch"], batch_size=8)
+@pytest.mark.slow  # runs ONNX
+def test_measure_backends_recommends_a_passing_backend_and_keeps_it(bert_onnx_copy):
+    result = measure_backends(str(bert_onnx_copy), TEXTS * 4, backends=["onnx", "torch"], batch_size=8)
     assert [row.backend for row in result.rows] == ["torch", "onnx"]  # torch first: the reference
     torch_row, onnx_row = result.rows
     assert torch_row.mean_cosine == pytest.approx(1.0) and torch_row.spearman == pytest.approx(1.0)
@@ -98,20 +107,20 @@ def test_measure_backends_recommends_a_passing_backend_and_keeps_it(bert_copy):
     assert all(row.per_second and row.per_second > 0 for row in result.rows)
     assert result.choice in ("torch", "onnx") and result.choice == max(
         result.rows, key=lambda row: row.per_second or 0).backend
-    assert load_choice(bert_copy, "embedder") == result.choice
+    assert load_choice(bert_onnx_copy, "embedder") == result.choice
     assert str(cpu_info().name) in result.cpu and result.threads == torch.get_num_threads()
 
 
-@pytest.mark.slow  # exports ONNX
-def test_a_backend_that_fails_the_bar_is_not_recommended(bert_copy):
+@pytest.mark.slow  # runs ONNX
+def test_a_backend_that_fails_the_bar_is_not_recommended(bert_onnx_copy):
     strict = AgreementBar(min_mean_cosine=1.0, min_cosine=1.0, min_spearman=1.0)
-    result = measure_backends(str(bert_copy), TEXTS, backends=["onnx"], batch_size=4, bar=strict, save=False)
+    result = measure_backends(str(bert_onnx_copy), TEXTS, backends=["onnx"], batch_size=4, bar=strict, save=False)
     assert result.choice == "torch" and not result.rows[1].passes
-    assert load_choice(bert_copy, "embedder") is None  # save=False
+    assert load_choice(bert_onnx_copy, "embedder") is None  # save=False
     with pytest.raises(ConfigError, match=r"AgreementBar.min_spearman must be a number from -1 to 1"):
         AgreementBar(min_spearman=2)
     with pytest.raises(ConfigError, match=r"backends \['tensorrt'\]: choose from"):
-        measure_backends(str(bert_copy), TEXTS, backends=["tensorrt"])
+        measure_backends(str(bert_onnx_copy), TEXTS, backends=["tensorrt"])
 
 
 def test_spearman_matches_scipy():
@@ -123,29 +132,29 @@ def test_spearman_matches_scipy():
     assert spearman(a, b) == pytest.approx(float(spearmanr(a, b).statistic), abs=1e-12)
 
 
-@pytest.mark.slow  # exports ONNX
-def test_cross_encoder_bench_compares_scores(bert_dir, tmp_path):
+@pytest.mark.slow  # runs ONNX
+def test_cross_encoder_bench_compares_scores(onnx_ce_folder, tmp_path):
     folder = tmp_path / "ce"
-    omnivec.CrossEncoder(bert_dir, num_labels=1, device="cpu").save(folder)
+    shutil.copytree(onnx_ce_folder(1), folder)  # a saved 1-label BERT CrossEncoder with its ONNX export
     result = measure_backends(str(folder), TEXTS, kind="cross-encoder", backends=["onnx"], batch_size=4)
     assert result.rows[1].spearman == pytest.approx(1.0) and result.rows[1].mean_cosine is None
     assert load_choice(folder, "cross-encoder") == result.choice
 
 
-@pytest.mark.slow  # exports ONNX
-def test_bench_backends_command_prints_the_table(bert_copy, tmp_path, capsys):
+@pytest.mark.slow  # runs ONNX
+def test_bench_backends_command_prints_the_table(bert_onnx_copy, tmp_path, capsys):
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TEXTS) + "\n\n", encoding="utf-8")
     before = torch.get_num_threads()
     try:
-        assert main(["bench-backends", str(bert_copy), "--texts", str(texts), "--backends", "torch,onnx",
+        assert main(["bench-backends", str(bert_onnx_copy), "--texts", str(texts), "--backends", "torch,onnx",
                      "--batch-size", "4", "--threads", "1"]) == 0
     finally:
         torch.set_num_threads(before)
     out = capsys.readouterr().out
     assert "CPU: " in out and "threads: 1" in out and "recommended: backend=" in out
     assert out.count("x ") >= 1 and "onnx" in out
-    assert load_choice(bert_copy, "embedder") is not None
+    assert load_choice(bert_onnx_copy, "embedder") is not None
 
 
 def test_bench_backends_bad_inputs_are_named(bert_copy, tmp_path, capsys):
@@ -159,19 +168,19 @@ def test_bench_backends_bad_inputs_are_named(bert_copy, tmp_path, capsys):
     assert "more threads than cores" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # exports ONNX
-def test_threads_reach_torch_and_the_backends(bert_copy, tmp_path):
+@pytest.mark.slow  # runs ONNX
+def test_threads_reach_torch_and_the_backends(bert_onnx_copy, tmp_path):
     before = torch.get_num_threads()
     try:
-        assert main(["encode", "hello", "--model", str(bert_copy), "--backend", "onnx", "--threads", "1",
+        assert main(["encode", "hello", "--model", str(bert_onnx_copy), "--backend", "onnx", "--threads", "1",
                      "-o", str(tmp_path / "v.npy")]) == 0
         assert torch.get_num_threads() == 1
-        model = omnivec.Embedder(str(bert_copy), backend="onnx")
+        model = omnivec.Embedder(str(bert_onnx_copy), backend="onnx")
         assert model[0].model.session.get_session_options().intra_op_num_threads == 1
     finally:
         torch.set_num_threads(before)
     vectors = np.load(tmp_path / "v.npy")
-    np.testing.assert_allclose(vectors, omnivec.Embedder(str(bert_copy), device="cpu").encode(["hello"]), atol=1e-4)
+    np.testing.assert_allclose(vectors, omnivec.Embedder(str(bert_onnx_copy), device="cpu").encode(["hello"]), atol=1e-4)
 
 
 def test_kb_config_backend_for_all_and_per_space(tmp_path):
@@ -203,11 +212,11 @@ def test_model_cache_keeps_backends_apart():
     assert loads == ["torch", "onnx"]
 
 
-@pytest.mark.slow  # exports ONNX
-def test_kb_spaces_load_on_the_configured_backend(bert_copy, tmp_path):
+@pytest.mark.slow  # runs ONNX
+def test_kb_spaces_load_on_the_configured_backend(bert_onnx_copy, tmp_path):
     from omnivec.kb.spaces import load_spaces
 
-    config = KBConfig(spaces={"text": str(bert_copy)}, backend="onnx")
+    config = KBConfig(spaces={"text": str(bert_onnx_copy)}, backend="onnx")
     spaces, problems = load_spaces(config)
     assert not problems and spaces[0].model[0].backend == "onnx"
     spaces, _ = load_spaces(config.with_backend("torch"))

@@ -17,9 +17,11 @@ pytestmark = pytest.mark.slow  # two int8 exports of MiniLM and 2 x 2,758 senten
 
 
 @pytest.fixture(scope="module")
-def minilm_copy(minilm_dir, tmp_path_factory) -> str:
+def minilm_copy(minilm_fp32_exports, tmp_path_factory) -> str:
+    """A private copy (the int8 exports are written into the model folder) of MiniLM with its fp32 ONNX and OpenVINO
+    graphs, made once per session (tests/fixtures/backend_exports.py): each int8 backend quantizes from those."""
     folder = tmp_path_factory.mktemp("int8-quality") / "all-MiniLM-L6-v2"
-    shutil.copytree(minilm_dir, folder)  # the int8 exports are written into the model folder
+    shutil.copytree(minilm_fp32_exports, folder)
     return str(folder)
 
 

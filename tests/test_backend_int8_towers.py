@@ -75,10 +75,12 @@ def _copy(source: str | Path, tmp_path: Path, name: str = "model") -> Path:
 
 
 @pytest.fixture(scope="module")
-def clip_int8(tmp_path_factory, clip_dir) -> dict[str, Any]:
+def clip_int8(tmp_path_factory, tower_exports) -> dict[str, Any]:
     """A private copy of the tiny CLIP, torch's vectors, and its first load with backend="onnx-int8" (which makes
-    the int8 towers)."""
-    folder = _copy(clip_dir, tmp_path_factory.mktemp("int8-clip"))
+    the fp32 ONNX towers, then the int8 ones). The copy keeps the fp32 OpenVINO towers of the session's export
+    (tests/fixtures/backend_exports.py), which the OpenVINO tests here start from."""
+    folder = _copy(tower_exports("clip"), tmp_path_factory.mktemp("int8-clip"))
+    shutil.rmtree(folder / "onnx")  # onnx-int8 on a folder without an ONNX graph: exported first
     torch_model = omnivec.Embedder(str(folder), device="cpu")
     expected = {"text": torch_model.encode(TEXTS), "image": torch_model.encode(_images())}
     model = omnivec.Embedder(str(folder), backend="onnx-int8")
@@ -132,12 +134,15 @@ def test_the_export_exists_only_with_every_tower(clip_dir, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["siglip", "clap"])
-def test_export_dynamic_quantizes_every_tower(name, siglip_dir, clap_dir, tmp_path):
-    folder = _copy(siglip_dir if name == "siglip" else clap_dir, tmp_path)
+def test_export_dynamic_quantizes_every_tower(name, tower_exports, clap_dir, tmp_path):
+    # Both sources of the fp32 towers: SigLIP's loaded ONNX towers (the session's export, tests/fixtures/
+    # backend_exports.py), CLAP's torch weights in memory (exported first).
+    folder = _copy(tower_exports("siglip") if name == "siglip" else clap_dir, tmp_path)
     other, inputs = ("image", _images()) if name == "siglip" else ("audio", _tones())
     torch_model = omnivec.Embedder(str(folder), device="cpu")
     expected = {"text": torch_model.encode(TEXTS, batch_size=8), other: torch_model.encode(inputs)}
-    path = export_dynamic_quantized_onnx_model(torch_model, "avx2")
+    source = omnivec.Embedder(str(folder), backend="onnx") if name == "siglip" else torch_model
+    path = export_dynamic_quantized_onnx_model(source, "avx2")
     assert path == folder / "onnx" / "text_model_quint8_avx2.onnx"  # the text tower's; the others beside it
     assert all(_onnx_ops(folder / "onnx" / f"{m}_model_quint8_avx2.onnx")["MatMulInteger"] > 0 for m in ("text", other))
     model = omnivec.Embedder(str(folder), backend="onnx", model_kwargs={"file_name": "model_quint8_avx2.onnx"})
@@ -154,10 +159,10 @@ def test_export_optimized_writes_every_tower(clip_int8):
     assert np.abs(model.encode(_images()) - clip_int8["expected"]["image"]).max() <= 1e-4
 
 
-def test_cli_export_onnx_int8_of_a_dual_encoder(clip_dir, tmp_path, capsys):
+def test_cli_export_onnx_int8_of_a_dual_encoder(tower_exports, tmp_path, capsys):
     from omnivec.cli import main
 
-    folder = _copy(clip_dir, tmp_path)
+    folder = _copy(tower_exports("clip"), tmp_path)  # with its fp32 towers (made on first load: test_backend_towers)
     assert main(["export", str(folder), "--backend", "onnx", "--int8"]) == 0
     out = capsys.readouterr().out
     name = int8_file_name("onnx")

@@ -18,7 +18,8 @@ from omnivec.loading.options import LoadOptions
 from omnivec.modules.backends import onnx as onnx_backend
 from tests.fixtures.checkpoints import TEXTS
 
-# Slow lane: the session fixtures export five models to ONNX (about 25 s); CI runs these.
+# Slow lane: the session fixtures export five models to ONNX (about 25 s; tests/fixtures/backend_exports.py makes
+# each once per session); CI runs these.
 pytestmark = pytest.mark.slow
 
 ATOL = 1e-4
@@ -41,27 +42,16 @@ def no_export(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def onnx_embedders(tmp_path_factory, bert_dir, xlmr_dir, qwen3_dir) -> dict[str, Path]:
-    """ST-layout folders of the tiny text checkpoints, each with its ONNX export made by a first onnx load."""
-    folders = {}
-    for name, source in (("bert", bert_dir), ("xlmr", xlmr_dir), ("qwen3", qwen3_dir)):
-        folder = tmp_path_factory.mktemp(f"onnx-{name}")
-        omnivec.Embedder(source, device="cpu").save(folder)
-        omnivec.Embedder(str(folder), backend="onnx")
-        folders[name] = folder
-    return folders
+def onnx_embedders(onnx_st_folder) -> dict[str, Path]:
+    """ST-layout folders of the tiny text checkpoints, each with its ONNX export made by a first onnx load
+    (tests/fixtures/backend_exports.py: made once per session, shared with tests/test_backend_quantize.py)."""
+    return {name: onnx_st_folder(name) for name in ("bert", "xlmr", "qwen3")}
 
 
 @pytest.fixture(scope="session")
-def onnx_cross_encoders(tmp_path_factory, bert_dir) -> dict[int, Path]:
+def onnx_cross_encoders(onnx_ce_folder) -> dict[int, Path]:
     """ST-layout BERT classifiers with 1 and 3 labels (their random heads saved), exported by a first onnx load."""
-    folders = {}
-    for labels in (1, 3):
-        folder = tmp_path_factory.mktemp(f"onnx-ce{labels}")
-        omnivec.CrossEncoder(bert_dir, num_labels=labels, device="cpu").save(folder)
-        omnivec.CrossEncoder(str(folder), backend="onnx")
-        folders[labels] = folder
-    return folders
+    return {labels: onnx_ce_folder(labels) for labels in (1, 3)}
 
 
 # -- parity ---------------------------------------------------------------------------------------------------
@@ -181,18 +171,17 @@ def test_sentence_transformers_layout_exported_by_hand(bert_dir, tmp_path, no_ex
 
 
 # -- errors and wiring ----------------------------------------------------------------------------------------
-def test_unsupported_models_are_clear_errors(clip_dir, qwen2_vl_dir, qwen3_lm, tmp_path):
-    # CLIP runs now (one graph per tower: tests/test_backend_towers.py); a model whose images go through forward
-    # (a vision-language model) is still refused, before anything is exported.
+def test_unsupported_models_are_clear_errors(clip_dir, tower_exports, qwen2_vl_dir, qwen3_lm):
+    # CLIP runs now (one graph per tower, exported on first use: tests/test_backend_towers.py); a model whose images
+    # go through forward (a vision-language model) is still refused, before anything is exported.
     with pytest.raises(ModelLoadError, match=r"backend 'onnx' cannot run.*non-text.*feature-extraction and "
                                              r"sequence-classification"):
         omnivec.Embedder(qwen2_vl_dir, backend="onnx")
     assert not (Path(qwen2_vl_dir) / "onnx").exists()
     with pytest.raises(ModelLoadError, match=r"'text-generation'.*only text models for feature-extraction"):
         omnivec.CrossEncoder(qwen3_lm, backend="onnx")
-    shutil.copytree(clip_dir, tmp_path / "clip")  # exports are written into the model folder
-    clip = omnivec.Embedder(str(tmp_path / "clip"), backend="onnx")
-    assert sorted(p.name for p in (tmp_path / "clip" / "onnx").iterdir()) == ["image_model.onnx", "text_model.onnx"]
+    clip = omnivec.Embedder(str(tower_exports("clip")), backend="onnx")  # its towers exported once per session
+    assert sorted(p.name for p in (tower_exports("clip") / "onnx").iterdir()) == ["image_model.onnx", "text_model.onnx"]
     expected = omnivec.Embedder(clip_dir, device="cpu").encode(["a photo"])
     assert _max_diff(clip.encode(["a photo"]), expected) <= ATOL
 

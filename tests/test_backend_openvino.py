@@ -223,9 +223,9 @@ def test_an_onnx_export_in_a_folder_without_torch_weights_is_converted(bert_dir,
     assert _max_diff(model.encode(TEXTS, batch_size=3), torch_model.encode(TEXTS, batch_size=3)) <= ATOL
 
 
-def test_with_torch_weights_the_torch_model_is_traced_not_the_onnx_file(bert_dir, tmp_path):
-    folder = _copy(bert_dir, tmp_path)
-    omnivec.Embedder(str(folder), backend="onnx")  # onnx/model.onnx beside the torch weights
+def test_with_torch_weights_the_torch_model_is_traced_not_the_onnx_file(bert_onnx_dir, tmp_path):
+    folder = _copy(bert_onnx_dir, tmp_path)  # onnx/model.onnx beside the torch weights (made once per session)
+    assert (folder / "onnx" / "model.onnx").is_file()
     torch_model = omnivec.Embedder(str(folder), device="cpu")
     traced = []
 

@@ -61,19 +61,11 @@ def _copy(source: Path, tmp_path: Path, name: str = "model") -> Path:
 
 
 @pytest.fixture(scope="module")
-def st_folders(tmp_path_factory, bert_dir, xlmr_dir) -> dict[str, Path]:
+def st_folders(onnx_st_folder, onnx_ce_folder) -> dict[str, Path]:
     """ST-layout folders of tiny BERT and XLM-R embedders and a 1-label BERT CrossEncoder, with fp32 ONNX exports
-    (read-only templates: each test works on its own copy)."""
-    folders = {}
-    for name, source in (("bert", bert_dir), ("xlmr", xlmr_dir)):
-        folder = tmp_path_factory.mktemp(f"quant-{name}")
-        omnivec.Embedder(source, device="cpu").save(folder)
-        omnivec.Embedder(str(folder), backend="onnx")
-        folders[name] = folder
-    folder = tmp_path_factory.mktemp("quant-ce")
-    omnivec.CrossEncoder(bert_dir, num_labels=1, device="cpu").save(folder)
-    folders["ce"] = folder
-    return folders
+    (tests/fixtures/backend_exports.py: made once per session, shared with tests/test_backend_onnx.py; read-only
+    templates: each test works on its own copy)."""
+    return {"bert": onnx_st_folder("bert"), "xlmr": onnx_st_folder("xlmr"), "ce": onnx_ce_folder(1)}
 
 
 # -- ONNX: optimized ----------------------------------------------------------------------------------------
@@ -99,7 +91,8 @@ def test_optimized_onnx_with_a_config_object_and_another_folder(st_folders, tmp_
     path = export_optimized_onnx_model(model, OnnxOptimizationConfig(optimization_level=2), out)
     assert path == out / "onnx" / "model_optimized.onnx" and path.is_file()
     assert not (folder / "onnx" / "model_optimized.onnx").exists()
-    named = export_optimized_onnx_model(model, "O2", out, file_suffix="fused")
+    # The file name: from the folder's ONNX graph (the torch model's export from memory ran above).
+    named = export_optimized_onnx_model(omnivec.Embedder(str(folder), backend="onnx"), "O2", out, file_suffix="fused")
     assert named.name == "model_fused.onnx"
 
 
@@ -180,8 +173,10 @@ def test_cross_encoder_int8_exports_score(st_folders, tmp_path):
     folder = _copy(st_folders["ce"], tmp_path)
     model = omnivec.CrossEncoder(str(folder), device="cpu")
     expected = np.asarray(model.predict(PAIRS))
-    onnx_path = export_dynamic_quantized_onnx_model(model, "avx512_vnni")
-    ov_path = export_static_quantized_openvino_model(model, OpenVINOQuantizationConfig(num_samples=30),
+    onnx_path = export_dynamic_quantized_onnx_model(model, "avx512_vnni")  # torch: exported from memory
+    # ONNX-loaded: OpenVINO converts the folder's fp32 graph (one export of the model in this test, not two).
+    ov_path = export_static_quantized_openvino_model(omnivec.CrossEncoder(str(folder), backend="onnx"),
+                                                     OpenVINOQuantizationConfig(num_samples=30),
                                                      dataset=PAIRS * 10)  # pairs: tokenized as the model scores them
     exports: list[tuple[Backend, Path]] = [("onnx", onnx_path), ("openvino", ov_path)]
     for backend, path in exports:
@@ -291,10 +286,10 @@ def test_cli_export_bad_flags_exit_2(st_folders, tmp_path, capsys):
 
 
 # -- real model ---------------------------------------------------------------------------------------------
-def test_minilm_int8_paths_keep_cosine_to_fp32(minilm_dir, tmp_path):
+def test_minilm_int8_paths_keep_cosine_to_fp32(minilm_fp32_exports, tmp_path):
     """all-MiniLM-L6-v2: every int8 path keeps mean cosine >= 0.98 to fp32 on held-out texts (calibration on the
     other half of the built-in sample)."""
-    folder = _copy(Path(minilm_dir), tmp_path)
+    folder = _copy(minilm_fp32_exports, tmp_path)  # its fp32 ONNX and OpenVINO graphs made once per session
     sample = builtin_calibration_texts()
     calibration, held_out = sample[::2], sample[1::2][:100]
     fp32 = omnivec.Embedder(str(folder), backend="onnx")

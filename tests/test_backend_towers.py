@@ -21,7 +21,7 @@ from omnivec.modules.backends.base import tower_file_name
 from omnivec.modules.backends.towers import BackendTowers, TowerOutput
 from tests.fixtures import media
 
-# Slow lane: the module fixture exports six towers to ONNX and OpenVINO (about a minute on two cores).
+# Slow lane: the session fixture exports six towers to ONNX and OpenVINO (about a minute on two cores).
 pytestmark = pytest.mark.slow
 
 ATOL = 1e-4
@@ -71,19 +71,17 @@ def no_export(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, clip_dir, siglip_dir, clap_dir) -> dict[str, tuple[Path, dict[str, np.ndarray]]]:
-    """Private copies of the tiny dual encoders (exports write into the model folder), each loaded once with
-    backend="openvino" (traced from torch) and once with backend="onnx" (torch.onnx), and torch's vectors for
-    TEXTS and the second tower's inputs."""
+def exported(tower_exports) -> dict[str, tuple[Path, dict[str, np.ndarray]]]:
+    """Copies of the tiny dual encoders (exports write into the model folder), each loaded once with
+    backend="openvino" (traced from torch) and once with backend="onnx" (torch.onnx) (tests/fixtures/backend_exports.py:
+    made once per session, shared with tests/test_backend_int8_towers.py), and torch's vectors for TEXTS and the
+    second tower's inputs."""
     result = {}
-    for name, source in (("clip", clip_dir), ("siglip", siglip_dir), ("clap", clap_dir)):
-        folder = tmp_path_factory.mktemp(f"towers-{name}") / "model"
-        shutil.copytree(source, folder)
+    for name in MODELS:
+        folder = tower_exports(name)
         torch_model = omnivec.Embedder(str(folder), device="cpu")
         # One batch for the texts: SigLIP pools the last position, so its text vectors depend on the padding.
         expected = {"text": torch_model.encode(TEXTS, batch_size=8), MODELS[name]: torch_model.encode(_inputs(MODELS[name]))}
-        omnivec.Embedder(str(folder), backend="openvino")
-        omnivec.Embedder(str(folder), backend="onnx")
         result[name] = (folder, expected)
     return result
 
@@ -214,12 +212,17 @@ def _fail_image_tower(real: Any) -> Any:
 
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
-def test_an_exporter_failure_names_the_tower_model_and_reason(backend, clip_dir, tmp_path, monkeypatch):
+def test_an_exporter_failure_names_the_tower_model_and_reason(backend, exported, tmp_path, monkeypatch):
     import openvino
     import torch
 
     folder = tmp_path / "model"
-    shutil.copytree(clip_dir, folder)
+    shutil.copytree(exported["clip"][0], folder)
+    # The text tower's files are kept (reused, not exported again: the failing image tower is what is under test);
+    # the image tower's are removed, the ONNX one too, so OpenVINO traces the torch tower instead of converting it.
+    for subfolder in ("onnx", "openvino"):
+        for path in (folder / subfolder).glob("image_*"):
+            path.unlink()
     if backend == "onnx":
         monkeypatch.setattr(torch.onnx, "export", _fail_image_tower(torch.onnx.export))
     else:

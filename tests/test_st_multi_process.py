@@ -210,12 +210,12 @@ def test_a_worker_that_dies_mid_call_is_an_error_not_a_hang(embedder):
 
 
 @pytest.mark.slow
-def test_a_model_that_cannot_be_pickled_is_refused_at_start(bert_dir, tmp_path):
+def test_a_model_that_cannot_be_pickled_is_refused_at_start(bert_onnx_dir):
     """An ONNX Runtime session does not pickle: the pool refuses the model when it starts, and no worker is left."""
-    import shutil
-
-    folder = shutil.copytree(bert_dir, tmp_path / "bert")  # the ONNX export is written into the folder
-    model = omnivec.Embedder(str(folder), device="cpu", backend="onnx")
+    # The tiny BERT with its ONNX export made once per session (tests/fixtures/backend_exports.py): nothing is
+    # written into the folder here.
+    model = omnivec.Embedder(str(bert_onnx_dir), device="cpu", backend="onnx")
+    assert model[0].backend == "onnx"
     before = _children()
     with pytest.raises(ConfigError, match="cannot be copied into a worker process.*backend='torch'"):
         model.encode(TEXTS, device=["cpu"])
