@@ -111,8 +111,13 @@ def test_search_command_selects_spaces_and_fusion(tmp_path, minilm_dir, capsys):
     assert all(r["spaces"] == ["text"] for r in answers["dense"])
     assert answers["lexical"][0]["file"].endswith("note-07.md")
     assert not answers["dense"][0]["file"].endswith("note-07.md")
-    # rrf with k=10: a score is the sum of 1 / (10 + rank) over the spaces that found it (here both, each at most 1/11)
-    assert all(r["spaces"] == ["text", "lexical"] and 2 / 40 < r["score"] <= 2 / 11 + 1e-9 for r in answers["rrf"])
+    # rrf with k=10: a score is the sum of weight / (10 + rank) over the spaces that found it (a rank is at most 50;
+    # the default weights: text 1, lexical 1.5)
+    weight = {"text": 1.0, "lexical": 1.5}
+    for r in answers["rrf"]:
+        total = sum(weight[space] for space in r["spaces"])
+        assert total / 60 <= r["score"] <= total / 11 + 1e-9, r
+    assert answers["rrf"][0]["spaces"] == ["text", "lexical"]
     # weight 0: the lexical list no longer moves anything, so the order is dense search's
     assert [r["id"] for r in answers["dense-weighted"]] == [r["id"] for r in answers["dense"]]
     assert main(base + ["--spaces", "text,nope"]) == 2

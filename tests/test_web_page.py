@@ -84,7 +84,7 @@ def _cards(page) -> list[dict]:
 
 
 def test_a_result_the_lexical_space_found_says_so(page):
-    _search(page, "charging coil voltage", k=5)
+    _search(page, "charging coil voltage", k=10)
     top = _cards(page)[0]
     assert top["file"] == "manual.md" and "lexical" in top["spaces"].split(",") and "lexical " in top["scores"]
 

@@ -105,7 +105,9 @@ def _run(body: SearchRequest, state: ServerState, kb: KBAccess) -> list[dict[str
         for lock in kb.model_locks:
             held.enter_context(lock)
         try:
-            fusion = kb.searcher.fusion.merged(body.fusion, body.rrf_k, body.weights)
+            fusion = None  # the KB's own, unless the request changes it
+            if body.fusion is not None or body.rrf_k is not None or body.weights is not None:
+                fusion = kb.searcher.fusion.merged(body.fusion, body.rrf_k, body.weights)
             results = kb.searcher.search(body.query or None, image, body.k, where, fusion, rerank=body.rerank,
                                          spaces=body.spaces)
         except InputError as exc:
