@@ -59,17 +59,8 @@ class SparseSpace:
 
 
 def sparse_rows(encoded: Any) -> list[Any]:
-    """A sparse COO tensor of shape (n, vocabulary) as ``n`` store ``SparseVector`` rows (ids ascending)."""
-    import numpy as np
-
+    """A sparse tensor of shape (n, vocabulary) as ``n`` store ``SparseVector`` rows (ids ascending)."""
     from omnivec.kb.stores.base import SparseVector
+    from omnivec.models.sparse_tensors import nonzero_rows
 
-    matrix = encoded.coalesce().cpu()
-    rows, columns = matrix.indices().numpy()
-    values = matrix.values().float().numpy()
-    bounds = np.searchsorted(rows, np.arange(matrix.shape[0] + 1))  # coalesced: sorted by row, then column
-    out = []
-    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-        keep = values[start:end] != 0
-        out.append(SparseVector(columns[start:end][keep].astype(np.int64), values[start:end][keep]))
-    return out
+    return [SparseVector(indices, values) for indices, values in nonzero_rows(encoded)]

@@ -123,3 +123,22 @@ def decode(tokenizer: Any, embeddings: torch.Tensor, top_k: int | None = None
         ids: Sequence[int] = tokens[picked].tolist()
         out.append(list(zip(tokenizer.convert_ids_to_tokens(list(ids)), weights.tolist(), strict=True)))
     return out[0] if embeddings.ndim == 1 else out
+
+
+def nonzero_rows(embeddings: torch.Tensor | list[torch.Tensor]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each embedding's non-zero dimensions, increasing, and their weights: ``(int64 indices, float32 values)`` per
+    row of a (n, V) tensor (sparse or dense) or per 1-D tensor of a list, as stores and wire formats take them."""
+    if isinstance(embeddings, list):  # one row at a time: stacking would make a dense (n, V) copy
+        return [pair for row in embeddings for pair in nonzero_rows(row.unsqueeze(0))]
+    rows = embeddings
+    if not rows.shape[0]:
+        return []
+    rows = (rows if rows.is_sparse else rows.to_sparse()).coalesce().cpu()
+    row_of, columns = rows.indices().numpy()  # sorted by row, then column
+    values = rows.values().float().numpy()
+    bounds = np.searchsorted(row_of, np.arange(rows.shape[0] + 1))
+    out = []
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        keep = values[start:end] != 0
+        out.append((columns[start:end][keep].astype(np.int64), values[start:end][keep]))
+    return out

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from omnivec.errors import InputError
+from omnivec.models.sparse_tensors import nonzero_rows
 from omnivec.serve.batcher import BatcherClosed, DynamicBatcher, QueueFull
 from omnivec.serve.errors import ApiError
 
@@ -70,16 +71,9 @@ def sparse_embed_batch(model: Any, lock: Guard | None = None) -> Callable[[list[
         with guard:
             rows = model.encode(texts, batch_size=len(texts), convert_to_tensor=False, save_to_cpu=True,
                                 **dict(options))
-        return [_sparse_row(row) for row in rows]
+        return [SparseRow(indices.tolist(), values.tolist()) for indices, values in nonzero_rows(rows)]
 
     return _grouped(call)
-
-
-def _sparse_row(row: torch.Tensor) -> SparseRow:
-    row = (row if row.is_sparse else row.to_sparse()).coalesce()  # (V,) -> its non-zeros, indices sorted
-    indices, values = row.indices()[0], row.values()
-    keep = values != 0
-    return SparseRow(indices[keep].tolist(), values[keep].tolist())
 
 
 def rerank_batch(model: Any, lock: Guard | None = None) -> Callable[[list[Any]], list[Any]]:
