@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NoReturn
+
+from omnivec import cli_types as arg_types
 
 DEMO_SENTENCES = [
     "A man is eating food.",
@@ -175,7 +176,7 @@ def _check_serve_settings(args: argparse.Namespace) -> None:
     names: dict[str, str] = {}
     for flag, specs in (("--model", args.model or []), ("--reranker", args.reranker or [])):
         for spec in specs:
-            name = _model_name(spec)
+            name = arg_types.model_name(spec)
             if name in names:
                 raise ConfigError(f"{flag} {spec!r}: the name {name!r} is already given by {names[name]}; give each "
                                   "model its own NAME=PATH_OR_ID.")
@@ -186,57 +187,6 @@ def _check_serve_settings(args: argparse.Namespace) -> None:
 
         _check_kb_uri(args.kb)
         load_config(kb_location(args.kb)[0], args.config)
-
-
-def _model_name(spec: str) -> str:
-    """The name a ``NAME=PATH_OR_ID`` or bare ``PATH_OR_ID`` serves under (a Hub id as given, a folder's name)."""
-    from omnivec.serve.model_names import primary_name
-
-    return primary_name(spec)
-
-
-def _model_spec(value: str) -> str:
-    """``--model``/``--reranker``: ``NAME=PATH_OR_ID`` or ``PATH_OR_ID``, neither part empty."""
-    name, sep, source = value.partition("=")
-    if (sep and not (name.strip() and source.strip())) or not _model_name(value).strip():
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH_OR_ID or PATH_OR_ID, got {value!r}")
-    return value
-
-
-def _at_least_one(value: str) -> int:
-    """A whole number >= 1, for counts such as ``-k`` (argparse exits 2 with this message otherwise)."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
-def _port(value: str) -> int:
-    """A TCP port, 0..65535 (0: any free port)."""
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if not 0 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {value!r}")
-    return number
-
-
-def _seconds(least: float, inclusive: bool) -> Callable[[str], float]:
-    """An argparse type: a finite number of seconds (or milliseconds) > ``least`` (>= with ``inclusive``)."""
-    def parse(value: str) -> float:
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if not (number >= least if inclusive else number > least) or number == math.inf:
-            raise argparse.ArgumentTypeError(f"expected a number {'>=' if inclusive else '>'} {least:g}, got {value!r}")
-        return number
-
-    return parse
 
 
 class _UsageError(Exception):
@@ -261,7 +211,7 @@ def _runtime_options(backend: bool = True) -> _Parser:
                              help="what runs every model: torch (default), onnx, openvino, their -int8 variants "
                                   "(made for this CPU on first use), or auto (see bench-backends); index/search/serve "
                                   "--kb: overrides kb.toml's backend")
-    options.add_argument("--threads", type=_at_least_one, help="CPU threads for the models (default: physical cores)")
+    options.add_argument("--threads", type=arg_types.at_least_one, help="CPU threads for the models (default: physical cores)")
     return options
 
 
@@ -281,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     encode = commands.add_parser("encode", help="embed texts (arguments, or one per line on stdin)", parents=[runtime])
     encode.add_argument("texts", nargs="*", help="texts to embed; read from stdin when none are given")
     encode.add_argument("--model", help="model folder or Hub id (default: all-MiniLM-L6-v2)")
-    encode.add_argument("--batch-size", type=_at_least_one, default=32, help="texts per batch (default 32)")
+    encode.add_argument("--batch-size", type=arg_types.at_least_one, default=32, help="texts per batch (default 32)")
     encode.add_argument("--normalize", action="store_true", help="L2-normalise the vectors")
     encode.add_argument("--prompt-name", help="a prompt stored with the model, e.g. query")
     encode.add_argument("--precision", choices=["float32", "int8", "uint8", "binary", "ubinary"], default="float32",
@@ -303,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--image", help="an image query (path or URL), alone or with the text")
     search.add_argument("--kb", help="KB folder or Qdrant URI (as for index)")
     search.add_argument("--config", help="kb.toml (default: <kb>/kb.toml)")
-    search.add_argument("-k", type=_at_least_one, default=10, help="results to return (default 10)")
+    search.add_argument("-k", type=arg_types.at_least_one, default=10, help="results to return (default 10)")
     search.add_argument("--rerank", help="a CrossEncoder model, or 'none' (default: the config's reranker)")
     search.add_argument("--spaces", help="search only these spaces, e.g. text,lexical (default: all that take the query)")
     search.add_argument("--fusion", choices=["convex", "rrf", "score"], help="how spaces' results merge (default: kb.toml's)")
@@ -317,22 +267,22 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(func=_cmd_search)
 
     serve = commands.add_parser("serve", help="HTTP server: OpenAI-style /v1/embeddings, /v1/rerank (omnivec[serve])", parents=[runtime])
-    serve.add_argument("--model", action="append", type=_model_spec,
+    serve.add_argument("--model", action="append", type=arg_types.model_spec,
                        help="embedder, NAME=PATH_OR_ID (repeatable; default MiniLM)")
-    serve.add_argument("--reranker", action="append", type=_model_spec, help="CrossEncoder, NAME=PATH_OR_ID (repeatable)")
+    serve.add_argument("--reranker", action="append", type=arg_types.model_spec, help="CrossEncoder, NAME=PATH_OR_ID (repeatable)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_port, default=8000)
+    serve.add_argument("--port", type=arg_types.port_number, default=8000)
     serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $OMNIVEC_API_KEY)")
-    serve.add_argument("--max-batch-size", type=_at_least_one, default=32)
-    serve.add_argument("--max-wait-ms", type=_seconds(0, inclusive=True), default=5.0,
+    serve.add_argument("--max-batch-size", type=arg_types.at_least_one, default=32)
+    serve.add_argument("--max-wait-ms", type=arg_types.seconds(0, inclusive=True), default=5.0,
                        help="how long a batch waits to fill")
     serve.add_argument("--no-batching", action="store_true", help="run each request alone")
     serve.add_argument("--allow-media-urls", action="store_true", help="fetch http(s) image/audio URLs")
-    serve.add_argument("--max-connections", type=_at_least_one, default=512,
+    serve.add_argument("--max-connections", type=arg_types.at_least_one, default=512,
                        help="open connections past which requests get 503 at once (default 512)")
-    serve.add_argument("--body-timeout", type=_seconds(0, inclusive=False),
+    serve.add_argument("--body-timeout", type=arg_types.seconds(0, inclusive=False),
                        help="seconds a request body may take to arrive (default 30)")
-    serve.add_argument("--header-timeout", type=_seconds(0, inclusive=False),
+    serve.add_argument("--header-timeout", type=arg_types.seconds(0, inclusive=False),
                        help="seconds from a connection's opening to its complete request headers (default 10)")
     serve.add_argument("--cors-origin", action="append",
                        help="let pages from this origin call the API, e.g. https://app.example.com (repeatable; * = any)")
@@ -347,8 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model-type", choices=["embedder", "cross-encoder"], default="embedder",
                        help="embedder (default; texts) or cross-encoder (pairs of neighbouring texts)")
     bench.add_argument("--backends", help="comma-separated subset, e.g. torch,openvino-int8 (default: all installed)")
-    bench.add_argument("--batch-size", type=_at_least_one, default=32, help="inputs per batch (default 32)")
-    bench.add_argument("--limit", type=_at_least_one, default=2000, help="texts used at most (default 2000)")
+    bench.add_argument("--batch-size", type=arg_types.at_least_one, default=32, help="inputs per batch (default 32)")
+    bench.add_argument("--limit", type=arg_types.at_least_one, default=2000, help="texts used at most (default 2000)")
     bench.add_argument("--no-save", action="store_true", help="print only; do not keep the choice for backend='auto'")
     bench.set_defaults(func=_cmd_bench_backends)
 
