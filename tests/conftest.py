@@ -11,7 +11,7 @@ import pytest
 from tests.fixtures import checkpoints, multimodal_checkpoints
 
 # the live server of the hostile-request tests; the store opener of the store suites
-pytest_plugins = ["tests.fixtures.hostile_server", "tests.fixtures.stores"]
+pytest_plugins = ["tests.fixtures.hostile_server", "tests.fixtures.stores", "tests.fixtures.sparse_training"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
