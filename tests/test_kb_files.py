@@ -11,8 +11,8 @@ from types import SimpleNamespace
 from fastapi.testclient import TestClient
 
 from omnivec.kb.file_version import FileVersion
-from omnivec.kb.indexer import file_key
 from omnivec.kb.ingest.sample import write_pdf
+from omnivec.kb.record_ids import file_key
 from omnivec.serve.kb_files import KBFiles
 from tests.fixtures.kb_state import indexed_kb
 

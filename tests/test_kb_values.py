@@ -49,12 +49,12 @@ def test_the_location_keys_are_the_stored_ones():
 
 
 def test_the_indexer_writes_the_payload_it_always_wrote(tmp_path):
-    from omnivec.kb.indexer import Indexer
+    from omnivec.kb.index_writer import IndexWriter
 
     chunk = Chunk(Location("/kb/talk.mp3", start=10.0, end=20.0), modality="audio", kind="audio", content=None,
                   extra={"record_id": 7})
-    indexer = SimpleNamespace(kb_dir=tmp_path)  # all _payload reads (it writes thumbnails there)
-    payload = Indexer._payload(indexer, "/kb/talk.mp3", "abc-3", 3, chunk)
+    writer = SimpleNamespace(kb_dir=tmp_path)  # all _payload reads (it writes thumbnails there)
+    payload = IndexWriter._payload(writer, "/kb/talk.mp3", "abc-3", 3, chunk)
     assert payload == {"file": "/kb/talk.mp3", "modality": "audio", "kind": "audio", "text": "", "page": None,
                        "start": 10.0, "end": 20.0, "heading": "", "chunk": 3, "thumbnail": "", "record": "7"}
 

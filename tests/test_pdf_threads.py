@@ -49,7 +49,7 @@ def _pdfs(folder: Path) -> list[Path]:
 
 
 def test_concurrent_page_previews_on_a_live_server(tmp_path):
-    from omnivec.kb.indexer import file_key
+    from omnivec.kb.record_ids import file_key
 
     pdfs = _pdfs(tmp_path / "docs")
     kb = indexed_kb(tmp_path, pdfs)

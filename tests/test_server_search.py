@@ -186,7 +186,7 @@ def test_files_swapped_for_a_symlink_or_changed_since_indexing_are_not_served(tm
     import httpx
 
     from omnivec.cli import main
-    from omnivec.kb.indexer import file_key
+    from omnivec.kb.record_ids import file_key
     from tests.fixtures.live_server import live_server
 
     docs, kb, config = tmp_path / "docs", tmp_path / "kb", tmp_path / "kb.toml"

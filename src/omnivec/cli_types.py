@@ -57,3 +57,15 @@ def seconds(least: float, inclusive: bool) -> Callable[[str], float]:
         return number
 
     return parse
+
+
+def space_batch(value: str) -> tuple[str, int]:
+    """``--ray-batch-size SPACE=N``: a space's name and its embedding batch (N >= 1)."""
+    name, sep, size = value.partition("=")
+    try:
+        number = int(size) if sep and name.strip() else 0
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected SPACE=N with N a whole number >= 1 (e.g. text=64), got {value!r}")
+    return name.strip(), number

@@ -15,14 +15,15 @@ from omnivec.printing import printable
 
 
 def run_index(paths: list[str], kb: str | None, config_path: str | None, show_progress: bool | None = None,
-              wait_lock_s: float = 0.0, backend: BackendName | None = None) -> int:
-    index_paths(paths, *kb_settings(kb, config_path, backend=backend), show_progress, wait_lock_s)
+              wait_lock_s: float = 0.0, backend: BackendName | None = None, ray: Any = None) -> int:
+    index_paths(paths, *kb_settings(kb, config_path, backend=backend), show_progress, wait_lock_s, ray)
     return 0
 
 
 def index_paths(paths: list[str], kb_dir: Path, config: Any, show_progress: bool | None = None,
-                wait_lock_s: float = 0.0) -> list[Any]:
+                wait_lock_s: float = 0.0, ray: Any = None) -> list[Any]:
     """Index ``paths`` into ``kb_dir``, print the summary, and return the loaded spaces (for a ``Searcher``).
+    ``ray``: ``RaySettings`` to read and embed on Ray (``kb/ray_index.py``).
 
     The KB's index lock is held from before the models load to the end: another run on the same KB waits up to
     ``wait_lock_s`` seconds, then stops with ``KBLockedError`` naming the holder."""
@@ -32,7 +33,7 @@ def index_paths(paths: list[str], kb_dir: Path, config: Any, show_progress: bool
     with index_lock(kb_dir, wait_lock_s):
         indexer = Indexer(kb_dir, config, show_progress=show_progress)
         try:
-            report = indexer.run([Path(p) for p in paths])
+            report = indexer.run([Path(p) for p in paths], ray)
         finally:
             indexer.close()  # the store only: the spaces' models stay usable
     print(report.summary(), file=sys.stderr)

@@ -102,7 +102,7 @@ def check_store(manifest: Manifest, store: Any, spaces: list[Any], kb_dir: Path)
     """Compare, per space, the vectors the manifest's done files should have with the store's count; where they
     differ, look file by file: vectors of files the manifest does not know are deleted, done files whose vectors
     are missing or incomplete are marked for re-indexing."""
-    from omnivec.kb.indexer import file_key
+    from omnivec.kb.record_ids import file_key
 
     entries = manifest.entries()
     unknown = [path for path, entry in entries.items() if entry.state == "done" and record_counts(entry) is None]

@@ -76,8 +76,8 @@ class KBFiles:
         return self._verify(key, self._reload())
 
     def _reload(self) -> dict[str, FileVersion]:
-        from omnivec.kb.indexer import file_key
         from omnivec.kb.manifest import indexed_versions
+        from omnivec.kb.record_ids import file_key
 
         with self._lock:
             versions = indexed_versions(self.kb_dir / "manifest.sqlite")
@@ -124,7 +124,7 @@ class KBFiles:
     def result_links(self, result: Result) -> dict[str, Any]:
         """Links for one ``Result``: its thumbnail, its file, its PDF page's preview, and for a recording or a video
         the player source starting at the matched time (a media fragment, ``#t=start,end``)."""
-        from omnivec.kb.indexer import file_key
+        from omnivec.kb.record_ids import file_key
 
         where = result.location
         key = file_key(where.file)

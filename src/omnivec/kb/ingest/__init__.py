@@ -3,7 +3,7 @@ pages, windows of recordings, video frames and sound tracks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from omnivec.kb.chunk import Chunk, IngestError
 from omnivec.kb.ingest.options import MIB, IngestOptions
 from omnivec.kb.ingest.text import TEXT_EXTENSIONS
 
-__all__ = ["SUPPORTED", "Chunk", "IngestError", "IngestOptions", "ingest_file"]
+__all__ = ["SUPPORTED", "Chunk", "IngestError", "IngestOptions", "ingest_file", "iter_chunks"]
 
 SUPPORTED: dict[str, str] = {
     **{ext: "text" for ext in TEXT_EXTENSIONS},
@@ -77,3 +77,8 @@ def ingest_file(path: str | Path, options: IngestOptions | None = None) -> list[
     for chunk in chunks:
         chunk.location = replace(chunk.location, file=file)
     return chunks
+
+
+def iter_chunks(path: str | Path, options: IngestOptions | None = None) -> Iterator[Chunk]:
+    """TEMPORARY (replaced by the streaming readers): the chunks of ``ingest_file``, one at a time."""
+    yield from ingest_file(path, options)
