@@ -283,12 +283,18 @@ def test_a_large_text_file_is_read_in_bounded_memory(tmp_path):
     assert got["chunks"] > 10000 and got["growth_mib"] < 400, got
 
 
-def test_text_files_over_the_text_limit_are_refused(tmp_path):
+def test_html_files_over_the_text_limit_are_refused_streamed_text_is_not(tmp_path):
+    """HTML is parsed whole: over ``max_text_bytes`` it is refused. Text, Markdown and JSON lines stream, so only
+    ``max_file_bytes`` limits them."""
     from omnivec.kb.chunk import IngestError
 
-    path = tmp_path / "notes.txt"
-    path.write_text("word " * 200, encoding="utf-8")
+    path = tmp_path / "notes.html"
+    path.write_text("<p>" + "word " * 200 + "</p>", encoding="utf-8")
     size = path.stat().st_size
     assert ingest_file(path, IngestOptions(max_text_bytes=size))  # at the limit: read
     with pytest.raises(IngestError, match=r"over the 0\.0 MiB limit for text \(IngestOptions.max_text_bytes\)"):
         ingest_file(path, IngestOptions(max_text_bytes=size - 1))
+    for name, body in [("notes.txt", "word " * 200), ("notes.md", "# Notes\n\n" + "word " * 200),
+                       ("notes.jsonl", '{"text": "' + "word " * 200 + '"}\n')]:
+        (tmp_path / name).write_text(body, encoding="utf-8")
+        assert ingest_file(tmp_path / name, IngestOptions(max_text_bytes=10))  # streamed: over it, still read

@@ -1,8 +1,10 @@
 """Decode audio: soundfile for wav/flac/ogg, PyAV for compressed formats; mono mix-down; resampling. Decoding is
-streamed (mono mix-down and resampling block by block) and stops at ``MAX_AUDIO_SECONDS``."""
+streamed (mono mix-down and resampling block by block) and stops at ``MAX_AUDIO_SECONDS``; ``stream_audio`` hands
+the blocks out as they decode, so a long recording is never whole in memory."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -65,7 +67,8 @@ def read_audio(value: Any, *, index: int, sampling_rate: int, policy: FetchPolic
         except SourceError as exc:
             raise DecodeError(f"Input at index {index}: {exc}") from None
         collector = _Collector(index, described, sampling_rate, max_seconds, cut)
-        _decode(source, described, collector)
+        for _ in _decode(source, described, collector):
+            pass
         waveform, was_cut = collector.finish(), collector.cut
         if waveform.size == 0:
             raise DecodeError(f"Input at index {index} ({described}): cannot decode as audio: no samples decoded "
@@ -101,15 +104,55 @@ def check_sampling_rate(rate: Any, index: int, field: str) -> int:
     return int(value)
 
 
+class AudioStream:
+    """Mono float32 blocks at ``sampling_rate`` as a file decodes (iterate once), checked as ``read_audio`` checks
+    them; once iterated, ``cut`` tells whether decoding stopped at ``max_seconds`` and ``samples`` how many came.
+    Holds one block at a time. ``track``: the first audio stream of a media file, through PyAV only (a video's
+    sound track), where no samples is no error."""
+
+    def __init__(self, value: Any, *, index: int, sampling_rate: int, policy: FetchPolicy = DEFAULT_POLICY,
+                 max_seconds: float = MAX_AUDIO_SECONDS, cut: bool = False, track: bool = False,
+                 described: str | None = None) -> None:
+        self.value, self.index, self.sampling_rate, self.policy = value, index, sampling_rate, policy
+        self.max_seconds, self.may_cut, self.track, self.described = max_seconds, cut, track, described
+        self.cut, self.samples = False, 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        try:
+            source, described = open_source(self.value, self.policy)
+        except SourceError as exc:
+            raise DecodeError(f"Input at index {self.index}: {exc}") from None
+        described = self.described or described
+        collector = _Collector(self.index, described, self.sampling_rate, self.max_seconds, self.may_cut,
+                               stream=True)
+        steps = _decode_track(source, collector) if self.track else _decode(source, described, collector)
+        for _ in steps:
+            for block in collector.take():
+                self.samples += block.size
+                yield block
+        if collector.rate:  # started: flush the resampler
+            collector.finish()
+        for block in collector.take():
+            self.samples += block.size
+            yield block
+        self.cut = collector.cut
+        if self.samples == 0 and not self.track:
+            raise DecodeError(f"Input at index {self.index} ({described}): cannot decode as audio: no samples "
+                              "decoded (damaged or empty file).")
+
+
 class _Collector:
     """Mono float32 blocks at the source rate in, checked (finite, within the duration limit) and resampled to the
-    target rate as they come (None: kept at the source rate), so only the output is ever whole in memory."""
+    target rate as they come (None: kept at the source rate), so only the output is ever whole in memory; with
+    ``stream`` not even that: the output blocks wait in ``take()`` for the caller."""
 
-    def __init__(self, index: int, described: str, target_rate: int | None, max_seconds: float, cut: bool) -> None:
+    def __init__(self, index: int, described: str, target_rate: int | None, max_seconds: float, cut: bool,
+                 stream: bool = False) -> None:
         self.index, self.described, self.target_rate = index, described, target_rate
-        self.max_seconds, self.may_cut = max_seconds, cut
+        self.max_seconds, self.may_cut, self.stream = max_seconds, cut, stream
         self.rate = self.limit = 0
         self.taken, self.cut, self.resampler, self.out, self.filled = 0, False, None, np.zeros(0, np.float32), 0
+        self.pending: list[np.ndarray] = []
 
     def start(self, rate: Any, claimed_s: float | None) -> None:
         """The source rate (checked before decoding) and the duration its header claims, if any."""
@@ -126,8 +169,8 @@ class _Collector:
         rate = self.target_rate or self.rate
         self.most = int(self.max_seconds * rate) + rate  # output samples at the limit, resampler rounding included
         expect = min(self.most, _RESERVE) if claimed_s is None else min(int((claimed_s + 1) * rate), self.most)
-        self.out, self.filled = np.empty(expect, np.float32), 0
-        self.taken, self.cut = 0, False
+        self.out, self.filled = np.empty(0 if self.stream else expect, np.float32), 0
+        self.taken, self.cut, self.pending = 0, False, []
 
     def add(self, mono: np.ndarray) -> bool:
         """Take a block; False once past the limit (decoding stops)."""
@@ -155,6 +198,9 @@ class _Collector:
             self._put(out.to_ndarray().reshape(-1))
 
     def _put(self, samples: np.ndarray) -> None:
+        if self.stream:
+            self.pending.append(samples)
+            return
         end = self.filled + samples.size
         if end > self.out.size:
             size = max(end, min(2 * self.out.size, self.most))  # the header understated the length
@@ -168,16 +214,26 @@ class _Collector:
                 self._put(out.to_ndarray().reshape(-1))
         return self.out[:self.filled]
 
+    def take(self) -> list[np.ndarray]:
+        """The output blocks made since the last call (``stream`` only)."""
+        blocks, self.pending = self.pending, []
+        return blocks
 
-def _decode(source: Any, described: str, collector: _Collector) -> None:
+
+def _decode(source: Any, described: str, collector: _Collector) -> Iterator[None]:
+    """Decode ``source`` into ``collector``, yielding after each block (a streaming caller takes the output)."""
     errors = []
+    fed = False
     try:
         import soundfile
 
         with soundfile.SoundFile(source) as file:
             collector.start(file.samplerate, file.frames / file.samplerate if file.frames > 0 else None)
             for block in file.blocks(blocksize=_BLOCK_S * collector.rate, dtype="float32", always_2d=True):
-                if not collector.add(block.mean(axis=1)):
+                more = collector.add(block.mean(axis=1))
+                fed = True
+                yield
+                if not more:
                     break
         return
     except ImportError:
@@ -185,11 +241,14 @@ def _decode(source: Any, described: str, collector: _Collector) -> None:
     except InputError:  # a sampling rate out of range, too long, NaN samples: named already
         raise
     except Exception as exc:  # libsndfile cannot read mp3-in-mp4, m4a, opus...: PyAV can
+        if fed and collector.stream:  # blocks already handed out: decoding again from the start would repeat them
+            raise DecodeError(f"Input at index {collector.index} ({described}): cannot decode as audio past "
+                              f"{collector.taken / collector.rate:.1f} s (soundfile: {exc}).") from None
         errors.append(f"soundfile: {exc}")
     if hasattr(source, "seek"):
         source.seek(0)
     try:
-        _decode_track(source, collector)
+        yield from _decode_track(source, collector)
         return
     except InputError:
         raise
@@ -204,11 +263,13 @@ def decode_audio_track(source: Any, *, index: int = 0, described: str = "the aud
     """The first audio stream of a media file as mono float32 at its own sampling rate, the rate, and whether it
     was cut at ``max_seconds`` (``cut``; else longer audio raises ``AudioTooLong``)."""
     collector = _Collector(index, described, None, max_seconds, cut)
-    _decode_track(source, collector)
+    for _ in _decode_track(source, collector):
+        pass
     return collector.finish(), collector.rate, collector.cut
 
 
-def _decode_track(source: Any, collector: _Collector) -> None:
+def _decode_track(source: Any, collector: _Collector) -> Iterator[None]:
+    """Decode the first audio stream into ``collector``, yielding after each frame."""
     av = _require_av()
     with av.open(source) as container:
         if not container.streams.audio:
@@ -220,10 +281,13 @@ def _decode_track(source: Any, collector: _Collector) -> None:
         collector.start(rate, claimed)
         to_mono = av.AudioResampler(format="flt", layout="mono", rate=collector.rate)
         for frame in container.decode(stream):
-            if not all(collector.add(out.to_ndarray().reshape(-1)) for out in to_mono.resample(frame)):
+            more = all(collector.add(out.to_ndarray().reshape(-1)) for out in to_mono.resample(frame))
+            yield
+            if not more:
                 return
         for out in to_mono.resample(None):
             collector.add(out.to_ndarray().reshape(-1))
+        yield
 
 
 def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:

@@ -24,7 +24,7 @@ SUPPORTED: dict[str, str] = {
 """File extension (lowercase, with the dot) -> the kind of reader that ingests it."""
 
 
-def _reader(kind: str) -> Callable[[Path, IngestOptions], list[Chunk]]:
+def _reader(kind: str) -> Callable[[Path, IngestOptions], Iterator[Chunk]]:
     # Imported on use: a folder of Markdown never loads the PDF or media code.
     if kind == "text":
         from omnivec.kb.ingest.text import ingest_text as read
@@ -39,12 +39,14 @@ def _reader(kind: str) -> Callable[[Path, IngestOptions], list[Chunk]]:
     return read
 
 
-def ingest_file(path: str | Path, options: IngestOptions | None = None) -> list[Chunk]:
-    """The chunks of one file, by its extension (see ``SUPPORTED``); each chunk's ``location.file`` is
-    ``str(path)`` as given.
+def iter_chunks(path: str | Path, options: IngestOptions | None = None) -> Iterator[Chunk]:
+    """The chunks of one file, by its extension (see ``SUPPORTED``), yielded as the file is read: a recording
+    window by window, a PDF page by page, a text file block by block, a video segment by segment, so memory does
+    not grow with the file's length. Each chunk's ``location.file`` is ``str(path)`` as given.
 
     Raises ``IngestError(path, reason)`` for an unsupported extension, a missing, empty, oversized, corrupt or
-    unreadable file: the caller reports it and moves on.
+    unreadable file: what can be known up front (type, size, emptiness) here, before any chunk; a file that turns
+    out corrupt half-way while iterating, after the chunks read before the damage (the caller drops those).
     """
     options = options or IngestOptions()
     file = str(path)
@@ -64,21 +66,34 @@ def ingest_file(path: str | Path, options: IngestOptions | None = None) -> list[
     if size > options.max_file_bytes:
         raise IngestError(file, f"file is {size / MIB:.1f} MiB, over the {options.max_file_bytes / MIB:.1f} MiB "
                                 "limit (IngestOptions.max_file_bytes)")
+    return _wrapped(file, _reader(kind)(Path(path), options))
+
+
+def _wrapped(file: str, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """``chunks`` with ``location.file`` set to ``file``, and any failure while reading them (the reader's own
+    IngestError, OSError, a decoder's exception) turned into ``IngestError(file, reason)``."""
     try:
-        chunks = _reader(kind)(Path(path), options)
-    except IngestError as exc:
-        if exc.path == file:
-            raise
-        raise IngestError(file, exc.reason) from None
-    except OSError as exc:
-        raise IngestError(file, f"cannot read the file: {exc.strerror or exc}") from exc
-    except Exception as exc:  # a decoder's unforeseen failure on one file must not stop a whole folder
-        raise IngestError(file, f"cannot ingest: {type(exc).__name__}: {exc}") from exc
-    for chunk in chunks:
-        chunk.location = replace(chunk.location, file=file)
-    return chunks
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except IngestError as exc:
+                if exc.path == file:
+                    raise
+                raise IngestError(file, exc.reason) from None
+            except OSError as exc:
+                raise IngestError(file, f"cannot read the file: {exc.strerror or exc}") from exc
+            except Exception as exc:  # a decoder's unforeseen failure on one file must not stop a whole folder
+                raise IngestError(file, f"cannot ingest: {type(exc).__name__}: {exc}") from exc
+            chunk.location = replace(chunk.location, file=file)
+            yield chunk
+    finally:  # an abandoned iteration closes the reader (and its file) at once
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
-def iter_chunks(path: str | Path, options: IngestOptions | None = None) -> Iterator[Chunk]:
-    """TEMPORARY (replaced by the streaming readers): the chunks of ``ingest_file``, one at a time."""
-    yield from ingest_file(path, options)
+def ingest_file(path: str | Path, options: IngestOptions | None = None) -> list[Chunk]:
+    """All the chunks of one file at once: ``list(iter_chunks(path, options))`` (see ``iter_chunks``)."""
+    return list(iter_chunks(path, options))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from omnivec.errors import ConfigError
 
 MIB = 1024 * 1024
-MAX_TEXT_BYTES = 64 * MIB  # a text file (txt, md, html, jsonl) over this is reported and skipped
+MAX_TEXT_BYTES = 64 * MIB  # an HTML file over this is reported and skipped (it is parsed whole)
 MODALITIES = frozenset({"text", "image", "audio"})
 
 
@@ -30,8 +30,9 @@ class IngestOptions:
     larger is decoded reduced, exactly as the library decodes that file, so the vector is the same and an 89 MP
     picture does not stay 268 MB in memory until its batch is embedded; None decodes at full size.
     PDF pages are rendered at ``page_dpi``; thumbnails fit in ``thumbnail_px`` squared. Files over
-    ``max_file_bytes`` are refused, text files over ``max_text_bytes`` too (their passages and vectors would take
-    several times their size in memory). ``transcribe_model``: a Whisper-family model id or folder; when set, speech in
+    ``max_file_bytes`` are refused. Plain text, Markdown and JSON lines stream (read and chunked block by block),
+    so ``max_file_bytes`` is their only limit; HTML is parsed whole, and one over ``max_text_bytes`` is refused too
+    (its tree would take several times its size in memory). ``transcribe_model``: a Whisper-family model id or folder; when set, speech in
     audio files and video sound tracks also becomes "transcript" text chunks. ``modalities``: the chunk modalities
     wanted (the KB's spaces); media no wanted chunk comes from is not decoded (no page rendering without "image",
     no sound track without "audio" or transcripts).

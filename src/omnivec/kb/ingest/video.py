@@ -8,7 +8,9 @@ import warnings
 from collections.abc import Callable, Iterator
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from omnivec.errors import InputError
 from omnivec.kb.chunk import Chunk, IngestError
@@ -18,105 +20,111 @@ from omnivec.kb.ingest.thumbnail import thumbnail
 from omnivec.kb.location import Location
 from omnivec.printing import printable  # file names may hold terminal escapes
 
-if TYPE_CHECKING:
-    import numpy as np
-
 SEEK_GAP_S = 3.0  # seek when the next frame wanted is this far ahead; closer ones are cheaper to decode through
 MAX_SEGMENTS = 2000  # segments per video (5.5 hours at 10 s); past it the rest is left out, with a warning
 EPS = 1e-6
 
 
-def ingest_video(path: Path, options: IngestOptions) -> list[Chunk]:
+def ingest_video(path: Path, options: IngestOptions) -> Iterator[Chunk]:
     """Per segment of ``options.video_segment_s`` seconds, ``frames_per_segment`` "frame" image chunks (start/end:
-    the segment; ``extra["time"]``: the frame's own time), then the sound track as "audio" windows.
+    the segment; ``extra["time"]``: the frame's own time), then the sound track as "audio" windows, each yielded
+    as it is decoded (a segment's frames, or one audio window, in memory at a time).
 
     Segments follow the frames actually decoded, never the duration a header claims (a crafted tag can say
     277,777 hours), and stop at ``MAX_SEGMENTS``. Frames past the image pixel limit are refused before decoding;
     large ones are converted reduced for ``options.image_side``. Frames are decoded only when ``options`` wants
     "image" chunks, the sound track only when it wants "audio" (or transcripts)."""
-    from omnivec.inputs.audio import _require_av, resample
+    from omnivec.inputs.audio import _require_av
 
     wants_frames = options.wants("image")
     wants_sound = options.wants("audio") or (options.transcribe_model is not None and options.wants("text"))
     if not wants_frames and not wants_sound:
-        return []  # no space of this KB embeds anything of a video: nothing is decoded
+        return  # no space of this KB embeds anything of a video: nothing is decoded
     try:
         av = _require_av()
     except InputError as exc:
         raise IngestError(str(path), str(exc)) from None
     source = decoder_source(path)
-    has_video, has_audio, frames = _read_streams(path, av, source, options, wants_frames)
+    has_video, has_audio = _streams(path, av, source)
     if not has_video:  # an .mp4/.webm holding only sound (a podcast, a voice note): index it as a recording
         from omnivec.kb.ingest.media import ingest_audio
 
-        return ingest_audio(path, options)
-    if wants_frames and not frames:
-        raise IngestError(str(path), "the video stream holds no decodable frame")
-    chunks = [Chunk(Location(str(path), start=start, end=end), modality="image", kind="frame", content=image,
-                    thumbnail=thumbnail(image, options.thumbnail_px), extra={"time": time})
-              for start, end, image, time in frames]
-    track = _sound_track(path, source) if has_audio and wants_sound else None
-    if track is not None:
-        waveform, rate, cut = track
-        if cut:
-            warn_cut(path, "sound track")
-        if waveform.size:
-            chunks.extend(sound_chunks(str(path), resample(waveform, rate, options.audio_rate), options))
-    return chunks
+        yield from ingest_audio(path, options)
+        return
+    if wants_frames:
+        yield from _frames(path, av, source, options)
+    if has_audio and wants_sound:
+        yield from _sound_track(path, source, options)
 
 
-def _read_streams(path: Path, av: Any, source: Any, options: IngestOptions,
-                  wants_frames: bool) -> tuple[bool, bool, list[tuple[float, float, Any, float]]]:
-    """Whether the file has a video stream and an audio stream (``IngestError`` when it has neither), and when
-    ``wants_frames`` and it has video, its frames by segment (see ``segment_frames``)."""
-    from omnivec.inputs.video import _duration, check_frame_size, frame_image
-
+def _streams(path: Path, av: Any, source: Any) -> tuple[bool, bool]:
+    """Whether the file has a video stream and an audio stream (``IngestError`` when it has neither)."""
     try:
         with av.open(source) as container:
             has_video, has_audio = bool(container.streams.video), bool(container.streams.audio)
-            if not has_video and not has_audio:
-                raise IngestError(str(path), "the file has no video or audio stream")
-            if not (has_video and wants_frames):
-                return has_video, has_audio, []
+    except Exception as exc:  # av.error.* for damaged containers
+        raise IngestError(str(path), f"cannot decode as video: {exc}") from None
+    if not has_video and not has_audio:
+        raise IngestError(str(path), "the file has no video or audio stream")
+    return has_video, has_audio
+
+
+def _frames(path: Path, av: Any, source: Any, options: IngestOptions) -> Iterator[Chunk]:
+    """The "frame" chunks by segment (see ``segment_frames``), as they decode."""
+    from omnivec.inputs.video import _duration, check_frame_size, frame_image
+
+    any_frame = False
+    try:
+        with av.open(source) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             check_frame_size(stream.codec_context.width, stream.codec_context.height, 0, source)
-            return has_video, has_audio, segment_frames(
-                path, container, stream, _duration(container, stream), options,
-                lambda frame: frame_image(frame, options.image_side, 0, source))
+            frames = segment_frames(path, container, stream, _duration(container, stream), options,
+                                    lambda frame: frame_image(frame, options.image_side, 0, source))
+            for start, end, image, time in frames:
+                any_frame = True
+                yield Chunk(Location(str(path), start=start, end=end), modality="image", kind="frame",
+                            content=image, thumbnail=thumbnail(image, options.thumbnail_px), extra={"time": time})
     except IngestError:
         raise
     except InputError as exc:  # frames past the pixel limit
         raise IngestError(str(path), reason(exc, source)) from None
     except Exception as exc:  # av.error.* for damaged containers and streams
         raise IngestError(str(path), f"cannot decode as video: {exc}") from None
+    if not any_frame:
+        raise IngestError(str(path), "the video stream holds no decodable frame")
 
 
-def _sound_track(path: Path, source: Any) -> tuple[np.ndarray, int, bool] | None:
-    """The video's sound track: ``(waveform, sampling rate, whether it was cut at MAX_AUDIO_SECONDS)``, or None,
-    with a warning, where it cannot be read (the pictures are still worth indexing without their sound)."""
+def _sound_track(path: Path, source: Any, options: IngestOptions) -> Iterator[Chunk]:
+    """The sound track's audio windows (and transcripts), decoded and resampled block by block. One that cannot
+    be read is skipped with a warning (the pictures are still worth indexing without their sound); one that
+    breaks half-way keeps the windows read before the break."""
     from omnivec.inputs import audio
 
-    try:
-        return audio.decode_audio_track(source, index=0, described=source, max_seconds=audio.MAX_AUDIO_SECONDS,
-                                        cut=True)
-    except Exception as exc:
-        why = reason(exc, source) if isinstance(exc, InputError) else f"cannot read the video's audio track: {exc}"
-        warnings.warn(printable(f"{path}: sound track skipped: {why}"), stacklevel=3)  # ingest_video's caller
-        return None
+    track = audio.AudioStream(source, index=0, sampling_rate=options.audio_rate, described=source,
+                              max_seconds=audio.MAX_AUDIO_SECONDS, cut=True, track=True)
+    def blocks() -> Iterator[np.ndarray]:
+        try:
+            yield from track
+        except Exception as exc:
+            why = reason(exc, source) if isinstance(exc, InputError) else f"cannot read the video's audio track: {exc}"
+            warnings.warn(printable(f"{path}: sound track skipped: {why}"), stacklevel=2)
+
+    yield from sound_chunks(str(path), blocks(), options,
+                            after=lambda: warn_cut(path, "sound track") if track.cut else None)
 
 
 def segment_frames(path: Path, container: Any, stream: Any, duration: float, options: IngestOptions,
-                   to_image: Callable[[Any], Any]) -> list[tuple[float, float, Any, float]]:
+                   to_image: Callable[[Any], Any]) -> Iterator[tuple[float, float, Any, float]]:
     """``(segment start, segment end, frame image, frame time)``: the frames on screen at evenly spaced times in
-    each segment, made images by ``to_image``. Segments are cut as frames decode: planning stops where the stream ends (whatever ``duration``
-    says) or at ``MAX_SEGMENTS``; a duration that is unknown or not finite is read as "until the frames end"."""
+    each segment, made images by ``to_image``, segment by segment as they decode. Segments are cut as frames
+    decode: planning stops where the stream ends (whatever ``duration`` says) or at ``MAX_SEGMENTS``; a duration
+    that is unknown or not finite is read as "until the frames end"."""
     segment_s, per_segment = options.video_segment_s, options.frames_per_segment
     if not math.isfinite(duration) or duration <= 0:
         duration = math.inf
     count = max(1, math.ceil(duration / segment_s - EPS)) if math.isfinite(duration) else math.inf
     grabber = _FrameGrabber(container, stream, to_image)
-    out: list[tuple[float, float, Any, float]] = []
     k = 0
     while k < count:
         start = k * segment_s
@@ -136,9 +144,8 @@ def segment_frames(path: Path, container: Any, stream: Any, duration: float, opt
         picked += picked[-1:] * (per_segment - len(picked))  # the last frame stays on screen
         if grabber.ended and start < grabber.end_time < end:
             end = grabber.end_time  # the stream ends before the duration said
-        out.extend((start, end, image, time) for image, time in picked)
+        yield from ((start, end, image, time) for image, time in picked)
         k += 1
-    return out
 
 
 class _FrameGrabber:
