@@ -19,6 +19,9 @@ from omnivec.kb.index_report import short_reason
 
 # What a model raises for an input it cannot take (a bad chunk): the file fails alone. Anything else stops the run.
 EMBED_ERRORS = (OmnivecError, ValueError, RuntimeError)
+# A batch also ends once its chunks' decoded contents hold this much: 35 ten-second windows of 48 kHz audio, or
+# about 430 images of 224 x 224, whatever ``flush_chunks`` says.
+FLUSH_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,18 @@ class FileEnd:
 
 
 Event = ChunkItem | FileEnd
+
+
+def content_bytes(chunk: Chunk) -> int:
+    """About how much memory a chunk's content holds: an audio window's samples, an image's pixels, a text."""
+    content = chunk.content
+    if isinstance(content, dict) and hasattr(content.get("array"), "nbytes"):
+        return int(content["array"].nbytes)
+    if isinstance(content, (str, bytes)):
+        return len(content)
+    if hasattr(content, "getbands"):  # a PIL image
+        return content.width * content.height * len(content.getbands())
+    return 0
 
 
 def space_takes(space: Any, work: FileWork | None, chunk: Chunk) -> bool:
@@ -126,12 +141,13 @@ def read_file(path: str, options: Any) -> Iterator[Event]:
 def local_batches(works: list[FileWork], options: Any, spaces: list[Any], batch_size: int, flush_chunks: int,
                   seconds: dict[str, float], show_progress: bool | None = None) -> Iterator[list[Event]]:
     """The events of ``works``, read and embedded in this process, in batches of at most ``flush_chunks`` chunks
-    (a batch also ends after the last file). ``seconds`` gathers the time spent reading and per space embedding."""
+    or ``FLUSH_BYTES`` of content (a batch also ends after the last file). ``seconds`` gathers the time spent
+    reading and per space embedding."""
     from omnivec.runtime.batching import progress
 
     by_path = {work.version.path: work for work in works}
     batch: list[Event] = []
-    chunks = 0
+    chunks = size = 0
 
     def embedded() -> list[Event]:
         spent = embed_items(spaces, [e for e in batch if isinstance(e, ChunkItem)], by_path, batch_size,
@@ -149,9 +165,10 @@ def local_batches(works: list[FileWork], options: Any, spaces: list[Any], batch_
             if event is None:
                 break
             batch.append(event)
-            chunks += isinstance(event, ChunkItem)
-            if chunks >= flush_chunks:
+            if isinstance(event, ChunkItem):
+                chunks, size = chunks + 1, size + content_bytes(event.chunk)
+            if chunks >= flush_chunks or size >= FLUSH_BYTES:
                 yield embedded()
-                batch, chunks = [], 0
+                batch, chunks, size = [], 0, 0
     if batch:
         yield embedded()

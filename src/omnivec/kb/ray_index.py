@@ -109,9 +109,11 @@ def _stream(ray: Any, works: list[FileWork], options: Any, config: KBConfig, spa
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 1000)))
     dataset = dataset.map_batches(_read_files, batch_size=1, fn_kwargs={"options": options},
                                   batch_format="pyarrow", num_cpus=0.5)
-    for space in modelled:
+    for position, space in enumerate(modelled):
+        # the last space of a modality drops the chunks' contents: the driver writes payloads, not pixels
+        last = all(other.modality != space.modality for other in modelled[position + 1:])
         dataset = dataset.map_batches(
-            SpaceEmbedder, fn_constructor_kwargs={"config": config, "name": space.name},
+            SpaceEmbedder, fn_constructor_kwargs={"config": config, "name": space.name, "drop_content": last},
             batch_size=settings.batch_size(space.name, config.batch_size), batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=settings.actors), num_cpus=settings.cpus_per_actor,
             num_gpus=settings.gpus_per_actor or None)
@@ -166,9 +168,10 @@ def _work(path: str, spaces: str) -> FileWork:
 class SpaceEmbedder:
     """A Ray Data actor embedding one space's chunks: the model loads once, in ``__init__``. Adds the column
     ``vector:<space>`` (the pickled vector, empty where the space does not take the row) and sets ``error`` on
-    the rows of a file the model refuses."""
+    the rows of a file the model refuses. ``drop_content``: no later space reads this modality, so its chunks go on
+    without their content (decoded audio and pixels need not travel to the driver)."""
 
-    def __init__(self, config: KBConfig, name: str) -> None:
+    def __init__(self, config: KBConfig, name: str, drop_content: bool = False) -> None:
         from omnivec.kb.spaces import load_spaces
 
         only = replace(config, spaces={name: config.spaces[name]}, lexical=replace(config.lexical, enabled=False))
@@ -176,7 +179,7 @@ class SpaceEmbedder:
         if not loaded:
             raise RuntimeError(f"The {name} space's model could not be loaded on this Ray worker: "
                                + " ".join(problems))
-        self.space, self.batch_size = loaded[0], config.batch_size
+        self.space, self.batch_size, self.drop_content = loaded[0], config.batch_size, drop_content
 
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa
@@ -190,13 +193,19 @@ class SpaceEmbedder:
             works[row["path"]] = _work(row["path"], row["spaces"])
             items[index] = ChunkItem(row["path"], row["position"], pickle.loads(row["chunk"]))
         embed_items([self.space], list(items.values()), works, self.batch_size)
-        vectors, errors = [], []
+        vectors, errors, chunks = [], [], []
         for index, row in enumerate(rows):
             item = items.get(index)
             vectors.append(pickle.dumps(item.vectors[self.space.name])
                            if item is not None and self.space.name in item.vectors else b"")
             errors.append(item.error if item is not None and item.error else row["error"])
-        batch = batch.set_column(batch.schema.get_field_index("error"), "error", pa.array(errors, pa.string()))
+            chunks.append(row["chunk"])
+            if self.drop_content and not row["end"] and row["modality"] == self.space.modality:
+                chunk = item.chunk if item is not None else pickle.loads(row["chunk"])
+                chunk.content = None
+                chunks[-1] = pickle.dumps(chunk)
+        for name, values in (("error", pa.array(errors, pa.string())), ("chunk", pa.array(chunks, pa.binary()))):
+            batch = batch.set_column(batch.schema.get_field_index(name), name, values)
         return batch.append_column(f"vector:{self.space.name}", pa.array(vectors, pa.binary()))
 
 
