@@ -4,12 +4,13 @@ models' own encode / predict, unreadable rows, the settings' checks and the stor
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from omnivec.errors import ConfigError, InputError
+from omnivec.errors import ConfigError
 
 pytestmark = pytest.mark.slow  # a Ray instance starts (about 10 s); the whole file runs in about 40 s
 
@@ -49,7 +50,7 @@ def products(tmp_path_factory) -> Path:
 
 def _kb(root: Path, text_model: str, image_model: str, store: str | None = None) -> Path:
     kb = root / "kb"
-    kb.mkdir()
+    kb.mkdir(parents=True)
     store_line = f'store = "{store}"\n' if store else ""
     (kb / "kb.toml").write_text(f'{store_line}[spaces]\ntext = "{text_model}"\nimage = "{image_model}"\n',
                                 encoding="utf-8")
@@ -58,45 +59,40 @@ def _kb(root: Path, text_model: str, image_model: str, store: str | None = None)
 
 def test_the_docs_example(ray_local, products, bert_dir, clip_dir, tmp_path):
     """Texts and images of a Parquet file embedded on actor pools equal the models' own encode (1e-6); written into
-    a KB, the text and image searches find the right product; the missing image is a null row, skipped."""
+    a KB, the text, image and lexical searches find the right product; the missing image is a null row, skipped.
+    The same vectors written into a Qdrant local-mode KB go through the driver (KBSink refuses that store)."""
     import omnivec
     import omnivec.ray as ovr
 
     ray = ray_local
-    kb = _kb(tmp_path, bert_dir, clip_dir)
+    kb = _kb(tmp_path / "lance", bert_dir, clip_dir)
     ds = ray.data.read_parquet(str(products))
-    text = ds.map_batches(ovr.Embed, fn_constructor_kwargs={"settings": ovr.EmbedSettings(
-        model=bert_dir, column="text", normalize=True)}, compute=ray.data.ActorPoolStrategy(size=1), batch_size=4)
-    images = ds.map_batches(ovr.Embed, fn_constructor_kwargs={"settings": ovr.EmbedSettings(
-        model=clip_dir, column="image_path", modality="image", normalize=True, on_error="null", id_column="id")},
-        compute=ray.data.ActorPoolStrategy(size=1), batch_size=4)
-    text, images = text.materialize(), images.materialize()
+    ds = ds.map_batches(ovr.Embed, fn_constructor_kwargs={"settings": ovr.EmbedSettings(
+        model=bert_dir, column="text", output_column="text_vector", normalize=True)},
+        compute=ray.data.ActorPoolStrategy(size=1), batch_size=4, num_cpus=0.5)  # two pools and a read: 2 CPUs
+    ds = ds.map_batches(ovr.Embed, fn_constructor_kwargs={"settings": ovr.EmbedSettings(
+        model=clip_dir, column="image_path", output_column="image_vector", modality="image", normalize=True,
+        on_error="null", id_column="id")}, compute=ray.data.ActorPoolStrategy(size=1), batch_size=4, num_cpus=0.5)
+    ds = ds.materialize()
 
-    rows = sorted(text.take_all(), key=lambda r: r["id"])
+    rows = sorted(ds.take_all(), key=lambda r: r["id"])
     expected = omnivec.Embedder(bert_dir, device="cpu").encode(TEXTS, normalize_embeddings=True)
-    np.testing.assert_allclose(np.stack([r["embedding"] for r in rows]), expected, atol=ATOL)
-    assert str(text.schema().base_schema.field("embedding").type).startswith("ArrowTensorType")
-
-    rows = sorted(images.take_all(), key=lambda r: r["id"])
-    assert [r["embedding_error"] is not None for r in rows] == [False, False, False, True, False, False]
-    assert rows[3]["embedding"] is None and "p3.png" in rows[3]["embedding_error"]
+    np.testing.assert_allclose(np.stack([r["text_vector"] for r in rows]), expected, atol=ATOL)
+    assert [r["image_vector_error"] is not None for r in rows] == [False, False, False, True, False, False]
+    assert rows[3]["image_vector"] is None and "p3.png" in rows[3]["image_vector_error"]
+    readable = [r for r in rows if r["image_vector"] is not None]
     clip = omnivec.Embedder(clip_dir, device="cpu")
-    readable = [r["image_path"] for r in rows if r["embedding"] is not None]
-    np.testing.assert_allclose(np.stack([r["embedding"] for r in rows if r["embedding"] is not None]),
-                               clip.encode(readable, modality="image", normalize_embeddings=True), atol=ATOL)
+    np.testing.assert_allclose(np.stack([r["image_vector"] for r in readable]), clip.encode(
+        [r["image_path"] for r in readable], modality="image", normalize_embeddings=True), atol=ATOL)
 
-    written = ovr.write_kb(text, kb=str(kb), space="text", model=bert_dir,
-                           payload_columns={"text": "text", "file": "image_path"})
+    payload = {"text": "text", "file": "image_path"}
+    written = ovr.write_kb(ds, kb=str(kb), space="text", model=bert_dir, vector_column="text_vector",
+                           payload_columns=payload)
     assert (written.written, written.skipped) == (6, 0)
-    written = ovr.write_kb(images, kb=str(kb), space="image", model=clip_dir, error_column="embedding_error",
-                           payload_columns={"text": "text", "file": "image_path"})
+    written = ovr.write_kb(ds, kb=str(kb), space="image", model=clip_dir, vector_column="image_vector",
+                           error_column="image_vector_error", payload_columns=payload)
     assert (written.written, written.skipped) == (5, 1) and written.examples[0][0] == "p3"
-
-    from omnivec.kb.search import Searcher
-    from omnivec.kb.settings import kb_settings
-
-    searcher = Searcher(*kb_settings(str(kb), None, existing=True))
-    try:
+    with _searcher(kb) as searcher:
         for i, query in enumerate(TEXTS):  # a product's own text: its text vector is the nearest (cosine 1)
             hits = searcher.search(query, k=1, spaces=["text"])
             assert hits[0].id == f"p{i}" and hits[0].similarity == pytest.approx(1.0, abs=1e-5)
@@ -104,24 +100,27 @@ def test_the_docs_example(ray_local, products, bert_dir, clip_dir, tmp_path):
         assert hits[0].id == "p4" and hits[0].location.file.endswith("p4.png")
         assert searcher.search("garden hose", k=1, spaces=["lexical"])[0].id == "p2"  # the lexical space too
         assert searcher.store.count("image") == 5 and searcher.store.count("text") == 6
+
+    qdrant_kb = _kb(tmp_path / "qdrant", bert_dir, clip_dir, store=f"qdrant://{tmp_path / 'qdrant' / 'store'}")
+    settings = ovr.KBWriteSettings(kb=str(qdrant_kb), space="text", model=bert_dir, vector_column="text_vector",
+                                   lexical=False, payload_columns=payload)
+    with pytest.raises(ConfigError, match="Qdrant in local mode.*write_kb"):
+        ovr.KBSink(settings)
+    assert ovr.write_kb(ds, settings).written == 6
+    with _searcher(qdrant_kb) as searcher:
+        assert [searcher.search(t, k=1, spaces=["text"])[0].id for t in TEXTS] == [f"p{i}" for i in range(6)]
+
+
+@contextlib.contextmanager
+def _searcher(kb: Path):
+    from omnivec.kb.search import Searcher
+    from omnivec.kb.settings import kb_settings
+
+    searcher = Searcher(*kb_settings(str(kb), None, existing=True))
+    try:
+        yield searcher
     finally:
         searcher.close()
-
-
-def test_an_unreadable_row_fails_the_job_naming_it(ray_local, products, clip_dir):
-    """With on_error="raise" (the default), the missing image fails the job; the message names the row's id, the
-    column and the file."""
-    import omnivec.ray as ovr
-
-    ray = ray_local
-    ds = ray.data.read_parquet(str(products))
-    embedded = ds.map_batches(ovr.Embed, fn_constructor_kwargs={"model": clip_dir, "column": "image_path",
-                                                                "modality": "image", "id_column": "id"},
-                              compute=ray.data.ActorPoolStrategy(size=1), batch_size=6)
-    with pytest.raises(Exception) as caught:
-        embedded.materialize()
-    message = str(caught.value)
-    assert "row 3 of this batch (id 'p3'), column 'image_path'" in message and "p3.png' does not exist" in message
 
 
 def test_scores_equal_predict(ray_local, bert_dir, tmp_path):
@@ -140,87 +139,3 @@ def test_scores_equal_predict(ray_local, bert_dir, tmp_path):
     expected = omnivec.CrossEncoder(str(tmp_path / "ce"), device="cpu").predict(pairs)
     by_passage = {row["passage"]: row["score"] for row in scored}
     np.testing.assert_allclose([by_passage[d] for _, d in pairs], expected, atol=ATOL)
-
-
-def test_qdrant_local_is_written_from_the_driver(ray_local, products, bert_dir, clip_dir, tmp_path):
-    """Qdrant's local mode takes one process: KBSink refuses it, naming the store; write_kb writes it from the
-    driver, and the search finds every product."""
-    import omnivec.ray as ovr
-
-    ray = ray_local
-    kb = _kb(tmp_path, bert_dir, clip_dir, store=f"qdrant://{tmp_path / 'qdrant'}")
-    ds = ray.data.read_parquet(str(products)).map_batches(
-        ovr.Embed, fn_constructor_kwargs={"model": bert_dir, "column": "text", "normalize": True},
-        compute=ray.data.ActorPoolStrategy(size=1), batch_size=4)
-    settings = ovr.KBWriteSettings(kb=str(kb), space="text", model=bert_dir, lexical=False,
-                                   payload_columns={"text": "text", "file": "image_path"})
-    with pytest.raises(ConfigError, match="Qdrant in local mode.*write_kb"):
-        ovr.KBSink(settings)
-    assert ovr.write_kb(ds, settings).written == 6
-
-    from omnivec.kb.search import Searcher
-    from omnivec.kb.settings import kb_settings
-
-    searcher = Searcher(*kb_settings(str(kb), None, existing=True))
-    try:
-        assert [searcher.search(t, k=1, spaces=["text"])[0].id for t in TEXTS] == [f"p{i}" for i in range(6)]
-    finally:
-        searcher.close()
-
-
-# -- without Ray: the callables on plain dict batches, and the settings -----------------------------------------
-def test_audio_column_of_waveforms(clap_dir):
-    """Bare waveforms with ``sampling_rate`` set embed as ``encode`` of ``{"array", "sampling_rate"}`` does."""
-    import omnivec
-    from omnivec.models.ray_embed import Embed
-
-    rng = np.random.default_rng(0)
-    waves = np.empty(3, dtype=object)
-    waves[:] = [rng.uniform(-0.5, 0.5, n).astype(np.float32) for n in (48_000, 24_000, 60_000)]
-    out = Embed(model=clap_dir, column="audio", modality="audio", sampling_rate=48_000)({"audio": waves})
-    expected = omnivec.Embedder(clap_dir, device="cpu").encode(
-        [{"array": w, "sampling_rate": 48_000} for w in waves])
-    np.testing.assert_allclose(out["embedding"], expected, atol=ATOL)
-
-
-def test_null_rows_keep_the_others_exact(bert_dir):
-    """A null text, with on_error="null", gets a null vector and its reason; the other rows equal encode."""
-    import omnivec
-    from omnivec.models.ray_embed import Embed
-
-    batch = {"text": np.array(["one", None, "three"], dtype=object)}
-    table = Embed(model=bert_dir, column="text", on_error="null")(batch)
-    vectors = table.column("embedding").to_pylist()
-    assert vectors[1] is None and table.column("embedding_error").to_pylist() == [None, "the value is null", None]
-    expected = omnivec.Embedder(bert_dir, device="cpu").encode(["one", "three"])
-    np.testing.assert_allclose(np.array([vectors[0], vectors[2]]), expected, atol=ATOL)
-    with pytest.raises(InputError, match=r"row 1 of this batch, column 'text' = None: the value is null"):
-        Embed(model=bert_dir, column="text")(dict(batch))
-
-
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"model": "m", "column": "text", "modality": "picture"}, r"modality='picture' is not allowed"),
-    ({"model": "m", "column": "text", "normalise": True}, r"unknown setting\(s\) \['normalise'\]"),
-    ({"model": "m", "column": "text", "sampling_rate": 16000}, r"sampling_rate is for modality='audio'"),
-    ({"model": "m", "column": "text", "output_column": "text"}, r"would overwrite the input column"),
-    ({"model": "m", "column": "text", "batch_size": 0}, r"batch_size must be a whole number >= 1"),
-    ({"model": "m", "column": "text", "on_error": "skip"}, r"on_error='skip' is not allowed"),
-])
-def test_embed_settings_are_checked(fields, message):
-    from omnivec.models.ray_embed import Embed
-
-    with pytest.raises(ConfigError, match=message):
-        Embed(**fields)
-
-
-def test_writer_settings_are_checked(tmp_path, bert_dir, clip_dir):
-    from omnivec.ray import KBWriteSettings
-    from omnivec.kb.ray_target import KBTarget
-
-    with pytest.raises(ConfigError, match="needs a payload 'file'"):
-        KBWriteSettings(kb="kb", space="text", model="m")
-    with pytest.raises(ConfigError, match="space='lexical': the writer fills a dense space"):
-        KBWriteSettings(kb="kb", space="lexical", model="m", payload_values={"file": "f"})
-    kb = _kb(tmp_path, bert_dir, clip_dir)
-    with pytest.raises(ConfigError, match="embeds its 'image' space with"):
-        KBTarget(KBWriteSettings(kb=str(kb), space="image", model=bert_dir, payload_values={"file": "f"}))

@@ -6,6 +6,7 @@ the driver. Importing this module imports Ray; ``omnivec.ray`` imports it on fir
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -87,7 +88,13 @@ def write_kb(ds: Any, settings: KBWriteSettings | None = None, *, concurrency: i
         sink = KBSink(target.settings)
         ds.write_datasink(sink, concurrency=concurrency)
         return sink.summary or WriteSummary()
-    with start(target, ds.schema().base_schema):
-        summary = target.write(ds.iter_batches(batch_format="numpy"))
+    # The schema comes from the first batch: ds.schema() would run the pipeline (its embedding) once more.
+    batches = iter(ds.iter_batches(batch_format="pyarrow"))
+    first = next(batches, None)
+    if first is None:
+        return WriteSummary()
+    with start(target, first.schema):
+        summary = target.write(BlockAccessor.for_block(b).to_batch_format("numpy")
+                               for b in itertools.chain([first], batches))
         target.finish()
     return summary

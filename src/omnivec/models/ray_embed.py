@@ -8,12 +8,12 @@ not a dict of NumPy arrays): the classes also run on plain dict batches, without
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Generic, cast
 
 import numpy as np
 
 from omnivec.errors import InputError, SourceError
-from omnivec.models.ray_settings import EmbedSettings, ScoreSettings, settings_from
+from omnivec.models.ray_settings import EmbedSettings, S, ScoreSettings, settings_from
 
 # What a row the model cannot read raises (missing or corrupt media, an input of the wrong kind): that row
 # fails, not the whole job. Anything else (a model or device error) fails the batch as it is.
@@ -21,11 +21,11 @@ ROW_ERRORS = (InputError, SourceError)
 _INDEX_PREFIX = re.compile(r"^Input at index 0:?\s*")
 
 
-class _BatchModel:
+class _BatchModel(Generic[S]):
     """A loaded model applied to Ray batches, with the row-error handling ``Embed`` and ``Score`` share."""
 
     owner = ""
-    settings: EmbedSettings | ScoreSettings
+    settings: S
 
     def _run(self, batch: Any, inputs: list[Any], columns: str, infer: Any, empty: np.ndarray) -> dict[str, Any]:
         """``batch`` with the output column (``infer(inputs)`` for the readable rows) and, with ``on_error="null"``,
@@ -69,7 +69,7 @@ class _BatchModel:
                           f"error column instead).")
 
 
-class Embed(_BatchModel):
+class Embed(_BatchModel[EmbedSettings]):
     """``ds.map_batches(Embed, fn_constructor_kwargs={"settings": EmbedSettings(model=..., column="text")},
     compute=ray.data.ActorPoolStrategy(size=2), batch_size=64)``: adds ``output_column``, float32 vectors of the
     model's dimension (a tensor column), to each batch. The settings' fields may also be passed one by one as
@@ -94,12 +94,13 @@ class Embed(_BatchModel):
 
     def _encode(self, inputs: list[Any]) -> np.ndarray:
         s = self.settings
-        return self.model.encode(inputs, batch_size=s.batch_size, normalize_embeddings=s.normalize, prompt=s.prompt,
-                                 prompt_name=s.prompt_name, modality=None if s.modality == "auto" else s.modality,
-                                 task=s.task, truncate_dim=s.truncate_dim, show_progress_bar=False)
+        vectors = self.model.encode(inputs, batch_size=s.batch_size, normalize_embeddings=s.normalize, prompt=s.prompt,
+                                    prompt_name=s.prompt_name, modality=None if s.modality == "auto" else s.modality,
+                                    task=s.task, truncate_dim=s.truncate_dim, show_progress_bar=False)
+        return np.asarray(vectors)
 
 
-class Score(_BatchModel):
+class Score(_BatchModel[ScoreSettings]):
     """``ds.map_batches(Score, fn_constructor_kwargs={"settings": ScoreSettings(model=..., query_column="query",
     document_column="passage")}, ...)``: adds ``output_column``, the CrossEncoder's float32 score of each pair (a
     vector of ``num_labels`` scores per row for a model with several). See :class:`ScoreSettings`."""
@@ -119,14 +120,15 @@ class Score(_BatchModel):
         batch = _numpy_batch(batch)
         queries = _inputs(batch, s.query_column, self.owner)
         documents = _inputs(batch, s.document_column, self.owner)
-        pairs = [None if _is_null(q) or _is_null(d) else (q, d) for q, d in zip(queries, documents)]
+        pairs = [None if _is_null(q) or _is_null(d) else (q, d) for q, d in zip(queries, documents, strict=True)]
         columns = f"columns ({s.query_column!r}, {s.document_column!r})"
         return self._run(batch, pairs, columns, self._predict, self.empty)
 
     def _predict(self, pairs: list[Any]) -> np.ndarray:
         s = self.settings
-        return self.model.predict(pairs, batch_size=s.batch_size, apply_softmax=s.apply_softmax, prompt=s.prompt,
-                                  prompt_name=s.prompt_name, show_progress_bar=False)
+        scores = self.model.predict(pairs, batch_size=s.batch_size, apply_softmax=s.apply_softmax, prompt=s.prompt,
+                                    prompt_name=s.prompt_name, show_progress_bar=False)
+        return np.asarray(scores)
 
 
 def _numpy_batch(batch: Any) -> dict[str, Any]:
@@ -135,7 +137,7 @@ def _numpy_batch(batch: Any) -> dict[str, Any]:
         return batch
     from ray.data.block import BlockAccessor
 
-    return BlockAccessor.for_block(batch).to_batch_format("numpy")
+    return cast("dict[str, Any]", BlockAccessor.for_block(batch).to_batch_format("numpy"))
 
 
 def _inputs(batch: dict[str, Any], column: str, owner: str) -> list[Any]:
