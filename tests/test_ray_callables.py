@@ -91,3 +91,13 @@ def test_writer_settings_are_checked(tmp_path, bert_dir, clip_dir):
     kb = _kb(tmp_path, bert_dir, clip_dir)
     with pytest.raises(ConfigError, match="embeds its 'image' space with"):
         KBTarget(KBWriteSettings(kb=str(kb), space="image", model=bert_dir, payload_values={"file": "f"}))
+
+
+def test_importing_omnivec_ray_loads_neither_ray_nor_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, omnivec.ray as r; assert r.EmbedSettings and r.KBWriteSettings; "
+            "print(sorted(m for m in ('ray', 'torch', 'lancedb') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"

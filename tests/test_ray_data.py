@@ -5,6 +5,7 @@ models' own encode / predict, unreadable rows, the settings' checks and the stor
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def _kb(root: Path, text_model: str, image_model: str, store: str | None = None)
     return kb
 
 
-def test_the_docs_example(ray_local, products, bert_dir, clip_dir, tmp_path):
+def test_the_docs_example(ray_local, products, bert_dir, clip_dir, tmp_path, capsys):
     """Texts and images of a Parquet file embedded on actor pools equal the models' own encode (1e-6); written into
     a KB, the text, image and lexical searches find the right product; the missing image is a null row, skipped.
     The same vectors written into a Qdrant local-mode KB go through the driver (KBSink refuses that store)."""
@@ -100,6 +101,11 @@ def test_the_docs_example(ray_local, products, bert_dir, clip_dir, tmp_path):
         assert hits[0].id == "p4" and hits[0].location.file.endswith("p4.png")
         assert searcher.search("garden hose", k=1, spaces=["lexical"])[0].id == "p2"  # the lexical space too
         assert searcher.store.count("image") == 5 and searcher.store.count("text") == 6
+    from omnivec.cli import main
+
+    capsys.readouterr()  # the docs' command: `omnivec search --image PHOTO --kb KB`
+    assert main(["search", "--image", str(products.parent / "p1.png"), "--kb", str(kb), "--json", "-k", "1"]) == 0
+    assert [hit["id"] for hit in json.loads(capsys.readouterr().out)] == ["p1"]
 
     qdrant_kb = _kb(tmp_path / "qdrant", bert_dir, clip_dir, store=f"qdrant://{tmp_path / 'qdrant' / 'store'}")
     settings = ovr.KBWriteSettings(kb=str(qdrant_kb), space="text", model=bert_dir, vector_column="text_vector",
