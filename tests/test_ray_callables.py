@@ -101,3 +101,38 @@ def test_importing_omnivec_ray_loads_neither_ray_nor_torch():
             "print(sorted(m for m in ('ray', 'torch', 'lancedb') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_image_columns_of_bytes_and_arrays(clip_dir, tmp_path):
+    """An image column of PNG bytes (what Parquet holds) and one of HxWxC uint8 rows (a Ray tensor column, as
+    ``ray.data.read_images`` makes) embed as ``encode`` of the same images; a pandas batch reads like a dict one."""
+    import io
+
+    import pandas as pd
+    from PIL import Image
+
+    import omnivec
+    from omnivec.models.ray_embed import Embed
+
+    images = [Image.new("RGB", (40, 30), colour) for colour in ((200, 20, 20), (20, 200, 20), (20, 20, 200))]
+    pngs = []
+    for image in images:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        pngs.append(buffer.getvalue())
+    expected = omnivec.Embedder(clip_dir, device="cpu").encode(images, modality="image")
+    embed = Embed(model=clip_dir, column="image", modality="image")
+    column = np.empty(3, dtype=object)
+    column[:] = pngs
+    np.testing.assert_allclose(embed({"image": column})["embedding"], expected, atol=ATOL)
+    arrays = np.stack([np.asarray(image) for image in images])  # (3, 30, 40, 3) uint8
+    np.testing.assert_allclose(embed({"image": arrays})["embedding"], expected, atol=ATOL)
+    out = embed(pd.DataFrame({"image": pngs}))
+    np.testing.assert_allclose(out["embedding"], expected, atol=ATOL)
+
+
+def test_an_unknown_prompt_name_fails_when_the_actor_starts(bert_dir):
+    from omnivec.models.ray_embed import Embed
+
+    with pytest.raises(ConfigError, match=r"prompt_name='query' is not one of the model's prompts \[\]"):
+        Embed(model=bert_dir, column="text", prompt_name="query")

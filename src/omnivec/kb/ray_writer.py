@@ -51,7 +51,8 @@ class KBSink(Datasink[WriteSummary]):
         for part in write_result.write_returns:
             summary.add(part)
         try:
-            self.target.finish()
+            if self._lock is not None:  # None: an empty dataset, nothing was started
+                self.target.finish()
         finally:
             self._release()
         self.summary = summary

@@ -12,7 +12,7 @@ from typing import Any, Generic, cast
 
 import numpy as np
 
-from omnivec.errors import InputError, SourceError
+from omnivec.errors import ConfigError, InputError, SourceError
 from omnivec.models.ray_settings import EmbedSettings, S, ScoreSettings, settings_from
 
 # What a row the model cannot read raises (missing or corrupt media, an input of the wrong kind): that row
@@ -57,6 +57,13 @@ class _BatchModel(Generic[S]):
             return batch
         return _with_nulls(batch, self._output, s.resolved_error_column(self._output), out, rows, errors, len(inputs))
 
+    def _check_prompt(self, prompts: dict[str, str]) -> None:
+        """An unknown prompt name would fail every row alike: said once, naming the setting, when the actor starts."""
+        name = self.settings.prompt_name
+        if name is not None and name not in prompts:
+            raise ConfigError(f"{self.owner}: prompt_name={name!r} is not one of the model's prompts "
+                              f"{sorted(prompts)}.")
+
     @property
     def _output(self) -> str:
         return self.settings.output_column
@@ -83,6 +90,7 @@ class Embed(_BatchModel[EmbedSettings]):
         self.settings = s = settings_from(EmbedSettings, settings, fields)
         self.model = Embedder(s.model, device=s.device, backend=s.backend, trust_remote_code=s.trust_remote_code)
         self.dim = int(s.truncate_dim or self.model.get_sentence_embedding_dimension() or 0)
+        self._check_prompt(self.model.prompts)
 
     def __call__(self, batch: Any) -> Any:
         s = self.settings
@@ -112,6 +120,7 @@ class Score(_BatchModel[ScoreSettings]):
 
         self.settings = s = settings_from(ScoreSettings, settings, fields)
         self.model = CrossEncoder(s.model, device=s.device, backend=s.backend, trust_remote_code=s.trust_remote_code)
+        self._check_prompt(self.model.prompts)
         labels = int(self.model.num_labels)
         self.empty = np.zeros((0,) if labels == 1 else (0, labels), np.float32)
 
