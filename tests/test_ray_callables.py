@@ -136,3 +136,23 @@ def test_an_unknown_prompt_name_fails_when_the_actor_starts(bert_dir):
 
     with pytest.raises(ConfigError, match=r"prompt_name='query' is not one of the model's prompts \[\]"):
         Embed(model=bert_dir, column="text", prompt_name="query")
+
+
+def test_the_writer_refuses_a_kb_it_cannot_share(tmp_path, bert_dir, clip_dir):
+    """A space the KB lacks, and a KB holding files indexed by ``omnivec index`` (whose next run would delete the
+    dataset's records), are refused on the driver, naming the KB."""
+    from omnivec.kb.file_version import FileVersion
+    from omnivec.kb.manifest import Manifest
+    from omnivec.kb.ray_target import KBTarget
+    from omnivec.ray import KBWriteSettings
+
+    kb = _kb(tmp_path, bert_dir, clip_dir)
+    with pytest.raises(ConfigError, match=r"has no 'audio' space \(its spaces: \['image', 'text'\]\)"):
+        KBTarget(KBWriteSettings(kb=str(kb), space="audio", model=bert_dir, payload_values={"file": "f"}))
+    target = KBTarget(KBWriteSettings(kb=str(kb), space="text", model=bert_dir, payload_values={"file": "f"}))
+    assert target.store_uri == str(kb / "vectors") and target.lexical_language == "english"
+    manifest = Manifest(kb / "manifest.sqlite")
+    manifest.set_states([FileVersion("/docs/a.txt", "h", 1, 0.0)], "done")
+    manifest.close()
+    with pytest.raises(ConfigError, match="holds files indexed by `omnivec index`"):
+        KBTarget(KBWriteSettings(kb=str(kb), space="text", model=bert_dir, payload_values={"file": "f"}))
