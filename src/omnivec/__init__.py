@@ -82,7 +82,7 @@ _RENAMED = {
 }
 # Subpackages reachable as attributes (``omnivec.util.cos_sim`` after a bare ``import omnivec``).
 _SUBMODULES = ("similarity", "util", "models", "modules", "losses", "evaluation", "cross_encoder", "quantization",
-               "sparse_encoder")
+               "sparse_encoder", "ray")
 
 # Names resolved lazily below.
 __all__ = ["__version__", *_LAZY, "similarity"]  # pyright: ignore[reportUnsupportedDunderAll]
