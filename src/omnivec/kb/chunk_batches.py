@@ -62,9 +62,9 @@ Event = ChunkItem | FileEnd
 
 def content_bytes(chunk: Chunk) -> int:
     """About how much memory a chunk's content holds: an audio window's samples, an image's pixels, a text."""
-    content = chunk.content
-    if isinstance(content, dict) and hasattr(content.get("array"), "nbytes"):
-        return int(content["array"].nbytes)
+    content: Any = chunk.content
+    if isinstance(content, dict):
+        return int(getattr(content.get("array"), "nbytes", 0))
     if isinstance(content, (str, bytes)):
         return len(content)
     if hasattr(content, "getbands"):  # a PIL image
