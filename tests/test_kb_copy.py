@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -181,6 +184,45 @@ def test_a_copy_stopped_midway_resumes_to_the_same_result(sample_kb, state_home,
     # a finished copy is a KB: copying onto it again is refused
     assert main(["kb", "copy", "--kb", str(kb), "--config", str(config_path), "--to", uri]) == 2
     assert "is not empty" in capsys.readouterr().err
+
+
+KILLER = """
+import os, signal, sys
+from omnivec.kb.copy import copy_kb
+from omnivec.kb.stores.qdrant_store import QdrantStore
+
+real, calls = QdrantStore.upsert, []
+
+def upsert_then_die(self, name, records):
+    real(self, name, records)
+    calls.append(len(records))
+    if len(calls) == 3:  # three pages written: killed with no chance to clean up
+        print(sum(calls), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+QdrantStore.upsert = upsert_then_die
+copy_kb(sys.argv[1], sys.argv[2], sys.argv[3], page=4)
+"""
+
+
+def test_a_copy_killed_with_sigkill_resumes_to_the_same_result(sample_kb, state_home, request):
+    docs, kb, config_path = sample_kb
+    uri = f"qdrant://{_shm_dir(request) / 'copy'}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", KILLER, str(kb), uri, str(config_path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    dest_dir, _ = kb_settings(uri, None)
+    assert (dest_dir / "copy-source.json").is_file() and not (dest_dir / "manifest.sqlite").exists()
+    with open_store(uri) as partial:
+        written = {name: partial.count(name) for name in partial.collections()}
+    assert sum(written.values()) == int(done.stdout) > 0  # what the three pages held, no more
+    report = copy_kb(str(kb), uri, str(config_path), sample=10_000)
+    with open_store(str(kb / "vectors")) as source:
+        expected = {name: source.count(name) for name in source.collections()}
+    assert report.records == report.verified == expected  # every record compared at both ends
+    assert sum(report.written.values()) == sum(expected.values()) - int(done.stdout)
 
 
 def _tiny_kb(folder: Path, store: str, sparse: bool = False) -> Path:

@@ -32,7 +32,7 @@ from omnivec.kb.stores.base import CollectionSpec, VectorStore, open_store, stor
 
 MARKER = "copy-source.json"
 MANIFEST = "manifest.sqlite"
-PAGE = 512  # records read, checked at the destination and written together
+PAGE = 1024  # records read, checked at the destination and written together
 SAMPLE = 200  # records per collection compared at both ends
 
 
@@ -99,7 +99,7 @@ def copy_kb(kb: str, to: str, config_path: str | None = None, show_progress: boo
     dest_dir, dest_uri = kb_location(to)
     target = KBPlace(dest_dir, dest_uri or str(dest_dir / "vectors"))
     if source.key == target.key or src_dir.resolve() == dest_dir.resolve():
-        raise InputError(f"kb copy: --kb {kb!r} and --to {to!r} are the same KB ({source.key}): name another "
+        raise InputError(f"--kb {kb!r} and --to {to!r} are the same KB ({source.key}): name another "
                          "folder or store URI to copy to.")
     report = CopyReport(source.key, target.key)
     with ExitStack() as stack:
@@ -139,7 +139,7 @@ def _check_sparse(specs: dict[str, CollectionSpec], target: KBPlace, to: str) ->
     """A sparse space needs a store with sparse vectors: refused before the destination is opened."""
     sparse = [name for name, spec in specs.items() if spec.kind == "sparse"]
     if sparse and store_scheme(target.store)[0] in ("", "lancedb"):
-        raise InputError(f"kb copy: the KB has a learned-sparse space ({', '.join(sparse)}) and --to {to!r} is a "
+        raise InputError(f"the KB has a learned-sparse space ({', '.join(sparse)}) and --to {to!r} is a "
                          "LanceDB store, which has no sparse vectors: copy it to Qdrant (--to qdrant://PATH or "
                          "http(s)://HOST:6333). Nothing was written.")
 
@@ -154,7 +154,7 @@ def _check_target(target: KBPlace, store: VectorStore, source: KBPlace, to: str)
             previous = None
         if previous == source.key:
             return
-        raise InputError(f"kb copy: --to {to!r} holds an unfinished copy of another KB ({previous}): remove it "
+        raise InputError(f"--to {to!r} holds an unfinished copy of another KB ({previous}): remove it "
                          f"({target.folder} and the store {target.key}) or copy elsewhere.")
     held = [f"{name} ({store.count(name)} records)" for name in SPACE_NAMES if store.count(name)]
     held += [name for name in (MANIFEST, CONFIG_FILE) if (target.folder / name).exists()]
@@ -162,7 +162,7 @@ def _check_target(target: KBPlace, store: VectorStore, source: KBPlace, to: str)
     if thumbs.is_dir() and any(thumbs.iterdir()):
         held.append("thumbs/")
     if held:
-        raise InputError(f"kb copy: --to {to!r} is not empty: it holds {', '.join(held)} ({target.key}, state in "
+        raise InputError(f"--to {to!r} is not empty: it holds {', '.join(held)} ({target.key}, state in "
                          f"{target.folder}); a copy goes to a new folder or store. Nothing was written.")
 
 
@@ -235,7 +235,7 @@ def _write_config(src_dir: Path, config_path: str | None, target: KBPlace, dest_
     expected = replace(load_config(src_dir, config_path), store=dest_uri)
     if load_config(target.folder) != expected:
         path.unlink()
-        raise InputError(f"kb copy: could not rewrite the store of {source} for the copy (a multi-line store "
+        raise InputError(f"could not rewrite the store of {source} for the copy (a multi-line store "
                          "value?); set store in it on one line and copy again.")
 
 

@@ -45,16 +45,18 @@ def verify_collection(source: VectorStore, target: VectorStore, name: str, sampl
     equal records at both ends."""
     expected, found = source.count(name), target.count(name)
     if expected != found:
-        raise CopyMismatchError(f"kb copy: collection {name!r} has {expected} records in the source and {found} in "
-                                "the copy.")
+        raise CopyMismatchError(f"the copy is not verified: collection {name!r} has {expected} records in the "
+                                f"source and {found} in the copy.")
     theirs = {record.id: record for record in target.retrieve(name, sample)}
     for mine in source.retrieve(name, sample):
         other = theirs.get(mine.id)
         if other is None:
-            raise CopyMismatchError(f"kb copy: collection {name!r}, record {mine.id!r} is missing from the copy.")
+            raise CopyMismatchError(f"the copy is not verified: collection {name!r}, record {mine.id!r} is missing "
+                                    "from the copy.")
         problem = difference(mine, other)
         if problem:
-            raise CopyMismatchError(f"kb copy: collection {name!r}, record {mine.id!r}: {problem}.")
+            raise CopyMismatchError(f"the copy is not verified: collection {name!r}, record {mine.id!r}: "
+                                    f"{problem}.")
 
 
 def difference(mine: Record, other: Record) -> str:
