@@ -237,7 +237,8 @@ def _tiny_kb(folder: Path, store: str, sparse: bool = False) -> Path:
         handle.upsert("text", records)
         if sparse:
             handle.ensure_sparse_collection("sparse")
-            handle.upsert("sparse", [Record(r.id, SparseVector([1, 9], [0.5, 2.0]), r.payload) for r in records])
+            handle.upsert("sparse", [Record(r.id, SparseVector([1, 9], [0.5, 2.0 + i]), r.payload)
+                                     for i, r in enumerate(records)])
     return folder
 
 
@@ -273,6 +274,28 @@ def test_refusals_name_the_problem_and_write_nothing(tmp_path, request, capsys):
     assert "unfinished copy of another KB (lancedb:///elsewhere)" in capsys.readouterr().err
     with open_store(str(other / "vectors")) as store:
         assert store.count("text") == 2 and store.collections() == ["text"]
+
+
+def test_sparse_vectors_copy_between_qdrant_stores(tmp_path, state_home, request, capsys):
+    source = _tiny_kb(tmp_path / "sparse", f"qdrant://{_shm_dir(request) / 'q'}", sparse=True)
+    uri = f"qdrant://{_shm_dir(request) / 'copy'}"
+    assert main(["kb", "copy", "--kb", str(source), "--to", uri]) == 0
+    query = SparseVector([9, 4], [1.0, 3.0])
+    with open_store(load_config(source).store) as mine, open_store(uri) as theirs:
+        assert theirs.spec("sparse") == mine.spec("sparse")
+        copied = _all_records(theirs, "sparse")
+        assert {rid: (r.vector.indices.tolist(), r.vector.values.tolist()) for rid, r in copied.items()} == \
+            {f"r{i}": ([1, 9], [0.5, 2.0 + i]) for i in range(2)}
+        assert [(h.id, h.score) for h in theirs.search_sparse("sparse", query, 5)] == \
+            [(h.id, h.score) for h in mine.search_sparse("sparse", query, 5)] != []
+    capsys.readouterr()
+    assert main(["kb", "info", "--kb", uri, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["store"] == uri and info["size"]["store"] > 0
+    # the default config's spaces (none indexed here but text), and the sparse one the store holds
+    assert {name: space["records"] for name, space in info["spaces"].items()} == {
+        "text": 2, "image": 0, "audio": 0, "sparse": 2, "lexical": 0}
+    assert info["spaces"]["sparse"]["kind"] == "sparse" and info["spaces"]["lexical"]["kind"] is None
 
 
 def test_verification_names_the_collection_and_record(tmp_path):
