@@ -25,7 +25,7 @@ from typing import Any
 
 from omnivec.errors import InputError
 from omnivec.kb.config import CONFIG_FILE, SPACE_NAMES, load_config
-from omnivec.kb.copy_verify import IdSample, verify_collection
+from omnivec.kb.copy_verify import IdSample, difference, verify_collection
 from omnivec.kb.settings import kb_settings
 from omnivec.kb.state_dir import kb_location, normalize_store_uri
 from omnivec.kb.stores.base import CollectionSpec, VectorStore, open_store, store_scheme
@@ -103,12 +103,12 @@ def copy_kb(kb: str, to: str, config_path: str | None = None, show_progress: boo
                          "folder or store URI to copy to.")
     report = CopyReport(source.key, target.key)
     with ExitStack() as stack:
+        stack.enter_context(index_lock(src_dir))  # no index run changes the source meanwhile
         src_store = stack.enter_context(open_store(source.store))
         specs = _specs(src_store)
         _check_sparse(specs, target, to)
         dest_store = stack.enter_context(open_store(target.store))
         _check_target(target, dest_store, source, to)
-        stack.enter_context(index_lock(src_dir))  # no index run changes the source meanwhile
         stack.enter_context(index_lock(dest_dir))
         marker = dest_dir / MARKER
         marker.write_text(json.dumps({"source": source.key, "folder": str(src_dir.resolve())}), encoding="utf-8")
@@ -188,15 +188,15 @@ def _copy_collection(source: VectorStore, target: VectorStore, name: str, ids: I
     resuming = target.count(name) > 0
     written, after = 0, None
     while records := source.scroll(name, after, page):
-        after = records[-1].id
+        after, read = records[-1].id, len(records)
         ids.add([record.id for record in records])
-        if resuming:  # a stopped copy: what the destination has was written whole (stores commit per record)
-            have = {record.id for record in target.retrieve(name, [r.id for r in records], with_vectors=False)}
-            records = [record for record in records if record.id not in have]
+        if resuming:  # a stopped copy: records already there (stores write each whole) and equal are skipped
+            have = {record.id: record for record in target.retrieve(name, [r.id for r in records])}
+            records = [record for record in records if record.id not in have or difference(record, have[record.id])]
         if records:
             target.upsert(name, records)
             written += len(records)
-        bar.update(ids.seen - bar.n)
+        bar.update(read)
     return written
 
 

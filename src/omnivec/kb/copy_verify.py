@@ -46,7 +46,8 @@ def verify_collection(source: VectorStore, target: VectorStore, name: str, sampl
     expected, found = source.count(name), target.count(name)
     if expected != found:
         raise CopyMismatchError(f"the copy is not verified: collection {name!r} has {expected} records in the "
-                                f"source and {found} in the copy.")
+                                f"source and {found} in the copy (was the source indexed again after the copy "
+                                "began? remove the copy and copy again).")
     theirs = {record.id: record for record in target.retrieve(name, sample)}
     for mine in source.retrieve(name, sample):
         other = theirs.get(mine.id)
