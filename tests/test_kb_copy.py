@@ -209,6 +209,7 @@ copy_kb(sys.argv[1], sys.argv[2], sys.argv[3], page=4)
 """
 
 
+@pytest.mark.slow  # a second interpreter (about 5 s); the fast lane stops a copy by an exception instead
 def test_a_copy_killed_with_sigkill_resumes_to_the_same_result(sample_kb, state_home, request):
     docs, kb, config_path = sample_kb
     uri = f"qdrant://{_shm_dir(request) / 'copy'}"
