@@ -1,4 +1,4 @@
-"""omnivec command line: ``omnivec demo | encode | export | index | search | serve | train | bench-backends``. Heavy imports wait until a command runs."""
+"""omnivec command line: ``omnivec demo | encode | export | index | search | kb | serve | train | bench-backends``. Heavy imports wait until a command runs."""
 
 from __future__ import annotations
 
@@ -119,6 +119,18 @@ def _cmd_search(args: argparse.Namespace) -> int:
     choice = FusionChoice(args.fusion, args.rrf_k, parse_weights(args.weights) if args.weights else None, spaces)
     return run_search(args.query, args.image, args.kb, args.config, args.k, args.rerank, args.json, args.queries,
                       where, choice, args.backend)
+
+
+def _cmd_kb(args: argparse.Namespace) -> int:
+    for kb in (args.kb, getattr(args, "to", None)):
+        _check_kb_uri(kb)
+    if args.kb_command == "copy":
+        from omnivec.kb.copy import run_copy
+
+        return run_copy(args.kb, args.to, args.config)
+    from omnivec.kb.info import run_info
+
+    return run_info(args.kb, args.config, args.json)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -288,6 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--queries", help="a file of queries (.jsonl with text, or one per line): JSON lines out")
     search.add_argument("--json", action="store_true", help="print results as JSON")
     search.set_defaults(func=_cmd_search)
+
+    kb = commands.add_parser("kb", help="knowledge base tools: copy (to another store, no re-embedding), info")
+    kb_commands = kb.add_subparsers(dest="kb_command", metavar="KB_COMMAND", required=True)
+    copy = kb_commands.add_parser("copy", help="copy a KB (records, vectors, lexical data, manifest, thumbnails) to "
+                                               "another store, resumable and verified; no model runs")
+    copy.add_argument("--to", required=True, help="where to: a new KB folder (LanceDB) or a Qdrant URI (as --kb)")
+    info = kb_commands.add_parser("info", help="spaces, models, records per space and modality, files, size")
+    info.add_argument("--json", action="store_true", help="print it as JSON")
+    for sub in (copy, info):
+        sub.add_argument("--kb", required=True, help="KB folder or Qdrant URI (as for index)")
+        sub.add_argument("--config", help="its kb.toml (default: <kb>/kb.toml)")
+        sub.set_defaults(func=_cmd_kb)
 
     serve = commands.add_parser("serve", help="HTTP server: OpenAI-style /v1/embeddings, /v1/rerank (omnivec[serve])", parents=[runtime])
     serve.add_argument("--model", action="append", type=arg_types.model_spec,

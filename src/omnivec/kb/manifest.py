@@ -188,3 +188,17 @@ def _read_only(path: Path, query: str, parameters: tuple[object, ...] = ()) -> l
         return db.execute(query, parameters).fetchall()
     finally:
         db.close()
+
+
+def state_counts(path: Path) -> dict[FileState, int]:
+    """Files per state in the manifest at ``path`` (every state present, 0 where none), read without writing."""
+    counts = dict.fromkeys(FILE_STATES, 0)
+    for state, count in _read_only(path, "SELECT state, COUNT(*) FROM files GROUP BY state"):
+        if is_file_state(state):
+            counts[state] = int(count)
+    return counts
+
+
+def recorded_models(path: Path) -> dict[str, str]:
+    """``space -> model`` as the manifest at ``path`` recorded them when vectors were written, read without writing."""
+    return {name: model for name, model in _read_only(path, "SELECT name, model FROM spaces")}

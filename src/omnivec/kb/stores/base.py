@@ -49,6 +49,15 @@ class Record:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class CollectionSpec:
+    """What a collection is: its ``kind``, the ``dim`` of a dense one, the ``language`` of a lexical one."""
+
+    kind: CollectionKind
+    dim: int = 0
+    language: str = ""
+
+
 @dataclass
 class Hit:
     """A search result: ``score`` is the cosine similarity (dense), the BM25 score (lexical) or the dot product
@@ -306,6 +315,32 @@ class VectorStore(ABC):
     def drop_collection(self, name: str) -> None:
         """Remove ``name`` and all its records (nothing if missing)."""
 
+    @abstractmethod
+    def spec(self, name: str) -> CollectionSpec | None:
+        """What collection ``name`` is (None if missing)."""
+
+    @abstractmethod
+    def scroll(self, name: str, after: str | None, limit: int, with_vectors: bool = True) -> list[Record]:
+        """Up to ``limit`` records of ``name`` following record id ``after`` (None: from the start) in the store's
+        fixed order of ids (LanceDB: the ids; Qdrant: their point ids), with payloads as searches give them."""
+
+    @abstractmethod
+    def retrieve(self, name: str, ids: list[str], with_vectors: bool = True) -> list[Record]:
+        """The records of ``name`` with these ids, in the order of ``ids``; ids not stored are left out."""
+
+    @abstractmethod
+    def value_counts(self, name: str, key: str) -> dict[Any, int]:
+        """Records per value of payload ``key`` in ``name`` ({} if missing)."""
+
+    def ensure_spec(self, name: str, spec: CollectionSpec) -> None:
+        """Create ``name`` as ``spec`` says if missing (the ``ensure_*`` method of its kind)."""
+        if spec.kind == "dense":
+            self.ensure_collection(name, spec.dim)
+        elif spec.kind == "lexical":
+            self.ensure_lexical_collection(name, LexicalSettings(spec.language or "english"))
+        else:
+            self.ensure_sparse_collection(name)
+
     def optimize(self, name: str) -> None:  # noqa: B027 (not abstract: a no-op for backends that index by themselves)
         """Compact storage and bring indexes up to date: for a dense collection, build or refresh the ANN index
         once ``name`` has ``ann_threshold`` records; for a lexical one, add new rows to the full-text index."""
@@ -320,7 +355,7 @@ class VectorStore(ABC):
         self.close()
 
 
-__all__ = ["LEXICAL_LANGUAGES", "PAYLOAD_DEFAULTS", "CollectionKind", "Filter", "Hit", "LexicalSettings", "Record",
+__all__ = ["LEXICAL_LANGUAGES", "PAYLOAD_DEFAULTS", "CollectionKind", "CollectionSpec", "Filter", "Hit", "LexicalSettings", "Record",
            "SparseUnsupportedError", "SparseVector", "StoreURIError", "VectorStore", "code_terms", "lexical_text",
            "open_store"]
 

@@ -12,7 +12,6 @@ collections raise :class:`~omnivec.kb.stores.base.SparseUnsupportedError`."""
 from __future__ import annotations
 
 import inspect
-import json
 import math
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -21,12 +20,13 @@ import numpy as np
 
 from omnivec.errors import InputError, OmnivecError
 from omnivec.kb.stores import lancedb_lexical as lexical
+from omnivec.kb.stores import lancedb_rows as rows
 from omnivec.kb.stores.base import (
     FLOAT_KEYS,
     INT_KEYS,
-    PAYLOAD_DEFAULTS,
     STR_KEYS,
     CollectionKind,
+    CollectionSpec,
     Filter,
     Hit,
     LexicalSettings,
@@ -42,12 +42,14 @@ from omnivec.kb.stores.base import (
     prepare_records,
     wrong_kind,
 )
+from omnivec.kb.stores.lancedb_rows import extra_json as _extra_json
+from omnivec.kb.stores.lancedb_rows import payload_of as _payload
 from omnivec.kb.stores.lancedb_sql import quote, where_sql
 
 if TYPE_CHECKING:
     from lancedb.db import DBConnection
 
-_COLUMNS = tuple(PAYLOAD_DEFAULTS)
+_COLUMNS = rows.COLUMNS
 _INDEX_PREFIX = "omnivec_ivfsq_"  # + the row count the index was trained on, so optimize knows when to retrain
 # A fifth of the IVF partitions is probed and refine_factor * k candidates are re-scored on the stored vectors,
 # so scores are exact cosines. On clustered 384-d data (as embeddings are) recall@10 is ~0.99 at 100k rows;
@@ -190,18 +192,36 @@ class LanceDBStore(VectorStore):
         return 0 if table is None else int(table.count_rows())
 
     def files(self, name: str) -> set[str]:
-        table = self._table(name)
-        if table is None:
-            return set()
-        column = table.search().select(["file"]).limit(None).to_arrow().column("file")
-        return set(column.unique().to_pylist())
+        return set(self.value_counts(name, "file"))
 
     def file_counts(self, name: str) -> dict[str, int]:
+        return self.value_counts(name, "file")
+
+    def value_counts(self, name: str, key: str) -> dict[Any, int]:
         table = self._table(name)
         if table is None:
             return {}
-        counts = table.search().select(["file"]).limit(None).to_arrow().column("file").value_counts()
+        if key not in _COLUMNS:
+            raise InputError(f"value_counts: payload key {key!r} is not a column of LanceDB stores; use one of "
+                             f"{list(_COLUMNS)}.")
+        counts = table.search().select([key]).limit(None).to_arrow().column(key).value_counts()
         return {item["values"].as_py(): item["counts"].as_py() for item in counts}
+
+    def spec(self, name: str) -> CollectionSpec | None:
+        table = self._table(name)
+        if table is None:
+            return None
+        if self.collection_kind(name) == "lexical":
+            return CollectionSpec("lexical", language=lexical.table_language(table) or "english")
+        return CollectionSpec("dense", dim=self._dim(table))
+
+    def scroll(self, name: str, after: str | None, limit: int, with_vectors: bool = True) -> list[Record]:
+        table = self._table(name)
+        return [] if table is None else rows.scroll(table, after, limit, with_vectors)
+
+    def retrieve(self, name: str, ids: list[str], with_vectors: bool = True) -> list[Record]:
+        table = self._table(name)
+        return [] if table is None or not ids else rows.retrieve(table, ids, with_vectors)
 
     def drop_collection(self, name: str) -> None:
         if self._table(name) is not None:
@@ -369,19 +389,6 @@ def _create_ivf_sq(table: Any, rows: int, name: str) -> None:
     else:
         table.create_index(metric="cosine", index_type="IVF_SQ", num_partitions=partitions,
                            vector_column_name="vector", replace=True, **named)
-
-
-def _payload(row: dict[str, Any]) -> dict[str, Any]:
-    """A hit's payload from its row: the default keys and the extras back from their JSON."""
-    payload = {key: row[key] for key in _COLUMNS}
-    if row["extra"]:
-        payload.update(json.loads(row["extra"]))
-    return payload
-
-
-def _extra_json(payload: dict[str, Any]) -> str:
-    extra = {key: value for key, value in payload.items() if key not in PAYLOAD_DEFAULTS}
-    return json.dumps(extra, ensure_ascii=False) if extra else ""
 
 
 __all__ = ["LanceDBStore", "where_sql"]

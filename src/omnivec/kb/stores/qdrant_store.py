@@ -16,16 +16,15 @@ scored by dot product. The kind and language are kept in the collection's metada
 from __future__ import annotations
 
 import math
-import uuid
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from omnivec.errors import InputError, OmnivecError
 from omnivec.kb.stores import qdrant_lexical as bm25
 from omnivec.kb.stores.base import (
-    PAYLOAD_DEFAULTS,
     CollectionKind,
+    CollectionSpec,
     Filter,
     Hit,
     LexicalSettings,
@@ -41,12 +40,8 @@ from omnivec.kb.stores.base import (
     prepare_records,
     wrong_kind,
 )
+from omnivec.kb.stores.qdrant_points import hits, point_id, qdrant_filter, qdrant_sparse, to_record
 
-if TYPE_CHECKING:
-    from qdrant_client import models
-
-# Fixed namespace: the same record id maps to the same point id in every process and version.
-_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/omnivec/kb-records")
 _INDEXED = ("file", "modality", "file_type", "dirs")  # payload indexes (server only; local mode has none)
 _PAGE = 1024  # points per scroll page and files per delete filter
 _KIND_KEY, _LANGUAGE_KEY = "omnivec_kind", "omnivec_language"  # collection metadata
@@ -195,29 +190,64 @@ class QdrantStore(VectorStore):
         return int(self._client.count(name, exact=True).count)
 
     def files(self, name: str) -> set[str]:
-        if not self._exists(name):
-            return set()
-        found: set[str] = set()
-        offset = None
-        while True:
-            points, offset = self._client.scroll(name, limit=_PAGE, offset=offset, with_payload=["file"],
-                                                 with_vectors=False)
-            found.update(_file(p) for p in points)
-            if offset is None:
-                return found
+        return set(self.value_counts(name, "file"))
 
     def file_counts(self, name: str) -> dict[str, int]:
-        counts: dict[str, int] = {}
+        return self.value_counts(name, "file")
+
+    def value_counts(self, name: str, key: str) -> dict[Any, int]:
+        counts: dict[Any, int] = {}
         if not self._exists(name):
             return counts
         offset = None
         while True:
-            points, offset = self._client.scroll(name, limit=_PAGE, offset=offset, with_payload=["file"],
+            points, offset = self._client.scroll(name, limit=_PAGE, offset=offset, with_payload=[key],
                                                  with_vectors=False)
             for point in points:
-                counts[_file(point)] = counts.get(_file(point), 0) + 1
+                value = (point.payload or {}).get(key)
+                counts[value] = counts.get(value, 0) + 1
             if offset is None:
                 return counts
+
+    def spec(self, name: str) -> CollectionSpec | None:
+        if not self._exists(name):
+            return None
+        kind = self.collection_kind(name)
+        if kind == "dense":
+            return CollectionSpec("dense", dim=self._dim(name))
+        if kind == "lexical":
+            return CollectionSpec("lexical", language=self._languages[name].language)
+        return CollectionSpec("sparse")
+
+    def _vector_name(self, name: str, with_vectors: bool) -> str | None:
+        """What ``to_record`` reads: "" (the dense vector), the sparse vector's name, or None (none)."""
+        kind = self._kind(name)
+        if not with_vectors or kind == "lexical":  # BM25 weights are the store's own, made from the text
+            return None
+        return "" if kind == "dense" else bm25.SPARSE_VECTOR
+
+    def scroll(self, name: str, after: str | None, limit: int, with_vectors: bool = True) -> list[Record]:
+        if limit <= 0 or not self._exists(name):
+            return []
+        using = self._vector_name(name, with_vectors)
+        offset = None if after is None else point_id(after)
+        # the offset point itself comes first when it exists: one more, then drop it
+        points, _ = self._client.scroll(name, limit=limit + (after is not None), offset=offset, with_payload=True,
+                                        with_vectors=using is not None)
+        if offset is not None and points and str(points[0].id) == offset:
+            points = points[1:]
+        return [to_record(point, using) for point in points[:limit]]
+
+    def retrieve(self, name: str, ids: list[str], with_vectors: bool = True) -> list[Record]:
+        if not ids or not self._exists(name):
+            return []
+        using = self._vector_name(name, with_vectors)
+        found: dict[str, Record] = {}
+        for start in range(0, len(ids), _PAGE):
+            points = self._client.retrieve(name, ids=[point_id(i) for i in ids[start:start + _PAGE]],
+                                           with_payload=True, with_vectors=using is not None)
+            found.update((record.id, record) for record in (to_record(point, using) for point in points))
+        return [found[i] for i in ids if i in found]
 
     def drop_collection(self, name: str) -> None:
         if self._exists(name):
@@ -241,11 +271,11 @@ class QdrantStore(VectorStore):
         elif kind == "lexical":
             prepared = prepare_records(name, records, kind="lexical")
             settings = self._languages[name]
-            vectors = [{bm25.BM25_VECTOR: _qdrant_sparse(bm25.document_vector(lexical_text(payload), settings))}
+            vectors = [{bm25.BM25_VECTOR: qdrant_sparse(bm25.document_vector(lexical_text(payload), settings))}
                        for _, _, payload in prepared]
         else:
             prepared = prepare_records(name, records, kind="sparse")
-            vectors = [{bm25.SPARSE_VECTOR: _qdrant_sparse(vector)} for _, vector, _ in prepared]
+            vectors = [{bm25.SPARSE_VECTOR: qdrant_sparse(vector)} for _, vector, _ in prepared]
         points = [models.PointStruct(id=point_id(record_id), vector=vector,
                                      payload={**payload, "id": record_id, "dirs": path_ancestors(payload["file"])})
                   for (record_id, _, payload), vector in zip(prepared, vectors, strict=True)]
@@ -283,7 +313,7 @@ class QdrantStore(VectorStore):
             params = models.SearchParams(exact=exact, hnsw_ef=None if exact else max(128, 4 * k))
         response = self._client.query_points(name, query=query.tolist(), limit=k, query_filter=qdrant_filter(where),
                                              search_params=params, with_payload=True, with_vectors=False)
-        return _hits(response.points)
+        return hits(response.points)
 
     def search_text(self, name: str, query: str, k: int, where: Filter | None = None) -> list[Hit]:
         k = check_k(k)
@@ -307,54 +337,11 @@ class QdrantStore(VectorStore):
     def _search_sparse(self, name: str, using: str, vector: SparseVector, k: int, where: Filter | None) -> list[Hit]:
         if k == 0 or not vector.indices.size or (where is not None and where.matches_nothing):
             return []
-        response = self._client.query_points(name, query=_qdrant_sparse(vector), using=using, limit=k,
+        response = self._client.query_points(name, query=qdrant_sparse(vector), using=using, limit=k,
                                              query_filter=qdrant_filter(where), with_payload=True,
                                              with_vectors=False)
         # a point sharing no index with the query is no match (local mode scores it -inf)
-        return [hit for hit in _hits(response.points) if math.isfinite(hit.score)]
+        return [hit for hit in hits(response.points) if math.isfinite(hit.score)]
 
     def close(self) -> None:
         self._client.close()
-
-
-def _hits(points: list[Any]) -> list[Hit]:
-    """Hits from scored points: the record id back from the payload, ``dirs`` left out, defaults filled in."""
-    hits = []
-    for point in points:
-        payload = dict(point.payload or {})
-        record_id = payload.pop("id", str(point.id))
-        payload.pop("dirs", None)
-        hits.append(Hit(record_id, float(point.score), {**PAYLOAD_DEFAULTS, **payload}))
-    return hits
-
-
-def _qdrant_sparse(vector: SparseVector) -> Any:
-    from qdrant_client import models
-
-    return models.SparseVector(indices=vector.indices.tolist(), values=vector.values.tolist())
-
-
-def _file(point: models.Record) -> str:
-    """The payload ``file`` of a point read with it (every point a ``Record`` made has one)."""
-    return (point.payload or {})["file"]
-
-
-def point_id(record_id: str) -> str:
-    """The Qdrant point id of a record id (UUID5, stable across processes)."""
-    return str(uuid.uuid5(_NAMESPACE, record_id))
-
-
-def qdrant_filter(where: Filter | None) -> Any:
-    """The Qdrant filter for ``where`` (None for none); see :class:`Filter` for the semantics."""
-    from qdrant_client import models
-
-    if where is None:
-        return None
-    must: list[Any] = []
-    if where.path_prefix is not None:
-        must.append(models.FieldCondition(key="dirs", match=models.MatchValue(value=where.path_prefix)))
-    if where.modalities is not None:
-        must.append(models.FieldCondition(key="modality", match=models.MatchAny(any=list(where.modalities))))
-    if where.file_types is not None:
-        must.append(models.FieldCondition(key="file_type", match=models.MatchAny(any=list(where.file_types))))
-    return models.Filter(must=must) if must else None
