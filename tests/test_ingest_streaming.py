@@ -194,8 +194,8 @@ def _measure(path, mode: str) -> dict:
 @pytest.mark.slow  # writes 330 MB and decodes an hour of it twice (~15 s)
 def test_a_three_hour_recording_streams_in_bounded_memory(tmp_path):
     """A 3-hour 16 kHz WAV (330 MiB of int16); its first hour (MAX_AUDIO_SECONDS) is 360 windows of 10 s at 48 kHz:
-    691 MB of float32 once decoded. Measured: streamed 29.6 MiB over the baseline, first window after 0.07 s of
-    3.5 s; the list of all chunks 687 MiB. Bound: 100 MiB."""
+    691 MB of float32 once decoded. Measured: streamed 29.4-29.6 MiB over the baseline, first window after
+    0.07-0.13 s of 2.6-3.5 s; the list of all chunks 687 MiB. Bound: 100 MiB."""
     import soundfile
 
     rate, path = 16000, tmp_path / "call.wav"
@@ -209,13 +209,14 @@ def test_a_three_hour_recording_streams_in_bounded_memory(tmp_path):
     streamed, listed = _measure(path, "stream"), _measure(path, "list")
     assert streamed["chunks"] == listed["chunks"] == 360
     assert streamed["grown_mib"] < 100 and listed["grown_mib"] > 600, (streamed, listed)
-    assert streamed["first_s"] < streamed["total_s"] / 10, streamed
+    assert streamed["first_s"] < streamed["total_s"] / 5, streamed  # the first window once one block is decoded
 
 
 @pytest.mark.slow  # renders 1,000 pages twice (~12 s)
 def test_a_thousand_page_pdf_streams_in_bounded_memory(tmp_path):
     """1,000 half-letter pages, each a text passage and a rendered page (PNG + thumbnail). Measured: streamed
-    6.1 MiB over the baseline, first chunk after 0.004 s of 4.4 s; the list of all 2,000 chunks 18.1 MiB.
+    5.6-6.1 MiB over the baseline, first chunk after 0.004-0.011 s of 4.4-6.7 s; the list of all 2,000 chunks
+    18.1 MiB.
     Bound: 12 MiB, and below the list."""
     path = write_pdf(tmp_path / "manual.pdf", [[f"Page {n}", f"Line of page {n} about the lamp."]
                                                for n in range(1000)], size=(306, 396))
