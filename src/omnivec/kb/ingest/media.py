@@ -98,10 +98,10 @@ def sound_chunks(file: str, blocks: Iterable[np.ndarray], options: IngestOptions
         yield from (chunk(*window) for window in windows.finish())
     if after is not None:
         after()
-    if transcribe and kept:  # no samples (a empty sound track): nothing to transcribe
+    if transcribe and kept:  # no samples (an empty sound track): nothing to transcribe
         from omnivec.kb.ingest.transcribe import transcript_chunks
 
-        waveform = np.concatenate(kept) if kept else np.zeros(0, np.float32)
+        waveform = np.concatenate(kept)
         kept.clear()
         yield from transcript_chunks(file, waveform, rate, options)
 
@@ -158,8 +158,8 @@ class WindowCutter:
 
 def audio_windows(waveform: np.ndarray, rate: int, window_s: float,
                   hop_s: float) -> list[tuple[float, float, np.ndarray]]:
-    """``(start_s, end_s, samples)`` every ``hop_s`` seconds, ``window_s`` long; the last window ends with the
-    recording and is kept if at least ``MIN_WINDOW_S`` long (or if it is the only one). Samples are views."""
+    """The windows ``WindowCutter`` cuts, from a whole waveform at once (samples are views): what the readers cut
+    before they streamed, kept as the reference the streamed windows are tested against."""
     size, hop = max(1, round(window_s * rate)), max(1, round(hop_s * rate))
     out: list[tuple[float, float, np.ndarray]] = []
     start = 0
