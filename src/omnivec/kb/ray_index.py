@@ -26,14 +26,18 @@ logger = logging.getLogger(__name__)
 
 ALL_SPACES = "*"  # a file written into every space (FileWork.spaces is None)
 ROWS_PER_READ_BATCH = 64  # chunk rows a reading task hands on at a time: a long file streams, never sits whole
+# Rows an actor embeds per call, in model batches of the space's batch size: sorted by length over more rows,
+# batches pad less (a single-process run sorts each flush of 512).
+ROWS_PER_EMBED_CALL = 256
+FILES_PER_READ = 16  # files a reading task reads in turn: fewer, longer tasks (a task and its options cost ~50 ms)
 
 
 @dataclass(frozen=True)
 class RaySettings:
     """How an index run uses Ray. ``address``: None starts a local instance; ``"auto"`` or ``"ray://host:10001"``
     joins a cluster. ``actors``: the size of each space's actor pool; ``cpus_per_actor`` and ``gpus_per_actor``:
-    what each actor reserves (its model runs on a GPU when it has one); ``batch_sizes``: the embedding batch per
-    space (default: kb.toml's ``batch_size``)."""
+    what each actor reserves (its model runs on a GPU when it has one); ``batch_sizes``: the model's batch per
+    space (default: kb.toml's ``batch_size``; an actor is handed at least ``ROWS_PER_EMBED_CALL`` rows a call)."""
 
     address: str | None = None
     actors: int = 1
@@ -107,14 +111,16 @@ def _stream(ray: Any, works: list[FileWork], options: Any, config: KBConfig, spa
     rows = [{"path": work.version.path,
              "spaces": ALL_SPACES if work.spaces is None else ",".join(sorted(work.spaces))} for work in works]
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 1000)))
-    dataset = dataset.map_batches(_read_files, batch_size=1, fn_kwargs={"options": options},
+    dataset = dataset.map_batches(_read_files, batch_size=FILES_PER_READ, fn_kwargs={"options": options},
                                   batch_format="pyarrow", num_cpus=0.5)
     for position, space in enumerate(modelled):
         # the last space of a modality drops the chunks' contents: the driver writes payloads, not pixels
         last = all(other.modality != space.modality for other in modelled[position + 1:])
+        batch = settings.batch_size(space.name, config.batch_size)
         dataset = dataset.map_batches(
-            SpaceEmbedder, fn_constructor_kwargs={"config": config, "name": space.name, "drop_content": last},
-            batch_size=settings.batch_size(space.name, config.batch_size), batch_format="pyarrow",
+            SpaceEmbedder, fn_constructor_kwargs={"config": config, "name": space.name, "batch_size": batch,
+                                                  "drop_content": last},
+            batch_size=max(ROWS_PER_EMBED_CALL, batch), batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=settings.actors), num_cpus=settings.cpus_per_actor,
             num_gpus=settings.gpus_per_actor or None)
     others = [space for space in spaces if space.model is None]
@@ -171,7 +177,7 @@ class SpaceEmbedder:
     the rows of a file the model refuses. ``drop_content``: no later space reads this modality, so its chunks go on
     without their content (decoded audio and pixels need not travel to the driver)."""
 
-    def __init__(self, config: KBConfig, name: str, drop_content: bool = False) -> None:
+    def __init__(self, config: KBConfig, name: str, batch_size: int, drop_content: bool = False) -> None:
         from omnivec.kb.spaces import load_spaces
 
         only = replace(config, spaces={name: config.spaces[name]}, lexical=replace(config.lexical, enabled=False))
@@ -179,7 +185,7 @@ class SpaceEmbedder:
         if not loaded:
             raise RuntimeError(f"The {name} space's model could not be loaded on this Ray worker: "
                                + " ".join(problems))
-        self.space, self.batch_size, self.drop_content = loaded[0], config.batch_size, drop_content
+        self.space, self.batch_size, self.drop_content = loaded[0], batch_size, drop_content
 
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa
