@@ -130,18 +130,33 @@ def test_audio_whose_header_lies_stops_decoding_at_the_limit(tmp_path):
     assert read_audio(array, index=1, sampling_rate=8000, max_seconds=10)[0].size == 80000  # at the limit
 
 
-def test_the_kb_indexes_the_first_hour_of_a_longer_recording(tmp_path, monkeypatch):
+def test_the_kb_indexes_a_day_of_a_recording_and_transcribes_its_first_hour(tmp_path, monkeypatch):
+    """An index run streams a recording, so it reads MAX_RECORDING_SECONDS (a day) of it, not the hour a decoded
+    input is limited to; Whisper is given its first MAX_AUDIO_SECONDS. Both limits brought down to the test's
+    scale."""
     from omnivec.inputs import audio
+    from omnivec.kb.ingest import media, transcribe
 
-    monkeypatch.setattr(audio, "MAX_AUDIO_SECONDS", 5)  # an hour, brought down to the test's scale
+    assert media.MAX_RECORDING_SECONDS == 24 * 3600 and audio.MAX_AUDIO_SECONDS == 3600
+    monkeypatch.setattr(media, "MAX_RECORDING_SECONDS", 5)
+    monkeypatch.setattr(audio, "MAX_AUDIO_SECONDS", 3)
     path = _long_wav(tmp_path / "talk.wav", 8.0)
     with pytest.warns(UserWarning, match=r"talk\.wav: only the first 5 s of the recording are indexed "
-                                         r"\(MAX_AUDIO_SECONDS\)"):
+                                         r"\(MAX_RECORDING_SECONDS\)"):
         chunks = ingest_file(path, IngestOptions(audio_rate=16000, audio_window_s=2.0, audio_hop_s=2.0,
                                                  modalities={"audio"}))
     assert [(c.location.start, c.location.end) for c in chunks] == [(0.0, 2.0), (2.0, 4.0), (4.0, 5.0)]
+    heard = []
+    monkeypatch.setattr(transcribe, "transcript_chunks", lambda file, waveform, rate, options: heard.append(
+        waveform.size / rate) or [])
+    for modalities in ({"audio", "text"}, {"text"}):  # with audio windows, and for transcripts alone
+        with pytest.warns(UserWarning, match=r"talk\.wav: only the first 3 s of the recording are transcribed "
+                                             r"\(MAX_AUDIO_SECONDS\)"):
+            ingest_file(path, IngestOptions(audio_rate=16000, audio_window_s=2.0, audio_hop_s=2.0,
+                                            transcribe_model="whisper", modalities=modalities))
+    assert heard == [3.0, 3.0]
     clip = write_video(tmp_path / "clip.mkv", seconds=3.0, fps=10, with_audio=True)
-    monkeypatch.setattr(audio, "MAX_AUDIO_SECONDS", 2)
+    monkeypatch.setattr(media, "MAX_RECORDING_SECONDS", 2)
     with pytest.warns(UserWarning, match=r"clip\.mkv: only the first 2 s of the sound track are indexed"):
         chunks = ingest_file(clip, IngestOptions(audio_rate=16000, audio_window_s=1.0, audio_hop_s=1.0,
                                                  modalities={"audio"}))

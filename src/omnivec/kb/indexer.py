@@ -69,6 +69,9 @@ class Indexer:
         cluster; either way this process alone writes the manifest and the store, so the result is the same."""
         from omnivec.kb.ingest import SUPPORTED
 
+        from omnivec.runtime.allocator import fix_mmap_threshold
+
+        fix_mmap_threshold()  # decoded windows and pages are freed back to the system, batch after batch
         report = IndexReport(problems=list(self.problems), notes=list(self.notes))  # the summary names them
         report.repairs = self.repairs + check_store(self.manifest, self.store, self.spaces, self.kb_dir)
         self.repairs, self.notes = [], []

@@ -16,6 +16,10 @@ from omnivec.kb.ingest.thumbnail import thumbnail
 from omnivec.kb.location import Location
 
 MIN_WINDOW_S = 1.0  # a shorter tail window carries too little sound to embed (a short clip is still kept whole)
+# An index run reads a recording (or a video's sound track) window by window, so its length no longer costs memory:
+# one day of it is indexed, past that the rest is left out with a warning. Transcripts need the recording whole
+# (Whisper), so they cover its first MAX_AUDIO_SECONDS (an hour: ~230 MB of 16 kHz float32), with a warning.
+MAX_RECORDING_SECONDS = 24 * 3600
 
 
 def decoder_source(path: Path) -> str:
@@ -51,15 +55,15 @@ def ingest_image(path: Path, options: IngestOptions) -> Iterator[Chunk]:
 def ingest_audio(path: Path, options: IngestOptions) -> Iterator[Chunk]:
     """"audio" windows of the recording (mono, resampled to ``options.audio_rate``) with start/end seconds, each
     as soon as it is decoded (one window and one decoded block in memory); then "transcript" passages when
-    ``options.transcribe_model`` is set (Whisper reads the recording whole: only then is it kept). Only the first
-    ``MAX_AUDIO_SECONDS`` are decoded and indexed (with a warning)."""
+    ``options.transcribe_model`` is set (Whisper reads the recording whole: only then is it kept, up to
+    ``MAX_AUDIO_SECONDS``). Only the first ``MAX_RECORDING_SECONDS`` are decoded and indexed (with a warning)."""
     from omnivec.inputs import audio
 
     if not options.wants("audio") and not (options.transcribe_model and options.wants("text")):
         return  # neither sound nor transcripts are embedded: not decoded
     source = decoder_source(path)
     stream = audio.AudioStream(source, index=0, sampling_rate=options.audio_rate,
-                               max_seconds=audio.MAX_AUDIO_SECONDS, cut=True)
+                               max_seconds=MAX_RECORDING_SECONDS, cut=True)
     try:
         yield from sound_chunks(str(path), stream, options,
                                 after=lambda: warn_cut(path, "recording") if stream.cut else None)
@@ -67,13 +71,15 @@ def ingest_audio(path: Path, options: IngestOptions) -> Iterator[Chunk]:
         raise IngestError(str(path), reason(exc, source)) from None
 
 
-def warn_cut(path: Path, what: str) -> None:
-    """The warning for a recording (or sound track) cut at ``MAX_AUDIO_SECONDS``."""
-    from omnivec.inputs.audio import MAX_AUDIO_SECONDS
+def warn_cut(path: Path | str, what: str, seconds: float | None = None, limit: str = "MAX_RECORDING_SECONDS",
+             indexed: str = "indexed") -> None:
+    """The warning for a recording (or sound track) cut at ``MAX_RECORDING_SECONDS`` (or its transcript at
+    ``MAX_AUDIO_SECONDS``)."""
     from omnivec.printing import printable
 
-    warnings.warn(printable(f"{path}: only the first {MAX_AUDIO_SECONDS:g} s of the {what} are indexed "
-                            "(MAX_AUDIO_SECONDS); the rest is left out"), stacklevel=3)
+    seconds = MAX_RECORDING_SECONDS if seconds is None else seconds
+    warnings.warn(printable(f"{path}: only the first {seconds:g} s of the {what} are {indexed} "
+                            f"({limit}); the rest is left out"), stacklevel=3)
 
 
 def sound_chunks(file: str, blocks: Iterable[np.ndarray], options: IngestOptions,
@@ -89,9 +95,17 @@ def sound_chunks(file: str, blocks: Iterable[np.ndarray], options: IngestOptions
         return Chunk(Location(file, start=start, end=end), modality="audio", kind="audio",
                      content={"array": window, "sampling_rate": rate})
 
+    from omnivec.inputs.audio import MAX_AUDIO_SECONDS
+
+    room = int(MAX_AUDIO_SECONDS * rate) if transcribe else 0  # samples Whisper may still be given
+    cut = False  # the transcript is of the first MAX_AUDIO_SECONDS only
     for block in blocks:
         if transcribe:
-            kept.append(block)
+            cut = cut or len(block) > room
+            kept.append(block[:room])
+            room -= len(kept[-1])
+            if cut and windows is None:  # only transcripts are wanted, and they are full
+                break
         if windows is not None:
             yield from (chunk(*window) for window in windows.add(block))
     if windows is not None:
@@ -101,6 +115,8 @@ def sound_chunks(file: str, blocks: Iterable[np.ndarray], options: IngestOptions
     if transcribe and kept:  # no samples (an empty sound track): nothing to transcribe
         from omnivec.kb.ingest.transcribe import transcript_chunks
 
+        if cut:
+            warn_cut(file, "recording", MAX_AUDIO_SECONDS, "MAX_AUDIO_SECONDS", "transcribed")
         waveform = np.concatenate(kept)
         kept.clear()
         yield from transcript_chunks(file, waveform, rate, options)

@@ -14,6 +14,7 @@ import numpy as np
 
 from omnivec.errors import InputError
 from omnivec.kb.chunk import Chunk, IngestError
+from omnivec.kb.ingest import media
 from omnivec.kb.ingest.media import decoder_source, reason, sound_chunks, warn_cut
 from omnivec.kb.ingest.options import IngestOptions
 from omnivec.kb.ingest.thumbnail import thumbnail
@@ -102,7 +103,7 @@ def _sound_track(path: Path, source: Any, options: IngestOptions) -> Iterator[Ch
     from omnivec.inputs import audio
 
     track = audio.AudioStream(source, index=0, sampling_rate=options.audio_rate, described=source,
-                              max_seconds=audio.MAX_AUDIO_SECONDS, cut=True, track=True)
+                              max_seconds=media.MAX_RECORDING_SECONDS, cut=True, track=True)
     def blocks() -> Iterator[np.ndarray]:
         try:
             yield from track
