@@ -68,7 +68,6 @@ class Indexer:
         """Index ``paths``: read, embed and write in this process, or with ``ray`` (``RaySettings``) on a Ray
         cluster; either way this process alone writes the manifest and the store, so the result is the same."""
         from omnivec.kb.ingest import SUPPORTED
-
         from omnivec.runtime.allocator import fix_mmap_threshold
 
         fix_mmap_threshold()  # decoded windows and pages are freed back to the system, batch after batch

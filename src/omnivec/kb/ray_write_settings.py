@@ -3,7 +3,7 @@ dataset become each record's id, vector and payload. Checked when made, naming t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from omnivec.errors import ConfigError
@@ -87,14 +87,6 @@ class KBWriteSettings:
 
 def settings_from(settings: KBWriteSettings | None, given: dict[str, Any]) -> KBWriteSettings:
     """``settings``, or one made from ``given``: an unknown name is a ConfigError listing the known ones."""
-    if settings is not None:
-        if given:
-            raise ConfigError(f"{OWNER}: pass settings= or the settings' fields, not both (got {sorted(given)}).")
-        if not isinstance(settings, KBWriteSettings):
-            raise ConfigError(f"{OWNER}: settings must be a KBWriteSettings, got {type(settings).__name__}.")
-        return settings
-    known = [f.name for f in fields(KBWriteSettings)]
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise ConfigError(f"{OWNER}: unknown setting(s) {unknown}; known: {known}.")
-    return KBWriteSettings(**given)
+    from omnivec.models.ray_settings import settings_from as checked
+
+    return checked(KBWriteSettings, settings, given, OWNER)

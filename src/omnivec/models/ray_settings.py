@@ -138,19 +138,20 @@ class ScoreSettings(_ModelSettings):
 
 
 S = TypeVar("S", EmbedSettings, ScoreSettings)
+T = TypeVar("T")
 
 
-def settings_from(kind: type[S], settings: S | None, given: dict[str, Any]) -> S:
+def settings_from(kind: type[T], settings: T | None, given: dict[str, Any], owner: str | None = None) -> T:
     """``settings``, or one made from ``given`` (the callable's keyword arguments): an unknown name is a
-    ConfigError listing the known ones, never passed on."""
-    owner = "omnivec.ray." + ("Embed" if kind is EmbedSettings else "Score")
+    ConfigError listing the known ones, never passed on. ``owner``: the name errors start with."""
+    owner = owner or "omnivec.ray." + ("Embed" if kind is EmbedSettings else "Score")
     if settings is not None:
         if given:
             raise ConfigError(f"{owner}: pass settings= or the settings' fields, not both (got {sorted(given)}).")
         if not isinstance(settings, kind):
             raise ConfigError(f"{owner}: settings must be a {kind.__name__}, got {type(settings).__name__}.")
         return settings
-    known = [f.name for f in fields(kind)]
+    known = [f.name for f in fields(kind)]  # type: ignore[arg-type]  # every kind is a dataclass
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise ConfigError(f"{owner}: unknown setting(s) {unknown}; known: {known}.")
