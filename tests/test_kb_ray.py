@@ -143,3 +143,9 @@ def test_a_batch_size_for_a_space_the_kb_lacks_is_named(tmp_path, minilm_dir, ca
 def test_bad_ray_options_exit_2_naming_them(argument, capsys):
     assert main(["index", "x", argument]) == 2
     assert f"argument {argument.split('=')[0]}: " in capsys.readouterr().err
+
+
+def test_without_ray_the_option_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an interpreter without Ray imports
+    assert main(["index", str(tmp_path), "--kb", str(tmp_path / "kb"), "--ray"]) == 2
+    assert "--ray needs Ray Data: pip install 'omnivec[ray]'" in capsys.readouterr().err

@@ -99,8 +99,9 @@ def _cmd_index(args: argparse.Namespace) -> int:
     _check_kb_uri(args.kb)
     ray = None
     if args.ray is not None:
-        from omnivec.kb.ray_index import RaySettings
+        from omnivec.kb.ray_index import RaySettings, require_ray
 
+        require_ray()
         ray = RaySettings(None if args.ray == LOCAL_RAY else args.ray, args.ray_actors, args.ray_cpus_per_actor,
                           args.ray_gpus_per_actor, dict(args.ray_batch_size or []))
     return run_index(args.paths, args.kb, args.config, wait_lock_s=args.wait_lock, backend=args.backend, ray=ray)

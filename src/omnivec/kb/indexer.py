@@ -22,6 +22,7 @@ from omnivec.kb.index_writer import IndexWriter, StoreWriteError, delete_files
 from omnivec.kb.manifest import FileEntry, Manifest, content_hash, record_counts
 from omnivec.kb.scan import SYMLINK_SKIPPED, not_regular, os_reason, scan
 from omnivec.kb.spaces import load_spaces
+from omnivec.runtime.allocator import release_free_memory
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +69,6 @@ class Indexer:
         """Index ``paths``: read, embed and write in this process, or with ``ray`` (``RaySettings``) on a Ray
         cluster; either way this process alone writes the manifest and the store, so the result is the same."""
         from omnivec.kb.ingest import SUPPORTED
-        from omnivec.runtime.allocator import fix_mmap_threshold
-
-        fix_mmap_threshold()  # decoded windows and pages are freed back to the system, batch after batch
         report = IndexReport(problems=list(self.problems), notes=list(self.notes))  # the summary names them
         report.repairs = self.repairs + check_store(self.manifest, self.store, self.spaces, self.kb_dir)
         self.repairs, self.notes = [], []
@@ -101,6 +99,8 @@ class Indexer:
                              {path: kept for path, (_, kept) in self.adding.items()}, report)
         for events in self._batches(works, ray, report):
             writer.write(events)
+            del events  # its chunks' contents: freed before the heap is trimmed
+            release_free_memory()  # a long recording's windows, given back batch after batch
         for space in self.spaces:
             self.store.optimize(space.name)
         return report

@@ -70,6 +70,16 @@ class RaySettings:
                               f"with a model: {', '.join(names) or '(none)'}.")
 
 
+def require_ray() -> Any:
+    """Ray with Ray Data, or a ``ConfigError`` saying how to install it (checked before any model loads)."""
+    try:
+        import ray
+        import ray.data  # noqa: F401  (the pipeline's half of Ray)
+    except ImportError as exc:
+        raise ConfigError(f"--ray needs Ray Data: pip install 'omnivec[ray]' ({exc}).") from None
+    return ray
+
+
 def ray_batches(works: list[FileWork], options: Any, config: KBConfig, spaces: list[Any], settings: RaySettings,
                 seconds: dict[str, float]) -> Iterator[list[Event]]:
     """The events of ``works`` read and embedded on Ray, in file order, in batches of at most ``flush_chunks``
@@ -78,8 +88,7 @@ def ray_batches(works: list[FileWork], options: Any, config: KBConfig, spaces: l
     settings.check_spaces([space.name for space in modelled])
     if not works:
         return
-    import ray
-
+    ray = require_ray()
     started_here = _connect(ray, settings, len(modelled))
     try:
         yield from _stream(ray, works, options, config, spaces, modelled, settings, seconds)
