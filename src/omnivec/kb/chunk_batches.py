@@ -150,11 +150,13 @@ def local_batches(works: list[FileWork], options: Any, spaces: list[Any], batch_
     chunks = size = 0
 
     def embedded() -> list[Event]:
-        spent = embed_items(spaces, [e for e in batch if isinstance(e, ChunkItem)], by_path, batch_size,
-                            show_progress)
+        """The batch embedded, handed over whole: this generator keeps no reference to it while it is written."""
+        nonlocal batch, chunks, size
+        full, batch, chunks, size = batch, [], 0, 0
+        spent = embed_items(spaces, [e for e in full if isinstance(e, ChunkItem)], by_path, batch_size, show_progress)
         for name, value in spent.items():
             seconds[f"embed {name}"] = seconds.get(f"embed {name}", 0.0) + value
-        return batch
+        return full
 
     for work in progress(works, len(works), show_progress, "Reading files", unit="file"):
         events = read_file(work.version.path, options)
@@ -169,6 +171,5 @@ def local_batches(works: list[FileWork], options: Any, spaces: list[Any], batch_
                 chunks, size = chunks + 1, size + content_bytes(event.chunk)
             if chunks >= flush_chunks or size >= FLUSH_BYTES:
                 yield embedded()
-                batch, chunks, size = [], 0, 0
     if batch:
         yield embedded()

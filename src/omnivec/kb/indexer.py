@@ -69,6 +69,7 @@ class Indexer:
         """Index ``paths``: read, embed and write in this process, or with ``ray`` (``RaySettings``) on a Ray
         cluster; either way this process alone writes the manifest and the store, so the result is the same."""
         from omnivec.kb.ingest import SUPPORTED
+
         report = IndexReport(problems=list(self.problems), notes=list(self.notes))  # the summary names them
         report.repairs = self.repairs + check_store(self.manifest, self.store, self.spaces, self.kb_dir)
         self.repairs, self.notes = [], []
@@ -99,7 +100,7 @@ class Indexer:
                              {path: kept for path, (_, kept) in self.adding.items()}, report)
         for events in self._batches(works, ray, report):
             writer.write(events)
-            del events  # its chunks' contents: freed before the heap is trimmed
+            del events  # the batch's last reference: its chunks' contents are freed before the heap is trimmed
             release_free_memory()  # a long recording's windows, given back batch after batch
         for space in self.spaces:
             self.store.optimize(space.name)

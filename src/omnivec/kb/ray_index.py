@@ -137,6 +137,7 @@ def _stream(ray: Any, works: list[FileWork], options: Any, config: KBConfig, spa
     started = time.perf_counter()
     for batch in dataset.iter_batches(batch_size=config.flush_chunks, batch_format="pyarrow", prefetch_batches=1):
         events = _events(batch.to_pylist(), [space.name for space in modelled])
+        del batch  # the rows' bytes, not kept while the events are written
         embed_items(others, [e for e in events if isinstance(e, ChunkItem)], works_by_path, config.batch_size)
         yield events
     seconds["ray read + embed"] = time.perf_counter() - started
