@@ -125,11 +125,11 @@ def _stream(ray: Any, works: list[FileWork], options: Any, config: KBConfig, spa
     for position, space in enumerate(modelled):
         # the last space of a modality drops the chunks' contents: the driver writes payloads, not pixels
         last = all(other.modality != space.modality for other in modelled[position + 1:])
-        batch = settings.batch_size(space.name, config.batch_size)
+        model_batch = settings.batch_size(space.name, config.batch_size)
         dataset = dataset.map_batches(
-            SpaceEmbedder, fn_constructor_kwargs={"config": config, "name": space.name, "batch_size": batch,
+            SpaceEmbedder, fn_constructor_kwargs={"config": config, "name": space.name, "batch_size": model_batch,
                                                   "drop_content": last},
-            batch_size=max(ROWS_PER_EMBED_CALL, batch), batch_format="pyarrow",
+            batch_size=max(ROWS_PER_EMBED_CALL, model_batch), batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=settings.actors), num_cpus=settings.cpus_per_actor,
             num_gpus=settings.gpus_per_actor or None)
     others = [space for space in spaces if space.model is None]
@@ -144,8 +144,8 @@ def _stream(ray: Any, works: list[FileWork], options: Any, config: KBConfig, spa
 
 
 def _read_files(batch: Any, options: Any) -> Iterator[Any]:
-    """A Ray Data task: the chunk rows of the files in ``batch`` (one file), handed on every
-    ``ROWS_PER_READ_BATCH`` rows as they are read, then the file's end row."""
+    """A Ray Data task: the chunk rows of the files in ``batch`` (up to ``FILES_PER_READ``, read in turn), handed
+    on every ``ROWS_PER_READ_BATCH`` rows as they are read, each file's end row after its chunks."""
     rows: list[dict[str, Any]] = []
     for row in batch.to_pylist():
         for event in read_file(row["path"], options):
