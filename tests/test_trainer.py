@@ -52,7 +52,7 @@ def test_tiny_cross_encoder_learns_relevance(tmp_path, bert_dir):
     accuracy = (predicted == [r["label"] == 1.0 for r in test]).mean()
     elapsed = time.perf_counter() - start
     assert accuracy >= 0.9, accuracy
-    assert elapsed < 60, elapsed
+    assert elapsed < 90, elapsed  # 39 s on a quiet 2-core machine; 52-62 s in full CI runs
 
 
 class ScaledTripletLoss(torch.nn.Module):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from omnivec.errors import InputError
-from omnivec.kb.chunk_batches import Event, FileWork, local_batches
+from omnivec.kb.chunk_batches import ChunkItem, Event, FileWork, content_bytes, local_batches
 from omnivec.kb.config import KBConfig
 from omnivec.kb.consistency import check_models, check_store
 from omnivec.kb.file_version import FileVersion
@@ -27,6 +27,9 @@ from omnivec.runtime.allocator import release_free_memory
 logger = logging.getLogger(__name__)
 
 __all__ = ["IndexReport", "Indexer", "StoreWriteError"]
+
+
+TRIM_BYTES = 16 << 20  # a batch whose contents held this much is worth handing back to the system (malloc_trim)
 
 
 def _under(path: str, folders: list[str]) -> bool:
@@ -100,8 +103,10 @@ class Indexer:
                              {path: kept for path, (_, kept) in self.adding.items()}, report)
         for events in self._batches(works, ray, report):
             writer.write(events)
+            held = sum(content_bytes(e.chunk) for e in events if isinstance(e, ChunkItem))
             del events  # the batch's last reference: its chunks' contents are freed before the heap is trimmed
-            release_free_memory()  # a long recording's windows, given back batch after batch
+            if held >= TRIM_BYTES:  # a long recording's windows, given back batch after batch
+                release_free_memory()
         for space in self.spaces:
             self.store.optimize(space.name)
         return report
