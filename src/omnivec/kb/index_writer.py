@@ -51,10 +51,10 @@ class IndexWriter:
         for item in events:
             if isinstance(item, ChunkItem) and item.error and not self.open[item.path].error:
                 self.open[item.path].error = item.error
+        from omnivec.kb.stores.base import Record
+
         started = time.perf_counter()
         for space in self.spaces:
-            from omnivec.kb.stores.base import Record
-
             records = [Record(rid, item.vectors[space.name], self._payload(item.path, rid, item.position, item.chunk))
                        for item in events if isinstance(item, ChunkItem) and not self.open[item.path].error
                        and space.name in item.vectors for rid in [record_id(item.path, item.position)]]
