@@ -4,7 +4,6 @@ leaves every finished file intact, and the next run redoes the unfinished ones."
 
 from __future__ import annotations
 
-import logging
 import os
 import stat as stat_mode
 import time
@@ -23,8 +22,6 @@ from omnivec.kb.manifest import FileEntry, Manifest, content_hash, record_counts
 from omnivec.kb.scan import SYMLINK_SKIPPED, not_regular, os_reason, scan
 from omnivec.kb.spaces import load_spaces
 from omnivec.runtime.allocator import release_free_memory
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["IndexReport", "Indexer", "StoreWriteError"]
 
