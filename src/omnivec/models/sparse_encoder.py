@@ -1,5 +1,6 @@
-"""SparseEncoder: texts -> sparse vocabulary-sized vectors (SPLADE; inference-free SPLADE with a static query side).
-A drop-in for sentence-transformers' SparseEncoder: the same API and the same model folders, both ways."""
+"""SparseEncoder: texts -> sparse vectors: vocabulary-sized (SPLADE; inference-free SPLADE with a static query side)
+or a sparse autoencoder's latents over a dense embedding (CSR). A drop-in for sentence-transformers' SparseEncoder:
+the same API and the same model folders, both ways."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from omnivec.models.model_card_data import SparseEncoderModelCardData, checked_c
 from omnivec.models.multi_process import encode_chunks_in_pool, pool_or_place
 from omnivec.modules.base import Module
 from omnivec.modules.router import Router
+from omnivec.modules.sparse_auto_encoder import SparseAutoEncoder
 from omnivec.modules.sparse_static_embedding import SparseStaticEmbedding
 from omnivec.modules.splade_pooling import SpladePooling
 from omnivec.modules.transformer import Transformer
@@ -38,11 +40,12 @@ class SparseEncoder(BaseModel):
     Args:
         model_name_or_path: a local folder or Hub id: a sentence-transformers SparseEncoder folder, or a plain
             ``*ForMaskedLM`` checkpoint (which gets ``SpladePooling("max")``, as in sentence-transformers).
-        modules: build a model from modules (``MLMTransformer`` + ``SpladePooling``, or a ``Router`` with a
-            ``SparseStaticEmbedding`` query side) instead of loading one.
+        modules: build a model from modules (``MLMTransformer`` + ``SpladePooling``, a ``Router`` with a
+            ``SparseStaticEmbedding`` query side, or CSR: ``Transformer`` + ``Pooling`` + ``SparseAutoEncoder``)
+            instead of loading one.
         similarity_fn_name: ``dot`` (default), ``cosine``, ``euclidean`` or ``manhattan``.
         max_active_dims: keep at most this many non-zero dimensions per embedding (saved with the model; ``encode``
-            can override it per call).
+            can override it per call; default for a CSR model: its autoencoder's ``k``).
         The other arguments are ``Embedder``'s (device, prompts, Hub options, kwargs for ``from_pretrained``).
     """
 
@@ -95,14 +98,20 @@ class SparseEncoder(BaseModel):
                          config: Mapping[str, Any]) -> tuple[list[Module], dict[str, Any]]:
         """A plain masked-LM checkpoint: its logits through max SPLADE pooling."""
         try:
-            architectures = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("architectures") or []
+            checkpoint = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            architectures = checkpoint.get("architectures") or []
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
             raise ModelLoadError(f"config.json in {str(folder)!r} could not be read: {exc}") from None
         if not any(str(name).endswith("ForMaskedLM") for name in architectures):
+            # sentence-transformers puts an untrained autoencoder on such a checkpoint; omnivec makes up no weights
+            # silently: a CSR model is built from modules, where its size is chosen
+            dim = checkpoint.get("hidden_size") or "dim"
             raise ModelLoadError(
                 f"{str(folder)!r} is a {', '.join(map(str, architectures)) or 'model of unknown architecture'}, not a "
-                "*ForMaskedLM checkpoint: omnivec builds SparseEncoders from masked-LM heads (SPLADE) only; "
-                "sentence-transformers' CSR models (Pooling + SparseAutoEncoder) are not supported.")
+                "*ForMaskedLM checkpoint, and has no modules.json: omnivec builds SPLADE from masked-LM heads only. "
+                "For a CSR model (to train, e.g. with CSRLoss), build it from modules, as sentence-transformers does: "
+                f"SparseEncoder(modules=[Transformer(path), Pooling({dim}, 'mean'), SparseAutoEncoder({dim}, "
+                f"hidden_dim=4 * {dim}, k=256, k_aux=512)]).")
         transformer = Transformer.from_options(folder, options, transformer_task="fill-mask")
         return [transformer, SpladePooling("max")], {}
 
@@ -122,7 +131,10 @@ class SparseEncoder(BaseModel):
 
     def _configure(self, config: Mapping[str, Any]) -> None:
         self.similarity_fn_name = config.get("similarity_fn_name") or "dot"
-        self.max_active_dims = sparse_tensors.check_max_active_dims(config.get("max_active_dims"))
+        limit = config.get("max_active_dims")
+        if limit is None:  # a CSR model keeps its autoencoder's k, as in sentence-transformers
+            limit = next((module.k for module in self if isinstance(module, SparseAutoEncoder)), None)
+        self.max_active_dims = sparse_tensors.check_max_active_dims(limit)
 
     def _model_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"similarity_fn_name": self.similarity_fn_name}
@@ -242,8 +254,9 @@ class SparseEncoder(BaseModel):
             if prompt_length is not None:
                 features["prompt_length"] = prompt_length
             with torch.inference_mode():
-                for module in modules:  # forward
-                    features = module(features)
+                for module in modules:  # forward; an autoencoder keeps only the limit's latents
+                    features = module(features, max_active_dims=limit) if isinstance(module, SparseAutoEncoder) \
+                        else module(features)
                 embeddings = sparse_tensors.keep_top_dims(features["sentence_embedding"], limit)  # (b, V) dense
             # finish, outside inference mode (its tensors refuse later in-place use, such as coalescing): sparse per
             # batch, so n dense rows never exist at once
@@ -307,6 +320,24 @@ class SparseEncoder(BaseModel):
         vectors = forward_units(prepared.units, lambda _modality: self._stages(prepared.task), prepared.prompt,
                                 self.device)
         return combine_units(prepared.units, vectors, prepared.rules)
+
+    def embed_features(self, inputs: PreparedInputs | Sequence[str]) -> dict[str, Any]:
+        """Every output of one forward pass over a column of texts, with gradients: ``sentence_embedding`` (n, dim)
+        and what the modules add (a SparseAutoEncoder's reconstructions, which the CSR losses read)."""
+        prepared = inputs if isinstance(inputs, PreparedInputs) else self.prepare(inputs)
+        if len(prepared.units) != len(prepared) or any(unit.modality != "text" for unit in prepared.units):
+            raise InputError("embed_features takes a column of texts (a SparseEncoder encodes text).")
+        head, modules = self._stages(prepared.task)
+        texts = [unit.value for unit in prepared.units]
+        prompt = prepared.prompt
+        encoded = head.tokenize_unpadded([prompt + text for text in texts] if prompt else texts)
+        features: dict[str, Any] = to_device(head.collate(encoded, range(len(texts))), self.device)  # (n, T)
+        features["modality"] = "text"
+        if prompt:
+            features["prompt_length"] = head.prompt_length(prompt)
+        for module in modules:
+            features = module(features)
+        return features
 
     # -- scores and inspection ------------------------------------------------------------------------------------
     def similarity(self, a: Any, b: Any) -> torch.Tensor:

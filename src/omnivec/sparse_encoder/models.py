@@ -5,9 +5,11 @@ from omnivec.sparse_encoder.modules import (
     MLMTransformer,
     Module,
     Router,
+    SparseAutoEncoder,
     SparseStaticEmbedding,
     SpladePooling,
     Transformer,
 )
 
-__all__ = ["Asym", "MLMTransformer", "Module", "Router", "SparseStaticEmbedding", "SpladePooling", "Transformer"]
+__all__ = ["Asym", "MLMTransformer", "Module", "Router", "SparseAutoEncoder", "SparseStaticEmbedding", "SpladePooling",
+           "Transformer"]

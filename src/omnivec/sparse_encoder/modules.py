@@ -5,10 +5,12 @@ from omnivec.modules import (
     MLMTransformer,
     Module,
     Router,
+    SparseAutoEncoder,
     SparseStaticEmbedding,
     SpladePooling,
     Transformer,
 )
 from omnivec.modules import Router as Asym
 
-__all__ = ["Asym", "MLMTransformer", "Module", "Router", "SparseStaticEmbedding", "SpladePooling", "Transformer"]
+__all__ = ["Asym", "MLMTransformer", "Module", "Router", "SparseAutoEncoder", "SparseStaticEmbedding", "SpladePooling",
+           "Transformer"]

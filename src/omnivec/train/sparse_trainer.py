@@ -1,4 +1,4 @@
-"""Training a SparseEncoder (SPLADE, inference-free SPLADE) on omnivec's trainer: the same data handling,
+"""Training a SparseEncoder (SPLADE, inference-free SPLADE, CSR) on omnivec's trainer: the same data handling,
 checkpoints and evaluators as the Embedder's, plus the loss parts SpladeLoss returns and the warm-up of its
 regularizer weights."""
 
@@ -27,8 +27,8 @@ class SparseEncoderTrainer(_Trainer):
     Same arguments as ``EmbedderTrainer``; the losses are those of ``omnivec.sparse_encoder.losses``, a ranking
     loss inside ``SpladeLoss`` (its FLOPS regularizers keep the vectors sparse). Default loss, as in
     sentence-transformers: ``SpladeLoss(SparseMultipleNegativesRankingLoss, document_regularizer_weight=3e-5,
-    query_regularizer_weight=5e-5)``. A SpladeLoss without a ``SpladeRegularizerWeightSchedulerCallback`` among
-    ``callbacks`` gets the default one (quadratic warm-up over the first third of the steps). A loss returning a
+    query_regularizer_weight=5e-5)``; a CSR model trains with ``CSRLoss``. A SpladeLoss without a
+    ``SpladeRegularizerWeightSchedulerCallback`` among ``callbacks`` gets the default one (quadratic warm-up over the first third of the steps). A loss returning a
     dict of parts (SpladeLoss) trains on their sum, and each part is logged (``base_loss``,
     ``document_regularizer_loss``...)."""
 
@@ -59,7 +59,8 @@ class SparseEncoderTrainer(_Trainer):
             name = type(loss).__name__
             raise TypeError(f"{argument}: {name} trains inside SpladeLoss (its FLOPS regularizers keep the vectors "
                             f"sparse): loss=SpladeLoss(model, loss={name}(model), document_regularizer_weight=3e-5, "
-                            "query_regularizer_weight=5e-5).")
+                            "query_regularizer_weight=5e-5); a CSR model (SparseAutoEncoder) trains with "
+                            f"loss=CSRLoss(model, loss={name}(model)).")
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
