@@ -148,7 +148,7 @@ def test_drop_in_names(st):
         "sparse_encoder.losses": ["SpladeLoss", "CachedSpladeLoss", "FlopsLoss", "SparseMultipleNegativesRankingLoss",
                                   "SparseMarginMSELoss", "SparseCoSENTLoss", "SparseAnglELoss",
                                   "SparseCosineSimilarityLoss", "SparseTripletLoss", "SparseMSELoss",
-                                  "SparseDistillKLDivLoss"],
+                                  "SparseDistillKLDivLoss", "CSRLoss", "CSRReconstructionLoss"],
         "sparse_encoder.evaluation": ["SparseInformationRetrievalEvaluator"],
         "sparse_encoder.callbacks": ["SpladeRegularizerWeightSchedulerCallback", "SchedulerType"],
         "sparse_encoder": ["SparseEncoderTrainer", "SparseEncoderTrainingArguments"],

@@ -41,8 +41,8 @@ SUBMODULE_NAMES = {
                              "MarginMSELoss", "MultipleNegativesRankingLoss"],
     "cross_encoder.evaluation": ["CrossEncoderRerankingEvaluator"],
     "sparse_encoder": ["SparseEncoder", "SparseEncoderModelCardData"],
-    "sparse_encoder.modules": ["MLMTransformer", "SpladePooling", "SparseStaticEmbedding", "Router", "Asym",
-                               "Transformer", "Module"],
+    "sparse_encoder.modules": ["MLMTransformer", "SpladePooling", "SparseStaticEmbedding", "SparseAutoEncoder", "Router",
+                               "Asym", "Transformer", "Module"],
 }
 
 
