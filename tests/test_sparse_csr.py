@@ -247,3 +247,32 @@ def test_csr_loss_on_a_splade_model_names_the_missing_autoencoder(splade_st_dir)
     splade = omnivec.SparseEncoder(splade_st_dir, device="cpu")
     with pytest.raises(ConfigError, match="ending in a SparseAutoEncoder"):
         CSRLoss(splade)(splade, [splade.prepare(QUERIES), splade.prepare(POSITIVES)], None)
+
+
+def test_a_dense_model_folder_is_refused_with_sentence_transformers_conversion_as_recipe(bert_no_dropout, st,
+                                                                                        tmp_path):
+    """sentence-transformers turns a SentenceTransformer folder into a CSR model with an untrained autoencoder;
+    omnivec refuses it (no dense vectors passed off as sparse), and the recipe its message gives builds exactly
+    sentence-transformers' converted model (same seed, same weights, same vectors). A folder without model_type
+    (sentence-transformers 2) counts as a SentenceTransformer one, as there."""
+    from sentence_transformers.base.modules import Transformer as STTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling as STPooling
+
+    folder = tmp_path / "dense"
+    st.SentenceTransformer(modules=[STTransformer(bert_no_dropout), STPooling(32, "mean")], device="cpu").save(str(folder))
+    recipe = r"SparseAutoEncoder\(32, hidden_dim=4 \* 32, k=32 // 4, k_aux=32 // 2\)"
+    with pytest.raises(ModelLoadError, match=rf"dense SentenceTransformer model, not a SparseEncoder.*{recipe}"):
+        omnivec.SparseEncoder(str(folder), device="cpu")
+    config_path = folder / "config_sentence_transformers.json"
+    config_path.write_text(json.dumps({k: v for k, v in json.loads(config_path.read_text()).items()
+                                       if k != "model_type"}))
+    with pytest.raises(ModelLoadError, match="dense SentenceTransformer model"):
+        omnivec.SparseEncoder(str(folder), device="cpu")
+    torch.manual_seed(0)
+    converted = st.SparseEncoder(str(folder), device="cpu")
+    torch.manual_seed(0)
+    dense_model = omnivec.SentenceTransformer(str(folder), device="cpu")
+    ours = omnivec.SparseEncoder(modules=[*dense_model, SparseAutoEncoder(32, hidden_dim=4 * 32, k=32 // 4,
+                                                                          k_aux=32 // 2)], device="cpu")
+    assert ours.max_active_dims == converted.max_active_dims == 8
+    assert max_diff(ours.encode(TEXTS), converted.encode(TEXTS)) < ATOL

@@ -115,6 +115,24 @@ class SparseEncoder(BaseModel):
         transformer = Transformer.from_options(folder, options, transformer_task="fill-mask")
         return [transformer, SpladePooling("max")], {}
 
+    @classmethod
+    def _read_folder(cls, name_or_path: str | os.PathLike, options: LoadOptions,
+                     given: Mapping[str, Any]) -> tuple[list[Module], dict[str, Any]]:
+        modules, config = super()._read_folder(name_or_path, options, given)
+        sparse = (SparseAutoEncoder, SpladePooling, SparseStaticEmbedding, Router)
+        dense = config.get("model_type", "SentenceTransformer") == "SentenceTransformer"  # unnamed: an old ST folder
+        if dense and not any(isinstance(m, sparse) for m in modules):
+            # sentence-transformers appends an untrained autoencoder to a dense model; omnivec makes up no weights
+            # silently (nor passes dense vectors off as sparse ones): the message says how to build that model
+            dims = [m.get_embedding_dimension() for m in modules if callable(getattr(m, "get_embedding_dimension", None))]
+            dim = dims[-1] if dims else "dim"
+            raise ModelLoadError(
+                f"{str(name_or_path)!r} is a dense SentenceTransformer model, not a SparseEncoder. For a CSR model on "
+                "top of it (to train, e.g. with CSRLoss), build it from modules, as sentence-transformers does: "
+                f"SparseEncoder(modules=[*SentenceTransformer(path), SparseAutoEncoder({dim}, hidden_dim=4 * {dim}, "
+                f"k={dim} // 4, k_aux={dim} // 2)]).")
+        return modules, config
+
     def _assemble(self, modules: Sequence[Module], config: Mapping[str, Any]) -> list[Module]:
         # SpladePooling learns its size from the first batch in sentence-transformers; here it is the
         # masked-LM's vocabulary from the start, so get_sentence_embedding_dimension() is known before encoding.
