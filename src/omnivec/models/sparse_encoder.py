@@ -124,7 +124,8 @@ class SparseEncoder(BaseModel):
         if dense and not any(isinstance(m, sparse) for m in modules):
             # sentence-transformers appends an untrained autoencoder to a dense model; omnivec makes up no weights
             # silently (nor passes dense vectors off as sparse ones): the message says how to build that model
-            dims = [m.get_embedding_dimension() for m in modules if callable(getattr(m, "get_embedding_dimension", None))]
+            sizes = [getattr(m, "get_embedding_dimension", None) for m in modules]
+            dims = [size() for size in sizes if callable(size)]
             dim = dims[-1] if dims else "dim"
             raise ModelLoadError(
                 f"{str(name_or_path)!r} is a dense SentenceTransformer model, not a SparseEncoder. For a CSR model on "
