@@ -1,6 +1,7 @@
 """CSR SparseEncoders (Transformer + mean Pooling + SparseAutoEncoder): sentence-transformers 6 parity on a tiny random
 BERT: folders both ways, encode / max_active_dims / similarity / decode, CSRLoss and CSRReconstructionLoss values and
-gradients, training steps on both trainers, and bad settings."""
+gradients, training steps on both trainers, bad settings, and the refusal of dense models (with the recipe that
+builds sentence-transformers' conversion)."""
 
 from __future__ import annotations
 
