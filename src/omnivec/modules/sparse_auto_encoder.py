@@ -71,7 +71,7 @@ class SparseAutoEncoder(Module):
             features["sentence_embedding"] = code_k
             return features
         code_aux = None
-        if self.k_aux:  # dead latents (masked to 0, as there) ranked by their pre-activation
+        if self.k_aux:  # the dead latents (the others masked to 0, as in sentence-transformers), by pre-activation
             code_aux = _top_relu(latents * (self.stats_last_nonzero > self.dead_threshold), self.k_aux)[0]
         # sentence-transformers fails where 4k exceeds the latents; all of them is the top-4k code then
         code_4k = self._top(latents, min(4 * k, self.hidden_dim))
