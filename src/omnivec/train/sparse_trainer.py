@@ -28,9 +28,9 @@ class SparseEncoderTrainer(_Trainer):
     loss inside ``SpladeLoss`` (its FLOPS regularizers keep the vectors sparse). Default loss, as in
     sentence-transformers: ``SpladeLoss(SparseMultipleNegativesRankingLoss, document_regularizer_weight=3e-5,
     query_regularizer_weight=5e-5)``; a CSR model trains with ``CSRLoss``. A SpladeLoss without a
-    ``SpladeRegularizerWeightSchedulerCallback`` among ``callbacks`` gets the default one (quadratic warm-up over the first third of the steps). A loss returning a
-    dict of parts (SpladeLoss) trains on their sum, and each part is logged (``base_loss``,
-    ``document_regularizer_loss``...)."""
+    ``SpladeRegularizerWeightSchedulerCallback`` among ``callbacks`` gets the default one (quadratic warm-up over
+    the first third of the steps). A loss returning a dict of parts (SpladeLoss, CSRLoss) trains on their sum, and
+    each part is logged (``base_loss``, ``document_regularizer_loss``...)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
