@@ -56,6 +56,20 @@ qwen2_vl_dir = _checkpoint("qwen2_vl_dir", multimodal_checkpoints.build_qwen2_vl
 
 
 @pytest.fixture(scope="session")
+def bert_no_dropout_dir(tmp_path_factory, bert_dir) -> str:
+    """The tiny BERT with dropout off, so a training step is deterministic in both libraries."""
+    import json
+    import shutil
+
+    folder = tmp_path_factory.mktemp("bert-no-dropout") / "model"
+    shutil.copytree(bert_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (folder / "config.json").write_text(json.dumps(config))
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
 def st():
     """The sentence-transformers package: the oracle the numbers are checked against."""
     import sentence_transformers

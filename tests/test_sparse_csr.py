@@ -36,17 +36,6 @@ def max_diff(a, b) -> float:
     return (dense(a) - dense(b)).abs().max().item()
 
 
-@pytest.fixture(scope="module")
-def bert_no_dropout(tmp_path_factory, bert_dir) -> str:
-    """The tiny BertModel with dropout off, so training steps are deterministic in both libraries."""
-    folder = tmp_path_factory.mktemp("bert-csr") / "model"
-    shutil.copytree(bert_dir, folder)
-    config = json.loads((folder / "config.json").read_text())
-    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    (folder / "config.json").write_text(json.dumps(config))
-    return str(folder)
-
-
 def st_csr(st, bert: str, **sae):
     """A CSR model built from sentence-transformers' modules, the autoencoder initialized from seed 0."""
     from sentence_transformers.sentence_transformer.modules import Pooling as STPooling
@@ -61,9 +50,9 @@ def st_csr(st, bert: str, **sae):
 
 
 @pytest.fixture(scope="module")
-def csr_dir(tmp_path_factory, bert_no_dropout, st) -> str:
+def csr_dir(tmp_path_factory, bert_no_dropout_dir, st) -> str:
     folder = tmp_path_factory.mktemp("csr-st")
-    st_csr(st, bert_no_dropout).save(str(folder))
+    st_csr(st, bert_no_dropout_dir).save(str(folder))
     return str(folder)
 
 
@@ -121,14 +110,14 @@ def test_similarity_decode_sparsity(pair):
                    for (_, w), (_, v) in zip(row, orow, strict=True))
 
 
-def test_saved_by_omnivec_loads_in_sentence_transformers(pair, bert_no_dropout, st, tmp_path):
+def test_saved_by_omnivec_loads_in_sentence_transformers(pair, bert_no_dropout_dir, st, tmp_path):
     ours, _ = pair
     ours.save(str(tmp_path / "resaved"))
     peer = st.SparseEncoder(str(tmp_path / "resaved"), device="cpu")
     for method in ("encode", "encode_query", "encode_document"):
         assert max_diff(getattr(ours, method)(TEXTS), getattr(peer, method)(TEXTS)) < ATOL, method
     # built from omnivec's modules: the same seed gives sentence-transformers' initial weights
-    transformer = Transformer(bert_no_dropout)
+    transformer = Transformer(bert_no_dropout_dir)
     pooling = Pooling(transformer.get_embedding_dimension(), "mean")
     torch.manual_seed(0)
     built = omnivec.SparseEncoder(modules=[transformer, pooling, SparseAutoEncoder(32, **SAE)], device="cpu",
@@ -138,7 +127,7 @@ def test_saved_by_omnivec_loads_in_sentence_transformers(pair, bert_no_dropout, 
     config = json.loads((tmp_path / "built" / "2_SparseAutoEncoder" / "config.json").read_text())
     assert config == {"input_dim": 32, "hidden_dim": 64, "k": 8, "k_aux": 16, "normalize": False, "dead_threshold": 30}
     peer = st.SparseEncoder(str(tmp_path / "built"), device="cpu")
-    oracle = st_csr(st, bert_no_dropout)
+    oracle = st_csr(st, bert_no_dropout_dir)
     assert max_diff(built.encode(TEXTS), peer.encode(TEXTS)) < ATOL
     assert max_diff(built.encode_document(TEXTS), oracle.encode_document(TEXTS)) < ATOL
 
@@ -250,7 +239,7 @@ def test_csr_loss_on_a_splade_model_names_the_missing_autoencoder(splade_st_dir)
         CSRLoss(splade)(splade, [splade.prepare(QUERIES), splade.prepare(POSITIVES)], None)
 
 
-def test_a_dense_model_folder_is_refused_with_sentence_transformers_conversion_as_recipe(bert_no_dropout, st,
+def test_a_dense_model_folder_is_refused_with_sentence_transformers_conversion_as_recipe(bert_no_dropout_dir, st,
                                                                                         tmp_path):
     """sentence-transformers turns a SentenceTransformer folder into a CSR model with an untrained autoencoder;
     omnivec refuses it (no dense vectors passed off as sparse), and the recipe its message gives builds exactly
@@ -260,7 +249,7 @@ def test_a_dense_model_folder_is_refused_with_sentence_transformers_conversion_a
     from sentence_transformers.sentence_transformer.modules import Pooling as STPooling
 
     folder = tmp_path / "dense"
-    st.SentenceTransformer(modules=[STTransformer(bert_no_dropout), STPooling(32, "mean")], device="cpu").save(str(folder))
+    st.SentenceTransformer(modules=[STTransformer(bert_no_dropout_dir), STPooling(32, "mean")], device="cpu").save(str(folder))
     recipe = r"SparseAutoEncoder\(32, hidden_dim=4 \* 32, k=32 // 4, k_aux=32 // 2\)"
     with pytest.raises(ModelLoadError, match=rf"dense SentenceTransformer model, not a SparseEncoder.*{recipe}"):
         omnivec.SparseEncoder(str(folder), device="cpu")

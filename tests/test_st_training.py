@@ -246,26 +246,12 @@ def test_fit_trains_with_input_examples(tmp_path, bert_dir):
     assert reloaded.encode(["a fox"]).shape == model.encode(["a fox"]).shape
 
 
-@pytest.fixture(scope="module")
-def no_dropout_bert(tmp_path_factory, bert_dir) -> str:
-    """The tiny BERT without dropout, so a training step is deterministic in both libraries."""
-    import json
-    import shutil
-
-    folder = tmp_path_factory.mktemp("bert-no-dropout") / "model"
-    shutil.copytree(bert_dir, folder)
-    config = json.loads((folder / "config.json").read_text())
-    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    (folder / "config.json").write_text(json.dumps(config))
-    return str(folder)
-
-
-def test_fit_gives_sentence_transformers_weights(tmp_path, no_dropout_bert, st):
+def test_fit_gives_sentence_transformers_weights(tmp_path, bert_no_dropout_dir, st):
     """The same fit() call (one batch per epoch, so the shuffle order cannot matter) ends at the same weights."""
     from sentence_transformers.sentence_transformer import losses as st_losses
     from torch.utils.data import DataLoader
 
-    ours, theirs = omnivec.Embedder(no_dropout_bert, device="cpu"), st.SentenceTransformer(no_dropout_bert, device="cpu")
+    ours, theirs = omnivec.Embedder(bert_no_dropout_dir, device="cpu"), st.SentenceTransformer(bert_no_dropout_dir, device="cpu")
     examples = [st.InputExample(texts=[a, p]) for a, p in zip(ANCHORS, POSITIVES, strict=True)]
     settings = dict(epochs=2, warmup_steps=1, optimizer_params={"lr": 1e-3}, show_progress_bar=False,
                     checkpoint_save_steps=1000)
@@ -277,7 +263,7 @@ def test_fit_gives_sentence_transformers_weights(tmp_path, no_dropout_bert, st):
     texts = ANCHORS + POSITIVES
     trained = ours.encode(texts, convert_to_tensor=True)
     torch.testing.assert_close(trained, theirs.encode(texts, convert_to_tensor=True), atol=1e-5, rtol=1e-4)
-    assert not torch.allclose(trained, omnivec.Embedder(no_dropout_bert, device="cpu").encode(texts,
+    assert not torch.allclose(trained, omnivec.Embedder(bert_no_dropout_dir, device="cpu").encode(texts,
                                                                                              convert_to_tensor=True))
 
 
