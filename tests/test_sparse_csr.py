@@ -268,11 +268,12 @@ def test_a_dense_model_folder_is_refused_with_sentence_transformers_conversion_a
     assert max_diff(ours.encode(TEXTS), converted.encode(TEXTS)) < ATOL
 
 
-def test_a_csr_model_runs_on_the_onnx_backend(pair, csr_dir, tmp_path):
-    """Only its dense backbone is exported: the autoencoder runs in torch on what ONNX Runtime returns."""
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_a_csr_model_runs_on_the_exported_backends(pair, csr_dir, tmp_path, backend):
+    """Only its dense backbone is exported: the autoencoder runs in torch on what the runtime returns."""
     ours, _ = pair
     folder = tmp_path / "csr"
     shutil.copytree(csr_dir, folder)  # the export is written into the model's folder
-    on_onnx = omnivec.SparseEncoder(str(folder), device="cpu", backend="onnx")
-    assert max_diff(on_onnx.encode(TEXTS), ours.encode(TEXTS)) <= ATOL
-    assert max_diff(on_onnx.encode_query(TEXTS[:2]), ours.encode_query(TEXTS[:2])) <= ATOL
+    exported = omnivec.SparseEncoder(str(folder), device="cpu", backend=backend)
+    assert max_diff(exported.encode(TEXTS), ours.encode(TEXTS)) <= ATOL
+    assert max_diff(exported.encode_query(TEXTS[:2]), ours.encode_query(TEXTS[:2])) <= ATOL
