@@ -39,20 +39,21 @@ def _topic_pairs(count: int, seed: int) -> list[dict]:
     return rows
 
 
-@pytest.mark.slow  # three epochs over 6,400 pairs; the other trainer tests cover CrossEncoderTrainer
+@pytest.mark.slow  # three epochs over 9,600 pairs; the other trainer tests cover CrossEncoderTrainer
 def test_tiny_cross_encoder_learns_relevance(tmp_path, bert_dir):
+    torch.manual_seed(0)  # the new head's weights, whatever the tests before left in torch's generator
     model = omnivec.CrossEncoder(bert_dir, num_labels=1, device="cpu")
     test = _topic_pairs(300, seed=1)
     start = time.perf_counter()
     args = _args(tmp_path, per_device_train_batch_size=32, num_train_epochs=3, learning_rate=2e-3, warmup_steps=20)
-    CrossEncoderTrainer(model, args, train_dataset=_topic_pairs(6400, seed=0),
+    CrossEncoderTrainer(model, args, train_dataset=_topic_pairs(9600, seed=0),
                         loss=ce_losses.BinaryCrossEntropyLoss()).train()
     model.eval()
     predicted = model.predict([(r["query"], r["document"]) for r in test]) > 0.5
     accuracy = (predicted == [r["label"] == 1.0 for r in test]).mean()
     elapsed = time.perf_counter() - start
     assert accuracy >= 0.9, accuracy
-    assert elapsed < 60, elapsed  # 8 s on a quiet 2-core machine (accuracy 1.0)
+    assert elapsed < 60, elapsed  # 10-14 s on a quiet 2-core machine; accuracy 1.0 for 10 of 11 head seeds, 0.92
 
 
 class ScaledTripletLoss(torch.nn.Module):
