@@ -28,7 +28,7 @@ from omnivec.modules.sparse_static_embedding import SparseStaticEmbedding
 from omnivec.modules.splade_pooling import SpladePooling
 from omnivec.modules.transformer import Transformer
 from omnivec.runtime.batching import default_token_budget
-from omnivec.runtime.execute import forward_units, run_token_batches, to_device
+from omnivec.runtime.execute import forward_units, run_token_batches, text_features, to_device
 from omnivec.runtime.units import DecodeOptions, PreparedInputs, combine_units, decode, expand
 
 InputHead = Transformer | SparseStaticEmbedding  # the modules that turn text into features
@@ -347,16 +347,7 @@ class SparseEncoder(BaseModel):
         if len(prepared.units) != len(prepared) or any(unit.modality != "text" for unit in prepared.units):
             raise InputError("embed_features takes a column of texts (a SparseEncoder encodes text).")
         head, modules = self._stages(prepared.task)
-        texts = [unit.value for unit in prepared.units]
-        prompt = prepared.prompt
-        encoded = head.tokenize_unpadded([prompt + text for text in texts] if prompt else texts)
-        features: dict[str, Any] = to_device(head.collate(encoded, range(len(texts))), self.device)  # (n, T)
-        features["modality"] = "text"
-        if prompt:
-            features["prompt_length"] = head.prompt_length(prompt)
-        for module in modules:
-            features = module(features)
-        return features
+        return text_features(head, modules, [unit.value for unit in prepared.units], prepared.prompt, self.device)
 
     # -- scores and inspection ------------------------------------------------------------------------------------
     def similarity(self, a: Any, b: Any) -> torch.Tensor:

@@ -109,6 +109,14 @@ def _media_batch(transformer: Any, modality: str, values: list[Any], prompt: str
     return features
 
 
+def text_features(transformer: Any, modules: Sequence[torch.nn.Module], texts: Sequence[str], prompt: str | None,
+                  device: torch.device | str) -> dict[str, Any]:
+    """Every output of one forward pass over ``texts`` (one batch), gradients kept (training): the
+    ``sentence_embedding`` and whatever else the modules add."""
+    return _run(modules, _text_batch(transformer, _tokenize(transformer, texts, prompt), range(len(texts)), prompt,
+                                     device))
+
+
 def forward_units(units: Sequence[Unit], stages: Stages, prompt: str | None, device: torch.device) -> list[torch.Tensor]:
     """Sentence embeddings of already decoded units, one forward pass per modality, gradients kept (training)."""
 
@@ -116,9 +124,8 @@ def forward_units(units: Sequence[Unit], stages: Stages, prompt: str | None, dev
         transformer, modules = stages(modality)
         values = [u.value for u in subset]
         if modality == "text":
-            features = _text_batch(transformer, _tokenize(transformer, values, prompt), range(len(values)), prompt, device)
-        else:
-            features = to_device(_media_batch(transformer, modality, values, prompt), device)
+            return text_features(transformer, modules, values, prompt, device)["sentence_embedding"]
+        features = to_device(_media_batch(transformer, modality, values, prompt), device)
         return _run(modules, features)["sentence_embedding"]
 
     return _per_modality(units, embed)
