@@ -9,6 +9,7 @@ from typing import Any
 from omnivec.errors import ConfigError
 from omnivec.kb.config import DEFAULT_SPACES
 from omnivec.kb.stores.base import PAYLOAD_DEFAULTS, RESERVED_KEYS
+from omnivec.models.ray_settings import settings_from as checked_settings
 
 OWNER = "omnivec.ray.KBSink"
 # The payload a record gets unless a column or value sets it: a space holds the modality it is named after.
@@ -87,6 +88,4 @@ class KBWriteSettings:
 
 def settings_from(settings: KBWriteSettings | None, given: dict[str, Any]) -> KBWriteSettings:
     """``settings``, or one made from ``given``: an unknown name is a ConfigError listing the known ones."""
-    from omnivec.models.ray_settings import settings_from as checked
-
-    return checked(KBWriteSettings, settings, given, OWNER)
+    return checked_settings(KBWriteSettings, settings, given, OWNER)
