@@ -71,14 +71,15 @@ def ingest_audio(path: Path, options: IngestOptions) -> Iterator[Chunk]:
         raise IngestError(str(path), reason(exc, source)) from None
 
 
-def warn_cut(path: Path | str, what: str, seconds: float | None = None, limit: str = "MAX_RECORDING_SECONDS",
-             indexed: str = "indexed") -> None:
-    """The warning for a recording (or sound track) cut at ``MAX_RECORDING_SECONDS`` (or its transcript at
-    ``MAX_AUDIO_SECONDS``)."""
+def warn_cut(path: Path | str, what: str, *, transcript: bool = False) -> None:
+    """The warning for a recording (or sound track) cut at ``MAX_RECORDING_SECONDS``, or its transcript at
+    ``MAX_AUDIO_SECONDS``."""
+    from omnivec.inputs.audio import MAX_AUDIO_SECONDS
     from omnivec.printing import printable
 
-    seconds = MAX_RECORDING_SECONDS if seconds is None else seconds
-    warnings.warn(printable(f"{path}: only the first {seconds:g} s of the {what} are {indexed} "
+    seconds, limit, done = (MAX_AUDIO_SECONDS, "MAX_AUDIO_SECONDS", "transcribed") if transcript \
+        else (MAX_RECORDING_SECONDS, "MAX_RECORDING_SECONDS", "indexed")
+    warnings.warn(printable(f"{path}: only the first {seconds:g} s of the {what} are {done} "
                             f"({limit}); the rest is left out"), stacklevel=3)
 
 
@@ -116,7 +117,7 @@ def sound_chunks(file: str, blocks: Iterable[np.ndarray], options: IngestOptions
         from omnivec.kb.ingest.transcribe import transcript_chunks
 
         if cut:
-            warn_cut(file, "recording", MAX_AUDIO_SECONDS, "MAX_AUDIO_SECONDS", "transcribed")
+            warn_cut(file, "recording", transcript=True)
         waveform = np.concatenate(kept)
         kept.clear()
         yield from transcript_chunks(file, waveform, rate, options)
