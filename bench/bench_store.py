@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from omnivec.kb.stores.base import Record, VectorStore, open_store
+from omnivec.kb.stores.base import Record, VectorStore
+
+from omnivec.kb.stores.uri import open_store
 
 DIM, BATCH, K = 384, 512, 10
 

@@ -147,7 +147,8 @@ def test_an_indexed_picture_has_the_vector_the_library_gives_its_file(sample_kb,
     """The KB decodes a picture reduced for the image model exactly as ``Embedder.encode(path)`` does."""
     from omnivec import Embedder
     from omnivec.kb.config import load_config
-    from omnivec.kb.stores.base import Filter, open_store
+    from omnivec.kb.stores.base import Filter
+    from omnivec.kb.stores.uri import open_store
 
     docs, kb, config = sample_kb
     model = Embedder(clip_dir)

@@ -19,7 +19,7 @@ import pytest
 from omnivec.cli import main
 from omnivec.kb.config import load_config
 from omnivec.kb.ingest.sample import sample_folder
-from omnivec.kb.stores.base import open_store
+from omnivec.kb.stores.uri import open_store
 
 CORRUPT = {"broken.pdf": b"%PDF-1.4\n1 0 obj <<", "noise.jpg": os.urandom(2048), "empty.wav": b"",
            "garbage.mp4": os.urandom(4096), "notes.xyz": b"what is this"}

@@ -15,7 +15,7 @@ import pytest
 
 from omnivec.cli import main
 from omnivec.kb.ingest.sample import write_pdf
-from omnivec.kb.stores.base import open_store
+from omnivec.kb.stores.uri import open_store
 from tests.fixtures.checkpoints import build_bert
 
 NOTES = {f"note{i}.md": f"# Note {i}\n\nThe lamp number {i} charges phones.\n\n## Care\n\nDust it weekly, lamp {i}.\n"

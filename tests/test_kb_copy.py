@@ -25,8 +25,9 @@ from omnivec.kb.manifest import Manifest, state_counts
 from omnivec.kb.search import Searcher
 from omnivec.kb.settings import kb_settings
 from omnivec.kb.spaces import load_spaces
-from omnivec.kb.stores.base import LexicalSettings, Record, SparseVector, open_store
+from omnivec.kb.stores.base import LexicalSettings, Record, SparseVector
 from omnivec.kb.stores.qdrant_store import QdrantStore
+from omnivec.kb.stores.uri import open_store
 
 QUERIES = ["who pays for return shipping", "dimmable desk lamp charging base", "quarterly report", "a red circle"]
 

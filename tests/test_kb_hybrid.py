@@ -17,7 +17,7 @@ from omnivec.errors import InputError
 from omnivec.kb.config import load_config
 from omnivec.kb.fusion import FusionSettings
 from omnivec.kb.search import Searcher
-from omnivec.kb.stores.base import open_store
+from omnivec.kb.stores.uri import open_store
 
 MACHINES = ["press", "lathe", "mill", "pump", "compressor", "conveyor"]
 # Each target holds one exact token; its neighbours hold near misses of it, so only the whole token tells them apart.

@@ -18,7 +18,7 @@ import pytest
 
 from omnivec.cli import main
 from omnivec.kb.lock import INFO_NAME, index_lock
-from omnivec.kb.stores.base import open_store
+from omnivec.kb.stores.uri import open_store
 
 STEP_TIMEOUT_S = 120  # each wait below is bounded; a run here takes ~10-20 s on two busy cores
 NOTES = 12

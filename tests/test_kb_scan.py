@@ -153,7 +153,7 @@ def test_a_passage_that_names_a_file_is_embedded_as_text(tmp_path, minilm_dir, m
     from PIL import Image
 
     from omnivec import Embedder
-    from omnivec.kb.stores.base import open_store
+    from omnivec.kb.stores.uri import open_store
 
     docs, kb = tmp_path / "docs", tmp_path / "kb"
     docs.mkdir()
@@ -205,7 +205,7 @@ def test_a_chunk_the_model_refuses_fails_its_file_alone(tmp_path, minilm_dir, mo
     """An embedding error on one chunk used to stop the run with a traceback, its whole batch left pending; the
     batch is now embedded file by file, the refused file fails with the model's reason, the others are done."""
     from omnivec.kb.spaces import Space
-    from omnivec.kb.stores.base import open_store
+    from omnivec.kb.stores.uri import open_store
 
     embed = Space.embed
 

@@ -15,7 +15,8 @@ from omnivec.kb.file_version import FileVersion
 from omnivec.kb.location import PAYLOAD_KEYS, Location
 from omnivec.kb.manifest import FILE_STATES, SCHEMA, Manifest, ManifestError, indexed_versions
 from omnivec.kb.search import Result
-from omnivec.kb.stores.base import PAYLOAD_DEFAULTS, Record, open_store
+from omnivec.kb.stores.base import PAYLOAD_DEFAULTS, Record
+from omnivec.kb.stores.uri import open_store
 
 LOCATIONS = [
     Location("/kb/report.pdf", page=3),

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from omnivec.errors import InputError
-from omnivec.kb.stores.base import PAYLOAD_DEFAULTS, Filter, Record, open_store, path_ancestors
+from omnivec.kb.stores.base import PAYLOAD_DEFAULTS, Filter, Record, path_ancestors
+from omnivec.kb.stores.uri import open_store
 
 DIM = 32
 # Paths a filter must get right: a quote, spaces, SQL wildcards, a sibling sharing a name prefix, backslashes.
@@ -176,7 +177,8 @@ def test_persistence(opener, store):
 # A writer that upserts 500-record batches until killed, printing each finished call.
 _WRITER = textwrap.dedent("""
     import sys, numpy as np
-    from omnivec.kb.stores.base import Record, open_store
+    from omnivec.kb.stores.base import Record
+    from omnivec.kb.stores.uri import open_store
     store = open_store(sys.argv[1]); store.ensure_collection("text", 32)
     rng = np.random.default_rng(0)
     for call in range(10**6):

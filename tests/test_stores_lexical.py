@@ -340,7 +340,8 @@ def test_qdrant_server_code_paths():
 # A writer that upserts 200-record lexical batches until killed, printing each finished call.
 _WRITER = textwrap.dedent("""
     import sys
-    from omnivec.kb.stores.base import LexicalSettings, Record, open_store
+    from omnivec.kb.stores.base import LexicalSettings, Record
+    from omnivec.kb.stores.uri import open_store
     store = open_store(sys.argv[1]); store.ensure_lexical_collection("lex", LexicalSettings())
     for call in range(10**6):
         store.upsert("lex", [Record(f"{call}-{i}", None, {"file": f"/f{call}", "modality": "text", "kind": "text",

@@ -196,7 +196,7 @@ def _check_kb_uri(kb: str | None) -> None:
     if kb is None or "://" not in kb:
         return
     from omnivec.errors import ConfigError
-    from omnivec.kb.stores.base import StoreURIError, store_scheme
+    from omnivec.kb.stores.uri import StoreURIError, store_scheme
 
     try:
         store_scheme(kb)

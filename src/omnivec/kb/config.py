@@ -190,7 +190,7 @@ def _check_values(config: KBConfig, source: str) -> None:
             raise fail(name, "a string")
     _check_backends(config, source)
     if config.store is not None:
-        from omnivec.kb.stores.base import StoreURIError, store_scheme
+        from omnivec.kb.stores.uri import StoreURIError, store_scheme
 
         try:
             store_scheme(config.store)

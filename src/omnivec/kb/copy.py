@@ -28,7 +28,8 @@ from omnivec.kb.config import CONFIG_FILE, SPACE_NAMES, load_config
 from omnivec.kb.copy_verify import IdSample, difference, verify_collection
 from omnivec.kb.settings import kb_settings
 from omnivec.kb.state_dir import kb_location, normalize_store_uri
-from omnivec.kb.stores.base import CollectionSpec, VectorStore, open_store, store_scheme
+from omnivec.kb.stores.base import CollectionSpec, VectorStore
+from omnivec.kb.stores.uri import open_store, store_scheme
 
 MARKER = "copy-source.json"
 MANIFEST = "manifest.sqlite"

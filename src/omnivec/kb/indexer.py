@@ -38,7 +38,7 @@ class Indexer:
 
     def __init__(self, kb_dir: Path, config: KBConfig, device: str | None = None,
                  show_progress: bool | None = None) -> None:
-        from omnivec.kb.stores.base import open_store
+        from omnivec.kb.stores.uri import open_store
 
         self.kb_dir, self.config, self.show_progress = kb_dir, config, show_progress
         kb_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from typing import Any
 from omnivec.kb.config import LEXICAL_SPACE, SPACE_NAMES
 from omnivec.kb.manifest import recorded_models, state_counts
 from omnivec.kb.settings import kb_settings
-from omnivec.kb.stores.base import open_store, store_scheme
+from omnivec.kb.stores.uri import open_store, store_scheme
 from omnivec.printing import printable
 
 STATE_FILES = ("manifest.sqlite", "manifest.sqlite-wal", "kb.toml", "thumbs")

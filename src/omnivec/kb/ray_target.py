@@ -20,7 +20,8 @@ import numpy as np
 from omnivec.errors import ConfigError, InputError
 from omnivec.kb.config import LEXICAL_SPACE
 from omnivec.kb.ray_write_settings import OWNER, KBWriteSettings
-from omnivec.kb.stores.base import Record, store_scheme
+from omnivec.kb.stores.base import Record
+from omnivec.kb.stores.uri import store_scheme
 
 SKIPPED_EXAMPLES = 10  # rows skipped for their error column, kept by id to report
 
@@ -78,7 +79,8 @@ class KBTarget:
         the collections."""
         from omnivec.kb.consistency import model_identity
         from omnivec.kb.manifest import Manifest
-        from omnivec.kb.stores.base import LexicalSettings, open_store
+        from omnivec.kb.stores.base import LexicalSettings
+        from omnivec.kb.stores.uri import open_store
 
         manifest = Manifest(self.kb_dir / "manifest.sqlite")
         try:
@@ -96,7 +98,7 @@ class KBTarget:
 
     def write(self, batches: Any) -> WriteSummary:
         """Upsert every batch (a dict of column -> NumPy array); in a write task, or on the driver."""
-        from omnivec.kb.stores.base import open_store
+        from omnivec.kb.stores.uri import open_store
 
         summary = WriteSummary()
         with open_store(self.store_uri) as store:
@@ -110,7 +112,7 @@ class KBTarget:
 
     def finish(self) -> None:
         """On the driver, after every write: indexes brought up to date (LanceDB's full-text index needs it)."""
-        from omnivec.kb.stores.base import open_store
+        from omnivec.kb.stores.uri import open_store
 
         with open_store(self.store_uri) as store:
             store.optimize(self.settings.space)

@@ -61,7 +61,7 @@ class Searcher:
                  spaces: list[Any] | None = None, models: ModelCache | None = None) -> None:
         """``spaces``: already loaded (an ``Indexer``'s), so their models are not loaded again. ``models``: models
         already loaded elsewhere (the server's), reused for the spaces and the reranker that name the same source."""
-        from omnivec.kb.stores.base import open_store
+        from omnivec.kb.stores.uri import open_store
 
         if not (kb_dir / "manifest.sqlite").is_file():
             raise InputError(f"{str(kb_dir)!r} is not a knowledge base yet: run `omnivec index PATH --kb {kb_dir}`.")
