@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from omnivec import cli_ray
 from omnivec import cli_types as arg_types
 
 DEMO_SENTENCES = [
@@ -97,14 +98,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from omnivec.kb.commands import run_index
 
     _check_kb_uri(args.kb)
-    ray = None
-    if args.ray is not None:
-        from omnivec.kb.ray_index import RaySettings, require_ray
-
-        require_ray()
-        ray = RaySettings(None if args.ray == LOCAL_RAY else args.ray, args.ray_actors, args.ray_cpus_per_actor,
-                          args.ray_gpus_per_actor, dict(args.ray_batch_size or []))
-    return run_index(args.paths, args.kb, args.config, wait_lock_s=args.wait_lock, backend=args.backend, ray=ray)
+    return run_index(args.paths, args.kb, args.config, wait_lock_s=args.wait_lock, backend=args.backend,
+                     ray=cli_ray.ray_settings(args))
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
@@ -173,22 +168,6 @@ def _apply_threads(args: argparse.Namespace) -> None:
         raise ConfigError(f"--threads {threads}: this process may use {cores} core(s); more threads than cores only "
                           "oversubscribe them.")
     torch.set_num_threads(threads)
-
-
-LOCAL_RAY = "local"  # --ray without an address
-
-
-def _ray_options(index: argparse.ArgumentParser) -> None:
-    ray = index.add_argument_group("Ray (omnivec[ray]): read and embed on a Ray cluster; this process writes")
-    ray.add_argument("--ray", nargs="?", const=LOCAL_RAY, metavar="ADDRESS",
-                     help="run on Ray: no ADDRESS starts a local instance; 'auto' or ray://HOST:10001 joins a cluster")
-    ray.add_argument("--ray-actors", type=arg_types.at_least_one, default=1, metavar="N", help="actors per space (default 1)")
-    ray.add_argument("--ray-cpus-per-actor", type=arg_types.seconds(0, inclusive=False), default=1.0, metavar="CPUS",
-                     help="CPUs each embedding actor reserves (default 1)")
-    ray.add_argument("--ray-gpus-per-actor", type=arg_types.seconds(0, inclusive=True), default=0.0, metavar="GPUS",
-                     help="GPUs each embedding actor reserves (default 0; fractions share a GPU)")
-    ray.add_argument("--ray-batch-size", type=arg_types.space_batch, action="append", metavar="SPACE=N",
-                     help="embedding batch of one space (repeatable; default: kb.toml's batch_size)")
 
 
 def _check_kb_uri(kb: str | None) -> None:
@@ -281,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--config", help="kb.toml: spaces (models), store, chunking (default: <kb>/kb.toml)")
     index.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS",  # range: kb/lock.py
                        help="when another index run holds the KB, wait this long for it (default 0: exit, status 2)")
-    _ray_options(index)
+    cli_ray.add_ray_options(index)
     index.set_defaults(func=_cmd_index)
 
     search = commands.add_parser("search", help="search a knowledge base with text and/or an image", parents=[runtime])
